@@ -1,0 +1,229 @@
+"""The elastic daemon's data: what ``decide()`` sees and what it answers. Pure data, no I/O.
+
+The daemon builds a ``ClusterView`` from the Kubernetes API (plus its knowledge of boards that are
+off and cloud instances still booting); the simulator builds one from its virtual cluster. Both hand
+it, with the ``NodeGroup``s, an injected ``now`` and ``PolicySettings``, to ``elastic.policy.decide``
+and carry out the returned ``Decision``. Keeping these types free of the ``kubernetes`` client and of
+libcloud is what lets a simulated result predict production behaviour.
+
+Units: CPU in millicores (``cpu_m``: 1 CPU = 1000), memory in MiB, times in seconds (``now`` and
+every ``*_at``/``*_since`` on the same clock).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Mapping
+from typing import Any, Literal
+
+
+class NodeState(enum.StrEnum):
+    """CLUES's node states. Stored as the annotation ``oscar-deploy/state`` on Node objects."""
+
+    OFF = "off"
+    POWERING_ON = "powering_on"
+    IDLE = "idle"
+    USED = "used"
+    POWERING_OFF = "powering_off"
+    FAILED = "failed"
+    DISABLED = "disabled"
+    UNKNOWN = "unknown"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Taint:
+    key: str
+    value: str = ""
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = "NoSchedule"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Toleration:
+    key: str | None = None
+    """None with operator Exists tolerates every taint."""
+    operator: Literal["Equal", "Exists"] = "Equal"
+    value: str = ""
+    effect: str | None = None
+    """None tolerates every effect."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MatchExpression:
+    """One ``nodeSelectorTerms[].matchExpressions[]`` entry of required node affinity."""
+
+    key: str
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"]
+    values: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PodInfo:
+    """A pod as the policy needs it. ``key`` is ``namespace/name``."""
+
+    key: str
+    namespace: str
+    cpu_m: int = 0
+    memory_mib: int = 0
+    gpus: int = 0
+    node_selector: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    affinity_terms: tuple[tuple[MatchExpression, ...], ...] = ()
+    """Required node affinity: the pod fits a node matching ANY term (all expressions of a term)."""
+    tolerations: tuple[Toleration, ...] = ()
+    node_name: str | None = None
+    """Bound node, None while pending."""
+    phase: str = "Pending"
+    """Pending, Running, Succeeded, Failed, Unknown."""
+    created_at: float = 0.0
+    unschedulable_since: float | None = None
+    """When PodScheduled=False with reason Unschedulable was set; None if not (yet) so."""
+    daemonset: bool = False
+    mirror: bool = False
+    evictable: bool = True
+    """False where a PodDisruptionBudget (or a do-not-evict annotation) forbids it now."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NodeInfo:
+    """A worker node the daemon manages or knows of, on or off.
+
+    Off edge boards and cloud instances that are booting but not yet registered appear here too
+    (``registered=False``), so capacity on its way is counted before anything new is powered on.
+    """
+
+    name: str
+    group: str
+    state: NodeState
+    state_since: float
+    """When the node entered ``state``."""
+    cpu_m: int
+    """Allocatable CPU."""
+    memory_mib: int
+    gpus: int = 0
+    max_pods: int = 110
+    labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    taints: tuple[Taint, ...] = ()
+    registered: bool = True
+    """A Node object exists in the API."""
+    ready: bool = False
+    cordoned: bool = False
+    powered_on_at: float | None = None
+    """When power-on was requested; guards the cooldown and ``max_wait_poweron``."""
+    idle_since: float | None = None
+    """When its last user pod went away (None while it runs user pods)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GroupNode:
+    """A named machine of a fixed fleet (edge boards): what the ``nodes:`` list of a group gives."""
+
+    name: str
+    address: str | None = None
+    mac: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeGroup:
+    """A group of interchangeable worker nodes (DESIGN §3 groups YAML).
+
+    ``power`` is the actuator's business (``{type: cloud|command|wol, ...}``); the policy never reads
+    it. A group with ``nodes`` can only power on those named machines; a group without them (cloud)
+    gets new ones, named by the actuator.
+    """
+
+    name: str
+    cpus: float
+    memory_mib: int
+    min: int = 0
+    max: int = 1
+    boot_s: float = 60.0
+    cost_per_hour: float = 0.0
+    priority: int = 0
+    """Higher is tried first (edge boards get the higher number)."""
+    labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    taints: tuple[Taint, ...] = ()
+    gpus: int = 0
+    max_pods: int = 110
+    nodes: tuple[GroupNode, ...] = ()
+    power: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def cpu_m(self) -> int:
+        return round(self.cpus * 1000)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterView:
+    """A snapshot of the cluster at one moment: every managed node and every relevant pod."""
+
+    nodes: tuple[NodeInfo, ...]
+    pods: tuple[PodInfo, ...]
+    backoff_until: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    """Per group, the time before which no power-on is tried (after failed power-ons)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicySettings:
+    """The knobs of ``decide()``. Defaults are the daemon's defaults (``[elastic]`` in the config);
+    the README explains each one and the simulation evidence behind it."""
+
+    idle_time_s: float = 300.0
+    cooldown_s: float = 120.0
+    max_wait_poweron_s: float = 600.0
+    max_wait_poweroff_s: float = 300.0
+    extra_free: int = 0
+    max_booting: int = 0
+    """0 means unlimited."""
+    max_nodes: int = 0
+    """0 means only the groups' max."""
+    pending_grace_s: float = 30.0
+    system_namespaces: frozenset[str] = frozenset({"kube-system", "kube-public", "kube-node-lease"})
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PowerOn:
+    """Power on one node of ``group``: the named one (fleets) or a new one (``node`` None, cloud)."""
+
+    group: str
+    node: str | None
+    reason: str
+    pods: tuple[str, ...] = ()
+    """Keys of the pending pods this node is meant for (for events and latency metrics)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PowerOff:
+    """Cordon, drain (evict) and power off ``node``."""
+
+    node: str
+    group: str
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MarkFailed:
+    """A node that did not become Ready (or did not power off) in time: remove it, back the group off."""
+
+    node: str
+    group: str
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NotTriggered:
+    """A pending pod for which no scale-up happens, and why (no group fits, max reached, backoff)."""
+
+    pod: str
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    power_on: tuple[PowerOn, ...] = ()
+    power_off: tuple[PowerOff, ...] = ()
+    failed: tuple[MarkFailed, ...] = ()
+    not_triggered: tuple[NotTriggered, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not (self.power_on or self.power_off or self.failed)

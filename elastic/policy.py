@@ -1,0 +1,1 @@
+"""The elastic policy: ``decide(view, groups, now, settings) -> Decision``, pure, no I/O."""
