@@ -160,7 +160,8 @@ def validate(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, .
     spec = load_spec(obj, templates, input_pairs, inputs_file, import_paths)
     from provisioner.plan import make_plan
 
-    make_plan(spec, obj.settings)
+    for warning in make_plan(spec, obj.settings).warnings:
+        click.echo(f"warning: {warning}", err=True)
     click.echo(f"{', '.join(templates)}: valid")
 
 
@@ -177,6 +178,8 @@ def plan(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, ...],
     from provisioner.plan import make_plan, plan_to_json, render_plan_table
 
     the_plan = make_plan(spec, obj.settings)
+    for warning in the_plan.warnings:  # the spec's own warnings were printed by load_spec
+        click.echo(f"warning: {warning}", err=True)
     if fmt == "json":
         click.echo(json.dumps(plan_to_json(the_plan), indent=2, sort_keys=False))
     else:
