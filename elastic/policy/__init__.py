@@ -1,1 +1,128 @@
-"""The elastic policy: ``decide(view, groups, now, settings) -> Decision``, pure, no I/O."""
+"""The elastic policy: ``decide(view, groups, now, settings) -> Decision``, pure, no I/O.
+
+The daemon, the simulator and the benchmarks call this very function, so a simulated result
+predicts production behaviour. It reads only its arguments (``now`` is the only clock) and is
+deterministic: the same inputs give the same ``Decision``. One pass, in this order:
+
+1. ``timers``: nodes stuck powering on/off → ``MarkFailed`` (their group gets no power-on now).
+2. ``demand``: one pass over the pods: what runs where, and which pending pods are demand.
+3. a group below its ``min`` gets nodes powered on (they take pending pods like any booting node).
+4. ``capacity``: pending pods are placed on the room of Ready and booting nodes first.
+5. ``scaleup``: the rest are bin-packed onto new nodes of the eligible groups (``packing``), within
+   every max; pods that get nothing are reported as ``NotTriggered`` with the reason.
+6. ``extra_free`` spare nodes are topped up.
+7. ``scalein``: idle nodes beyond ``min`` and ``extra_free`` are powered off.
+
+Costs grow with nodes + pods + shapes × nodes, never pods × nodes (see ``capacity``, ``packing``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from elastic.model import (
+    ClusterView,
+    Decision,
+    NodeGroup,
+    NodeInfo,
+    NodeState,
+    PolicySettings,
+    PowerOn,
+)
+from elastic.policy.capacity import Slot, place_on_existing
+from elastic.policy.demand import index_pods
+from elastic.policy.fit import node_capacity, node_traits
+from elastic.policy.scalein import power_offs
+from elastic.policy.scaleup import ACTIVE_STATES, Budget, GroupInfo, plan_new_nodes
+from elastic.policy.timers import overdue
+
+__all__ = ["decide"]
+
+_ON = (NodeState.IDLE, NodeState.USED)
+
+
+def _slot(node: NodeInfo, group: NodeGroup | None, used: list[int] | None) -> Slot:
+    cap = node_capacity(node, group)
+    u = used or (0, 0, 0, 0)
+    free = [cap.cpu_m - u[0], cap.memory_mib - u[1], cap.gpus - u[2], cap.pods - u[3]]
+    return Slot(node.name, node.group, node_traits(node, group), free, node.state_since)
+
+
+def decide(view: ClusterView, groups: Sequence[NodeGroup], now: float, settings: PolicySettings) -> Decision:
+    """What to power on, power off and mark failed now, and which pending pods get no node and why."""
+    by_name = {g.name: g for g in groups}
+    infos = sorted((GroupInfo.of(g) for g in by_name.values()),
+                   key=lambda i: (-i.group.priority, i.group.name))
+    nodes = sorted(view.nodes, key=lambda n: n.name)
+    index = index_pods(view.pods, now, settings)
+
+    failed = overdue(nodes, by_name, now, settings)
+    failed_nodes = {f.node for f in failed}
+    failing = {n.group for n in nodes if n.name in failed_nodes and n.state is NodeState.POWERING_ON}
+
+    ready: list[Slot] = []
+    booting: list[Slot] = []
+    active = dict.fromkeys(by_name, 0)
+    for node in nodes:
+        if node.name in failed_nodes:
+            continue
+        if node.group in active and node.state in ACTIVE_STATES:
+            active[node.group] += 1
+        group = by_name.get(node.group)
+        if node.state is NodeState.POWERING_ON:
+            booting.append(_slot(node, group, index.used.get(node.name)))
+        elif node.state in _ON and node.ready and node.registered and not node.cordoned:
+            ready.append(_slot(node, group, index.used.get(node.name)))
+
+    budget = Budget.build(nodes, by_name, view.backoff_until, failing, failed_nodes, now, settings)
+    power_on: list[PowerOn] = []
+
+    # 3. min: these new nodes join the booting ones, so pending pods are placed on them first.
+    min_slots: list[Slot] = []
+    for info in infos:
+        name = info.group.name
+        n = min(info.group.min - active[name], budget.allowance(name))
+        if n > 0:
+            for node_name in budget.take(name, n):
+                cap = info.capacity
+                free = [cap.cpu_m, cap.memory_mib, cap.gpus, cap.pods]
+                min_slots.append(Slot(node_name, name, info.traits, free))
+            active[name] += n
+    booting.extend(min_slots)
+
+    # 4-5. existing room first, then new nodes.
+    leftover = place_on_existing(index.demand, ready, booting, now, settings.pending_grace_s)
+    for slot in min_slots:
+        group = by_name[slot.group]
+        power_on.append(PowerOn(slot.group, slot.name, f"group {slot.group} below its min ({group.min})",
+                                tuple(sorted(slot.pods))))
+    new_nodes, not_triggered = plan_new_nodes(leftover, infos, budget)
+    for new in new_nodes:
+        active[new.group] += 1
+        power_on.append(PowerOn(new.group, new.node,
+                                f"{len(new.pods)} pending pod(s) fit no existing or booting node", new.pods))
+
+    # 6. extra_free: spare = on or booting nodes that will run no user pod.
+    spare = sum(1 for s in ready if not s.pods and index.user_pods.get(s.name or "", 0) == 0)
+    spare += sum(1 for s in booting if not s.pods)
+    if spare < settings.extra_free:
+        order = sorted(infos, key=lambda i: (-i.group.priority, bool(i.group.taints), i.group.cost_per_hour,
+                                             i.group.name))
+        for info in order:
+            name = info.group.name
+            n = min(settings.extra_free - spare, budget.allowance(name))
+            if n > 0:
+                reason = f"keep extra_free ({settings.extra_free}) spare nodes"
+                power_on.extend(PowerOn(name, node_name, reason) for node_name in budget.take(name, n))
+                active[name] += n
+                spare += n
+
+    # 7. scale in.
+    claimed = {s.name for s in ready if s.pods and s.name}
+    offs = power_offs(nodes, by_name, index.user_pods, claimed, active, spare, now, settings)
+    return Decision(
+        power_on=tuple(power_on),
+        power_off=tuple(offs),
+        failed=tuple(failed),
+        not_triggered=tuple(not_triggered),
+    )

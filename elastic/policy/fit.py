@@ -1,0 +1,199 @@
+"""Does a pod fit a node? Labels (nodeSelector, required node affinity), taints, and resources.
+
+Pods are reduced to a hashable ``Shape`` (requests + constraints) and nodes to hashable ``Traits``
+(labels + taints), so the policy decides "may this kind of pod go on this kind of node" once per
+pair of kinds (cached) instead of once per pod × node: thousands of pods share a few shapes and
+thousands of nodes a few traits. Pure functions, no I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Mapping
+
+from elastic.model import MatchExpression, NodeGroup, NodeInfo, PodInfo, Taint, Toleration
+
+GROUP_LABEL = "oscar-deploy/group"
+"""Label every worker carries with its group's name (derived here; the actuator sets it on the Node)."""
+
+STANDARD_LABELS: Mapping[str, str] = {"kubernetes.io/os": "linux"}
+"""Labels every k3s worker has, so a pod selecting them is not wrongly judged unfit."""
+
+TRANSIENT_TAINTS = frozenset(
+    {
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+        "node.cloudprovider.kubernetes.io/uninitialized",
+    }
+)
+"""Taints a booting node carries until it is Ready: they say nothing about where pods may go later."""
+
+_BLOCKING_EFFECTS = ("NoSchedule", "NoExecute")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Constraints:
+    """Where a pod may run, apart from its resource requests."""
+
+    selector: tuple[tuple[str, str], ...] = ()
+    affinity: tuple[tuple[MatchExpression, ...], ...] = ()
+    tolerations: tuple[Toleration, ...] = ()
+
+    def describe(self) -> str:
+        parts = []
+        if self.selector:
+            parts.append("nodeSelector " + ",".join(f"{k}={v}" for k, v in self.selector))
+        if self.affinity:
+            parts.append("node affinity " + " or ".join(
+                " and ".join(f"{e.key} {e.operator} {','.join(e.values)}".strip() for e in term)
+                for term in self.affinity
+            ))
+        if self.tolerations:
+            parts.append("tolerations " + ",".join(t.key or "*" for t in self.tolerations))
+        return "; ".join(parts)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Shape:
+    """A pod's requests and constraints: pods with equal shapes are interchangeable for the policy."""
+
+    cpu_m: int
+    memory_mib: int
+    gpus: int
+    constraints: Constraints
+
+    def describe(self) -> str:
+        text = f"cpu {self.cpu_m}m, memory {self.memory_mib} MiB"
+        if self.gpus:
+            text += f", {self.gpus} GPU"
+        extra = self.constraints.describe()
+        return f"{text}; {extra}" if extra else text
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Traits:
+    """What a node offers besides resources: its labels and taints."""
+
+    labels: tuple[tuple[str, str], ...]
+    taints: tuple[Taint, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Capacity:
+    """Allocatable resources of one node."""
+
+    cpu_m: int
+    memory_mib: int
+    gpus: int
+    pods: int
+
+    def holds(self, shape: Shape) -> bool:
+        """An empty node of this capacity has room for one pod of ``shape``."""
+        return (
+            shape.cpu_m <= self.cpu_m
+            and shape.memory_mib <= self.memory_mib
+            and shape.gpus <= self.gpus
+            and self.pods >= 1
+        )
+
+
+_SHAPES: dict[tuple[object, ...], Shape] = {}
+
+
+def shape_of(pod: PodInfo) -> Shape:
+    """The pod's shape (interned: equal pods give the very same object, which keeps dicts fast)."""
+    selector = tuple(sorted(pod.node_selector.items())) if pod.node_selector else ()
+    key = (pod.cpu_m, pod.memory_mib, pod.gpus, selector, pod.affinity_terms, pod.tolerations)
+    shape = _SHAPES.get(key)
+    if shape is None:
+        if len(_SHAPES) > 100_000:  # a bound, not a policy: shapes are few in practice
+            _SHAPES.clear()
+        shape = Shape(pod.cpu_m, pod.memory_mib, pod.gpus,
+                      Constraints(selector, pod.affinity_terms, pod.tolerations))
+        _SHAPES[key] = shape
+    return shape
+
+
+def group_labels(group: NodeGroup) -> dict[str, str]:
+    """The labels a new node of ``group`` will carry: standard ones, the group label, the group's own."""
+    return {**STANDARD_LABELS, GROUP_LABEL: group.name, **group.labels}
+
+
+def group_traits(group: NodeGroup) -> Traits:
+    return Traits(tuple(sorted(group_labels(group).items())), tuple(group.taints))
+
+
+def group_capacity(group: NodeGroup) -> Capacity:
+    return Capacity(group.cpu_m, group.memory_mib, group.gpus, group.max_pods)
+
+
+def node_traits(node: NodeInfo, group: NodeGroup | None) -> Traits:
+    """A known node's traits. Its own labels win over the group's (an unregistered node has none yet);
+    taints a booting node carries only until it is Ready are ignored."""
+    labels = {**group_labels(group), **node.labels} if group is not None else dict(node.labels)
+    taints = list(node.taints) if node.registered or group is None else list(group.taints) + list(node.taints)
+    kept = tuple(t for t in taints if t.key not in TRANSIENT_TAINTS)
+    return Traits(tuple(sorted(labels.items())), kept)
+
+
+def node_capacity(node: NodeInfo, group: NodeGroup | None) -> Capacity:
+    """A node's allocatable resources; the group's size where an unregistered node reports none."""
+    if group is not None and node.cpu_m <= 0 and node.memory_mib <= 0:
+        return group_capacity(group)
+    return Capacity(node.cpu_m, node.memory_mib, node.gpus, node.max_pods)
+
+
+def _expression_holds(expr: MatchExpression, labels: Mapping[str, str]) -> bool:
+    value = labels.get(expr.key)
+    op = expr.operator
+    if op == "In":
+        return value is not None and value in expr.values
+    if op == "NotIn":
+        return value is None or value not in expr.values
+    if op == "Exists":
+        return value is not None
+    if op == "DoesNotExist":
+        return value is None
+    if op in ("Gt", "Lt") and value is not None and expr.values:
+        try:
+            have, want = int(value), int(expr.values[0])
+        except ValueError:
+            return False
+        return have > want if op == "Gt" else have < want
+    return False
+
+
+def tolerates(toleration: Toleration, taint: Taint) -> bool:
+    """Kubernetes' toleration matching: an empty key with Exists tolerates everything."""
+    if toleration.effect is not None and toleration.effect != taint.effect:
+        return False
+    if toleration.key is None or toleration.key == "":
+        return toleration.operator == "Exists"
+    if toleration.key != taint.key:
+        return False
+    return toleration.operator == "Exists" or toleration.value == taint.value
+
+
+@functools.lru_cache(maxsize=65536)
+def allows(constraints: Constraints, traits: Traits) -> bool:
+    """May a pod with ``constraints`` run on a node with ``traits`` (ignoring resources)?"""
+    labels = dict(traits.labels)
+    for key, value in constraints.selector:
+        if labels.get(key) != value:
+            return False
+    if constraints.affinity and not any(
+        all(_expression_holds(e, labels) for e in term) for term in constraints.affinity
+    ):
+        return False
+    for taint in traits.taints:
+        if taint.effect in _BLOCKING_EFFECTS and not any(
+            tolerates(t, taint) for t in constraints.tolerations
+        ):
+            return False
+    return True
+
+
+def fits_new(shape: Shape, capacity: Capacity, traits: Traits) -> bool:
+    """Could a new, empty node with ``capacity`` and ``traits`` ever take a pod of ``shape``?"""
+    return capacity.holds(shape) and allows(shape.constraints, traits)
