@@ -1,0 +1,492 @@
+"""A discrete-event cluster in virtual time: the world the elastic daemon lives in, minus Kubernetes.
+
+Why a heap of events and not a time-stepped loop: traces of tens of thousands of jobs over days of
+virtual time must simulate in seconds, so the clock jumps from one event to the next (a job arrives
+or finishes, a node finishes booting or powering off, the policy looks).
+
+What is modelled, and how:
+
+- **Scheduler** (kube-scheduler's filters and its default ``LeastAllocated`` score): pending pods, in
+  creation order, go to Ready, uncordoned nodes whose free requests, ``max_pods``, labels (selector)
+  and taints allow; a pod that does not fit does not block later ones. A pod that fails gets
+  ``unschedulable_since`` (the PodScheduled=False/Unschedulable condition) the first time.
+- **Nodes** boot in their group's ``boot_s`` (power-on request → Ready), then are ``idle``/``used``;
+  a power-off cordons the node, evicts its pods (they go back to pending and start again from
+  scratch, as a drained Job pod does) and takes ``poweroff_s``. A node costs ``cost_per_hour`` from
+  the power-on request to the end of its power-off. Groups start with ``initial_on`` nodes Ready.
+- **When the policy looks**: every ``policy.period_s`` from t=0 (the daemon's tick, CLUES's
+  scheduling period, the autoscaler's scan interval) and, for event-driven policies (the daemon),
+  after a pod becomes unschedulable, batched like the daemon's watch: 0.2 s after the last such event
+  but no later than 2 s after the first. The policy sees a ``ClusterView`` built from this state,
+  with ``now`` the virtual clock: the same injected clock the daemon's ``decide()`` gets.
+
+The run ends when every job has finished (the horizon, up to which node-hours are counted), or
+``max_tail_s`` after the last submission, when the jobs still pending are reported unserved.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import math
+from collections.abc import Sequence
+from typing import Protocol
+
+from elastic.model import ClusterView, Decision, NodeGroup, NodeInfo, NodeState, PodInfo
+from elastic.sim.fit import placeable
+from elastic.sim.trace import Job
+
+NAMESPACE = "default"
+
+# Event kinds, in the order they are handled when they share a timestamp.
+_FINISH, _OFF_DONE, _READY, _ARRIVE, _TICK, _BATCH = range(6)
+
+
+class Policy(Protocol):
+    """What the engine drives: a decision function plus when it is called."""
+
+    name: str
+    period_s: float
+    """Periodic look (daemon tick, CLUES PERIOD_SCHEDULE, autoscaler scan-interval)."""
+    event_driven: bool
+    """Also look after pods become unschedulable, with the daemon's batching window."""
+
+    def initial_on(self, group: NodeGroup) -> int:
+        """Nodes of ``group`` on and Ready at t=0."""
+        ...
+
+    def decide(self, view: ClusterView, now: float) -> Decision: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineSettings:
+    poweroff_s: float = 10.0
+    batch_idle_s: float = 0.2
+    batch_max_s: float = 2.0
+    max_tail_s: float = 6 * 3600.0
+    scoring: str = "least_allocated"
+    """kube-scheduler's default; ``most_allocated`` packs instead."""
+
+
+@dataclasses.dataclass
+class SimNode:
+    name: str
+    group: NodeGroup
+    state: NodeState
+    state_since: float
+    labels: dict[str, str]
+    free_cpu: int = 0
+    free_mem: int = 0
+    pods: set[int] = dataclasses.field(default_factory=set)
+    powered_on_at: float | None = None
+    idle_since: float | None = None
+    cordoned: bool = False
+    epoch: int = 0
+    on_since: float | None = None
+    """Start of the current paid interval (power-on request), None while off."""
+    ready_at: float | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.state in (NodeState.IDLE, NodeState.USED)
+
+
+@dataclasses.dataclass
+class JobRun:
+    job: Job
+    pod: PodInfo
+    node: str | None = None
+    start: float | None = None
+    first_start: float | None = None
+    end: float | None = None
+    run_id: int = 0
+    evictions: int = 0
+
+
+@dataclasses.dataclass
+class Placement:
+    """One run of a job on a node, for checks and reports."""
+
+    job: int
+    node: str
+    start: float
+    end: float | None
+    cpu_m: int
+    memory_mib: int
+
+
+@dataclasses.dataclass
+class SimResult:
+    """Raw outcome of one run; ``elastic.simulate`` turns it into the reported figures."""
+
+    policy: str
+    horizon_s: float
+    runs: list[JobRun]
+    node_seconds: dict[str, float]
+    node_intervals: list[tuple[str, str, float, float, float | None]]
+    """(node, group, power-on request, off done (or the horizon), Ready time or None)."""
+    placements: list[Placement]
+    scale_ups: int
+    scale_downs: int
+    marked_failed: int
+    rejected: list[str]
+    looks: int
+    timeline: list[tuple[float, dict[str, int], int, int]]
+    """(t, nodes on per group, CPU requested by pending+running pods (m), running (m))."""
+
+
+class Simulation:
+    """One policy on one trace. ``run()`` once; the object is not reusable."""
+
+    def __init__(self, jobs: Sequence[Job], groups: Sequence[NodeGroup], policy: Policy,
+                 settings: EngineSettings | None = None) -> None:
+        self.jobs = jobs
+        self.groups = {group.name: group for group in groups}
+        self.policy = policy
+        self.settings = settings or EngineSettings()
+        self.now = 0.0
+        self.heap: list[tuple[float, int, int, int, int]] = []
+        self.seq = 0
+        self.nodes: dict[str, SimNode] = {}
+        self.runs = [JobRun(job=job, pod=self._pod(job)) for job in jobs]
+        self.pending: dict[int, None] = {}
+        self.new_pending: list[int] = []
+        self.capacity_changed = False
+        self.finished = 0
+        self.batch_first: float | None = None
+        self.batch_deadline: float | None = None
+        self.node_seconds = {name: 0.0 for name in self.groups}
+        self.node_intervals: list[tuple[str, str, float, float, float | None]] = []
+        self.placements: list[Placement] = []
+        self.open_placements: dict[int, Placement] = {}
+        self.scale_ups = self.scale_downs = self.marked_failed = self.looks = 0
+        self.rejected: list[str] = []
+        self.timeline: list[tuple[float, dict[str, int], int, int]] = []
+        self.demand_cpu = self.running_cpu = 0
+        self.counter = {name: 0 for name in self.groups}
+        self.on_per_group = dict.fromkeys(self.groups, 0)
+        self.node_index: dict[str, int] = {}
+
+    # ---- building blocks -------------------------------------------------------------------------
+
+    def _push(self, time: float, kind: int, a: int = 0, b: int = 0) -> None:
+        self.seq += 1
+        heapq.heappush(self.heap, (time, kind, self.seq, a, b))
+
+    @staticmethod
+    def _pod(job: Job) -> PodInfo:
+        return PodInfo(key=f"{NAMESPACE}/job-{job.index}", namespace=NAMESPACE, cpu_m=job.cpu_m,
+                       memory_mib=job.memory_mib, node_selector=dict(job.selector), created_at=job.submit_s)
+
+    def _new_node(self, group: NodeGroup, name: str | None) -> SimNode:
+        if name is None:
+            self.counter[group.name] += 1
+            name = f"{group.name}-{self.counter[group.name]}"
+            while name in self.nodes:
+                self.counter[group.name] += 1
+                name = f"{group.name}-{self.counter[group.name]}"
+        labels = {**group.labels, "kubernetes.io/hostname": name, "oscar-deploy/group": group.name}
+        node = SimNode(name=name, group=group, state=NodeState.OFF, state_since=0.0, labels=labels)
+        self.nodes[name] = node
+        return node
+
+    def _set_state(self, node: SimNode, state: NodeState) -> None:
+        if node.state != state:
+            node.state = state
+            node.state_since = self.now
+
+    def _on_count(self, group: str) -> int:
+        return self.on_per_group[group]
+
+    def _record(self) -> None:
+        per_group = dict(self.on_per_group)
+        sample = (self.now, per_group, self.demand_cpu, self.running_cpu)
+        if self.timeline and self.timeline[-1][0] == self.now:
+            self.timeline[-1] = sample
+        elif not self.timeline or self.timeline[-1][1:] != sample[1:]:
+            self.timeline.append(sample)
+
+    # ---- node lifecycle --------------------------------------------------------------------------
+
+    def _power_on(self, node: SimNode, *, instantly: bool = False) -> None:
+        node.epoch += 1
+        node.on_since = self.now
+        self.on_per_group[node.group.name] += 1
+        node.powered_on_at = self.now
+        node.cordoned = False
+        if instantly:
+            self._become_ready(node)
+        else:
+            self._set_state(node, NodeState.POWERING_ON)
+            self._push(self.now + node.group.boot_s, _READY, self._node_id(node), node.epoch)
+
+    def _node_id(self, node: SimNode) -> int:
+        return self.node_index.setdefault(node.name, len(self.node_index))
+
+    def _become_ready(self, node: SimNode) -> None:
+        node.free_cpu = node.group.cpu_m
+        node.free_mem = node.group.memory_mib
+        node.pods = set()
+        node.idle_since = self.now
+        node.ready_at = self.now
+        self._set_state(node, NodeState.IDLE)
+        self.capacity_changed = True
+
+    def _power_off(self, node: SimNode) -> None:
+        """Cordon, evict, then the power-off takes ``poweroff_s``."""
+        node.cordoned = True
+        for index in sorted(node.pods):
+            self._evict(index)
+        node.pods = set()
+        node.epoch += 1
+        self._set_state(node, NodeState.POWERING_OFF)
+        self._push(self.now + self.settings.poweroff_s, _OFF_DONE, self._node_id(node), node.epoch)
+
+    def _off_done(self, node: SimNode) -> None:
+        assert node.on_since is not None
+        self.node_seconds[node.group.name] += self.now - node.on_since
+        self.node_intervals.append((node.name, node.group.name, node.on_since, self.now, node.ready_at))
+        node.on_since = None
+        self.on_per_group[node.group.name] -= 1
+        node.ready_at = None
+        node.powered_on_at = None
+        node.idle_since = None
+        self._set_state(node, NodeState.OFF)
+        if not node.group.nodes:  # a cloud instance is gone; a board stays, off
+            del self.nodes[node.name]
+
+    # ---- jobs ------------------------------------------------------------------------------------
+
+    def _start(self, index: int, node: SimNode) -> None:
+        run = self.runs[index]
+        job = run.job
+        node.free_cpu -= job.cpu_m
+        node.free_mem -= job.memory_mib
+        node.pods.add(index)
+        node.idle_since = None
+        self._set_state(node, NodeState.USED)
+        run.node = node.name
+        run.start = self.now
+        if run.first_start is None:
+            run.first_start = self.now
+        run.run_id += 1
+        run.pod = dataclasses.replace(run.pod, node_name=node.name, phase="Running", unschedulable_since=None)
+        self.running_cpu += job.cpu_m
+        placement = Placement(index, node.name, self.now, None, job.cpu_m, job.memory_mib)
+        self.placements.append(placement)
+        self.open_placements[index] = placement
+        self._push(self.now + job.duration_s, _FINISH, index, run.run_id)
+
+    def _release(self, index: int) -> SimNode:
+        run = self.runs[index]
+        node = self.nodes[run.node or ""]
+        node.free_cpu += run.job.cpu_m
+        node.free_mem += run.job.memory_mib
+        node.pods.discard(index)
+        self.running_cpu -= run.job.cpu_m
+        self.open_placements.pop(index).end = self.now
+        if not node.pods and node.state == NodeState.USED:
+            node.idle_since = self.now
+            self._set_state(node, NodeState.IDLE)
+        return node
+
+    def _finish(self, index: int) -> None:
+        run = self.runs[index]
+        self._release(index)
+        run.end = self.now
+        run.pod = dataclasses.replace(run.pod, phase="Succeeded")
+        self.finished += 1
+        self.demand_cpu -= run.job.cpu_m
+        self.capacity_changed = True
+
+    def _evict(self, index: int) -> None:
+        run = self.runs[index]
+        self._release(index)
+        run.evictions += 1
+        run.run_id += 1  # its pending finish event is now stale
+        run.node = None
+        run.start = None
+        run.pod = dataclasses.replace(run.pod, node_name=None, phase="Pending", unschedulable_since=None)
+        self.pending[index] = None
+        self.new_pending.append(index)
+
+    # ---- the scheduler ---------------------------------------------------------------------------
+
+    def _schedule(self) -> None:
+        """One kube-scheduler pass over pending pods (only the new ones if no capacity was freed)."""
+        candidates = list(self.pending) if self.capacity_changed else self.new_pending
+        self.capacity_changed = False
+        self.new_pending = []
+        if not candidates:
+            return
+        ready = [n for n in self.nodes.values() if n.ready and not n.cordoned]
+        failed: set[tuple[int, int, tuple[tuple[str, str], ...]]] = set()
+        most = self.settings.scoring == "most_allocated"
+        newly_unschedulable = False
+        for index in candidates:
+            if index not in self.pending:
+                continue
+            run = self.runs[index]
+            job = run.job
+            signature = (job.cpu_m, job.memory_mib, tuple(sorted(job.selector.items())))
+            best: SimNode | None = None
+            if signature not in failed:
+                best_score = -math.inf
+                for node in ready:
+                    if (node.free_cpu < job.cpu_m or node.free_mem < job.memory_mib
+                            or len(node.pods) >= node.group.max_pods
+                            or not placeable(run.pod, node.labels, node.group.taints)):
+                        continue
+                    cpu_left = (node.free_cpu - job.cpu_m) / node.group.cpu_m
+                    mem_left = (node.free_mem - job.memory_mib) / node.group.memory_mib
+                    score = (cpu_left + mem_left) / 2
+                    if most:
+                        score = -score
+                    if score > best_score:
+                        best, best_score = node, score
+            if best is None:
+                failed.add(signature)
+                if run.pod.unschedulable_since is None:
+                    run.pod = dataclasses.replace(run.pod, unschedulable_since=self.now)
+                    newly_unschedulable = True
+                continue
+            del self.pending[index]
+            self._start(index, best)
+        if newly_unschedulable and self.policy.event_driven:
+            self._arm_batch()
+
+    def _arm_batch(self) -> None:
+        if self.batch_first is None:
+            self.batch_first = self.now
+        deadline = min(self.now + self.settings.batch_idle_s, self.batch_first + self.settings.batch_max_s)
+        if deadline != self.batch_deadline:
+            self.batch_deadline = deadline
+            self._push(deadline, _BATCH)
+
+    # ---- the policy ------------------------------------------------------------------------------
+
+    def view(self) -> ClusterView:
+        """What the daemon would see now: every node it manages (on or off) and every live pod."""
+        nodes = tuple(
+            NodeInfo(
+                name=node.name, group=node.group.name, state=node.state, state_since=node.state_since,
+                cpu_m=node.group.cpu_m, memory_mib=node.group.memory_mib, gpus=node.group.gpus,
+                max_pods=node.group.max_pods, labels=node.labels, taints=node.group.taints,
+                registered=node.ready or node.state in (NodeState.POWERING_OFF,) or bool(node.group.nodes),
+                ready=node.ready, cordoned=node.cordoned, powered_on_at=node.powered_on_at,
+                idle_since=node.idle_since,
+            )
+            for node in self.nodes.values()
+        )
+        pods = tuple(self.runs[i].pod for i in self.pending) + tuple(
+            self.runs[i].pod for node in self.nodes.values() for i in sorted(node.pods)
+        )
+        return ClusterView(nodes=nodes, pods=pods)
+
+    def _look(self) -> None:
+        self.looks += 1
+        decision = self.policy.decide(self.view(), self.now)
+        for action in decision.power_off:
+            self._do_off(action.node, action.group, "power-off")
+        for failed in decision.failed:
+            if self._do_off(failed.node, failed.group, "mark-failed"):
+                self.marked_failed += 1
+                self.scale_downs -= 1
+        for action in decision.power_on:
+            self._do_on(action.group, action.node)
+
+    def _do_on(self, group_name: str, name: str | None) -> None:
+        group = self.groups.get(group_name)
+        if group is None:
+            self.rejected.append(f"{self.now:.1f}: power on in unknown group {group_name!r}")
+            return
+        if self._on_count(group_name) >= group.max:
+            self.rejected.append(f"{self.now:.1f}: power on in {group_name!r} beyond max {group.max}")
+            return
+        if group.nodes:
+            off = [n for n in self.nodes.values() if n.group is group and n.state == NodeState.OFF]
+            node = next((n for n in off if n.name == name), None) if name else (off[0] if off else None)
+            if node is None:
+                self.rejected.append(f"{self.now:.1f}: power on {name!r}: not an off node of {group_name!r}")
+                return
+        else:
+            if name is not None and name in self.nodes:
+                self.rejected.append(f"{self.now:.1f}: power on {name!r}: already exists")
+                return
+            node = self._new_node(group, name)
+        self.scale_ups += 1
+        self._power_on(node)
+
+    def _do_off(self, name: str, group_name: str, what: str) -> bool:
+        node = self.nodes.get(name)
+        if node is None or node.state in (NodeState.OFF, NodeState.POWERING_OFF):
+            self.rejected.append(f"{self.now:.1f}: {what} {name!r}: not on")
+            return False
+        self.scale_downs += 1
+        self._power_off(node)
+        return True
+
+    # ---- the loop --------------------------------------------------------------------------------
+
+    def run(self) -> SimResult:
+        for group in self.groups.values():
+            for member in group.nodes:
+                self._new_node(group, member.name)
+            for _ in range(min(self.policy.initial_on(group), group.max)):
+                off = [n for n in self.nodes.values() if n.group is group and n.state == NodeState.OFF]
+                self._power_on(off[0] if off else self._new_node(group, None), instantly=True)
+        for run in self.runs:
+            self._push(run.job.submit_s, _ARRIVE, run.job.index)
+        self._push(0.0, _TICK)
+        last_submit = max((job.submit_s for job in self.jobs), default=0.0)
+        stop_at = last_submit + self.settings.max_tail_s
+        names = {i: name for name, i in self.node_index.items()}
+        while self.heap and self.finished < len(self.runs):
+            now = self.heap[0][0]
+            if now > stop_at:
+                break
+            self.now = now
+            look = False
+            while self.heap and self.heap[0][0] == now:
+                _, kind, _, a, b = heapq.heappop(self.heap)
+                if kind == _ARRIVE:
+                    self.pending[a] = None
+                    self.new_pending.append(a)
+                    self.demand_cpu += self.runs[a].job.cpu_m
+                elif kind == _FINISH:
+                    if self.runs[a].run_id == b and self.runs[a].end is None:
+                        self._finish(a)
+                elif kind in (_READY, _OFF_DONE):
+                    if a not in names:
+                        names = {i: name for name, i in self.node_index.items()}
+                    node = self.nodes.get(names[a])
+                    if node is not None and node.epoch == b:
+                        if kind == _READY:
+                            self._become_ready(node)
+                        else:
+                            self._off_done(node)
+                elif kind == _TICK:
+                    look = True
+                    self._push(now + self.policy.period_s, _TICK)
+                elif kind == _BATCH and now == self.batch_deadline:
+                    look = True
+                    self.batch_first = self.batch_deadline = None
+            self._schedule()
+            if look:
+                self._look()
+                self._schedule()
+            self._record()
+        horizon = self.now
+        for node in self.nodes.values():
+            if node.on_since is not None:
+                self.node_seconds[node.group.name] += horizon - node.on_since
+                self.node_intervals.append(
+                    (node.name, node.group.name, node.on_since, horizon, node.ready_at))
+        for placement in self.open_placements.values():
+            placement.end = None
+        return SimResult(
+            policy=self.policy.name, horizon_s=horizon, runs=self.runs, node_seconds=self.node_seconds,
+            node_intervals=self.node_intervals, placements=self.placements, scale_ups=self.scale_ups,
+            scale_downs=self.scale_downs, marked_failed=self.marked_failed, rejected=self.rejected,
+            looks=self.looks, timeline=self.timeline,
+        )

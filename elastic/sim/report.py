@@ -1,0 +1,106 @@
+"""Showing simulated runs: a plain-text table for the terminal, and a report (PNG + Markdown page)
+that puts several policies side by side. matplotlib is imported only when a report is asked for."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from elastic.sim.engine import SimResult
+
+TABLE_COLUMNS = (
+    ("policy", "policy", "{}"),
+    ("node_hours", "node-h", "{:.2f}"),
+    ("cost", "cost", "{:.2f}"),
+    ("wait_mean_s", "wait mean s", "{:.1f}"),
+    ("wait_p95_s", "wait p95 s", "{:.1f}"),
+    ("wait_max_s", "wait max s", "{:.1f}"),
+    ("jobs", "jobs", "{}"),
+    ("jobs_unserved", "unserved", "{}"),
+    ("scale_ups", "ups", "{}"),
+    ("scale_downs", "downs", "{}"),
+    ("ratio_to_boot_aware_bound", "× bound", "{:.3f}"),
+)
+
+
+def render_results_table(results: Sequence[dict[str, Any]]) -> str:
+    """Aligned text table of the runs, with both lower bounds underneath."""
+    header = [title for _, title, _ in TABLE_COLUMNS]
+    rows = [[fmt.format(result[key]) for key, _, fmt in TABLE_COLUMNS] for result in results]
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
+    lines = ["  ".join(cell.rjust(width) if i else cell.ljust(width)
+                       for i, (cell, width) in enumerate(zip(row, widths, strict=True)))
+             for row in [header, *rows]]
+    if results:
+        first = results[0]
+        lines.append("")
+        lines.append(f"lower bounds: {first['lower_bound_node_hours']:.2f} node-h (zero boot), "
+                     f"{first['lower_bound_boot_aware_node_hours']:.2f} node-h (boot-aware)")
+    return "\n".join(lines)
+
+
+def markdown_table(results: Sequence[dict[str, Any]], *, extra: Sequence[str] = ()) -> str:
+    """The same runs as a Markdown table (``extra`` keys, e.g. ``trace``, go first)."""
+    keys = [*extra, *(key for key, _, _ in TABLE_COLUMNS)]
+    titles = [*extra, *(title for _, title, _ in TABLE_COLUMNS)]
+    formats = {key: fmt for key, _, fmt in TABLE_COLUMNS}
+    lines = ["| " + " | ".join(titles) + " |", "|" + "|".join("---" for _ in titles) + "|"]
+    for result in results:
+        cells = [formats.get(key, "{}").format(result[key]) for key in keys]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_runs(sims: Sequence[SimResult], results: Sequence[dict[str, Any]], png: Path,
+              title: str) -> None:
+    """One panel per policy: CPUs requested (pending + running) and nodes on per group, over time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(sims), 1, figsize=(11, 2.8 * len(sims) + 0.6), sharex=True, squeeze=False)
+    for ax, sim, result in zip(axes[:, 0], sims, results, strict=True):
+        times = [sample[0] / 3600 for sample in sim.timeline]
+        demand = [sample[2] / 1000 for sample in sim.timeline]
+        ax.step(times, demand, where="post", color="0.55", lw=0.8, label="CPUs requested")
+        ax.set_ylabel("CPUs")
+        nodes_ax = ax.twinx()
+        for group in sim.node_seconds:
+            nodes_ax.step(times, [sample[1].get(group, 0) for sample in sim.timeline], where="post",
+                          lw=1.2, label=f"nodes on: {group}")
+        nodes_ax.set_ylabel("nodes on")
+        ax.set_title(
+            f"{sim.policy}: {result['node_hours']:.2f} node-h (bound {result['lower_bound_node_hours']:.2f}, "
+            f"boot-aware {result['lower_bound_boot_aware_node_hours']:.2f}), cost {result['cost']:.2f}, "
+            f"wait p95 {result['wait_p95_s']:.0f} s, unserved {result['jobs_unserved']}",
+            fontsize=9,
+        )
+        lines = ax.get_legend_handles_labels()
+        more = nodes_ax.get_legend_handles_labels()
+        ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="upper right")
+    axes[-1, 0].set_xlabel("time (h)")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=90)
+    plt.close(fig)
+
+
+def write_report(sims: Sequence[SimResult], results: Sequence[dict[str, Any]], report: Path,
+                 title: str) -> tuple[Path, Path]:
+    """Write ``report`` as a PNG and a Markdown page beside it; return both paths.
+
+    ``report`` may name the PNG (``x.png``), the page (``x.md``) or neither (both get a suffix).
+    """
+    base = report.with_suffix("") if report.suffix in (".png", ".md", ".html") else report
+    png, page = base.with_name(base.name + ".png"), base.with_name(base.name + ".md")
+    plot_runs(sims, results, png, title)
+    text = [f"# {title}", "", markdown_table(results), "",
+            f"Lower bounds (DESIGN §5): {results[0]['lower_bound_node_hours']:.2f} node-hours "
+            "with zero boot, "
+            f"{results[0]['lower_bound_boot_aware_node_hours']:.2f} boot-aware.", "",
+            f"![demand and nodes on per group]({png.name})", ""]
+    page.write_text("\n".join(text), encoding="utf-8")
+    return png, page
