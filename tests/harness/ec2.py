@@ -344,6 +344,17 @@ def _attached_instance(region: str, volume_id: str) -> str | None:
     return volume.attachment.instance.id if volume is not None and volume.attachment else None
 
 
+def _user_data(instance: Any) -> str | None:
+    """The instance's user data as text (moto keeps it base64-encoded, as EC2 receives it)."""
+    import base64
+
+    raw = instance.user_data
+    if not raw:
+        return None
+    encoded = raw.as_bytes() if hasattr(raw, "as_bytes") else str(raw).encode()
+    return base64.b64decode(encoded).decode("utf-8", "replace")
+
+
 def _tags(resource: Any) -> dict[str, str]:
     return {t["key"]: t["value"] for t in resource.get_tags()}
 
@@ -355,7 +366,7 @@ def inventory(region: str) -> dict[str, list[dict[str, Any]]]:
         {"id": i.id, "state": i._state.name, "type": i.instance_type, "zone": i.placement.zone,
          "image": i.image_id, "key_name": i.key_name, "tags": _tags(i),
          "security_groups": sorted(g.id for g in i.security_groups), "subnet": i.subnet_id,
-         "user_data": i.user_data.decode(errors="replace") if i.user_data else None}
+         "user_data": _user_data(i)}
         for i in be.all_instances()
     ]
     key_pairs = [{"name": name, "fingerprint": kp.key_fingerprint, "id": getattr(kp, "id", None)}
@@ -372,6 +383,18 @@ def inventory(region: str) -> dict[str, list[dict[str, Any]]]:
             "volumes": volumes, "addresses": addresses}
 
 
+def _quiet_handler() -> type:
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+    class Quiet(MotoRequestHandler):  # type: ignore[misc, valid-type]
+        """No access log: under pytest it would bury the failure being looked for."""
+
+        def log_request(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+    return Quiet
+
+
 class Ec2Emulator:
     """A running emulator: threaded werkzeug server in a daemon thread, with a Python handle.
 
@@ -379,12 +402,13 @@ class Ec2Emulator:
     endpoint override; `set_faults`, `inventory`, `calls` and `reset` are the test knobs.
     """
 
-    def __init__(self, port: int = 0, plan: Any = None) -> None:
+    def __init__(self, port: int = 0, plan: Any = None, quiet: bool = True) -> None:
         from tests.harness.faults import FaultInjector
 
         _load_moto()
         self.injector = FaultInjector(plan, ERROR_STATUS, ERROR_MESSAGES)
         self._port = port
+        self._quiet = quiet
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self.app: Ec2Fixups | None = None
@@ -395,8 +419,8 @@ class Ec2Emulator:
         from werkzeug.serving import make_server
 
         self.app = Ec2Fixups(DomainDispatcherApplication(create_backend_app), self.injector)
-        self._server = make_server("127.0.0.1", self._port, self.app, threaded=True,
-                                   request_handler=MotoRequestHandler)
+        handler = _quiet_handler() if self._quiet else MotoRequestHandler
+        self._server = make_server("127.0.0.1", self._port, self.app, threaded=True, request_handler=handler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="ec2-emulator", daemon=True)
         self._thread.start()
         return self
@@ -460,7 +484,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fault-code", default="RequestLimitExceeded", choices=sorted(ERROR_STATUS))
     args = parser.parse_args(argv)
     rules = [FaultRule(code=args.fault_code, rate=args.fault_rate)] if args.fault_rate else []
-    emulator = Ec2Emulator(args.port, FaultPlan(seed=args.seed, latency_s=args.latency, rules=rules)).start()
+    plan = FaultPlan(seed=args.seed, latency_s=args.latency, rules=rules)
+    emulator = Ec2Emulator(args.port, plan, quiet=False).start()
     print(f"EC2 emulator on {emulator.endpoint} (control: {emulator.endpoint}/_harness/faults)", flush=True)
     try:
         while True:
