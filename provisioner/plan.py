@@ -336,7 +336,8 @@ def plan_components(spec: ClusterSpec, versions: Mapping[str, str]) -> tuple[Com
 
 def security_rules(spec: ClusterSpec) -> tuple[SecurityRule, ...]:
     """Inbound rules of the deployment's security group: admin ports from the admin CIDR only,
-    web ports public, everything between nodes; WireGuard when edge boards join cloud nodes."""
+    web ports (and MinIO's NodePorts, which its outputs name) public, everything between nodes;
+    WireGuard when edge boards join cloud nodes."""
     admin = spec.admin_cidr
     rules = [
         SecurityRule("tcp", 22, 22, admin, "SSH (admin CIDR only)"),
@@ -345,6 +346,12 @@ def security_rules(spec: ClusterSpec) -> tuple[SecurityRule, ...]:
         SecurityRule("tcp", 443, 443, "0.0.0.0/0", "HTTPS (OSCAR, MinIO, Knative via ingress)"),
         SecurityRule("all", None, None, "cluster", "everything between the cluster's nodes"),
     ]
+    for component in spec.components:
+        if component.name.lower() == "minio":  # its NodePorts, as the template's outputs use them
+            ports = (("api_port", 30300, "MinIO S3 API"), ("console_port", 30303, "MinIO console"))
+            for key, default, what in ports:
+                port = int(component.properties.get(key) or default)
+                rules.append(SecurityRule("tcp", port, port, "0.0.0.0/0", f"{what} (NodePort)"))
     providers = {g.provider for g in spec.groups}
     if "fleet" in providers and providers - {"fleet"}:
         rules.append(SecurityRule("udp", WIREGUARD_PORT, WIREGUARD_PORT, "0.0.0.0/0",

@@ -318,3 +318,13 @@ def test_json_carries_the_documented_fields_and_the_table_the_essentials(setting
     for group in plan.groups:
         assert group.name in table and (group.size.name or "") in table
     assert f"${plan.cost_per_hour:.4f}/h now" in table
+
+
+def test_minio_node_ports_are_public_only_when_minio_is_installed(settings: Settings) -> None:
+    bare = make_plan(cluster(aws_group("front", "front-end", max=1)), settings)
+    assert not [r for r in bare.security_rules if r.port_from in (30300, 30303)]
+    minio = ComponentSpec("minio", {"api_port": 31000})
+    plan = make_plan(cluster(aws_group("front", "front-end", max=1), components=(minio,),
+                             admin_cidr="198.51.100.7/32"), settings)
+    public = {r.port_from for r in plan.security_rules if r.protocol == "tcp" and r.source == "0.0.0.0/0"}
+    assert {80, 443, 31000, 30303} == public
