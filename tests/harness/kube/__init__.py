@@ -1,0 +1,1 @@
+"""The Kubernetes API test server, split by concern (entry point: ``tests/harness/kube_api.py``)."""

@@ -1,0 +1,497 @@
+"""The HTTP face of the test server: the Kubernetes REST paths, verbs and wire formats.
+
+Paths are those the ``kubernetes`` client builds (``/api/v1/namespaces/{ns}/pods/{name}/eviction``,
+``/apis/coordination.k8s.io/v1/...``); lists carry ``metadata.resourceVersion``; a watch is a
+chunked stream of ``{"type", "object"}`` JSON lines that ends at ``timeoutSeconds`` and reports an
+expired version as an ``ERROR`` event with a ``410`` Status, like the real API server. Writes to a
+resource with a status subresource keep the old status (and ``/status`` writes keep the old spec),
+so a product that patches the wrong endpoint fails here as it would on a cluster.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import logging
+import select
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from tests.harness.kube import cluster, disruption
+from tests.harness.kube.patch import PatchError, apply_patch
+from tests.harness.kube.selectors import SelectorError, parse_field_selector, parse_label_selector
+from tests.harness.kube.store import (
+    RESOURCES,
+    ApiError,
+    BadRequest,
+    Conflict,
+    Invalid,
+    NotFound,
+    Resource,
+    Store,
+)
+
+Obj = dict[str, Any]
+log = logging.getLogger(__name__)
+
+_BY_PATH: dict[tuple[str, str], tuple[str, Resource]] = {
+    (res.group_version, res.plural): (key, res) for key, res in RESOURCES.items()
+}
+# Pod spec fields a client may change after creation (the rest is immutable, as on a real cluster).
+_MUTABLE_POD_SPEC = (
+    "activeDeadlineSeconds",
+    "tolerations",
+    "terminationGracePeriodSeconds",
+    "schedulingGates",
+)
+
+
+class MethodNotAllowed(ApiError):
+    code, reason = 405, "MethodNotAllowed"
+
+
+@dataclass(frozen=True)
+class Route:
+    """A parsed request path: which resource, which namespace/object, which subresource."""
+
+    key: str
+    resource: Resource
+    namespace: str | None
+    name: str | None
+    sub: str | None
+
+
+def parse_route(path: str) -> Route | None:
+    """Map a REST path onto a resource; None for discovery and health paths."""
+    parts = [p for p in path.split("/") if p]
+    if parts[:2] == ["api", "v1"]:
+        gv, rest = "v1", parts[2:]
+    elif parts[:1] == ["apis"] and len(parts) >= 3:
+        gv, rest = f"{parts[1]}/{parts[2]}", parts[3:]
+    else:
+        return None
+    if not rest:
+        return None
+    namespace = None
+    if rest[0] == "namespaces" and len(rest) >= 3 and rest[2] not in ("status", "finalize"):
+        namespace, rest = rest[1], rest[2:]
+    found = _BY_PATH.get((gv, rest[0]))
+    if found is None or len(rest) > 3:
+        raise NotFound("the server could not find the requested resource")
+    key, res = found
+    if res.namespaced is False and namespace is not None:
+        raise NotFound("the server could not find the requested resource")
+    return Route(key, res, namespace, rest[1] if len(rest) > 1 else None, rest[2] if len(rest) > 2 else None)
+
+
+def _discovery(path: str) -> Obj | None:
+    parts = [p for p in path.split("/") if p]
+    if parts == ["version"]:
+        return {"major": "1", "minor": "33", "gitVersion": "v1.33.0-harness", "platform": "linux/amd64"}
+    if parts == ["api"]:
+        return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
+    if parts == ["apis"]:
+        groups = sorted({r.group_version for r in RESOURCES.values() if "/" in r.group_version})
+        return {
+            "kind": "APIGroupList",
+            "apiVersion": "v1",
+            "groups": [
+                {
+                    "name": gv.split("/")[0],
+                    "versions": [{"groupVersion": gv, "version": gv.split("/")[1]}],
+                    "preferredVersion": {"groupVersion": gv, "version": gv.split("/")[1]},
+                }
+                for gv in groups
+            ],
+        }
+    gv = (
+        "v1"
+        if parts == ["api", "v1"]
+        else "/".join(parts[1:])
+        if len(parts) == 3 and parts[0] == "apis"
+        else None
+    )
+    if gv is None:
+        return None
+    listed = [r for r in RESOURCES.values() if r.group_version == gv]
+    if not listed:
+        return None
+    verbs = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+    resources = [
+        {
+            "name": r.plural,
+            "singularName": r.kind.lower(),
+            "namespaced": r.namespaced,
+            "kind": r.kind,
+            "verbs": verbs,
+        }
+        for r in listed
+    ]
+    resources += [
+        {
+            "name": f"{r.plural}/status",
+            "singularName": "",
+            "namespaced": r.namespaced,
+            "kind": r.kind,
+            "verbs": ["get", "patch", "update"],
+        }
+        for r in listed
+        if r.has_status
+    ]
+    if gv == "v1":
+        resources += [
+            {
+                "name": "pods/eviction",
+                "singularName": "",
+                "namespaced": True,
+                "kind": "Eviction",
+                "group": "policy",
+                "version": "v1",
+                "verbs": ["create"],
+            },
+            {
+                "name": "pods/binding",
+                "singularName": "",
+                "namespaced": True,
+                "kind": "Binding",
+                "verbs": ["create"],
+            },
+        ]
+    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}
+
+
+def _selectors(query: dict[str, str], resource: str) -> tuple[list[Any], list[Any]]:
+    try:
+        return (
+            parse_label_selector(query.get("labelSelector")),
+            parse_field_selector(query.get("fieldSelector"), resource),
+        )
+    except SelectorError as exc:
+        raise BadRequest(str(exc)) from exc
+
+
+def _flag(query: dict[str, str], name: str) -> bool:
+    return query.get(name, "").lower() in ("true", "1")
+
+
+def _updated(route: Route, old: Obj, new: Obj) -> Obj:
+    """Apply the status-subresource split and pod spec immutability to a client's update."""
+    if not isinstance(new, dict) or not isinstance(new.get("metadata", {}), dict):
+        raise BadRequest("the body of the request was not a Kubernetes object")
+    if route.sub == "status":
+        return {**old, "status": new.get("status")}
+    if route.resource.has_status:
+        new = {**new, "status": old.get("status")}
+        if new["status"] is None:
+            new.pop("status")
+    if route.key == "pods":
+
+        def comparable(spec: Obj) -> Obj:
+            spec = {k: v for k, v in (spec or {}).items() if k not in _MUTABLE_POD_SPEC}
+            for group in ("containers", "initContainers"):
+                spec[group] = [{k: v for k, v in c.items() if k != "image"} for c in spec.get(group) or []]
+            return spec
+
+        if comparable(new.get("spec")) != comparable(old.get("spec")):
+            raise Invalid(
+                f'Pod "{old["metadata"]["name"]}" is invalid: spec: Forbidden: pod updates may not '
+                "change fields other than `spec.containers[*].image`, `spec.initContainers[*].image`, "
+                "`spec.activeDeadlineSeconds`, `spec.tolerations` (only additions to existing "
+                "tolerations), `spec.terminationGracePeriodSeconds`",
+                {"name": old["metadata"]["name"], "kind": "pods"},
+            )
+    return new
+
+
+class ApiServer(ThreadingHTTPServer):
+    """A threaded HTTP server that can close its keep-alive and watch connections on shutdown."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], store: Store, watch_timeout_s: float) -> None:
+        super().__init__(address, ApiHandler)
+        self.store = store
+        self.watch_timeout_s = watch_timeout_s
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+
+    def close_connections(self) -> None:
+        with self.connections_lock:
+            for conn in list(self.connections):
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+
+
+class ApiHandler(BaseHTTPRequestHandler):
+    """One HTTP/1.1 connection (keep-alive, as urllib3's pool expects)."""
+
+    protocol_version = "HTTP/1.1"
+    server: ApiServer
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.connections_lock:
+            self.server.connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.server.connections_lock:
+            self.server.connections.discard(self.connection)
+        with contextlib.suppress(OSError):
+            super().finish()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s " + format, self.address_string(), *args)
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    # ---- plumbing ----------------------------------------------------------------------------
+    def _send_json(self, code: int, obj: Obj) -> None:
+        data = json.dumps(obj, separators=(",", ":")).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _body(self) -> Any:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if not raw:
+            return None
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise BadRequest(f"the body of the request was in an unknown format: {exc}") from exc
+
+    def _alive(self) -> bool:
+        """False once the client has hung up (a readable socket that reads EOF)."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return not readable or self.connection.recv(1, socket.MSG_PEEK) != b""
+        except OSError:
+            return False
+
+    def _dispatch(self, method: str) -> None:
+        url = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        try:
+            body = self._body()
+            route = parse_route(url.path)
+            if route is None:
+                doc = _discovery(url.path) if method == "GET" else None
+                if url.path.rstrip("/") in ("/healthz", "/readyz", "/livez") and method == "GET":
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/plain")
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"ok")
+                    return
+                if doc is None:
+                    raise NotFound("the server could not find the requested resource")
+                self._send_json(200, doc)
+                return
+            self._serve(method, route, query, body)
+        except ApiError as exc:
+            self._send_json(exc.code, exc.status())
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        except (PatchError, ValueError, TypeError, KeyError) as exc:
+            self._send_json(400, BadRequest(f"bad request: {exc}").status())
+
+    # ---- verbs -------------------------------------------------------------------------------
+    def _serve(self, method: str, route: Route, query: dict[str, str], body: Any) -> None:
+        store, key, res = self.server.store, route.key, route.resource
+        ns = route.namespace or ""
+        if route.name is None:
+            if method == "GET" and _flag(query, "watch"):
+                return self._watch(route, query)
+            if method == "GET":
+                return self._send_json(200, self._list(route, query))
+            if method == "POST":
+                if not isinstance(body, dict):
+                    raise BadRequest("the body of the request was not a Kubernetes object")
+                if res.namespaced and route.namespace is None:
+                    raise MethodNotAllowed(
+                        f"the server does not allow this method on {res.plural} across namespaces"
+                    )
+                obj = cluster.with_pod_defaults(body) if key == "pods" else body
+                return self._send_json(201, store.create(key, obj, route.namespace))
+            if method == "DELETE":
+                listed = self._list(route, query)
+                for item in listed["items"]:
+                    store.delete(key, item["metadata"].get("namespace", ""), item["metadata"]["name"])
+                return self._send_json(200, listed)
+            raise MethodNotAllowed(
+                f"the server does not allow this method on the requested resource ({method})"
+            )
+        name = route.name
+        if route.sub not in (None, "status", "eviction", "binding") or (
+            route.sub in ("eviction", "binding") and (key != "pods" or method != "POST")
+        ):
+            raise NotFound("the server could not find the requested resource")
+        if route.sub == "status" and not res.has_status:
+            raise NotFound("the server could not find the requested resource")
+        if method == "GET":
+            return self._send_json(200, store.get(key, ns, name))
+        if method == "POST" and route.sub == "eviction":
+            disruption.evict(store, ns, name)
+            return self._send_json(
+                201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
+            )
+        if method == "POST" and route.sub == "binding":
+            return self._bind(ns, name, body)
+        if method == "PUT":
+            if not isinstance(body, dict) or (body.get("metadata") or {}).get("name") not in (None, name):
+                raise BadRequest("the name of the object does not match the name on the URL")
+            expect = (body.get("metadata") or {}).get("resourceVersion") or None
+            return self._send_json(
+                200, store.write(key, ns, name, lambda old: _updated(route, old, body), expect_rv=expect)
+            )
+        if method == "PATCH":
+            content_type = self.headers.get("Content-Type", "application/strategic-merge-patch+json")
+
+            def patched(old: Obj) -> Obj:
+                current = old["metadata"]["resourceVersion"]
+                new = apply_patch(old, body, content_type)
+                wanted = (new.get("metadata") or {}).get("resourceVersion")
+                if wanted and wanted != current:
+                    raise Conflict(
+                        f'Operation cannot be fulfilled on {res.qualified} "{name}": the object has '
+                        "been modified; please apply your changes to the latest version and try "
+                        "again",
+                        {"name": name, "kind": res.plural},
+                    )
+                return _updated(route, old, new)
+
+            return self._send_json(200, store.write(key, ns, name, patched))
+        if method == "DELETE":
+            preconditions = (body or {}).get("preconditions") or {} if isinstance(body, dict) else {}
+            if (
+                preconditions.get("resourceVersion")
+                and preconditions["resourceVersion"]
+                != store.get(key, ns, name)["metadata"]["resourceVersion"]
+            ):
+                raise Conflict(
+                    f"Precondition failed: ResourceVersion in precondition: "
+                    f"{preconditions['resourceVersion']}",
+                    {"name": name, "kind": res.plural},
+                )
+            deleted = store.delete(key, ns, name, expect_uid=preconditions.get("uid"))
+            if key == "pods":  # the pod registry returns the deleted object; others return a Status
+                return self._send_json(200, deleted)
+            return self._send_json(
+                200,
+                {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "metadata": {},
+                    "status": "Success",
+                    "details": {
+                        "name": name,
+                        "group": res.group_version.rpartition("/")[0],
+                        "kind": res.plural,
+                        "uid": deleted["metadata"]["uid"],
+                    },
+                },
+            )
+        raise MethodNotAllowed(f"the server does not allow this method on the requested resource ({method})")
+
+    def _list(self, route: Route, query: dict[str, str]) -> Obj:
+        labels, fields = _selectors(query, route.key)
+        items, rv = self.server.store.list(route.key, route.namespace, labels, fields)
+        meta: Obj = {"resourceVersion": str(rv)}
+        if query.get("continue"):
+            try:
+                after = json.loads(base64.urlsafe_b64decode(query["continue"].encode()))
+            except ValueError as exc:
+                raise BadRequest(
+                    "continue key is not valid: incorrect encoded start resourceVersion"
+                ) from exc
+            items = [i for i in items if [i["metadata"].get("namespace", ""), i["metadata"]["name"]] > after]
+        limit = int(query.get("limit") or 0)
+        if 0 < limit < len(items):
+            last = items[limit - 1]["metadata"]
+            meta["continue"] = base64.urlsafe_b64encode(
+                json.dumps([last.get("namespace", ""), last["name"]]).encode()
+            ).decode()
+            meta["remainingItemCount"] = len(items) - limit
+            items = items[:limit]
+        return {
+            "kind": f"{route.resource.kind}List",
+            "apiVersion": route.resource.api_version,
+            "metadata": meta,
+            "items": items,
+        }
+
+    def _bind(self, namespace: str, name: str, body: Any) -> None:
+        target = ((body or {}).get("target") or {}).get("name") if isinstance(body, dict) else None
+        if not target:
+            raise Invalid("Binding is invalid: target.name: Required value")
+
+        def bind(old: Obj) -> Obj:
+            current = (old.get("spec") or {}).get("nodeName")
+            if current:
+                raise Conflict(
+                    f'pod {name} is already assigned to node "{current}"', {"name": name, "kind": "pods"}
+                )
+            old["spec"]["nodeName"] = target
+            return old
+
+        self.server.store.write("pods", namespace, name, bind)
+        self._send_json(
+            201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
+        )
+
+    def _watch(self, route: Route, query: dict[str, str]) -> None:
+        labels, fields = _selectors(query, route.key)
+        rv_text = query.get("resourceVersion") or "0"
+        if not rv_text.isdigit():
+            raise BadRequest(f"invalid resource version: {rv_text}")
+        timeout = float(query.get("timeoutSeconds") or self.server.watch_timeout_s)
+        events = self.server.store.watch(
+            route.key,
+            route.namespace,
+            labels,
+            fields,
+            int(rv_text) or None,
+            deadline=time.monotonic() + min(timeout, self.server.watch_timeout_s),
+            alive=self._alive,
+            bookmark_every=1.0 if _flag(query, "allowWatchBookmarks") else None,
+        )
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            try:
+                for etype, obj in events:
+                    self._chunk({"type": etype, "object": obj})
+            except ApiError as exc:  # 410 Gone reaches the client as an ERROR event, as from the watch cache
+                self._chunk({"type": "ERROR", "object": exc.status()})
+            self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            self.close_connection = True
+
+    def _chunk(self, event: Obj) -> None:
+        data = json.dumps(event, separators=(",", ":")).encode() + b"\n"
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")

@@ -1,0 +1,337 @@
+"""``KubeApiServer``: start/stop the test server and drive the simulated cluster from a test.
+
+The HTTP API is the truth: the product (and tests, wherever the product would) talk to ``url`` with
+the real ``kubernetes`` client. This handle only does what a cluster's *environment* does — nodes
+registering and dying, workloads appearing — and reads state for assertions.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from tests.harness.kube.api import ApiServer
+from tests.harness.kube.cluster import (
+    EXIT_CODE_ANNOTATION,
+    RUNTIME_ANNOTATION,
+    ClusterSim,
+    DaemonSet,
+    Timing,
+    with_pod_defaults,
+)
+from tests.harness.kube.store import Store
+
+Obj = dict[str, Any]
+T = TypeVar("T")
+
+DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+def _cpu(cpus: float) -> str:
+    return f"{round(cpus * 1000)}m"
+
+
+class KubeApiServer:
+    """A Kubernetes API test server on 127.0.0.1 with a scheduler and simulated kubelets.
+
+    Use as a context manager (or ``start()``/``stop()``). ``port=0`` picks a free port.
+    """
+
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        timing: Timing | None = None,
+        history: int = 5000,
+        watch_timeout_s: float = 1800.0,
+        namespaces: tuple[str, ...] = DEFAULT_NAMESPACES,
+    ) -> None:
+        self.timing = timing or Timing()
+        self.store = Store(history=history)
+        self.sim = ClusterSim(self.store, self.timing)
+        self._http = ApiServer((host, port), self.store, watch_timeout_s)
+        self._thread: threading.Thread | None = None
+        for namespace in namespaces:
+            self.create_namespace(namespace)
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        return int(self._http.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://{self._http.server_address[0]}:{self.port}"
+
+    def start(self) -> KubeApiServer:
+        self._thread = threading.Thread(
+            target=self._http.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="kube-harness-http",
+            daemon=True,
+        )
+        self._thread.start()
+        self.sim.start()
+        return self
+
+    def stop(self) -> None:
+        self.sim.stop()
+        self.store.close()
+        self._http.shutdown()
+        self._http.close_connections()
+        self._http.server_close()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> KubeApiServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- clients -----------------------------------------------------------------------------
+    def configuration(self) -> Any:
+        """A ``kubernetes.client.Configuration`` for this server (imported lazily: it is slow)."""
+        from kubernetes import client
+
+        config = client.Configuration()
+        config.host = self.url
+        return config
+
+    def api_client(self) -> Any:
+        from kubernetes import client
+
+        return client.ApiClient(self.configuration())
+
+    def write_kubeconfig(self, path: str | Path) -> Path:
+        """A kubeconfig pointing at this server, for ``oscar-deploy daemon --kubeconfig``."""
+        path = Path(path)
+        path.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "current-context": "harness",
+                    "clusters": [{"name": "harness", "cluster": {"server": self.url}}],
+                    "users": [{"name": "harness", "user": {"token": "harness-token"}}],
+                    "contexts": [{"name": "harness", "context": {"cluster": "harness", "user": "harness"}}],
+                }
+            )
+        )
+        path.chmod(0o600)
+        return path
+
+    # ---- the cluster's environment -----------------------------------------------------------
+    def create_namespace(self, name: str) -> Obj:
+        return self.store.create(
+            "namespaces",
+            {
+                "metadata": {"name": name},
+                "spec": {"finalizers": ["kubernetes"]},
+                "status": {"phase": "Active"},
+            },
+        )
+
+    def register_node(
+        self,
+        name: str,
+        *,
+        cpus: float = 4,
+        memory_mib: int = 8192,
+        gpus: int = 0,
+        pods: int = 110,
+        labels: dict[str, str] | None = None,
+        taints: list[Obj] | None = None,
+        unschedulable: bool = False,
+        arch: str = "amd64",
+        address: str = "127.0.0.1",
+        ready_after_s: float | None = None,
+    ) -> Obj:
+        """Register a node as its kubelet would; it turns Ready ``ready_after_s`` harness seconds later."""
+        capacity = {
+            "cpu": _cpu(cpus),
+            "memory": f"{memory_mib}Mi",
+            "pods": str(pods),
+            "ephemeral-storage": "50Gi",
+        }
+        if gpus:
+            capacity["nvidia.com/gpu"] = str(gpus)
+        spec: Obj = {}
+        if taints:
+            spec["taints"] = copy.deepcopy(taints)
+        if unschedulable:
+            spec["unschedulable"] = True
+        node = {
+            "metadata": {
+                "name": name,
+                "labels": {
+                    "kubernetes.io/hostname": name,
+                    "kubernetes.io/os": "linux",
+                    "kubernetes.io/arch": arch,
+                    **(labels or {}),
+                },
+            },
+            "spec": spec,
+            "status": {
+                "capacity": capacity,
+                "allocatable": dict(capacity),
+                "conditions": [],
+                "addresses": [
+                    {"type": "InternalIP", "address": address},
+                    {"type": "Hostname", "address": name},
+                ],
+                "nodeInfo": {
+                    "architecture": arch,
+                    "operatingSystem": "linux",
+                    "kubeletVersion": "v1.33.0+k3s1",
+                    "osImage": "Debian GNU/Linux 12 (bookworm)",
+                    "containerRuntimeVersion": "containerd://1.7.0-k3s1",
+                    "kernelVersion": "6.1.0-harness",
+                    "kubeProxyVersion": "v1.33.0+k3s1",
+                    "bootID": str(uuid.uuid4()),
+                    "machineID": uuid.uuid4().hex,
+                    "systemUUID": str(uuid.uuid4()),
+                },
+            },
+        }
+        self.sim.node_registered(name, ready_after_s)
+        return self.store.create("nodes", node)
+
+    def delete_node(self, name: str) -> None:
+        """The machine is gone: the node object is deleted and its pods are garbage-collected."""
+        self.store.delete("nodes", "", name)
+
+    def set_node_ready(self, name: str, ready: bool) -> None:
+        """Stop (or restart) a node's kubelet: its Ready condition goes Unknown (or back to True)."""
+        self.sim.set_kubelet(name, ready)
+
+    def add_daemonset(
+        self,
+        name: str,
+        *,
+        namespace: str = "kube-system",
+        cpus: float = 0.1,
+        memory_mib: int = 64,
+        node_selector: dict[str, str] | None = None,
+    ) -> None:
+        """A DaemonSet whose pod (ownerReferences kind DaemonSet) is put on every matching node."""
+        self.sim.add_daemonset(
+            DaemonSet(
+                name, namespace, {"cpu": _cpu(cpus), "memory": f"{memory_mib}Mi"}, dict(node_selector or {})
+            )
+        )
+
+    def pod_manifest(
+        self,
+        name: str,
+        *,
+        namespace: str = "default",
+        cpus: float = 1.0,
+        memory_mib: int = 512,
+        gpus: int = 0,
+        runtime_s: float | None = None,
+        exit_code: int = 0,
+        node_selector: dict[str, str] | None = None,
+        tolerations: list[Obj] | None = None,
+        affinity: Obj | None = None,
+        labels: dict[str, str] | None = None,
+        annotations: dict[str, str] | None = None,
+        owner_kind: str | None = None,
+        priority: int | None = None,
+    ) -> Obj:
+        """A pod as a user (or OSCAR's job controller) would submit it."""
+        requests = {"cpu": _cpu(cpus), "memory": f"{memory_mib}Mi"}
+        limits = {}
+        if gpus:
+            requests["nvidia.com/gpu"] = limits["nvidia.com/gpu"] = str(gpus)
+        notes = dict(annotations or {})
+        if runtime_s is not None:
+            notes[RUNTIME_ANNOTATION] = str(runtime_s)
+        if exit_code:
+            notes[EXIT_CODE_ANNOTATION] = str(exit_code)
+        meta: Obj = {"name": name, "namespace": namespace, "labels": dict(labels or {}), "annotations": notes}
+        if owner_kind:
+            meta["ownerReferences"] = [
+                {
+                    "apiVersion": "apps/v1" if owner_kind != "Job" else "batch/v1",
+                    "kind": owner_kind,
+                    "name": f"{name}-owner",
+                    "uid": f"uid-{name}-owner",
+                    "controller": True,
+                }
+            ]
+        spec: Obj = {
+            "containers": [
+                {
+                    "name": "main",
+                    "image": "harness/job:latest",
+                    "resources": {"requests": requests, **({"limits": limits} if limits else {})},
+                }
+            ],
+            "restartPolicy": "Never",
+        }
+        if node_selector:
+            spec["nodeSelector"] = dict(node_selector)
+        if tolerations:
+            spec["tolerations"] = copy.deepcopy(tolerations)
+        if affinity:
+            spec["affinity"] = copy.deepcopy(affinity)
+        if priority is not None:
+            spec["priority"] = priority
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
+
+    def create_pod(self, name: str, **kwargs: Any) -> Obj:
+        """Create one pod (see ``pod_manifest`` for the options) as the API server would admit it."""
+        manifest = self.pod_manifest(name, **kwargs)
+        return self.store.create("pods", with_pod_defaults(manifest), manifest["metadata"]["namespace"])
+
+    def create_pods(self, count: int, prefix: str = "job", **kwargs: Any) -> list[Obj]:
+        """Create ``prefix-0 .. prefix-(count-1)`` with the same options."""
+        return [self.create_pod(f"{prefix}-{i}", **kwargs) for i in range(count)]
+
+    # ---- reading state -----------------------------------------------------------------------
+    def get(self, resource: str, name: str, namespace: str = "") -> Obj:
+        return copy.deepcopy(self.store.get(resource, namespace, name))
+
+    def pods(
+        self, namespace: str | None = None, node: str | None = None, phase: str | None = None
+    ) -> list[Obj]:
+        items, _ = self.store.list("pods", namespace)
+        return [
+            copy.deepcopy(p)
+            for p in items
+            if (node is None or (p.get("spec") or {}).get("nodeName") == node)
+            and (phase is None or (p.get("status") or {}).get("phase") == phase)
+        ]
+
+    def nodes(self) -> list[Obj]:
+        return copy.deepcopy(self.store.list("nodes")[0])
+
+    def compact(self) -> int:
+        """Drop the watch history (an etcd compaction): watches from older versions then get 410."""
+        return self.store.compact()
+
+    def wait_until(self, predicate: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:
+        """Re-check ``predicate`` on every change in the store until it returns something truthy.
+
+        Fails the test with ``what`` after ``timeout`` seconds. The predicate runs without the store
+        lock held, so it may use the HTTP client.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+            with self.store.cond:
+                self.store.cond.wait(min(remaining, 0.1))
