@@ -322,7 +322,7 @@ def component_name(variable: str) -> str:
 
 def plan_components(spec: ClusterSpec, versions: Mapping[str, str]) -> tuple[Component, ...]:
     """The components installed, in versions-file order: the base ones always, MinIO, Knative and
-    OSCAR only when the template has them."""
+    OSCAR only when the template has them; then the elasticity daemon (this tool's own version)."""
     wanted = {c.name.lower() for c in spec.components}
     chosen = []
     for variable, version in versions.items():
@@ -331,7 +331,18 @@ def plan_components(spec: ClusterSpec, versions: Mapping[str, str]) -> tuple[Com
         if family in _OPTIONAL_COMPONENTS and family not in wanted:
             continue
         chosen.append(Component(name, version))
+    if "elastic" in wanted:  # the elasticity daemon is this tool itself
+        chosen.append(Component("elastic", _own_version()))
     return tuple(chosen)
+
+
+def _own_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("oscar-deploy")
+    except metadata.PackageNotFoundError:  # a source tree that was never installed
+        return "unknown"
 
 
 def security_rules(spec: ClusterSpec) -> tuple[SecurityRule, ...]:
