@@ -335,8 +335,7 @@ def _from_auth_entry(entry: AuthEntry, path: Path) -> Credentials:
             project_name=need("tenant", "the project name"),
             project_id=values.get("project_id") or None,
             user_domain_name=values.get("domain") or "Default",
-            project_domain_name=values.get("domain") or None,
-            project_domain_id=values.get("tenant_domain_id") or None,
+            project_domain_id=values.get("tenant_domain_id") or None,  # as the IM: else "default"
             region=region, source=source,
         )
     if version == "3.x_appcred":
@@ -365,27 +364,37 @@ def _from_auth_entry(entry: AuthEntry, path: Path) -> Credentials:
                            "(known: 3.x_password, 3.x_appcred, 3.x_oidc_access_token)")
 
 
-def credentials_from_auth_file(path: Path, provider: str, entry_id: str | None = None) -> Credentials:
-    """The credential for ``provider`` in an IM auth file: the line with ``id = entry_id`` if
-    given, else the first line of the provider's type. Every EC2 and OpenStack line is checked,
-    so a malformed file is reported even when the broken line is not the one used."""
+def auth_file_credentials(path: Path) -> list[tuple[AuthEntry, Credentials]]:
+    """Every EC2 and OpenStack line of an IM auth file, checked and built (so a malformed file is
+    reported even when the broken line is not the one a plan uses); other types are skipped."""
+    return [(entry, _from_auth_entry(entry, path)) for entry in read_auth_file(path)
+            if entry.type.lower() in _TYPES]
+
+
+def _pick(path: Path, built: list[tuple[AuthEntry, Credentials]], provider: str,
+          entry_id: str | None) -> Credentials:
     expected = "EC2" if provider == "aws" else "OpenStack"
-    entries = read_auth_file(path)
-    built = [(entry, _from_auth_entry(entry, path)) for entry in entries if entry.type.lower() in _TYPES]
     if entry_id is not None:
-        chosen = [e for e in entries if e.label == entry_id]
-        if not chosen:
-            raise CredentialsError(f"{path}: no credential with id {entry_id!r}")
-        if _TYPES.get(chosen[0].type.lower()) != provider:
-            raise CredentialsError(f"{path}: credential {entry_id!r} is of type {chosen[0].type}, "
+        named = [(e, c) for e, c in built if e.label == entry_id]
+        if not named:
+            raise CredentialsError(f"{path}: no EC2 or OpenStack credential with id {entry_id!r}")
+        if named[0][1].provider != provider:
+            raise CredentialsError(f"{path}: credential {entry_id!r} is of type {named[0][0].type}, "
                                    f"but {provider} needs type = {expected}")
-    matching = [(e, c) for e, c in built if c.provider == provider and entry_id in (None, e.label)]
+        return named[0][1]
+    matching = [(e, c) for e, c in built if c.provider == provider]
     if not matching:
         raise CredentialsError(f"{path}: no credential for {provider} (the plan uses it); add a line "
                                f"with type = {expected}")
     if len(matching) > 1:
         log.info("%s: %d %s credentials; using %s", path, len(matching), expected, matching[0][0].label)
     return matching[0][1]
+
+
+def credentials_from_auth_file(path: Path, provider: str, entry_id: str | None = None) -> Credentials:
+    """The credential for ``provider`` in an IM auth file: the line with ``id = entry_id`` if
+    given, else the first line of the provider's type."""
+    return _pick(path, auth_file_credentials(path), provider, entry_id)
 
 
 # --- the environment: AWS ------------------------------------------------------------------------
@@ -662,11 +671,12 @@ def resolve_credentials(
     cwd = Path.cwd() if cwd is None else cwd
     ids = ids or {}
     result: dict[str, Credentials] = {}
-    for provider in dict.fromkeys(providers_needed):
-        if provider not in _CLOUD_PROVIDERS:
-            continue
-        if auth_file is not None:
-            creds = credentials_from_auth_file(Path(auth_file).expanduser(), provider, ids.get(provider))
+    needed = [p for p in dict.fromkeys(providers_needed) if p in _CLOUD_PROVIDERS]
+    auth_path = Path(auth_file).expanduser() if auth_file is not None else None
+    from_file = auth_file_credentials(auth_path) if auth_path is not None and needed else []
+    for provider in needed:
+        if auth_path is not None:
+            creds = _pick(auth_path, from_file, provider, ids.get(provider))
         elif provider == "aws":
             creds = _aws_from_env(env, home)
         else:

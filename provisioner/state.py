@@ -254,6 +254,8 @@ class StateStore:
                 fd = os.open(db, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
                 os.fchmod(fd, 0o600)
                 os.close(fd)
+            elif db.stat().st_mode & 0o077 and db.stat().st_uid == os.getuid():
+                os.chmod(db, 0o600)  # secrets live here: never group- or world-readable
         except FileExistsError:
             pass
         except OSError as exc:

@@ -142,13 +142,21 @@ def test_auth_file_missing_a_cloud_the_plan_uses(tmp_path: Path) -> None:
     auth = write(tmp_path / "auth.dat", "id = aws; type = EC2; username = AK; password = x\n")
     with pytest.raises(CredentialsError, match=r"auth.dat: no credential for openstack .*type = OpenStack"):
         resolve(["aws", "openstack"], tmp_path, auth=auth)
-    with pytest.raises(CredentialsError, match="no credential with id 'other'"):
+    with pytest.raises(CredentialsError, match="no EC2 or OpenStack credential with id 'other'"):
         resolve(["aws"], tmp_path, auth=auth, ids={"aws": "other"})
     with pytest.raises(CredentialsError, match="auth file not found"):
         resolve(["aws"], tmp_path, auth=tmp_path / "nope.dat")
     # with --auth, the environment is not a fallback
     with pytest.raises(CredentialsError, match="no credential for openstack"):
         resolve(["openstack"], tmp_path, auth=auth, env={"OS_AUTH_URL": "https://k", "OS_USERNAME": "u"})
+
+
+def test_a_broken_line_is_reported_even_when_the_plan_does_not_use_it(tmp_path: Path) -> None:
+    auth = write(tmp_path / "auth.dat", "id = aws; type = EC2; username = AK; password = x\n"
+                                        "id = ost; type = OpenStack; username = u; password = p\n")
+    with pytest.raises(CredentialsError, match=r"auth.dat line 2 \(ost\): missing host"):
+        resolve(["aws"], tmp_path, auth=auth)
+    assert resolve(["fleet"], tmp_path, auth=auth) == {}  # nothing needed: the file is not read
 
 
 def test_world_readable_auth_file_is_warned_about(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

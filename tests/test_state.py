@@ -101,6 +101,14 @@ def test_an_existing_directory_is_not_chmodded(tmp_path: Path) -> None:
     assert mode(shared / "state.db") == 0o600
 
 
+def test_a_state_file_left_readable_is_made_private(tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    StateStore.open(db).close()
+    db.chmod(0o644)
+    StateStore.open(db).close()
+    assert mode(db) == 0o600
+
+
 def test_default_path_expands_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
     from provisioner.config import Settings
