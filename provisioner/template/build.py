@@ -1,0 +1,415 @@
+"""From the parsed template (tosca-parser's node graph + the raw merged YAML) to a ClusterSpec.
+
+tosca-parser tells what each node *is* (type inheritance) and the defaults of properties the
+template did not set; values the template did set are evaluated from the raw YAML with our
+effective inputs, so tosca-parser's filled-in defaults (the IM Scalable's count/min/max of 1)
+never pass for the author's intent.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from provisioner.errors import TemplateError
+from provisioner.spec import (
+    BoardSpec,
+    ClusterSpec,
+    ComponentSpec,
+    ElasticSpec,
+    GroupSpec,
+    MachineSpec,
+    OutputSpec,
+    PowerSpec,
+    SecretSpec,
+    VolumeSpec,
+)
+from provisioner.template import im_compat
+from provisioner.template.checks import check_scaling
+from provisioner.template.inputs import ResolvedInputs, is_weak, placeholder
+from provisioner.template.load import Loaded
+from provisioner.template.values import Evaluator, host_of, is_function
+
+COMPUTE = "tosca.nodes.Compute"
+FRONT_END = "oscar_deploy.nodes.FrontEnd"
+CLOUD = "oscar_deploy.nodes.CloudCompute"
+EDGE = "oscar_deploy.nodes.EdgeBoard"
+OURS = {"oscar_deploy.nodes.MinIO": "minio", "oscar_deploy.nodes.Knative": "knative",
+        "oscar_deploy.nodes.OSCAR": "oscar", "oscar_deploy.nodes.OSCARUI": "oscar-ui",
+        "oscar_deploy.nodes.Elastic": "elastic"}
+SILENT = ("tosca.nodes.BlockStorage", im_compat.IM_WORKER_NODE, "tosca.nodes.indigo.LRMS.FrontEnd")
+ARCH = {"x86_64": "amd64", "amd64": "amd64", "x86-64": "amd64", "arm64": "arm64", "aarch64": "arm64"}
+DEPLOYMENT_SECRETS = (("k3s_token", None), ("minio_password", "minio"), ("oscar_password", "oscar"))
+"""Secrets every deployment generates (name, component that needs it; None: always)."""
+
+
+class Builder:
+    def __init__(self, tosca: Any, loaded: Loaded, raw_nodes: Mapping[str, Any], inputs: ResolvedInputs,
+                 evaluator: Evaluator, warn: Callable[[str, str], None], warnings: list[str],
+                 default_provider: str) -> None:
+        self.parsed = {node.name: node for node in tosca.nodetemplates}
+        self.loaded = loaded
+        self.origins = loaded.origins
+        self.raw = raw_nodes
+        self.inputs = inputs
+        self.ev = evaluator
+        self.warn = warn
+        self.warnings = warnings
+        self.default_provider = default_provider
+
+    # -- reading values ------------------------------------------------------------------------
+
+    def is_a(self, name: str, type_name: str) -> bool:
+        node = self.parsed.get(name)
+        return bool(node is not None and node.is_derived_from(type_name))
+
+    def fail(self, name: str, message: str) -> TemplateError:
+        return TemplateError(message, where=self.origins.of_node(name), culprit=f"node {name}")
+
+    def prop(self, name: str, key: str, default: Any = None) -> Any:
+        """A node property: the template's value if set, else the type's default."""
+        properties = self.raw[name].get("properties") or {}
+        if key in properties:
+            return self.ev.eval(properties[key], f"node {name}", name)
+        parsed = self.parsed.get(name)
+        if parsed is not None:
+            value = parsed.get_property_value(key)
+            if value is not None and not is_function(value) and not hasattr(value, "result"):
+                return value
+        return default
+
+    def type_defaults(self, name: str) -> dict[str, Any]:
+        parsed = self.parsed.get(name)
+        if parsed is None:
+            return {}
+        return {prop.name: prop.default for prop in parsed.type_definition.get_properties_def_objects()}
+
+    def cap(self, name: str, capability: str, key: str) -> Any:
+        """A capability property exactly as the template set it (None if it did not)."""
+        caps = self.raw[name].get("capabilities") or {}
+        props = (caps.get(capability) or {}).get("properties") or {}
+        if key not in props:
+            return None
+        return self.ev.eval(props[key], f"node {name}", name)
+
+    def size(self, name: str, value: Any, unit: str, what: str) -> float:
+        from toscaparser.common.exception import TOSCAException
+        from toscaparser.elements.scalarunit import ScalarUnit_Size
+
+        try:
+            return float(ScalarUnit_Size(value).get_num_from_scalar_unit(unit))
+        except (ValueError, TypeError, TOSCAException) as error:
+            raise self.fail(name, f"{what} {value!r} is not a size such as '4 GiB' ({error})") from None
+
+    def seconds(self, name: str, value: Any, what: str) -> float | None:
+        from toscaparser.common.exception import TOSCAException
+        from toscaparser.elements.scalarunit import ScalarUnit_Time
+
+        if value in (None, ""):
+            return None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        try:
+            return float(ScalarUnit_Time(value).get_num_from_scalar_unit("s"))
+        except (ValueError, TypeError, TOSCAException) as error:
+            raise self.fail(name, f"{what} {value!r} is not a duration such as '5 m' ({error})") from None
+
+    # -- groups --------------------------------------------------------------------------------
+
+    def machine(self, name: str, default_arch: str) -> MachineSpec:
+        cpus = self.cap(name, "host", "num_cpus")
+        memory = self.cap(name, "host", "mem_size")
+        if cpus is None or memory is None:
+            self.warn(f"host:{name}", f"node {name}: no num_cpus/mem_size given; 2 CPUs and 4 GiB assumed")
+        disk = self.cap(name, "host", "disk_size")
+        disk_gib = math.ceil(self.size(name, disk, "GiB", "disk_size")) if disk not in (None, "") else None
+        arch_raw = self.cap(name, "os", "architecture")
+        arch = default_arch if arch_raw in (None, "") else ARCH.get(str(arch_raw).lower())
+        if arch is None:
+            raise self.fail(name, f"os architecture {arch_raw!r} is not supported (use x86_64 or arm64)")
+        image = self.cap(name, "os", "image") or (self.prop(name, "image") if self.is_a(name, CLOUD)
+                                                  else None)
+        distribution = self.cap(name, "os", "distribution")
+        version = self.cap(name, "os", "version")
+        instance_type = self.cap(name, "host", "instance_type")
+        return MachineSpec(
+            cpus=int(cpus) if cpus is not None else 2,
+            memory_mib=math.ceil(self.size(name, memory, "MiB", "mem_size")) if memory else 4096,
+            arch=arch,  # type: ignore[arg-type]
+            gpus=int(self.cap(name, "host", "num_gpus") or 0),
+            disk_gib=disk_gib or None,
+            instance_type=str(instance_type) if instance_type else None,
+            image=str(image) if image else None,
+            os_distribution=str(distribution).lower() if distribution else "ubuntu",
+            os_version=str(version) if version not in (None, "") else "24.04",
+        )
+
+    def placement(self, name: str) -> dict[str, Any]:
+        """Provider, region, network, priority, labels, taints of a cloud group."""
+        if not self.is_a(name, CLOUD):
+            return {"provider": self.default_provider}
+        raw_props = self.raw[name].get("properties") or {}
+        provider = self.prop(name, "provider") if "provider" in raw_props else self.default_provider
+        if provider not in ("aws", "openstack"):
+            raise self.fail(name, f"provider {provider!r} is not supported (aws or openstack)")
+        labels = self.prop(name, "labels") or {}
+        taints = self.prop(name, "taints") or []
+        if not isinstance(labels, dict) or not isinstance(taints, list):
+            raise self.fail(name, "labels must be a map and taints a list")
+        return {
+            "provider": provider,
+            "region": self.prop(name, "region") or None,
+            "network": self.prop(name, "network") or None,
+            "priority": int(self.prop(name, "priority") or 0),
+            "labels": {str(k): str(v) for k, v in labels.items()},
+            "taints": tuple(str(t) for t in taints),
+        }
+
+    def volume(self, name: str) -> VolumeSpec | None:
+        for requirement in self.raw[name].get("requirements") or []:
+            if not isinstance(requirement, dict) or "local_storage" not in requirement:
+                continue
+            target = requirement["local_storage"]
+            location = "/pv"
+            if isinstance(target, dict):
+                relationship = target.get("relationship")
+                if isinstance(relationship, dict):
+                    location = (relationship.get("properties") or {}).get("location") or location
+                target = target.get("node")
+            if not isinstance(target, str) or target not in self.raw:
+                continue
+            size = self.prop(target, "size")
+            if size in (None, ""):
+                self.warn(f"volume:{target}", f"node {target}: no size given; no data volume")
+                return None
+            gib = math.ceil(self.size(target, size, "GiB", "size"))
+            return VolumeSpec(size_gib=gib, mount=str(location)) if gib > 0 else None
+        return None
+
+    def front_end_name(self) -> str:
+        found = [n for n in self.raw if self.is_a(n, FRONT_END)]
+        for name in self.raw:
+            if self.is_a(name, im_compat.IM_FRONT_END):
+                host = host_of(self.raw[name])
+                if host and host not in found:
+                    found.append(host)
+        if not found:
+            raise TemplateError("no front-end: one Compute node must be an oscar_deploy.nodes.FrontEnd "
+                                "(or host the IM's LRMS.FrontEnd)", where=self.origins.all_files)
+        if len(found) > 1:
+            raise TemplateError(f"more than one front-end ({', '.join(found)}); a cluster has exactly one",
+                                where=self.origins.of_node(found[1]), culprit=f"node {found[1]}")
+        return found[0]
+
+    def worker_bounds(self, name: str) -> tuple[int, int, int]:
+        """count, min, max of a worker group: the Compute's scalable capability, or (the IM's way)
+        the bounds on the hosted LRMS.WorkerNode's ``wn`` capability."""
+        count = self.cap(name, "scalable", "count")
+        low = self.cap(name, "scalable", "min_instances")
+        high = self.cap(name, "scalable", "max_instances")
+        for other in self.raw:
+            if host_of(self.raw[other]) == name and self.is_a(other, im_compat.IM_WORKER_NODE):
+                low = self.cap(other, "wn", "min_instances") if low is None else low
+                high = self.cap(other, "wn", "max_instances") if high is None else high
+        count = 1 if count is None else count
+        low = 0 if low is None else low
+        if high is None:
+            high = max(count, low) if isinstance(count, int) and isinstance(low, int) else count
+        check_scaling(name, count, low, high, self.origins.of_node(name))
+        return count, low, high
+
+    def groups(self) -> tuple[GroupSpec, ...]:
+        front = self.front_end_name()
+        groups = []
+        fleets: dict[str, list[str]] = {}
+        for name in self.raw:
+            if not self.is_a(name, COMPUTE):
+                continue
+            if self.is_a(name, EDGE):
+                fleets.setdefault(str(self.prop(name, "fleet", "edge")), []).append(name)
+            elif name == front:
+                place = self.placement(name)
+                groups.append(GroupSpec(name=name, role="front-end", machine=self.machine(name, "amd64"),
+                                        count=1, min=1, max=1, volume=self.volume(name),
+                                        source_node=name, **place))
+            else:
+                count, low, high = self.worker_bounds(name)
+                groups.append(GroupSpec(name=name, role="worker", machine=self.machine(name, "amd64"),
+                                        count=count, min=low, max=high, source_node=name,
+                                        **self.placement(name)))
+        for fleet, names in fleets.items():
+            groups.append(self.fleet(fleet, names))
+        fronts = [g for g in groups if g.role == "front-end"]
+        others = sorted((g for g in groups if g.role != "front-end"), key=lambda g: -g.priority)
+        return tuple(fronts + others)
+
+    def board(self, name: str) -> BoardSpec:
+        machine = self.machine(name, "arm64")
+        power_on, power_off = self.prop(name, "power_on") or None, self.prop(name, "power_off") or None
+        mac = self.prop(name, "wol_mac") or None
+        if power_on:
+            power = PowerSpec(type="command", power_on=power_on, power_off=power_off, mac=mac)
+        elif mac:
+            power = PowerSpec(type="wol", power_off=power_off, mac=mac)
+        else:
+            power = PowerSpec()
+        address = self.prop(name, "address")
+        if not address:
+            raise self.fail(name, "an edge board needs an address")
+        return BoardSpec(name=name, address=str(address), ssh_user=str(self.prop(name, "ssh_user", "pi")),
+                         ssh_key=self.prop(name, "ssh_key") or None,
+                         ssh_port=int(self.prop(name, "ssh_port", 22)), arch=machine.arch,
+                         cpus=machine.cpus, memory_mib=machine.memory_mib, power=power,
+                         proxy_jump=bool(self.prop(name, "proxy_jump", False)))
+
+    def fleet(self, fleet: str, names: list[str]) -> GroupSpec:
+        boards = tuple(self.board(name) for name in names)
+        first = names[0]
+        labels = self.prop(first, "labels") or {}
+        taints = self.prop(first, "taints") or []
+        return GroupSpec(
+            name=fleet, role="edge", provider="fleet", machine=self.machine(first, "arm64"),
+            count=len(boards), min=0, max=len(boards), boards=boards,
+            priority=max(int(self.prop(n, "priority", 100)) for n in names),
+            labels={str(k): str(v) for k, v in labels.items()}, taints=tuple(str(t) for t in taints),
+            source_node=first,
+        )
+
+    # -- software ------------------------------------------------------------------------------
+
+    def components(self) -> tuple[tuple[ComponentSpec, ...], ElasticSpec | None, str | None]:
+        found: dict[str, ComponentSpec] = {}
+        elastic: ElasticSpec | None = None
+        dns_name: str | None = None
+        versions = []
+        front = self.front_end_name()
+        found["k3s"] = ComponentSpec("k3s", {}, front)
+
+        def add(component: str, props: Mapping[str, Any], node: str) -> None:
+            if component in found:
+                merged = {**found[component].properties, **props}
+                found[component] = ComponentSpec(component, merged, found[component].source_node)
+            else:
+                found[component] = ComponentSpec(component, dict(props), node)
+
+        for name, raw in self.raw.items():
+            type_name = raw["type"]
+            if self.is_a(name, COMPUTE):
+                continue
+            raw_props = raw.get("properties") or {}
+            if im_compat.is_im_type(type_name):
+                im_compat.warn_unimplemented(
+                    name, type_name, raw_props, lambda v, n=name: self.ev.eval(v, f"node {n}", n),
+                    self.type_defaults(name), self.warn)
+                if "version" in raw_props:
+                    versions.append(f"{name}: {self.prop(name, 'version')}")
+            kind = next((c for t, c in OURS.items() if self.is_a(name, t)), None)
+            if kind == "elastic":
+                elastic = ElasticSpec(
+                    idle_time_s=self.seconds(name, self.prop(name, "idle_time"), "idle_time"),
+                    max_wait_poweron_s=self.seconds(name, self.prop(name, "max_wait_poweron"),
+                                                    "max_wait_poweron"),
+                    max_wait_poweroff_s=self.seconds(name, self.prop(name, "max_wait_poweroff"),
+                                                     "max_wait_poweroff"),
+                    extra_free=self.prop(name, "extra_free"), max_booting=self.prop(name, "max_booting"))
+                add("elastic", {}, name)
+            elif kind == "minio":
+                add("minio", {"access_key": self.prop(name, "access_key", "minio"),
+                              "secret_key": self.secret_prop(name, "secret_key", "minio_password"),
+                              "api_port": self.prop(name, "api_port"),
+                              "console_port": self.prop(name, "console_port")}, name)
+            elif kind == "oscar":
+                add("oscar", {"username": self.prop(name, "username", "oscar"),
+                              "password": self.secret_prop(name, "password", "oscar_password"),
+                              "dns_host": self.prop(name, "dns_host") or None}, name)
+            elif kind is not None:
+                add(kind, {k: self.prop(name, k) for k in raw_props}, name)
+            elif self.is_a(name, im_compat.IM_K8S_FRONT_END):
+                dns_name = self.prop(name, "public_dns_name") or None
+                add("k3s", {"admin_username": self.prop(name, "admin_username", "kubeuser"),
+                            "admin_token": self.secret_prop(name, "admin_token", "k3s_token")}, name)
+            elif self.is_a(name, im_compat.IM_OSCAR):
+                add("minio", {"access_key": self.prop(name, "minio_accesskey", "minio"),
+                              "secret_key": self.secret_prop(name, "minio_secretkey", "minio_password"),
+                              "dns_host": self.prop(name, "minio_dns_host") or None,
+                              "console_dns_host": self.prop(name, "minio_dns_host_console") or None}, name)
+                add("knative", {}, name)
+                add("oscar", {"username": "oscar",
+                              "password": self.secret_prop(name, "password", "oscar_password"),
+                              "dns_host": self.prop(name, "dns_host") or None}, name)
+            elif self.is_a(name, im_compat.IM_ELASTIC):
+                elastic = im_compat.elastic_from_clues(self.prop(name, "config_options"), self.warn, name)
+                add("elastic", {}, name)
+            elif not any(self.is_a(name, t) for t in SILENT):
+                self.warn(f"node:{name}", f"node {name} ({type_name}) is not something oscar-deploy "
+                          "installs; ignored")
+        if versions:
+            self.warn("versions", "component versions in the template are ignored ("
+                      + ", ".join(versions) + "); playbooks/group_vars/all/versions.yml decides")
+        return tuple(found.values()), elastic, dns_name
+
+    def secret_prop(self, name: str, key: str, secret: str) -> Any:
+        """A password-like property: a placeholder, never a weak literal."""
+        value = self.prop(name, key)
+        if isinstance(value, str) and value.startswith("{secret."):
+            return value
+        if is_weak(value):
+            if value:
+                self.warn(f"weak:{name}.{key}", f"node {name}: property {key} is weak; a generated "
+                          f"secret ({secret}) is used instead")
+            return placeholder(secret)
+        self.warn(f"literal:{name}.{key}", f"node {name}: property {key} is a literal secret in the "
+                  "template; prefer an input given with -i")
+        return value
+
+    # -- the whole spec ------------------------------------------------------------------------
+
+    def admin_cidr(self, front: GroupSpec) -> str:
+        name = front.name
+        value = self.prop(name, "admin_cidr") if self.is_a(name, FRONT_END) else None
+        value = str(value or "0.0.0.0/0")
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise self.fail(name, f"admin_cidr {value!r} is not a CIDR such as 203.0.113.0/24") from None
+        if value in ("0.0.0.0/0", "::/0"):
+            how = ("narrow it (e.g. -i admin_cidr=203.0.113.7/32)" if "admin_cidr" in self.inputs.values
+                   else "this template cannot narrow it (oscar-deploy's templates have an admin_cidr input)")
+            self.warnings.append(f"admin_cidr is {value}: SSH and the Kubernetes API are open to the "
+                                 f"whole internet; {how}")
+        return value
+
+    def outputs(self) -> tuple[OutputSpec, ...]:
+        result = []
+        outputs = self.loaded.doc["topology_template"]["outputs"]
+        for name, raw in outputs.items():
+            if not isinstance(raw, dict) or "value" not in raw:
+                raise TemplateError("an output needs a 'value'", where=self.origins.of_output(name),
+                                    culprit=f"output {name}")
+            value = self.ev.eval(raw["value"], f"output {name}")
+            text = value if isinstance(value, str) else str(value)
+            description = str(raw.get("description") or "")
+            result.append(OutputSpec(name=str(name), value=text, description=description,
+                                     secret="{secret." in text))
+        return tuple(result)
+
+    def spec(self) -> ClusterSpec:
+        groups = self.groups()
+        components, elastic, im_dns = self.components()
+        front = next(g for g in groups if g.role == "front-end")
+        dns = self.prop(front.name, "dns_name") if self.is_a(front.name, FRONT_END) else im_dns
+        secrets = list(self.inputs.secrets)
+        component_names = {c.name for c in components}
+        for secret, needed_by in DEPLOYMENT_SECRETS:
+            wanted = needed_by is None or needed_by in component_names
+            if wanted and secret not in {s.name for s in secrets}:
+                secrets.append(SecretSpec(secret))
+        admin_cidr = self.admin_cidr(front)
+        return ClusterSpec(
+            sources=self.origins.files, description=self.loaded.description, groups=groups,
+            components=components, elastic=elastic, secrets=tuple(secrets), outputs=self.outputs(),
+            admin_cidr=admin_cidr, dns_name=str(dns) if dns else None, inputs=dict(self.inputs.values),
+            warnings=tuple(self.warnings),
+        )

@@ -1,0 +1,145 @@
+"""Our own checks, closing tosca-parser's gaps, and its errors turned into one readable paragraph.
+
+Run on the merged raw template before tosca-parser, they catch what it reports badly or not at
+all (requirements on missing nodes, ``host`` cycles, non-numeric ``num_cpus`` — a bare
+``TypeError`` there —, scaling bounds), each naming the file, the node and the property.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from provisioner.errors import TemplateError
+from provisioner.template.load import Origins
+from provisioner.template.values import Evaluator, host_of
+
+HOST_PROPERTIES = {"num_cpus": "integer", "num_gpus": "integer", "mem_size": "scalar-unit.size",
+                   "disk_size": "scalar-unit.size"}
+
+
+def requirement_targets(node: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """(requirement name, target) pairs of a raw node template; target is a node name or None."""
+    pairs = []
+    for requirement in node.get("requirements") or []:
+        if not isinstance(requirement, dict) or len(requirement) != 1:
+            pairs.append(("?", requirement))
+            continue
+        name, target = next(iter(requirement.items()))
+        if isinstance(target, dict):
+            target = target.get("node")
+        pairs.append((str(name), target))
+    return pairs
+
+
+def check_structure(nodes: Mapping[str, Any], origins: Origins) -> None:
+    """Node templates are mappings with a type; requirements name existing nodes; no host cycle."""
+    for name, node in nodes.items():
+        where = origins.of_node(name)
+        if not isinstance(node, dict) or not isinstance(node.get("type"), str):
+            raise TemplateError("a node template must be a mapping with a 'type'", where=where,
+                                culprit=f"node {name}")
+        requirements = node.get("requirements")
+        if requirements is not None and not isinstance(requirements, list):
+            raise TemplateError("'requirements' must be a list", where=where, culprit=f"node {name}")
+        for requirement, target in requirement_targets(node):
+            if requirement == "?":
+                raise TemplateError(f"malformed requirement {target!r}", where=where,
+                                    culprit=f"node {name}")
+            if target is None or (isinstance(target, str) and "." in target and target not in nodes):
+                continue  # a requirement on a type (abstract) is tosca-parser's to judge
+            if target not in nodes:
+                raise TemplateError(f"requirement '{requirement}' names node '{target}', which is not "
+                                    "defined", where=where, culprit=f"node {name}")
+    for name in nodes:
+        seen = [name]
+        current = host_of(nodes[name])
+        while current is not None and current in nodes:
+            if current in seen:
+                cycle = " -> ".join([*seen[seen.index(current):], current])
+                raise TemplateError(f"'host' requirements form a cycle: {cycle}",
+                                    where=origins.of_node(name), culprit=f"node {name}")
+            seen.append(current)
+            current = host_of(nodes[current])
+
+
+def check_host_properties(nodes: Mapping[str, Any], evaluator: Evaluator, origins: Origins) -> None:
+    """num_cpus/mem_size/... of every ``host`` capability have the right type (after get_input)."""
+    from toscaparser.common.exception import TOSCAException
+    from toscaparser.dataentity import DataEntity
+
+    for name, node in nodes.items():
+        capability = ((node.get("capabilities") or {}).get("host") or {})
+        properties = capability.get("properties") if isinstance(capability, dict) else None
+        for prop, kind in HOST_PROPERTIES.items():
+            if not isinstance(properties, dict) or prop not in properties:
+                continue
+            value = evaluator.eval(properties[prop], f"node {name}", name)
+            if value in (None, ""):
+                continue
+            try:
+                if kind == "integer" and (isinstance(value, bool) or not isinstance(value, int)):
+                    raise ValueError(f'"{value}" is not an integer')
+                DataEntity.validate_datatype(kind, value)
+            except (ValueError, TypeError, TOSCAException) as error:
+                raise TemplateError(f"host property {prop} = {value!r} is not a valid {kind} "
+                                    f"({str(error).strip().rstrip('.')})", where=origins.of_node(name),
+                                    culprit=f"node {name}") from None
+            if kind == "integer" and value < (0 if prop == "num_gpus" else 1):
+                raise TemplateError(f"host property {prop} = {value} must be at least "
+                                    f"{0 if prop == 'num_gpus' else 1}", where=origins.of_node(name),
+                                    culprit=f"node {name}")
+
+
+def check_scaling(name: str, count: int, low: int, high: int, where: str) -> None:
+    culprit = f"node {name}"
+    for label, value in (("count", count), ("min_instances", low), ("max_instances", high)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TemplateError(f"scalable {label} = {value!r} is not an integer", where=where,
+                                culprit=culprit)
+        if value < 0:
+            raise TemplateError(f"scalable {label} = {value} is negative", where=where, culprit=culprit)
+    if low > high:
+        raise TemplateError(f"min_instances ({low}) is greater than max_instances ({high})",
+                            where=where, culprit=culprit)
+    if count > high:
+        raise TemplateError(f"count ({count}) is greater than max_instances ({high})", where=where,
+                            culprit=culprit)
+
+
+_QUOTED = re.compile(r'"([^"]+)"')
+
+
+def parser_error(lines: list[str], origins: Origins, nodes: Mapping[str, Any]) -> TemplateError:
+    """One paragraph from tosca-parser's clean report lines, naming the file and the node."""
+    cleaned = []
+    for line in lines:
+        line = line.strip()
+        line = re.sub(r"^[A-Za-z]+(Error|Exception|Warning): ", "", line)
+        if line and line not in cleaned:
+            cleaned.append(line)
+    text = " ".join(cleaned[:4]) + (f" (and {len(cleaned) - 4} more)" if len(cleaned) > 4 else "")
+    culprit = None
+    for line in cleaned:
+        for quoted in _QUOTED.findall(line):
+            if quoted in nodes:
+                culprit = quoted
+                break
+        if culprit:
+            break
+    where = origins.of_node(culprit) if culprit else origins.all_files
+    return TemplateError(text or "the template failed validation", where=where,
+                         culprit=f"node {culprit}" if culprit else None)
+
+
+def once(warnings: list[str]) -> Callable[[str, str], None]:
+    """A ``warn(key, message)`` that records a message only the first time its key is seen."""
+    seen: set[str] = set()
+
+    def warn(key: str, message: str) -> None:
+        if key not in seen:
+            seen.add(key)
+            warnings.append(message)
+
+    return warn
