@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -32,3 +33,36 @@ def test_help_imports_no_heavy_library(args: list[str]) -> None:
     assert "Usage: oscar-deploy" in done.stdout
     loaded = set(json.loads(lines[-1]))
     assert not loaded & set(HEAVY), f"--help imported {sorted(loaded & set(HEAVY))}"
+
+
+def oscar_deploy(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OSCAR_DEPLOY_GENERAL_CACHE_DIR": str(tmp_path / "cache"),
+           "OSCAR_DEPLOY_CONFIG": str(REPO / "oscar-deploy.cfg")}
+    return subprocess.run([sys.executable, "-m", "provisioner.cli", *args], capture_output=True, text=True,
+                          cwd=REPO, env=env, timeout=120)
+
+
+AWS = "tosca/templates/oscar-aws.yaml"
+
+
+def test_plan_json_is_one_document_on_stdout_and_warnings_go_to_stderr(tmp_path: Path) -> None:
+    done = oscar_deploy("plan", AWS, "-o", "json", tmp_path=tmp_path)
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)  # the whole of stdout, nothing else
+    assert document["groups"] and document["cost_per_hour"] > 0
+    assert "0.0.0.0/0" in done.stderr and done.stderr.count("0.0.0.0/0: SSH") <= 1
+
+
+def test_plan_table_and_validate(tmp_path: Path) -> None:
+    table = oscar_deploy("plan", AWS, "-i", "admin_cidr=203.0.113.0/24", tmp_path=tmp_path)
+    assert table.returncode == 0, table.stderr
+    assert "t3a.medium" in table.stdout and "Estimated cost" in table.stdout and not table.stderr
+    valid = oscar_deploy("validate", AWS, tmp_path=tmp_path)
+    assert valid.returncode == 0 and "valid" in valid.stdout
+
+
+def test_an_unknown_instance_type_exits_2_naming_node_and_value_without_traceback(tmp_path: Path) -> None:
+    done = oscar_deploy("plan", AWS, "-i", "wn_instance_type=t3.mediun", tmp_path=tmp_path)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr and not done.stdout
+    assert "wn" in done.stderr and "'t3.mediun'" in done.stderr and "t3.medium" in done.stderr
