@@ -36,6 +36,7 @@ COMPUTE = "tosca.nodes.Compute"
 FRONT_END = "oscar_deploy.nodes.FrontEnd"
 CLOUD = "oscar_deploy.nodes.CloudCompute"
 EDGE = "oscar_deploy.nodes.EdgeBoard"
+EDGE_FRONT_END = "oscar_deploy.nodes.EdgeFrontEnd"
 OURS = {"oscar_deploy.nodes.MinIO": "minio", "oscar_deploy.nodes.Knative": "knative",
         "oscar_deploy.nodes.OSCAR": "oscar", "oscar_deploy.nodes.OSCARUI": "oscar-ui",
         "oscar_deploy.nodes.Elastic": "elastic"}
@@ -189,7 +190,7 @@ class Builder:
         return None
 
     def front_end_name(self) -> str:
-        found = [n for n in self.raw if self.is_a(n, FRONT_END)]
+        found = [n for n in self.raw if self.is_a(n, FRONT_END) or self.is_a(n, EDGE_FRONT_END)]
         for name in self.raw:
             if self.is_a(name, im_compat.IM_FRONT_END):
                 host = host_of(self.raw[name])
@@ -227,7 +228,12 @@ class Builder:
         for name in self.raw:
             if not self.is_a(name, COMPUTE):
                 continue
-            if self.is_a(name, EDGE):
+            if name == front and self.is_a(name, EDGE):
+                board = self.board(name)
+                groups.append(GroupSpec(name=name, role="front-end", provider="fleet",
+                                        machine=self.machine(name, "arm64"), count=1, min=1, max=1,
+                                        boards=(board,), volume=self.volume(name), source_node=name))
+            elif self.is_a(name, EDGE):
                 fleets.setdefault(str(self.prop(name, "fleet", "edge")), []).append(name)
             elif name == front:
                 place = self.placement(name)
@@ -366,9 +372,13 @@ class Builder:
 
     # -- the whole spec ------------------------------------------------------------------------
 
+    def has_cluster_props(self, name: str) -> bool:
+        """Our front-end types carry the cluster-wide admin_cidr and dns_name."""
+        return self.is_a(name, FRONT_END) or self.is_a(name, EDGE_FRONT_END)
+
     def admin_cidr(self, front: GroupSpec) -> str:
         name = front.name
-        value = self.prop(name, "admin_cidr") if self.is_a(name, FRONT_END) else None
+        value = self.prop(name, "admin_cidr") if self.has_cluster_props(name) else None
         value = str(value or "0.0.0.0/0")
         try:
             ipaddress.ip_network(value, strict=False)
@@ -399,7 +409,7 @@ class Builder:
         groups = self.groups()
         components, elastic, im_dns = self.components()
         front = next(g for g in groups if g.role == "front-end")
-        dns = self.prop(front.name, "dns_name") if self.is_a(front.name, FRONT_END) else im_dns
+        dns = self.prop(front.name, "dns_name") if self.has_cluster_props(front.name) else im_dns
         secrets = list(self.inputs.secrets)
         component_names = {c.name for c in components}
         for secret, needed_by in DEPLOYMENT_SECRETS:
