@@ -216,8 +216,11 @@ class AuthEntry:
         return f"AuthEntry(line={self.line}, id={self.id!r}, type={self.values.get('type')!r})"
 
 
+_BLANK = " \t\r\f\v"
+
+
 def _split_items(text: str, where: str) -> list[str]:
-    """Split a line on ``;`` outside quotes; the quotes themselves are dropped (as the IM does)."""
+    """Split a line on ``;`` outside quotes, keeping the quotes (``_unquote`` drops them later)."""
     items: list[str] = []
     current: list[str] = []
     quote: str | None = None
@@ -225,33 +228,50 @@ def _split_items(text: str, where: str) -> list[str]:
         if quote:
             if char == quote:
                 quote = None
-            else:
-                current.append(char)
         elif char in "\"'":
             quote = char
         elif char == ";":
             items.append("".join(current))
             current = []
-        else:
-            current.append(char)
+            continue
+        current.append(char)
     if quote:
         raise CredentialsError(f"{where}: a {quote} quote is never closed")
     items.append("".join(current))
-    return [item for item in items if item.strip()]
+    return [item for item in items if item.strip(_BLANK)]
+
+
+def _unquote(raw: str) -> str:
+    """Drop the quote characters (as the IM does: ``'a;b'`` and ``"it's"`` are values); blanks
+    inside quotes are kept, blanks around the value were already stripped."""
+    out: list[str] = []
+    quote: str | None = None
+    for char in raw:
+        if quote:
+            if char == quote:
+                quote = None
+            else:
+                out.append(char)
+        elif char in "\"'":
+            quote = char
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 def parse_auth_text(text: str, path: str) -> list[AuthEntry]:
     """Parse auth-file text; ``path`` only names the file in errors."""
     entries = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
+    # split on "\n" only: str.splitlines() would also break a password at \x85 or \u2028
+    for number, raw in enumerate(text.split("\n"), start=1):
+        line = raw.strip(_BLANK)
         if not line or line.startswith("#"):
             continue
         where = f"{path} line {number}"
         values: dict[str, str] = {}
         for index, item in enumerate(_split_items(line, where), start=1):
             key, sep, value = item.partition("=")
-            key = key.strip()
+            key = key.strip(_BLANK)
             if not sep or not key:
                 raise CredentialsError(
                     f"{where}: item {index} is not 'key = value' (items are separated by ';'; "
@@ -260,7 +280,7 @@ def parse_auth_text(text: str, path: str) -> list[AuthEntry]:
                 raise CredentialsError(f"{where}: item {index} has no valid key before '='")
             if key in values:
                 raise CredentialsError(f"{where}: key {key!r} is given twice")
-            values[key] = _expand_value(value.strip(), where, key)
+            values[key] = _expand_value(_unquote(value.strip(_BLANK)), where, key)
         if "type" not in values:
             raise CredentialsError(f"{where}: no 'type' (e.g. type = EC2 or type = OpenStack)")
         entries.append(AuthEntry(number, values))

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from provisioner.credentials import (
     AwsCredentials,
@@ -172,6 +174,20 @@ def test_several_lines_of_one_type_use_the_first(tmp_path: Path) -> None:
                                         "id = two; type = EC2; username = A2; password = y\n")
     assert resolve(["aws"], tmp_path, auth=auth)["aws"].access_key_id == "A1"
     assert resolve(["aws"], tmp_path, auth=auth, ids={"aws": "two"})["aws"].access_key_id == "A2"
+
+
+_VALUE_CHARS = st.characters(min_codepoint=1, max_codepoint=0x2FFF, blacklist_characters="\\\"'\n",
+                             blacklist_categories=("Cs",))
+
+
+@given(value=st.text(_VALUE_CHARS, min_size=1, max_size=40), quote=st.sampled_from(['"', "'"]))
+@settings(max_examples=200, deadline=None)
+def test_any_quoted_value_reads_back_unchanged(value: str, quote: str) -> None:
+    """Whatever a password holds (';', '=', '#', blanks, non-ASCII), quoting it keeps it intact."""
+    text = f"id = x; type = EC2; username = u; password = {quote}{value}{quote}; region = r\n"
+    (entry,) = parse_auth_text(text, "mem")
+    assert entry.values["password"] == value
+    assert entry.values["region"] == "r"
 
 
 def test_parse_keeps_line_numbers_and_hides_values_in_repr() -> None:
