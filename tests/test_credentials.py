@@ -495,3 +495,26 @@ def test_secrets_never_reach_messages_logs_or_reprs(tmp_path: Path, caplog: pyte
     assert len(secrets_used) >= 25
     for value in secrets_used:
         assert value not in everything
+
+
+def test_the_state_file_records_where_credentials_came_from_never_their_values(tmp_path: Path) -> None:
+    from provisioner.state import StateStore
+
+    key_secret, os_secret = secret(), secret()
+    auth = write(tmp_path / "auth.dat",
+                 f"id = aws; type = EC2; username = AKIDSTATE; password = {key_secret}\n"
+                 f"id = ost; type = OpenStack; host = https://k:5000/v3; username = u; "
+                 f"password = {os_secret}; tenant = t\n")
+    creds = resolve(["aws", "openstack"], tmp_path, auth=auth)
+    db = tmp_path / "state" / "state.db"
+    with StateStore.open(db) as store:
+        sources = {provider: c.source.to_json() for provider, c in creds.items()}
+        dep = store.create_deployment("c", plan={}, credentials=sources)
+        store.add_event(dep.id, "credentials", ", ".join(c.source.describe() for c in creds.values()))
+        raw = b"".join(p.read_bytes() for p in db.parent.iterdir() if p.is_file())
+        for value in (key_secret, os_secret):
+            assert value.encode() not in raw
+        recorded = store.get("c").credentials
+    assert recorded["aws"] == {"kind": "auth-file", "path": str(auth), "entry": "aws"}
+    for provider, original in creds.items():
+        assert credentials_from_source(provider, recorded[provider], {}, tmp_path / "home") == original
