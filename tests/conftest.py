@@ -37,3 +37,34 @@ def openstack_server(openstack_server_session: Any) -> Any:
     """The OpenStack test server, back to its seeded state: `driver_kwargs()`, `set_faults`, `state`."""
     openstack_server_session.reset()
     return openstack_server_session
+
+
+# --- Kubernetes API test server (DESIGN §4): the real kubernetes client over HTTP ---------------------
+@pytest.fixture
+def kube_api_factory() -> Iterator[Any]:
+    """`kube_api_factory(**kwargs)` starts a `KubeApiServer(**kwargs)` (e.g. `history=10`) for this test."""
+    from contextlib import ExitStack
+
+    from tests.harness.kube_api import KubeApiServer, Timing
+
+    def start(**kwargs: Any) -> Any:
+        kwargs.setdefault("timing", Timing(time_scale=0.01, period_s=0.02))
+        return stack.enter_context(KubeApiServer(**kwargs))
+
+    with ExitStack() as stack:
+        yield start
+
+
+@pytest.fixture
+def kube_api(kube_api_factory: Any) -> Any:
+    """A fresh Kubernetes API test server with a fast clock (time_scale 0.01: a 30 s pod runs 0.3 s):
+    `url`, `api_client()`, `write_kubeconfig(path)`, `register_node(...)`, `create_pods(...)`, `pods()`."""
+    return kube_api_factory()
+
+
+@pytest.fixture
+def kube_client(kube_api: Any) -> Iterator[Any]:
+    """A `kubernetes.client.ApiClient` for `kube_api`, closed after the test."""
+    api = kube_api.api_client()
+    yield api
+    api.close()

@@ -1,0 +1,514 @@
+"""The Kubernetes API test server, driven through the real ``kubernetes`` client as the daemon drives it.
+
+Each test checks behaviour a product would rely on: what a list/watch returns and when, what the
+scheduler and kubelets do with pods, and the errors (409, 410, 429) a controller must handle.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client, watch
+from kubernetes.client.rest import ApiException
+
+from tests.harness.kube_api import KubeApiServer, Timing
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def v1(kube_client: Any) -> client.CoreV1Api:
+    return client.CoreV1Api(kube_client)
+
+
+def _pod(name: str, cpu: str = "500m", memory: str = "256Mi", **spec: Any) -> client.V1Pod:
+    annotations = spec.pop("annotations", None)
+    labels = spec.pop("labels", None)
+    return client.V1Pod(
+        metadata=client.V1ObjectMeta(name=name, annotations=annotations, labels=labels),
+        spec=client.V1PodSpec(
+            containers=[
+                client.V1Container(
+                    name="main",
+                    image="busybox",
+                    resources=client.V1ResourceRequirements(requests={"cpu": cpu, "memory": memory}),
+                )
+            ],
+            **spec,
+        ),
+    )
+
+
+def _node_of(v1: client.CoreV1Api, name: str, namespace: str = "default") -> str | None:
+    return v1.read_namespaced_pod(name, namespace).spec.node_name
+
+
+def _scheduled_condition(pod: client.V1Pod) -> client.V1PodCondition | None:
+    return next((c for c in pod.status.conditions or [] if c.type == "PodScheduled"), None)
+
+
+def _ready(node: client.V1Node) -> bool:
+    return any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
+
+
+# ---- list, watch, resume, 410 ----------------------------------------------------------------------
+def test_lists_deserialise_into_client_models_with_resource_versions(
+    kube_api: KubeApiServer, v1: Any
+) -> None:
+    kube_api.register_node("w1", cpus=2, memory_mib=4096, labels={"oscar/group": "cloud"})
+    created = v1.create_namespaced_pod("default", _pod("p1"))
+    assert created.status.phase == "Pending" and created.metadata.uid and created.metadata.creation_timestamp
+
+    nodes = v1.list_node(label_selector="oscar/group in (cloud,edge)")
+    pods = v1.list_namespaced_pod("default")
+    assert isinstance(nodes, client.V1NodeList) and isinstance(pods, client.V1PodList)
+    assert [n.metadata.name for n in nodes.items] == ["w1"]
+    assert nodes.items[0].status.allocatable["cpu"] == "2000m"
+    assert int(pods.metadata.resource_version) >= int(created.metadata.resource_version)
+    assert v1.list_node(label_selector="oscar/group=edge").items == []
+    assert v1.list_node(label_selector="!oscar/group").items == []
+    with pytest.raises(ApiException) as err:
+        v1.list_namespaced_pod("default", field_selector="spec.containers=x")
+    assert err.value.status == 400 and "field label not supported" in err.value.body
+
+
+def test_watch_sees_node_become_ready_and_pod_lifecycle(kube_api: KubeApiServer, v1: Any) -> None:
+    kube_api.register_node("w1", ready_after_s=20)  # 0.2 s at the fixture's time scale
+    rv = v1.list_namespaced_pod("default").metadata.resource_version
+    v1.create_namespaced_pod("default", _pod("job", annotations={"harness/runtime-s": "20"}))
+    seen_nodes = [
+        (e["type"], _ready(e["object"])) for e in watch.Watch().stream(v1.list_node, timeout_seconds=1)
+    ]
+    assert seen_nodes[0] == ("ADDED", False) and ("MODIFIED", True) in seen_nodes
+
+    phases = []
+    for event in watch.Watch().stream(
+        v1.list_namespaced_pod, "default", resource_version=rv, timeout_seconds=2
+    ):
+        phases.append(event["object"].status.phase)
+        if phases[-1] == "Succeeded":
+            break
+    assert phases[0] == "Pending" and "Running" in phases and phases[-1] == "Succeeded"
+
+
+def test_watch_resumes_from_a_resource_version(kube_api: KubeApiServer, v1: Any) -> None:
+    v1.create_namespaced_pod("default", _pod("before"))
+    listed = v1.list_namespaced_pod("default", field_selector="spec.nodeName=")
+    assert [p.metadata.name for p in listed.items] == ["before"]
+    v1.create_namespaced_pod("default", _pod("after"))
+
+    events = watch.Watch().stream(
+        v1.list_namespaced_pod,
+        "default",
+        resource_version=listed.metadata.resource_version,
+        timeout_seconds=1,
+    )
+    names = [(e["type"], e["object"].metadata.name) for e in events]
+    assert ("ADDED", "after") in names and ("ADDED", "before") not in names  # only changes after the version
+
+
+def test_too_old_resource_version_gives_410_and_a_relist_recovers(kube_api_factory: Any) -> None:
+    kube_api = kube_api_factory(history=10)
+    v1 = client.CoreV1Api(kube_api.api_client())
+    old_rv = v1.list_namespaced_config_map("default").metadata.resource_version
+    for i in range(20):  # more writes than the history keeps
+        v1.create_namespaced_config_map(
+            "default", client.V1ConfigMap(metadata=client.V1ObjectMeta(name=f"c{i}"))
+        )
+
+    with pytest.raises(ApiException) as err:
+        list(
+            watch.Watch().stream(
+                v1.list_namespaced_config_map, "default", resource_version=old_rv, timeout_seconds=1
+            )
+        )
+    assert err.value.status == 410
+
+    relisted = v1.list_namespaced_config_map("default")
+    assert len(relisted.items) == 20
+    v1.create_namespaced_config_map("default", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="new")))
+    events = watch.Watch().stream(
+        v1.list_namespaced_config_map,
+        "default",
+        resource_version=relisted.metadata.resource_version,
+        timeout_seconds=1,
+    )
+    assert [(e["type"], e["object"].metadata.name) for e in events] == [("ADDED", "new")]
+
+
+def test_compaction_expires_watches_and_timeout_seconds_ends_a_watch(
+    kube_api: KubeApiServer, v1: Any
+) -> None:
+    rv = v1.list_node().metadata.resource_version
+    kube_api.register_node("w1")
+    kube_api.compact()
+    with pytest.raises(ApiException) as err:
+        list(watch.Watch().stream(v1.list_node, resource_version=rv, timeout_seconds=1))
+    assert err.value.status == 410
+
+    started = time.monotonic()
+    list(
+        watch.Watch().stream(
+            v1.list_node, resource_version=v1.list_node().metadata.resource_version, timeout_seconds=1
+        )
+    )
+    assert 0.9 <= time.monotonic() - started < 3
+
+
+def test_watch_with_a_field_selector_reports_pods_leaving_it_as_deleted(
+    kube_api: KubeApiServer, v1: Any
+) -> None:
+    rv = v1.list_namespaced_pod("default").metadata.resource_version
+    v1.create_namespaced_pod("default", _pod("p"))
+    kube_api.register_node("w1")
+    kube_api.wait_until(lambda: _node_of(v1, "p"), what="the pod to be bound")
+    events = watch.Watch().stream(
+        v1.list_namespaced_pod,
+        "default",
+        field_selector="spec.nodeName=",
+        resource_version=rv,
+        timeout_seconds=1,
+    )
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "ADDED" and "DELETED" in kinds
+
+
+# ---- scheduler -------------------------------------------------------------------------------------
+def test_cordoned_node_gets_no_new_pods(kube_api: KubeApiServer, v1: Any) -> None:
+    kube_api.register_node("a", cpus=8)
+    kube_api.register_node("b", cpus=8)
+    kube_api.wait_until(lambda: all(_ready(n) for n in v1.list_node().items), what="nodes Ready")
+    cordoned = v1.patch_node("a", {"spec": {"unschedulable": True}})
+    assert cordoned.spec.unschedulable is True
+
+    for i in range(4):
+        v1.create_namespaced_pod("default", _pod(f"p{i}"))
+    kube_api.wait_until(
+        lambda: all(p.spec.node_name for p in v1.list_namespaced_pod("default").items), what="all pods bound"
+    )
+    assert {p.spec.node_name for p in v1.list_namespaced_pod("default").items} == {"b"}
+
+    v1.patch_node("b", {"spec": {"unschedulable": True}})
+    v1.create_namespaced_pod("default", _pod("stuck"))
+    cond = kube_api.wait_until(
+        lambda: _scheduled_condition(v1.read_namespaced_pod("stuck", "default")), what="a scheduling verdict"
+    )
+    assert cond.status == "False" and "2 node(s) were unschedulable" in cond.message
+
+    v1.patch_node("a", {"spec": {"unschedulable": None}})  # uncordon: the pending pod is retried
+    assert kube_api.wait_until(lambda: _node_of(v1, "stuck"), what="the pod to be bound") == "a"
+
+
+def test_node_selector_and_taints_decide_where_pods_land(kube_api: KubeApiServer, v1: Any) -> None:
+    kube_api.register_node("edge-1", cpus=4, labels={"oscar/group": "edge"}, arch="arm64")
+    kube_api.register_node("cloud-1", cpus=4, labels={"oscar/group": "cloud"})
+    kube_api.register_node(
+        "gpu-1", cpus=4, gpus=1, taints=[{"key": "nvidia.com/gpu", "effect": "NoSchedule"}]
+    )
+    for i in range(3):
+        v1.create_namespaced_pod("default", _pod(f"edge-{i}", node_selector={"oscar/group": "edge"}))
+    gpu = _pod("gpu", tolerations=[client.V1Toleration(key="nvidia.com/gpu", operator="Exists")])
+    gpu.spec.containers[0].resources.limits = {"nvidia.com/gpu": "1"}
+    v1.create_namespaced_pod("default", gpu)
+    affinity = client.V1Affinity(
+        node_affinity=client.V1NodeAffinity(
+            required_during_scheduling_ignored_during_execution=client.V1NodeSelector(
+                node_selector_terms=[
+                    client.V1NodeSelectorTerm(
+                        match_expressions=[
+                            client.V1NodeSelectorRequirement(
+                                key="kubernetes.io/arch", operator="In", values=["amd64"]
+                            )
+                        ]
+                    )
+                ]
+            )
+        )
+    )
+    v1.create_namespaced_pod("default", _pod("amd64", affinity=affinity))
+
+    pods = kube_api.wait_until(
+        lambda: (
+            (items := v1.list_namespaced_pod("default").items)
+            and all(p.spec.node_name for p in items)
+            and items
+        ),
+        what="all pods bound",
+    )
+    placed = {p.metadata.name: p.spec.node_name for p in pods}
+    assert {placed[f"edge-{i}"] for i in range(3)} == {"edge-1"}
+    assert placed["gpu"] == "gpu-1" and placed["amd64"] == "cloud-1"
+
+
+def test_a_pod_that_fits_nowhere_gets_the_unschedulable_condition(kube_api: KubeApiServer, v1: Any) -> None:
+    kube_api.register_node("small", cpus=2, memory_mib=2048)
+    v1.create_namespaced_pod("default", _pod("huge", cpu="16"))
+    v1.create_namespaced_pod("default", _pod("nowhere", node_selector={"oscar/group": "none"}))
+
+    huge = kube_api.wait_until(
+        lambda: _scheduled_condition(v1.read_namespaced_pod("huge", "default")),
+        what="the scheduler's verdict",
+    )
+    assert (huge.status, huge.reason) == ("False", "Unschedulable")
+    assert huge.last_transition_time is not None and "1 Insufficient cpu" in huge.message
+    nowhere = kube_api.wait_until(
+        lambda: _scheduled_condition(v1.read_namespaced_pod("nowhere", "default")),
+        what="the scheduler's verdict",
+    )
+    assert "didn't match Pod's node affinity/selector" in nowhere.message
+    reasons = {
+        e.reason for e in v1.list_namespaced_event("default", field_selector="involvedObject.name=huge").items
+    }
+    assert "FailedScheduling" in reasons
+
+    # The pending list a daemon would watch: unbound pods by field selector.
+    pending = v1.list_namespaced_pod("default", field_selector="spec.nodeName=,status.phase=Pending").items
+    assert {p.metadata.name for p in pending} == {"huge", "nowhere"}
+    kube_api.register_node("big", cpus=32, memory_mib=65536)  # capacity arrives: the pod is retried
+    assert kube_api.wait_until(lambda: _node_of(v1, "huge"), what="the pod to be bound") == "big"
+
+
+def test_pods_per_node_and_memory_are_respected(kube_api: KubeApiServer, v1: Any) -> None:
+    kube_api.register_node("w1", cpus=64, memory_mib=1024, pods=3)
+    kube_api.create_pods(5, cpus=0.1, memory_mib=100)
+    kube_api.create_pod("fat", cpus=0.1, memory_mib=2048)
+    kube_api.wait_until(lambda: len(kube_api.pods(node="w1")) == 3, what="three pods bound")
+    time.sleep(0.2)
+    assert len(kube_api.pods(node="w1")) == 3
+    fat = _scheduled_condition(v1.read_namespaced_pod("fat", "default"))
+    assert "Insufficient memory" in fat.message or "Too many pods" in fat.message
+
+
+def test_daemonset_pods_go_to_every_node_even_cordoned_ones(kube_api: KubeApiServer, v1: Any) -> None:
+    kube_api.register_node("w1", unschedulable=True)
+    kube_api.register_node("w2")
+    kube_api.add_daemonset("node-exporter")
+    pods = kube_api.wait_until(
+        lambda: (
+            (items := v1.list_namespaced_pod("kube-system").items)
+            and len(items) == 2
+            and all(p.status.phase == "Running" for p in items)
+            and items
+        ),
+        what="DaemonSet pods running",
+    )
+    assert {p.spec.node_name for p in pods} == {"w1", "w2"}
+    assert all(p.metadata.owner_references[0].kind == "DaemonSet" for p in pods)
+
+
+# ---- kubelet simulation ----------------------------------------------------------------------------
+def test_pod_with_a_runtime_annotation_finishes(kube_api: KubeApiServer, v1: Any) -> None:
+    kube_api.register_node("w1")
+    v1.create_namespaced_pod("default", _pod("job", annotations={"harness/runtime-s": "30"}))
+    running = kube_api.wait_until(
+        lambda: (p := v1.read_namespaced_pod("job", "default")).status.phase == "Running" and p,
+        what="the pod to run",
+    )
+    assert running.status.start_time is not None
+    done = kube_api.wait_until(
+        lambda: (p := v1.read_namespaced_pod("job", "default")).status.phase == "Succeeded" and p,
+        what="the pod to finish",
+    )
+    assert done.status.container_statuses[0].state.terminated.exit_code == 0
+    assert (
+        v1.list_namespaced_pod("default", field_selector="status.phase=Succeeded").items[0].metadata.name
+        == "job"
+    )
+
+
+def test_node_readiness_delay_and_node_loss(kube_api: KubeApiServer, v1: Any) -> None:
+    kube_api.register_node("slow", ready_after_s=50)  # 0.5 s
+    v1.create_namespaced_pod("default", _pod("p"))
+    node = kube_api.wait_until(lambda: (n := v1.read_node("slow")).spec.taints and n, what="not-ready taint")
+    assert not _ready(node) and node.spec.taints[0].key == "node.kubernetes.io/not-ready"
+    assert _node_of(v1, "p") is None
+    assert kube_api.wait_until(lambda: _node_of(v1, "p"), what="binding after Ready") == "slow"
+
+    kube_api.set_node_ready("slow", False)
+    node = kube_api.wait_until(lambda: not _ready(n := v1.read_node("slow")) and n, what="node Unknown")
+    assert [c.status for c in node.status.conditions if c.type == "Ready"] == ["Unknown"]
+    v1.delete_node("slow")
+    kube_api.wait_until(
+        lambda: not v1.list_namespaced_pod("default").items, what="pods of the lost node gone"
+    )
+
+
+# ---- eviction, leases, configmaps, patches ---------------------------------------------------------
+def test_eviction_respects_pod_disruption_budgets(kube_api: KubeApiServer, v1: Any, kube_client: Any) -> None:
+    policy = client.PolicyV1Api(kube_client)
+    kube_api.register_node("w1")
+    for i in range(2):
+        v1.create_namespaced_pod("default", _pod(f"web-{i}", labels={"app": "web"}))
+    v1.create_namespaced_pod("default", _pod("free"))
+    kube_api.wait_until(lambda: len(kube_api.pods(phase="Running")) == 3, what="pods running")
+    policy.create_namespaced_pod_disruption_budget(
+        "default",
+        client.V1PodDisruptionBudget(
+            metadata=client.V1ObjectMeta(name="web"),
+            spec=client.V1PodDisruptionBudgetSpec(
+                min_available=1, selector=client.V1LabelSelector(match_labels={"app": "web"})
+            ),
+        ),
+    )
+
+    def evict(name: str) -> None:
+        v1.create_namespaced_pod_eviction(
+            name, "default", client.V1Eviction(metadata=client.V1ObjectMeta(name=name, namespace="default"))
+        )
+
+    evict("free")  # no budget selects it
+    evict("web-0")
+    with pytest.raises(ApiException) as err:
+        evict("web-1")
+    assert err.value.status == 429 and "disruption budget" in err.value.body
+    assert {p.metadata.name for p in v1.list_namespaced_pod("default").items} == {"web-1"}
+    status = kube_api.wait_until(
+        lambda: (
+            (s := policy.read_namespaced_pod_disruption_budget("web", "default").status)
+            and s.current_healthy == 1
+            and s
+        ),
+        what="PDB status",
+    )
+    assert status.disruptions_allowed == 0 and status.desired_healthy == 1
+
+
+def test_lease_conflicts_give_409(kube_client: Any) -> None:
+    leases = client.CoordinationV1Api(kube_client)
+    body = client.V1Lease(
+        metadata=client.V1ObjectMeta(name="oscar-elastic"),
+        spec=client.V1LeaseSpec(holder_identity="a", lease_duration_seconds=15),
+    )
+    lease = leases.create_namespaced_lease("kube-system", body)
+    with pytest.raises(ApiException) as err:
+        leases.create_namespaced_lease("kube-system", body)
+    assert err.value.status == 409
+
+    lease.spec.renew_time = "2026-01-01T00:00:00.000000Z"
+    renewed = leases.replace_namespaced_lease("oscar-elastic", "kube-system", lease)  # a renewal by "a"
+    assert int(renewed.metadata.resource_version) > int(lease.metadata.resource_version)
+
+    lease.spec.holder_identity = "b"  # "b" acts on the stale copy it read before the renewal
+    with pytest.raises(ApiException) as err:
+        leases.replace_namespaced_lease("oscar-elastic", "kube-system", lease)
+    assert err.value.status == 409 and "the object has been modified" in err.value.body
+    with pytest.raises(ApiException) as err:
+        leases.patch_namespaced_lease(
+            "oscar-elastic",
+            "kube-system",
+            {
+                "metadata": {"resourceVersion": lease.metadata.resource_version},
+                "spec": {"holderIdentity": "b"},
+            },
+        )
+    assert err.value.status == 409
+    assert leases.read_namespaced_lease("oscar-elastic", "kube-system").spec.holder_identity == "a"
+
+
+def test_configmaps_events_and_patch_flavours(kube_api: KubeApiServer, v1: Any) -> None:
+    kube_api.register_node("w1", labels={"keep": "1"})
+    v1.create_namespaced_config_map(
+        "kube-system",
+        client.V1ConfigMap(metadata=client.V1ObjectMeta(name="oscar-elastic-status"), data={"status": "ok"}),
+    )
+    patched = v1.patch_namespaced_config_map("oscar-elastic-status", "kube-system", {"data": {"groups": "2"}})
+    assert patched.data == {"status": "ok", "groups": "2"}
+
+    node = v1.patch_node(
+        "w1", {"metadata": {"labels": {"added": "x", "keep": None}, "annotations": {"oscar/state": "idle"}}}
+    )
+    assert node.metadata.labels["added"] == "x" and "keep" not in node.metadata.labels
+    node = v1.patch_node(
+        "w1",
+        [{"op": "add", "path": "/spec/taints", "value": [{"key": "oscar/draining", "effect": "NoSchedule"}]}],
+    )  # a list body is sent as a JSON patch
+    assert [t.key for t in node.spec.taints] == ["oscar/draining"]
+    ignored = v1.patch_node("w1", {"status": {"capacity": {"cpu": "99"}}})  # status goes through /status
+    assert ignored.status.capacity["cpu"] == "4000m"
+    updated = v1.patch_node_status("w1", {"status": {"conditions": [{"type": "Custom", "status": "True"}]}})
+    assert {"Custom", "Ready"} <= {c.type for c in updated.status.conditions}
+
+    v1.create_namespaced_pod("default", _pod("p"))
+    with pytest.raises(ApiException) as err:
+        v1.patch_namespaced_pod("p", "default", {"spec": {"nodeName": "w1"}})
+    assert err.value.status == 422
+
+    v1.create_namespaced_event(
+        "default",
+        client.CoreV1Event(
+            metadata=client.V1ObjectMeta(generate_name="p."),
+            reason="TriggeredScaleUp",
+            message="group cloud",
+            involved_object=client.V1ObjectReference(kind="Pod", name="p", namespace="default"),
+        ),
+    )
+    reasons = [
+        e.reason for e in v1.list_namespaced_event("default", field_selector="reason=TriggeredScaleUp").items
+    ]
+    assert reasons == ["TriggeredScaleUp"]
+    with pytest.raises(ApiException) as err:
+        v1.create_namespaced_config_map("nope", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="x")))
+    assert err.value.status == 404
+
+
+# ---- by hand ---------------------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def served_by_hand(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    port, kubeconfig = _free_port(), tmp_path / "kubeconfig"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.harness.kube_api",
+            "--port",
+            str(port),
+            "--node",
+            "w1:2:2048",
+            "--kubeconfig",
+            str(kubeconfig),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    try:
+        assert proc.stdout is not None
+        assert f"127.0.0.1:{port}" in proc.stdout.readline()
+        yield port, kubeconfig
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
+
+
+def test_python_dash_m_serves_with_a_kubeconfig(served_by_hand: tuple[int, Path]) -> None:
+    from kubernetes import config
+
+    _, kubeconfig = served_by_hand
+    api = config.new_client_from_config(config_file=str(kubeconfig))
+    nodes = client.CoreV1Api(api).list_node().items
+    assert [n.metadata.name for n in nodes] == ["w1"] and nodes[0].status.capacity["memory"] == "2048Mi"
+
+
+def test_timing_scales_harness_seconds(kube_api_factory: Any) -> None:
+    slow = kube_api_factory(timing=Timing(time_scale=0.05, period_s=0.02))
+    slow.register_node("w1")
+    slow.create_pod("job", runtime_s=10)  # 0.5 s real
+    slow.wait_until(lambda: slow.pods(phase="Running"), what="running")
+    started = time.monotonic()
+    slow.wait_until(lambda: slow.pods(phase="Succeeded"), timeout=5, what="finished")
+    assert 0.3 <= time.monotonic() - started <= 1.5
