@@ -144,7 +144,11 @@ class OpenStackCredentials:
 
     def libcloud_args(self) -> tuple[str, str, dict[str, Any]]:
         """``(key, secret, kwargs)`` for libcloud's OpenStack driver, so each driver maps the three
-        auth types the same way (libcloud wants the Keystone root URL, without ``/v3``)."""
+        auth types the same way (libcloud wants the Keystone root URL, without ``/v3``).
+
+        libcloud scopes a password token by project *name* and the project's domain *id*
+        (``default`` unless ``project_domain_id`` or a non-default ``project_domain_name`` says
+        otherwise); an OIDC token is scoped to ``project_id`` (or the first project it may use)."""
         auth_url = re.sub(r"/v3/?$", "", self.auth_url.rstrip("/"))
         kwargs: dict[str, Any] = {"ex_force_auth_url": auth_url}
         if self.region:
@@ -484,7 +488,8 @@ def _aws_from_env(env: Mapping[str, str], home: Path, profile_source: Credential
 
     if profile_source is not None and profile_source.path:
         path = Path(profile_source.path)
-        found = _aws_profile_credentials(path, profile, path == config_path, region, endpoint)
+        # config style looks for [profile NAME] then [NAME]: right for either file
+        found = _aws_profile_credentials(path, profile, True, region, endpoint)
         if found is None:
             raise CredentialsError(f"{path} [{profile}]: the profile the deployment used has no keys now")
         return found

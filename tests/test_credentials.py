@@ -409,6 +409,9 @@ def test_a_recorded_source_reads_the_same_credential_again(tmp_path: Path) -> No
         resolve(["aws"], tmp_path, auth=auth, ids={"aws": "two"})["aws"],
         resolve(["aws"], tmp_path, {"AWS_PROFILE": "work"})["aws"],
         resolve(["openstack"], tmp_path, {"OS_CLOUD": "c"})["openstack"],
+        resolve(["aws"], tmp_path, {"AWS_PROFILE": "cfg", "AWS_CONFIG_FILE": str(
+            write(tmp_path / "elsewhere" / "config",
+                  "[profile cfg]\naws_access_key_id = AKC\naws_secret_access_key = c\n"))})["aws"],
     ]
     for original in originals:
         stored = original.source.to_json()  # what the state file keeps
