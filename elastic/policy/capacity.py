@@ -56,6 +56,71 @@ def _room_for(shape: Shape, free: list[int]) -> int:
     return max(k, 0)
 
 
+class _Pool:
+    """Slots with the same traits, with upper bounds on their free room so that a pod shape too big
+    for every one of them skips the whole pool without looking at each node."""
+
+    __slots__ = ("max_cpu", "max_gpu", "max_mem", "slots", "traits")
+
+    def __init__(self, traits: Traits, slots: list[Slot]) -> None:
+        self.traits = traits
+        self.slots = slots
+        self.max_cpu = max((s.free[0] for s in slots), default=0)
+        self.max_mem = max((s.free[1] for s in slots), default=0)
+        self.max_gpu = max((s.free[2] for s in slots), default=0)
+
+    def place(self, shape: Shape, keys: list[str], taken: int) -> int:
+        """Put pods ``keys[taken:]`` on these slots in order; return the new ``taken``."""
+        if (shape.cpu_m > self.max_cpu or shape.memory_mib > self.max_mem or shape.gpus > self.max_gpu
+                or not allows(shape.constraints, self.traits)):
+            return taken
+        want = len(keys)
+        cpu, mem, gpu = shape.cpu_m, shape.memory_mib, shape.gpus
+        max_cpu = max_mem = max_gpu = 0
+        open_slots: list[Slot] = []
+        for i, slot in enumerate(self.slots):
+            free = slot.free
+            if taken < want:
+                k = free[3]
+                if cpu > 0 and free[0] // cpu < k:
+                    k = free[0] // cpu
+                if mem > 0 and free[1] // mem < k:
+                    k = free[1] // mem
+                if gpu > 0 and free[2] // gpu < k:
+                    k = free[2] // gpu
+                if k > want - taken:
+                    k = want - taken
+                if k > 0:
+                    free[0] -= cpu * k
+                    free[1] -= mem * k
+                    free[2] -= gpu * k
+                    free[3] -= k
+                    slot.pods.extend(keys[taken:taken + k])
+                    taken += k
+            elif not open_slots and i == 0:
+                return taken
+            else:  # done: keep the rest as they are, bounds stay valid upper bounds
+                open_slots.extend(self.slots[i:])
+                max_cpu, max_mem, max_gpu = self.max_cpu, self.max_mem, self.max_gpu
+                break
+            if free[3] > 0:
+                open_slots.append(slot)
+                max_cpu = max(max_cpu, free[0])
+                max_mem = max(max_mem, free[1])
+                max_gpu = max(max_gpu, free[2])
+        self.slots = open_slots
+        self.max_cpu, self.max_mem, self.max_gpu = max_cpu, max_mem, max_gpu
+        return taken
+
+
+def _pools(slots: Sequence[Slot]) -> list[_Pool]:
+    by_traits: dict[Traits, list[Slot]] = {}
+    for slot in slots:
+        if slot.free[3] > 0:
+            by_traits.setdefault(slot.traits, []).append(slot)
+    return [_Pool(t, ss) for t, ss in by_traits.items()]
+
+
 def place_on_existing(
     demand: Sequence[PodInfo], ready: Sequence[Slot], booting: Sequence[Slot], now: float, grace_s: float
 ) -> list[PodInfo]:
@@ -70,31 +135,31 @@ def place_on_existing(
             tier = bisect.bisect_left(recent_since, pod.unschedulable_since)
         batches.setdefault((shape_of(pod), tier), []).append(pod)
 
+    all_ready = _pools(ready)
+    booting_pools = _pools(booting)
     leftover: list[PodInfo] = []
     order = sorted(batches, key=lambda b: (-b[0].gpus, -b[0].cpu_m, -b[0].memory_mib, b[1],
                                            repr(b[0].constraints)))
     for shape, tier in order:
         pods = batches[(shape, tier)]
-        first_ready = ready if tier == _ALL_READY else recent[tier:]
+        keys = [p.key for p in pods]
         taken = 0
-        for slots in (first_ready, booting):
-            for slot in slots:
-                free = slot.free
-                if free[3] <= 0 or not allows(shape.constraints, slot.traits):
-                    continue
-                k = min(_room_for(shape, free), len(pods) - taken)
-                if k <= 0:
-                    continue
-                free[0] -= shape.cpu_m * k
-                free[1] -= shape.memory_mib * k
-                free[2] -= shape.gpus * k
-                free[3] -= k
-                slot.pods.extend(p.key for p in pods[taken:taken + k])
-                taken += k
-                if taken == len(pods):
-                    break
-            if taken == len(pods):
-                break
+        if tier == _ALL_READY:
+            for pool in all_ready:
+                taken = pool.place(shape, keys, taken)
+        elif tier < len(recent):
+            for slot in recent[tier:]:  # few: nodes whose state changed within the grace
+                if taken < len(keys) and allows(shape.constraints, slot.traits):
+                    k = min(_room_for(shape, slot.free), len(keys) - taken)
+                    if k > 0:
+                        slot.free[0] -= shape.cpu_m * k
+                        slot.free[1] -= shape.memory_mib * k
+                        slot.free[2] -= shape.gpus * k
+                        slot.free[3] -= k
+                        slot.pods.extend(keys[taken:taken + k])
+                        taken += k
+        for pool in booting_pools:
+            taken = pool.place(shape, keys, taken)
         leftover.extend(pods[taken:])
     leftover.sort(key=lambda p: p.key)
     return leftover

@@ -139,11 +139,76 @@ def pack(demand: Mapping[Shape, int], capacity: Capacity, limit: int | None = No
 
     best: Packing | None = None
     for score in (ffd, dot):
-        result = _greedy(demand, capacity, limit, score)
+        result = _consolidate(_greedy(demand, capacity, limit, score), capacity)
         if best is None or (-result.placed, result.nodes) < (-best.placed, best.nodes):
             best = result
     assert best is not None
     return best
+
+
+def _consolidate(packing: Packing, capacity: Capacity, tries: int = 16) -> Packing:
+    """Local search after the greedy: try to empty the least-used nodes into the room the others
+    leave (first-fit decreasing); a node that empties is not asked for. A few tries, cheap."""
+    if packing.nodes < 2:
+        return packing
+    nodes = [dict(f.counts) for f in packing.fills for _ in range(f.times)]
+    cap = (capacity.cpu_m, capacity.memory_mib, capacity.gpus, capacity.pods)
+    room = []
+    for counts in nodes:
+        r = list(cap)
+        for s, n in counts.items():
+            r[0] -= s.cpu_m * n
+            r[1] -= s.memory_mib * n
+            r[2] -= s.gpus * n
+            r[3] -= n
+        room.append(r)
+    c, m, g, p = _norms(capacity)
+
+    def load(i: int) -> float:
+        r = room[i]
+        return max((cap[0] - r[0]) * c, (cap[1] - r[1]) * m, (cap[2] - r[2]) * g, (cap[3] - r[3]) * p)
+
+    removed: set[int] = set()
+    for victim in sorted(range(len(nodes)), key=lambda i: (load(i), i))[:tries]:
+        trial = [(i, list(room[i])) for i in range(len(nodes)) if i != victim and i not in removed]
+        moves: list[tuple[int, Shape]] = []
+        items = sorted(nodes[victim].items(), key=lambda it: -dominant_share(it[0], capacity))
+        ok = True
+        for s, n in items:
+            at = 0  # first fit for n equal pods: a node that had no room for one has none for the next
+            for _ in range(n):
+                while at < len(trial):
+                    r = trial[at][1]
+                    if s.cpu_m <= r[0] and s.memory_mib <= r[1] and s.gpus <= r[2] and r[3] >= 1:
+                        break
+                    at += 1
+                if at == len(trial):
+                    ok = False
+                    break
+                r = trial[at][1]
+                r[0] -= s.cpu_m
+                r[1] -= s.memory_mib
+                r[2] -= s.gpus
+                r[3] -= 1
+                moves.append((trial[at][0], s))
+            if not ok:
+                break
+        if not ok:
+            continue
+        removed.add(victim)
+        for i, r in trial:
+            room[i] = r
+        for i, s in moves:
+            nodes[i][s] = nodes[i].get(s, 0) + 1
+    if not removed:
+        return packing
+    fills: dict[tuple[tuple[Shape, int], ...], int] = {}
+    for i, counts in enumerate(nodes):
+        if i not in removed:
+            key = tuple(sorted(counts.items(),
+                               key=lambda it: (-dominant_share(it[0], capacity), repr(it[0]))))
+            fills[key] = fills.get(key, 0) + 1
+    return Packing(tuple(Fill(k, t) for k, t in fills.items()), packing.leftover)
 
 
 def volume_lower_bound(demand: Mapping[Shape, int], capacity: Capacity) -> int:
