@@ -6,9 +6,10 @@ what was asked for and what was seen, so ``destroy``, ``show`` and resume know w
 How the engine uses it (the contract the cloud drivers and the engine build on)::
 
     store = StateStore.open(settings_path)            # creates the file 0600, its directory 0700
-    dep = store.create_deployment(name, plan=plan_json, templates=[...], inputs={...},
-                                  credentials={"aws": source.to_json()},
-                                  locations=[("aws", "eu-west-1")])   # BEFORE the first cloud call
+    dep = store.find(name) or store.create_deployment(  # find: a re-run with --name resumes
+        name, plan=plan_json, templates=[...], inputs={...},
+        credentials={"aws": creds.source.to_json()},  # where from, never the values
+        locations=[("aws", "eu-west-1")])             # recorded BEFORE the first cloud call
     with store.lock(dep.id):                          # refuses a second concurrent run, clearly
         store.ensure_secret(dep.id, "k3s_token", generate_secret)     # stable across resumes
         store.record_node(dep.id, group="wn", name=..., provider="aws", region=...)   # before create
@@ -25,7 +26,8 @@ Design choices:
   few milliseconds instead of failing with "database is locked".
 - **Per-deployment run lock**: ``fcntl.flock`` on ``<state dir>/deployments/<id>/.lock``. The kernel
   drops it when the holder dies (even by kill -9), so a crash never blocks the next run; the holder
-  writes its pid into the file so the refusal can name it. Reads take no lock.
+  writes its pid into the file so the refusal can name it. Reads take no lock. (flock is local
+  to one machine: keep the state file off NFS, as SQLite itself advises.)
 - **Schema versioned** with ``PRAGMA user_version`` and a list of migration steps; a file written
   by a newer oscar-deploy is refused rather than misread.
 - **No cloud credentials here**: a deployment records only *where* its credentials came from
