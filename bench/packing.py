@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from elastic.model import ClusterView, Decision, NodeGroup, PodInfo, PolicySettings, Taint, Toleration
 from elastic.policy import decide
-from elastic.policy.fit import Capacity, group_capacity, shape_of
+from elastic.policy.fit import Capacity, Shape, group_capacity, shape_of
 from elastic.policy.packing import volume_lower_bound
 
 NOW = 1000.0
@@ -91,13 +91,13 @@ MIXES: dict[str, Mix] = {
 }
 
 
-def lower_bound(groups: list[NodeGroup], pods: list[PodInfo], decision: Decision) -> int:
+def lower_bound(groups: list[NodeGroup], pods: list[PodInfo]) -> int:
     """Sum over groups of the volume bound of the pods only that group can take (the mixes make every
     pod eligible for exactly one group, which the check below asserts)."""
     from elastic.policy.scaleup import GroupInfo
 
     infos = [GroupInfo.of(g) for g in groups]
-    per_group: dict[str, dict] = {g.name: {} for g in groups}
+    per_group: dict[str, dict[Shape, int]] = {g.name: {} for g in groups}
     for p in pods:
         s = shape_of(p)
         eligible = [i.group.name for i in infos if i.fits(s)]
@@ -115,7 +115,8 @@ def overprovisioned(groups: list[NodeGroup], pods: list[PodInfo], decision: Deci
     removable = 0
     for name, cap in caps.items():
         nodes = [list(p.pods) for p in decision.power_on if p.group == name and p.pods]
-        free = [[cap.cpu_m - sum(sizes[k].cpu_m for k in n), cap.memory_mib - sum(sizes[k].memory_mib for k in n),
+        free = [[cap.cpu_m - sum(sizes[k].cpu_m for k in n),
+                 cap.memory_mib - sum(sizes[k].memory_mib for k in n),
                  cap.gpus - sum(sizes[k].gpus for k in n), cap.pods - len(n)] for n in nodes]
         alive = set(range(len(nodes)))
         for victim in sorted(alive, key=lambda i: len(nodes[i])):
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             placed = sum(len(p.pods) for p in decision.power_on)
             assert placed == len(pods) and not decision.not_triggered, f"{name}: {placed}/{len(pods)} placed"
             nodes = len(decision.power_on)
-            bound = lower_bound(groups, pods, decision)
+            bound = lower_bound(groups, pods)
             extra = overprovisioned(groups, pods, decision)
             rows.append({"mix": name, "seed": seed, "pods": len(pods), "nodes": nodes, "lower_bound": bound,
                          "ratio": round(nodes / bound, 4), "overprovisioned": extra})
