@@ -494,8 +494,10 @@ def render_plan_table(plan: Plan) -> str:
             size = g.size.name + (" (named)" if g.size.explicit else "")
             if g.size.cpus is not None:
                 size += f" ({g.size.cpus} CPU, {g.size.memory_mib} MiB)"
-        groups.add_row(g.name, g.role, where, f"{g.count} ({g.min}-{g.max})", needs, size,
-                       _money(g.size.price_per_hour))
+        scale = f"{g.count} ({g.min}-{g.max})"
+        if g.spec.priority:
+            scale += f"\npriority {g.spec.priority}"
+        groups.add_row(g.name, g.role, where, scale, needs, size, _money(g.size.price_per_hour))
         images.add_row(g.name, *_image_text(g.image))
     console.print(groups)
     console.print(images)
