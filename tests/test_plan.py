@@ -8,6 +8,9 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as settings_
+from hypothesis import strategies as st
 
 from provisioner import sizes
 from provisioner.config import GeneralSettings, Settings
@@ -328,3 +331,30 @@ def test_minio_node_ports_are_public_only_when_minio_is_installed(settings: Sett
                              admin_cidr="198.51.100.7/32"), settings)
     public = {r.port_from for r in plan.security_rules if r.protocol == "tcp" and r.source == "0.0.0.0/0"}
     assert {80, 443, 31000, 30303} == public
+
+
+_DRIVER_SIZES: dict[str, dict[str, object]] = {}
+
+
+@settings_(max_examples=40, deadline=None)
+@given(cpus=st.integers(1, 96), memory_gib=st.integers(1, 768), arch=st.sampled_from(["amd64", "arm64"]),
+       region=st.sampled_from(["us-east-1", "eu-west-1", "ap-southeast-2"]))
+def test_cheapest_fit_never_misses_a_cheaper_fitting_size(cpus: int, memory_gib: int, arch: str,
+                                                          region: str) -> None:
+    if region not in _DRIVER_SIZES:
+        _DRIVER_SIZES[region] = libcloud_driver_sizes(region)
+    chosen = sizes.cheapest_fit(sizes.region_sizes(region), cpus, memory_gib * 1024, arch)  # type: ignore[arg-type]
+    fitting = [
+        s.price for s in _DRIVER_SIZES[region].values()  # type: ignore[attr-defined]
+        if s.price and s.extra["currentGeneration"] == "Yes"  # type: ignore[attr-defined]
+        and ("Graviton" in s.extra["physicalProcessor"]) == (arch == "arm64")  # type: ignore[attr-defined]
+        and s.extra["physicalProcessor"] != "Variable" and not s.extra.get("gpu")  # type: ignore[attr-defined]
+        and s.extra["instanceFamily"] not in ("Machine Learning ASIC Instances", "FPGA Instances",  # type: ignore[attr-defined]
+                                              "Media Accelerator Instances", "GPU instance")
+        and int(s.extra["vcpu"]) >= cpus and s.ram >= memory_gib * 1024  # type: ignore[attr-defined]
+    ]
+    if not fitting:
+        assert chosen is None
+    else:
+        assert chosen is not None and chosen.price_per_hour == min(fitting)
+        assert chosen.cpus >= cpus and chosen.memory_mib >= memory_gib * 1024 and chosen.arch == arch
