@@ -17,7 +17,14 @@ from typing import Any
 
 from provisioner.errors import TemplateError
 from provisioner.spec import ClusterSpec
-from provisioner.template.checks import check_host_properties, check_structure, once, parser_error
+from provisioner.template.checks import (
+    check_functions,
+    check_host_properties,
+    check_scalable,
+    check_structure,
+    once,
+    parser_error,
+)
 from provisioner.template.inputs import parse_input_pairs, resolve_inputs
 from provisioner.template.load import ImportResolver, Loaded, load_templates
 from provisioner.template.values import Evaluator, for_parser, replace_attributes
@@ -49,7 +56,9 @@ def load_cluster_spec(paths: Sequence[Path], explicit_inputs: Mapping[str, Any],
         return origins.all_files
 
     evaluator = Evaluator(resolved.values, nodes, where, warn)
+    check_functions(nodes, topology["outputs"], evaluator, origins)
     check_host_properties(nodes, evaluator, origins)
+    check_scalable(nodes, evaluator, origins)
     raw_nodes = copy.deepcopy(nodes)
     # tosca-parser never sees get_attribute: HOST chains and IM-only attributes are ours to handle.
     topology["node_templates"] = {

@@ -64,6 +64,21 @@ def check_structure(nodes: Mapping[str, Any], origins: Origins) -> None:
             current = host_of(nodes[current])
 
 
+def check_functions(nodes: Mapping[str, Any], outputs: Mapping[str, Any], evaluator: Evaluator,
+                    origins: Origins) -> None:
+    """Every function in properties and outputs evaluates: get_input names a declared input,
+    get_attribute/get_property an existing node; outputs have a value."""
+    for name, node in nodes.items():
+        for section in ("properties", "capabilities"):
+            if section in node:
+                evaluator.eval(node[section], f"node {name}", name)
+    for name, output in outputs.items():
+        if not isinstance(output, dict) or "value" not in output:
+            raise TemplateError("an output needs a 'value'", where=origins.of_output(name),
+                                culprit=f"output {name}")
+        evaluator.eval(output["value"], f"output {name}")
+
+
 def check_host_properties(nodes: Mapping[str, Any], evaluator: Evaluator, origins: Origins) -> None:
     """num_cpus/mem_size/... of every ``host`` capability have the right type (after get_input)."""
     from toscaparser.common.exception import TOSCAException
@@ -90,6 +105,33 @@ def check_host_properties(nodes: Mapping[str, Any], evaluator: Evaluator, origin
                 raise TemplateError(f"host property {prop} = {value} must be at least "
                                     f"{0 if prop == 'num_gpus' else 1}", where=origins.of_node(name),
                                     culprit=f"node {name}")
+
+
+def check_scalable(nodes: Mapping[str, Any], evaluator: Evaluator, origins: Origins) -> None:
+    """count/min_instances/max_instances as the template set them (our Scalable, or the IM's ``wn``
+    capability): integers, not negative, min <= max; before tosca-parser, to name the node."""
+    for name, node in nodes.items():
+        capabilities = node.get("capabilities") or {}
+        if not isinstance(capabilities, dict):
+            continue
+        for cap in ("scalable", "wn"):
+            body = capabilities.get(cap)
+            properties = body.get("properties") if isinstance(body, dict) else None
+            if not isinstance(properties, dict):
+                continue
+            values = {key: evaluator.eval(properties[key], f"node {name}", name)
+                      for key in ("count", "min_instances", "max_instances") if key in properties}
+            for key, value in values.items():
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise TemplateError(f"{cap} {key} = {value!r} is not an integer",
+                                        where=origins.of_node(name), culprit=f"node {name}")
+                if value < 0:
+                    raise TemplateError(f"{cap} {key} = {value} is negative", where=origins.of_node(name),
+                                        culprit=f"node {name}")
+            low, high = values.get("min_instances"), values.get("max_instances")
+            if low is not None and high is not None and low > high:
+                raise TemplateError(f"min_instances ({low}) is greater than max_instances ({high})",
+                                    where=origins.of_node(name), culprit=f"node {name}")
 
 
 def check_scaling(name: str, count: int, low: int, high: int, where: str) -> None:
@@ -128,9 +170,39 @@ def parser_error(lines: list[str], origins: Origins, nodes: Mapping[str, Any]) -
                 break
         if culprit:
             break
+    if culprit is None:  # e.g. '"abc" is not an integer.': find the property holding that value
+        for line in cleaned:
+            for quoted in _QUOTED.findall(line):
+                found = _property_with_value(nodes, quoted)
+                if found:
+                    culprit, prop = found
+                    text = text if prop == "type" else f"property {prop}: {text}"
+                    break
+            if culprit:
+                break
     where = origins.of_node(culprit) if culprit else origins.all_files
     return TemplateError(text or "the template failed validation", where=where,
                          culprit=f"node {culprit}" if culprit else None)
+
+
+def _property_with_value(nodes: Mapping[str, Any], text: str) -> tuple[str, str] | None:
+    """(node, property) whose literal value (or type) is ``text``, in properties and capabilities."""
+    for name, node in nodes.items():
+        if not isinstance(node, dict):
+            continue
+        if node.get("type") == text:
+            return name, "type"
+        sections = [("", node.get("properties"))]
+        for cap, body in (node.get("capabilities") or {}).items():
+            if isinstance(body, dict):
+                sections.append((f"{cap}.", body.get("properties")))
+        for prefix, properties in sections:
+            if not isinstance(properties, dict):
+                continue
+            for prop, value in properties.items():
+                if not isinstance(value, (dict, list)) and str(value) == text:
+                    return name, f"{prefix}{prop}"
+    return None
 
 
 def once(warnings: list[str]) -> Callable[[str, str], None]:

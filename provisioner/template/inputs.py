@@ -113,8 +113,10 @@ def _convert(raw: str, kind: str) -> Any:
     return raw
 
 
-def _check_value(name: str, schema: Mapping[str, Any], value: Any, where: str, how: str) -> Any:
-    """Type and constraints, by tosca-parser's own classes; errors name file and input."""
+def _check_value(name: str, schema: Mapping[str, Any], value: Any, where: str, how: str,
+                 secret: bool = False) -> Any:
+    """Type and constraints, by tosca-parser's own classes; errors name file and input (and never
+    show a secret's value)."""
     from toscaparser.common.exception import TOSCAException
     from toscaparser.dataentity import DataEntity
     from toscaparser.elements.constraints import Constraint
@@ -124,7 +126,9 @@ def _check_value(name: str, schema: Mapping[str, Any], value: Any, where: str, h
     try:
         value = DataEntity.validate_datatype(kind, value)
     except (ValueError, TypeError, TOSCAException) as error:
-        raise TemplateError(f"{how} value {_show(value)} is not a valid {kind}: {_clean(error)}",
+        shown = "(hidden)" if secret else _show(value)
+        detail = "" if secret else f": {_clean(error)}"
+        raise TemplateError(f"{how} value {shown} is not a valid {kind}{detail}",
                             where=where, culprit=culprit) from None
     constraints = schema.get("constraints") or []
     if not isinstance(constraints, list):
@@ -133,9 +137,10 @@ def _check_value(name: str, schema: Mapping[str, Any], value: Any, where: str, h
         try:
             Constraint(name, kind, constraint).validate(value)
         except (ValueError, TypeError, TOSCAException, UnboundLocalError, AttributeError) as error:
-            raise TemplateError(f"{how} value {_show(value)} violates constraint "
-                                f"{_show(constraint)}: {_clean(error)}", where=where,
-                                culprit=culprit) from None
+            shown = "(hidden)" if secret else _show(value)
+            detail = "" if secret else f": {_clean(error)}"
+            raise TemplateError(f"{how} value {shown} violates constraint {_show(constraint)}{detail}",
+                                where=where, culprit=culprit) from None
     return value
 
 
@@ -178,9 +183,10 @@ def resolve_inputs(declared: Mapping[str, Any], explicit: Mapping[str, Any],
             try:
                 value = _convert(raw, kind) if isinstance(raw, str) else raw
             except (ValueError, yaml.YAMLError) as error:
-                raise TemplateError(f"-i value {raw!r} is not a valid {kind}: {_clean(error)}",
+                shown = "(hidden)" if secret else repr(raw)
+                raise TemplateError(f"-i value {shown} is not a valid {kind}: {_clean(error)}",
                                     where=where, culprit=f"input {name}") from None
-            value = _check_value(name, schema, value, where, "given")
+            value = _check_value(name, schema, value, where, "given", secret)
             if secret:
                 secrets.append(SecretSpec(name, value=str(value), explicit=True))
                 value = placeholder(name)
@@ -194,7 +200,7 @@ def resolve_inputs(declared: Mapping[str, Any], explicit: Mapping[str, Any],
                 value = placeholder(name)
             else:
                 if value is not None:
-                    value = _check_value(name, schema, value, where, "default")
+                    value = _check_value(name, schema, value, where, "default", secret)
                 if secret:
                     secrets.append(SecretSpec(name, value=str(value)))
                     value = placeholder(name)
