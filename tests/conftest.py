@@ -39,6 +39,32 @@ def openstack_server(openstack_server_session: Any) -> Any:
     return openstack_server_session
 
 
+# --- board hosts (DESIGN §4): sshd in namespaces on 127.0.0.N:2222, for Ansible ----------------------
+@pytest.fixture(scope="module")
+def board_hosts() -> Iterator[Any]:
+    """Three running boards (`board-1`..`board-3`, logins `root` and `pi`) shared by a test module;
+    a test that powers one off powers it on again. Skipped with the reason when the machine can't."""
+    from tests.harness.boards import availability, boards
+
+    if reason := availability():
+        pytest.skip(reason)
+    with boards(3, users=("root", "pi")) as fleet:
+        yield fleet
+
+
+@pytest.fixture
+def board_factory() -> Iterator[Any]:
+    """`board_factory(count, users=("root",), prefix="board")` starts boards for this test only."""
+    from contextlib import ExitStack
+
+    from tests.harness.boards import availability, boards
+
+    if reason := availability():
+        pytest.skip(reason)
+    with ExitStack() as stack:
+        yield lambda count=3, **kw: stack.enter_context(boards(count, **kw))
+
+
 # --- Kubernetes API test server (DESIGN §4): the real kubernetes client over HTTP ---------------------
 @pytest.fixture
 def kube_api_factory() -> Iterator[Any]:
