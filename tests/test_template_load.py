@@ -1,0 +1,167 @@
+"""Loading the shipped templates and merging, overriding and importing the way users do."""
+
+from __future__ import annotations
+
+import ipaddress
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from provisioner.errors import TemplateError
+from provisioner.resources import templates_dir, types_dir
+from provisioner.spec import ClusterSpec, SecretSpec
+from provisioner.template import load_cluster_spec, parse_input_pairs
+
+SHIPPED = ["oscar-aws.yaml", "oscar-openstack.yaml", "oscar-edge.yaml", "oscar-hybrid.yaml"]
+IM_OUTPUT_NAMES = {"oscar_endpoint", "oscarui_endpoint", "minio_endpoint", "console_minio_endpoint",
+                   "kubeconfig"}
+
+
+def load(*names: str, **inputs: str) -> ClusterSpec:
+    return load_cluster_spec([templates_dir() / n for n in names], inputs)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_template_loads_with_no_inputs_and_every_input_has_a_default(name: str) -> None:
+    raw = yaml.safe_load((templates_dir() / name).read_text())
+    missing = [i for i, d in raw["topology_template"]["inputs"].items() if "default" not in d]
+    assert not missing, f"inputs without a default: {missing}"
+    spec = load(name)
+    assert [g.role for g in spec.groups].count("front-end") == 1
+    assert {o.name for o in spec.outputs} == IM_OUTPUT_NAMES
+    assert {"k3s", "minio", "knative", "oscar", "elastic"} <= {c.name for c in spec.components}
+    assert {"k3s_token", "oscar_password", "minio_password"} <= {s.name for s in spec.secrets}
+    assert all(s.value is None for s in spec.secrets), "empty defaults are generated, not kept"
+    assert any("admin_cidr is 0.0.0.0/0" in w for w in spec.warnings)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_template_does_not_warn_once_admin_cidr_is_narrowed(name: str) -> None:
+    spec = load(name, admin_cidr="203.0.113.7/32")
+    assert spec.admin_cidr == "203.0.113.7/32"
+    assert not any("admin_cidr" in w for w in spec.warnings)
+
+
+def test_aws_template_maps_inputs_onto_groups() -> None:
+    spec = load("oscar-aws.yaml", wn_num="3", max_wn_num="6", fe_cpus="4", fe_mem="8 GiB",
+                wn_instance_type="m6i.large", region="eu-west-1", storage_size="100 GiB")
+    front, workers = spec.group("front"), spec.group("wn")
+    assert (front.provider, front.region, front.machine.cpus, front.machine.memory_mib) == (
+        "aws", "eu-west-1", 4, 8192)
+    assert front.volume is not None and (front.volume.size_gib, front.volume.mount) == (100, "/pv")
+    assert (workers.role, workers.count, workers.min, workers.max) == ("worker", 3, 0, 6)
+    assert workers.machine.instance_type == "m6i.large" and workers.machine.disk_gib == 20
+    assert spec.elastic is not None and spec.elastic.idle_time_s == 300
+
+
+def test_openstack_template_names_network_and_region() -> None:
+    spec = load("oscar-openstack.yaml", network="private-net", region="RegionTwo")
+    assert {(g.provider, g.region, g.network) for g in spec.groups} == {
+        ("openstack", "RegionTwo", "private-net")}
+
+
+def test_edge_template_is_arm64_boards_on_documentation_addresses() -> None:
+    spec = load("oscar-edge.yaml")
+    documentation = ipaddress.ip_network("192.0.2.0/24")
+    boards = [b for g in spec.groups for b in g.boards]
+    assert len(boards) == 4
+    assert all(ipaddress.ip_address(b.address) in documentation for b in boards)
+    assert {b.arch for b in boards} == {"arm64"}
+    assert spec.front_end is not None and spec.front_end.provider == "fleet"
+    workers = [g for g in spec.groups if g.role == "edge"]
+    assert [len(g.boards) for g in workers] == [3]
+    assert all(b.power.type == "command" and "{node}" in (b.power.power_on or "") for b in workers[0].boards)
+    assert spec.outputs[0].value == "https://192.0.2.10/"
+
+
+def test_hybrid_template_tries_edge_boards_before_cloud_workers() -> None:
+    spec = load("oscar-hybrid.yaml")
+    edge = next(g for g in spec.groups if g.role == "edge")
+    cloud = next(g for g in spec.groups if g.role == "worker")
+    assert edge.priority > cloud.priority
+    assert spec.groups.index(edge) < spec.groups.index(cloud)
+    assert cloud.count == 0 and cloud.max > 0
+
+
+def test_secret_inputs_are_placeholders_and_explicit_ones_are_kept() -> None:
+    spec = load("oscar-aws.yaml", oscar_password="a-long-chosen-password")
+    assert SecretSpec("oscar_password", "a-long-chosen-password", explicit=True) in spec.secrets
+    assert spec.inputs["oscar_password"] == "{secret.oscar_password}"
+    oscar = next(c for c in spec.components if c.name == "oscar")
+    assert oscar.properties["password"] == "{secret.oscar_password}"
+    assert "a-long-chosen-password" not in repr(spec.inputs) + repr(spec.warnings) + repr(spec.outputs)
+
+
+def test_outputs_use_placeholders_for_values_known_after_create() -> None:
+    spec = load("oscar-aws.yaml")
+    endpoint = next(o for o in spec.outputs if o.name == "oscar_endpoint")
+    assert endpoint.value == "https://{front.public_address}/" and not endpoint.secret
+
+
+def test_a_template_copied_elsewhere_still_finds_our_types_offline(tmp_path: Path) -> None:
+    copy = tmp_path / "mine.yaml"
+    shutil.copy(templates_dir() / "oscar-aws.yaml", copy)
+    assert load_cluster_spec([copy], {}).group("wn").count == 1
+
+
+def test_url_import_is_read_from_import_path_and_never_fetched(tmp_path: Path) -> None:
+    template = tmp_path / "t.yaml"
+    text = (templates_dir() / "oscar-aws.yaml").read_text().replace(
+        "../types/oscar-deploy-types.yaml", "https://example.invalid/tosca/oscar-deploy-types.yaml")
+    template.write_text(text)
+    cache = tmp_path / "cache"
+    spec = load_cluster_spec([template], {}, import_paths=[types_dir()], cache_dir=cache)
+    assert spec.group("front").role == "front-end"
+    assert not cache.exists(), "nothing was fetched or cached"
+
+
+def test_url_import_without_import_path_or_cache_is_refused_not_fetched(tmp_path: Path) -> None:
+    template = tmp_path / "t.yaml"
+    template.write_text((templates_dir() / "oscar-aws.yaml").read_text().replace(
+        "../types/oscar-deploy-types.yaml", "https://example.invalid/x/other-types.yaml"))
+    with pytest.raises(TemplateError, match=r"other-types\.yaml"):
+        load_cluster_spec([template], {}, cache_dir=None)
+
+
+def test_a_child_template_replaces_nodes_and_adds_inputs_and_outputs(tmp_path: Path) -> None:
+    child = tmp_path / "burst.yaml"
+    child.write_text("""
+tosca_definitions_version: tosca_simple_yaml_1_0
+topology_template:
+  inputs:
+    burst_max:
+      type: integer
+      default: 9
+  node_templates:
+    wn:
+      type: oscar_deploy.nodes.WorkerGroup
+      capabilities:
+        scalable:
+          properties: {count: 0, max_instances: { get_input: burst_max }}
+        host:
+          properties: {num_cpus: 8, mem_size: 32 GiB}
+  outputs:
+    note:
+      value: { concat: [ "burst to ", get_input: burst_max ] }
+""")
+    spec = load_cluster_spec([templates_dir() / "oscar-aws.yaml", child], {"burst_max": "12"})
+    workers = spec.group("wn")
+    assert (workers.count, workers.max, workers.machine.cpus, workers.machine.disk_gib) == (0, 12, 8, None)
+    assert spec.sources[-1] == str(child)
+    assert next(o for o in spec.outputs if o.name == "note").value == "burst to 12"
+
+
+def test_input_pairs_win_over_the_inputs_file(tmp_path: Path) -> None:
+    inputs = tmp_path / "in.yaml"
+    inputs.write_text("wn_num: 2\nfe_cpus: 4\nlabels: [a, b]\nflag: true\n")
+    values = parse_input_pairs(["wn_num=5", "dns_name=a=b"], str(inputs))
+    assert values == {"wn_num": "5", "fe_cpus": "4", "labels": "[a, b]", "flag": "true",
+                      "dns_name": "a=b"}
+
+
+def test_weak_explicit_secret_is_kept_because_the_user_chose_it() -> None:
+    spec = load("oscar-aws.yaml", minio_password="minio123")
+    assert SecretSpec("minio_password", "minio123", explicit=True) in spec.secrets
+    assert not any("minio_password" in w for w in spec.warnings)
