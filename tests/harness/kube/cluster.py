@@ -13,6 +13,7 @@ describe a 30 s job and wait 0.3 s. Object timestamps stay in wall-clock time, a
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import threading
 import time
@@ -95,6 +96,7 @@ class ClusterSim:
         self._down: set[str] = set()  # nodes whose kubelet stopped posting status
         self._started: dict[str, float] = {}  # pod uid → monotonic time it started running
         self._daemonsets: dict[tuple[str, str], DaemonSet] = {}
+        self._requests_cache: dict[str, dict[str, Decimal]] = {}
         self._attempted: dict[str, int] = {}  # pod uid → scheduling epoch of its last failed attempt
         self._epoch = 0
         self._node_sig: tuple[tuple[str, str], ...] = ()
@@ -211,6 +213,7 @@ class ClusterSim:
         alive = {p["metadata"]["uid"] for p in pods}
         self._started = {uid: t for uid, t in self._started.items() if uid in alive}
         self._attempted = {uid: e for uid, e in self._attempted.items() if uid in alive}
+        self._requests_cache = {uid: r for uid, r in self._requests_cache.items() if uid in alive}
 
     def _sync_daemonsets(self) -> None:
         if not self._daemonsets:
@@ -226,6 +229,13 @@ class ClusterSim:
                     self._create_pod(ds.namespace, _daemonset_pod(ds, name, node_name))
 
     # ---- scheduler ---------------------------------------------------------------------------
+    def _requests(self, pod: Obj) -> dict[str, Decimal]:
+        uid = pod["metadata"]["uid"]  # a pod's requests never change (its spec is immutable)
+        cached = self._requests_cache.get(uid)
+        if cached is None:
+            cached = self._requests_cache[uid] = scheduling.pod_requests(pod)
+        return cached
+
     def _schedule(self) -> None:
         nodes, _ = self.store.list("nodes")
         pods, _ = self.store.list("pods")
@@ -237,7 +247,7 @@ class ClusterSim:
             if scheduling.is_terminal(pod) or pod["metadata"].get("deletionTimestamp"):
                 continue
             if spec.get("nodeName"):
-                scheduling.add_usage(used, spec["nodeName"], pod)
+                scheduling.add_usage(used, spec["nodeName"], self._requests(pod))
                 bound_active.add(pod["metadata"]["uid"])
             elif spec.get("schedulerName", "default-scheduler") == "default-scheduler":
                 pending.append(pod)
@@ -250,20 +260,29 @@ class ClusterSim:
         pending.sort(
             key=lambda p: (
                 -int((p.get("spec") or {}).get("priority") or 0),
-                p["metadata"]["creationTimestamp"],
-                p["metadata"]["name"],
+                self.store.created(p["metadata"]["uid"]),
             )
         )
+        capacities: dict[str, dict[str, Decimal]] = {}
+        # Within one pass capacity only shrinks, so a pod shaped like one that failed fails too
+        # (kube-scheduler's equivalence classes); this keeps thousands of identical pods cheap.
+        failed: dict[str, str] = {}
         for pod in pending:
             uid = pod["metadata"]["uid"]
             if self._attempted.get(uid) == self._epoch:
                 continue
-            node, message = scheduling.place(pod, nodes, used)
+            requests = self._requests(pod)
+            shape = _shape(pod, requests)
+            message = failed.get(shape)
+            node = None
+            if message is None:
+                node, message = scheduling.place(pod, nodes, used, requests, capacities)
             if node:
                 self._bind(pod, node)
-                scheduling.add_usage(used, node, pod)
+                scheduling.add_usage(used, node, requests)
                 self._bound_active.add(uid)
             else:
+                failed[shape] = message
                 self._attempted[uid] = self._epoch
                 self._mark_unschedulable(pod, message)
 
@@ -383,6 +402,21 @@ class ClusterSim:
             self.store.create("events", event, meta["namespace"])
         except ApiError as exc:
             log.debug("event not recorded: %s", exc.message)
+
+
+def _shape(pod: Obj, requests: dict[str, Decimal]) -> str:
+    """What the scheduler's filters look at, as one comparable string."""
+    spec = pod.get("spec") or {}
+    return json.dumps(
+        [
+            sorted((k, str(v)) for k, v in requests.items()),
+            spec.get("nodeSelector"),
+            spec.get("affinity"),
+            spec.get("tolerations"),
+            scheduling.is_daemonset_pod(pod),
+        ],
+        sort_keys=True,
+    )
 
 
 def _start_pod(obj: Obj) -> Obj | None:

@@ -134,8 +134,13 @@ def matches_node_affinity(pod: Obj, node: Obj) -> bool:
     )
 
 
-def misfit(pod: Obj, node: Obj, used: Resources) -> list[str]:
-    """Why ``pod`` cannot go on ``node`` given what is already ``used`` there; [] when it fits."""
+def misfit(
+    pod: Obj, node: Obj, used: Resources, requests: Resources | None = None, capacity: Resources | None = None
+) -> list[str]:
+    """Why ``pod`` cannot go on ``node`` given what is already ``used`` there; [] when it fits.
+
+    ``requests`` and ``capacity`` may be passed precomputed (parsing quantities is the costly part).
+    """
     spec = pod.get("spec") or {}
     tolerations = list(spec.get("tolerations") or [])
     if is_daemonset_pod(pod):
@@ -153,9 +158,9 @@ def misfit(pod: Obj, node: Obj, used: Resources) -> list[str]:
     for taint in taints:
         if taint.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(tolerations, taint):
             return [f"node(s) had untolerated taint {{{taint['key']}: {taint.get('value', '')}}}"]
-    capacity = allocatable(node)
+    capacity = allocatable(node) if capacity is None else capacity
     reasons = []
-    for key, amount in pod_requests(pod).items():
+    for key, amount in (pod_requests(pod) if requests is None else requests).items():
         if amount > 0 and used.get(key, Decimal(0)) + amount > capacity.get(key, Decimal(0)):
             reasons.append("Too many pods" if key == "pods" else f"Insufficient {key}")
     return reasons
@@ -172,23 +177,34 @@ def unschedulable_message(reasons: Counter[str], node_count: int) -> str:
     )
 
 
-def place(pod: Obj, nodes: list[Obj], used: dict[str, Resources]) -> tuple[str | None, str]:
+def place(
+    pod: Obj,
+    nodes: list[Obj],
+    used: dict[str, Resources],
+    requests: Resources | None = None,
+    capacities: dict[str, Resources] | None = None,
+) -> tuple[str | None, str]:
     """Pick the fitting node with the most free CPU (LeastAllocated scoring), or explain the failure."""
+    requests = pod_requests(pod) if requests is None else requests
+    capacities = capacities if capacities is not None else {}
     reasons: Counter[str] = Counter()
     best, best_free = None, Decimal(-1)
     for node in nodes:
         name = node["metadata"]["name"]
-        why = misfit(pod, node, used.get(name, {}))
+        capacity = capacities.get(name)
+        if capacity is None:
+            capacity = capacities[name] = allocatable(node)
+        why = misfit(pod, node, used.get(name, {}), requests, capacity)
         if why:
             reasons.update(why)
             continue
-        free = allocatable(node).get("cpu", Decimal(0)) - used.get(name, {}).get("cpu", Decimal(0))
+        free = capacity.get("cpu", Decimal(0)) - used.get(name, {}).get("cpu", Decimal(0))
         if free > best_free:
             best, best_free = name, free
     return best, "" if best else unschedulable_message(reasons, len(nodes))
 
 
-def add_usage(used: dict[str, Resources], node: str, pod: Obj) -> None:
+def add_usage(used: dict[str, Resources], node: str, requests: Resources) -> None:
     bucket = used.setdefault(node, {})
-    for key, amount in pod_requests(pod).items():
+    for key, amount in requests.items():
         bucket[key] = bucket.get(key, Decimal(0)) + amount

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import json
+import itertools
 import random
 import re
 import string
@@ -145,6 +145,7 @@ class Store:
         self._rv = 0
         self._history: deque[Change] = deque(maxlen=max(1, history))
         self._compacted = 0  # a watch from a version older than this is answered 410 Gone
+        self._created: dict[str, int] = {}  # uid → resourceVersion of its creation (creation order)
         self.closed = False
 
     # ---- reads -----------------------------------------------------------------------------
@@ -162,6 +163,11 @@ class Store:
                     {"name": name, "kind": RESOURCES[resource].plural},
                 )
             return obj
+
+    def created(self, uid: str) -> int:
+        """The order in which an object was created (its resourceVersion at creation)."""
+        with self.cond:
+            return self._created.get(uid, 0)
 
     def find(self, resource: str, namespace: str, name: str) -> Obj | None:
         with self.cond:
@@ -247,7 +253,9 @@ class Store:
             meta["creationTimestamp"] = timestamp()
             meta.setdefault("generation", 1)
             meta.pop("resourceVersion", None)
-            return self._commit(resource, "ADDED", None, obj)
+            added = self._commit(resource, "ADDED", None, obj)
+            self._created[meta["uid"]] = self._rv
+            return added
 
     def write(
         self,
@@ -296,6 +304,7 @@ class Store:
                     {"name": name, "kind": RESOURCES[resource].plural},
                 )
             deleted = self._commit(resource, "DELETED", old, old)
+            self._created.pop(old["metadata"]["uid"], None)
             if resource == "namespaces":
                 for other, objects in self._objects.items():
                     if RESOURCES[other].namespaced:
@@ -356,7 +365,8 @@ class Store:
             with self.cond:
                 if last < self._compacted:
                     raise Gone(f"too old resource version: {last} ({self._compacted + 1})")
-                changes = [c for c in self._history if c.rv > last and c.resource == resource]
+                start = max(0, last + 1 - self._history[0].rv) if self._history else 0
+                changes = [c for c in itertools.islice(self._history, start, None) if c.resource == resource]
                 if not changes:
                     last = max(last, self._rv)
                     now = time.monotonic()
@@ -395,4 +405,4 @@ class Store:
 
 
 def _same(a: Obj, b: Obj) -> bool:
-    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+    return a == b
