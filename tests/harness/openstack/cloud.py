@@ -1,0 +1,884 @@
+"""The state of one OpenStack project and the operations on it, service by service."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import ipaddress
+import re
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tests.harness.faults import Fault
+from tests.harness.openstack.keys import check_public_key, generate_key_pair, key_fingerprint
+from tests.harness.openstack.seed import FLAVORS, IMAGES, Credentials
+from tests.harness.openstack.wire import (
+    Request,
+    Response,
+    keystone_error,
+    neutron_error,
+    new_id,
+    nova_error,
+    now_iso,
+)
+
+
+class Cloud:
+    """The state of one OpenStack project in one region, and the API operations on it.
+
+    Every operation takes the lock, so concurrent requests see a consistent cloud; latency is
+    applied by the HTTP layer outside the lock so parallel calls overlap as on a real cloud.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        region: str = "RegionOne",
+        credentials: Credentials | None = None,
+        build_delay_s: float = 0.2,
+        images_page_size: int = 25,
+    ) -> None:
+        self.base_url = base_url
+        self.region = region
+        self.credentials = credentials or Credentials()
+        self.build_delay_s = build_delay_s
+        self.images_page_size = images_page_size
+        self.lock = threading.RLock()
+        self.reset()
+
+    # -- seed ---------------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Back to a fresh project: flavors, images, a private and an external network, default SG."""
+        with self.lock:
+            self.project_id = uuid.uuid5(uuid.NAMESPACE_URL, "project/" + self.credentials.project).hex
+            self.user_id = uuid.uuid5(uuid.NAMESPACE_URL, "user/demo").hex
+            self.tokens: dict[str, dict[str, Any]] = {}
+            self.flavors = {
+                fid: {
+                    "id": fid,
+                    "name": name,
+                    "vcpus": vcpus,
+                    "ram": ram,
+                    "disk": disk,
+                    "extra_specs": dict(specs),
+                }
+                for fid, name, vcpus, ram, disk, specs in FLAVORS
+            }
+            self.images: dict[str, dict[str, Any]] = {}
+            for name, distro, version, arch in IMAGES:
+                image_id = str(uuid.uuid5(uuid.NAMESPACE_URL, "image/" + name))
+                self.images[image_id] = {
+                    "id": image_id,
+                    "name": name,
+                    "status": "active",
+                    "visibility": "public",
+                    "os_distro": distro,
+                    "os_version": version,
+                    "architecture": arch,
+                    "hw_architecture": arch,
+                    "disk_format": "qcow2",
+                    "container_format": "bare",
+                    "min_disk": 0,
+                    "min_ram": 0,
+                    "size": 2361393152,
+                    "owner": "admin-project",
+                    "tags": [],
+                    "protected": False,
+                    "created_at": "2025-03-05T10:00:00Z",
+                    "updated_at": "2025-03-05T10:00:00Z",
+                    "self": f"/v2/images/{image_id}",
+                    "file": f"/v2/images/{image_id}/file",
+                    "schema": "/v2/schemas/image",
+                }
+            self.networks: dict[str, dict[str, Any]] = {}
+            self.subnets: dict[str, dict[str, Any]] = {}
+            self.ports: dict[str, dict[str, Any]] = {}
+            self.security_groups: dict[str, dict[str, Any]] = {}
+            self.floating_ips: dict[str, dict[str, Any]] = {}
+            self.servers: dict[str, dict[str, Any]] = {}
+            self.keypairs: dict[str, dict[str, Any]] = {}
+            self.volumes: dict[str, dict[str, Any]] = {}
+            self.router_id = new_id()
+            self.add_network("private", "10.0.0.0/24")
+            self.add_network("public", "203.0.113.0/24", external=True)
+            self._new_security_group("default", "Default security group")
+
+    def add_network(self, name: str, cidr: str, external: bool = False) -> dict[str, Any]:
+        """Add a network with one subnet (tests use this to offer several tenant networks)."""
+        with self.lock:
+            net_id, subnet_id = new_id(), new_id()
+            net = ipaddress.ip_network(cidr)
+            self.subnets[subnet_id] = {
+                "id": subnet_id,
+                "name": f"{name}-subnet",
+                "network_id": net_id,
+                "cidr": cidr,
+                "ip_version": 4,
+                "gateway_ip": str(net[1]),
+                "enable_dhcp": True,
+                "dns_nameservers": [],
+                "host_routes": [],
+                "allocation_pools": [{"start": str(net[2]), "end": str(net[-2])}],
+                "tenant_id": self.project_id,
+                "project_id": self.project_id,
+                "description": "",
+                "tags": [],
+                "_next": 10,
+            }
+            self.networks[net_id] = {
+                "id": net_id,
+                "name": name,
+                "status": "ACTIVE",
+                "subnets": [subnet_id],
+                "admin_state_up": True,
+                "router:external": external,
+                "shared": external,
+                "mtu": 1450,
+                "tags": [],
+                "description": "",
+                "tenant_id": self.project_id,
+                "project_id": self.project_id,
+                "is_default": external,
+                "availability_zones": ["nova"],
+                "port_security_enabled": True,
+            }
+            return self.networks[net_id]
+
+    def _new_security_group(self, name: str, description: str) -> dict[str, Any]:
+        group_id = new_id()
+        group = {
+            "id": group_id,
+            "name": name,
+            "description": description,
+            "tenant_id": self.project_id,
+            "project_id": self.project_id,
+            "tags": [],
+            "stateful": True,
+            "security_group_rules": [],
+            "created_at": now_iso(),
+            "updated_at": now_iso(),
+            "revision_number": 1,
+        }
+        for ethertype in ("IPv4", "IPv6"):
+            group["security_group_rules"].append(
+                self._rule(group_id, "egress", None, None, None, None, None, ethertype)
+            )
+        self.security_groups[group_id] = group
+        return group
+
+    def _rule(
+        self,
+        group_id: str,
+        direction: str,
+        protocol: str | None,
+        port_min: int | None,
+        port_max: int | None,
+        prefix: str | None,
+        remote_group: str | None,
+        ethertype: str = "IPv4",
+    ) -> dict[str, Any]:
+        return {
+            "id": new_id(),
+            "security_group_id": group_id,
+            "direction": direction,
+            "protocol": protocol,
+            "port_range_min": port_min,
+            "port_range_max": port_max,
+            "remote_ip_prefix": prefix,
+            "remote_group_id": remote_group,
+            "ethertype": ethertype,
+            "tenant_id": self.project_id,
+            "project_id": self.project_id,
+            "description": "",
+            "created_at": now_iso(),
+        }
+
+    # -- keystone -----------------------------------------------------------------------------------
+    def catalog(self) -> list[dict[str, Any]]:
+        def entry(kind: str, name: str, url: str) -> dict[str, Any]:
+            return {
+                "type": kind,
+                "name": name,
+                "id": uuid.uuid5(uuid.NAMESPACE_URL, kind).hex,
+                "endpoints": [
+                    {
+                        "id": uuid.uuid5(uuid.NAMESPACE_URL, kind + i).hex,
+                        "interface": i,
+                        "region": self.region,
+                        "region_id": self.region,
+                        "url": url,
+                    }
+                    for i in ("public", "internal")
+                ],
+            }
+
+        return [
+            entry("identity", "keystone", f"{self.base_url}/identity/v3"),
+            entry("compute", "nova", f"{self.base_url}/compute/v2.1"),
+            entry("image", "glance", f"{self.base_url}/image"),
+            entry("network", "neutron", f"{self.base_url}/network"),
+            entry("volumev3", "cinderv3", f"{self.base_url}/volume/v3/{self.project_id}"),
+            entry("block-storage", "cinder", f"{self.base_url}/volume/v3/{self.project_id}"),
+        ]
+
+    def issue_token(self, methods: list[str], scoped: bool) -> Response:
+        token = uuid.uuid4().hex
+        expires = datetime.now(UTC) + timedelta(hours=1)
+        with self.lock:
+            self.tokens[token] = {"scoped": scoped, "expires": expires, "methods": methods}
+        return 201, self.token_body(token), {"X-Subject-Token": token}
+
+    def token_body(self, token: str) -> dict[str, Any]:
+        info = self.tokens[token]
+        body: dict[str, Any] = {
+            "methods": info["methods"],
+            "expires_at": info["expires"].strftime("%Y-%m-%dT%H:%M:%S.000000Z"),
+            "issued_at": now_iso(),
+            "audit_ids": [token[:22]],
+            "user": {
+                "id": self.user_id,
+                "name": "demo",
+                "domain": {"id": "default", "name": "Default"},
+                "password_expires_at": None,
+            },
+        }
+        if info["scoped"]:
+            body["project"] = {
+                "id": self.project_id,
+                "name": self.credentials.project,
+                "domain": {"id": self.credentials.project_domain_id, "name": "Default"},
+            }
+            body["roles"] = [{"id": uuid.uuid5(uuid.NAMESPACE_URL, "member").hex, "name": "member"}]
+            body["catalog"] = self.catalog()
+        return {"token": body}
+
+    def check_token(self, token: str | None, scoped: bool = True) -> None:
+        info = self.tokens.get(token or "")
+        if info is None or info["expires"] < datetime.now(UTC) or (scoped and not info["scoped"]):
+            raise keystone_error(401, "The request you have made requires authentication.")
+
+    def authenticate(self, req: Request) -> Response:
+        try:
+            identity = req.body["auth"]["identity"]
+            methods = identity["methods"]
+        except (KeyError, TypeError) as exc:
+            raise keystone_error(400, "Expecting to find auth.identity.methods in the request body.") from exc
+        scope = req.body["auth"].get("scope") or {}
+        creds = self.credentials
+        if methods == ["password"]:
+            user = identity["password"]["user"]
+            domain = user.get("domain", {})
+            domain_name = domain.get("name") or (
+                "Default" if domain.get("id") == "default" else domain.get("id")
+            )
+            if creds.users.get((user.get("name"), domain_name)) != user.get("password"):
+                raise keystone_error(401, "The request you have made requires authentication.")
+            project = scope.get("project")
+            if project is not None and not (
+                (
+                    project.get("name") == creds.project
+                    and project.get("domain", {}).get("id", creds.project_domain_id)
+                    == creds.project_domain_id
+                )
+                or project.get("id") == self.project_id
+            ):
+                raise keystone_error(
+                    401, f"Could not find project: {project.get('name') or project.get('id')}."
+                )
+            return self.issue_token(methods, scoped=project is not None)
+        if methods == ["application_credential"]:
+            cred = identity["application_credential"]
+            if creds.app_creds.get(cred.get("id")) != cred.get("secret"):
+                raise keystone_error(401, "The request you have made requires authentication.")
+            return self.issue_token(methods, scoped=True)  # an application credential carries its project
+        if methods == ["token"]:
+            self.check_token(identity["token"]["id"], scoped=False)
+            project = scope.get("project")
+            if (
+                project is not None
+                and project.get("id") != self.project_id
+                and project.get("name") != creds.project
+            ):
+                raise keystone_error(401, "You are not authorized to perform the requested action.")
+            return self.issue_token(["token", "openid"], scoped=project is not None)
+        raise keystone_error(401, f"Unsupported authentication methods: {methods}")
+
+    def federated_auth(self, req: Request, idp: str, protocol: str) -> Response:
+        auth = req.headers.get("authorization", "")
+        creds = self.credentials
+        if idp != creds.identity_provider or protocol != creds.protocol:
+            raise keystone_error(404, f"Could not find Identity Provider or protocol: {idp}/{protocol}.")
+        if not auth.startswith("Bearer ") or auth[7:] not in creds.oidc_tokens:
+            raise keystone_error(401, "The request you have made requires authentication.")
+        return self.issue_token(["openid"], scoped=False)
+
+    def auth_projects(self, req: Request) -> Response:
+        self.check_token(req.headers.get("x-auth-token"), scoped=False)
+        return (
+            200,
+            {
+                "projects": [
+                    {
+                        "id": self.project_id,
+                        "name": self.credentials.project,
+                        "enabled": True,
+                        "domain_id": self.credentials.project_domain_id,
+                    }
+                ]
+            },
+            {},
+        )
+
+    # -- nova: flavors, key pairs -------------------------------------------------------------------
+    def flavor_view(self, flavor: dict[str, Any], microversion: tuple[int, int]) -> dict[str, Any]:
+        view = {
+            "id": flavor["id"],
+            "name": flavor["name"],
+            "vcpus": flavor["vcpus"],
+            "ram": flavor["ram"],
+            "disk": flavor["disk"],
+            "swap": "",
+            "rxtx_factor": 1.0,
+            "OS-FLV-EXT-DATA:ephemeral": 0,
+            "OS-FLV-DISABLED:disabled": False,
+            "os-flavor-access:is_public": True,
+            "links": [{"rel": "self", "href": f"{self.base_url}/compute/v2.1/flavors/{flavor['id']}"}],
+        }
+        if microversion >= (2, 55):
+            view["description"] = None
+        if microversion >= (2, 61):
+            view["extra_specs"] = dict(flavor["extra_specs"])
+        return view
+
+    def flavor(self, flavor_id: str) -> dict[str, Any]:
+        flavor = self.flavors.get(flavor_id) or next(
+            (f for f in self.flavors.values() if f["name"] == flavor_id), None
+        )
+        if flavor is None:
+            raise nova_error(404, f"Flavor {flavor_id} could not be found.")
+        return flavor
+
+    def keypair_view(self, kp: dict[str, Any], with_private: bool = False) -> dict[str, Any]:
+        view = {
+            "name": kp["name"],
+            "public_key": kp["public_key"],
+            "fingerprint": kp["fingerprint"],
+            "type": "ssh",
+            "user_id": self.user_id,
+        }
+        if with_private and kp.get("private_key"):
+            view["private_key"] = kp["private_key"]
+        return view
+
+    def create_keypair(self, body: dict[str, Any]) -> Response:
+        spec = (body or {}).get("keypair") or {}
+        name = spec.get("name")
+        if not name or not re.fullmatch(r"[\w\-. @]{1,255}", name):
+            raise nova_error(400, "Keypair data is invalid: Keypair name contains unsafe characters")
+        with self.lock:
+            if name in self.keypairs:
+                raise nova_error(409, f"Key pair '{name}' already exists.")
+            private = None
+            public = spec.get("public_key")
+            if public is None:
+                private, public = generate_key_pair()
+            check_public_key(public)
+            kp = {
+                "name": name,
+                "public_key": public.strip(),
+                "fingerprint": key_fingerprint(public),
+                "private_key": private,
+                "created_at": now_iso(),
+            }
+            self.keypairs[name] = kp
+        view = self.keypair_view(kp, with_private=True)
+        kp["private_key"] = None  # Nova hands the private key out once
+        return 200, {"keypair": view}, {}
+
+    # -- nova: servers ------------------------------------------------------------------------------
+    def _network_for_server(self, requested: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+        tenant = [n for n in self.networks.values() if not n["router:external"]]
+        if not requested:
+            if len(tenant) > 1:
+                raise nova_error(
+                    409, "Multiple possible networks found, use a Network ID to be more specific."
+                )
+            if not tenant:
+                raise nova_error(400, "No valid network found for this project.")
+            return tenant
+        chosen = []
+        for spec in requested:
+            if "port" in spec:
+                port = self.ports.get(spec["port"])
+                if port is None:
+                    raise nova_error(400, f"Port {spec['port']} could not be found.")
+                chosen.append(self.networks[port["network_id"]])
+                continue
+            net = self.networks.get(spec.get("uuid", ""))
+            if net is None:
+                raise nova_error(400, f"Network {spec.get('uuid')} could not be found.")
+            chosen.append(net)
+        return chosen
+
+    def _groups_for_server(self, requested: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+        result = []
+        for spec in requested or [{"name": "default"}]:
+            name = spec.get("name", "")
+            matches = [g for g in self.security_groups.values() if name in (g["name"], g["id"])]
+            if not matches:
+                raise nova_error(400, f"Security group {name} not found for project {self.project_id}.")
+            if len(matches) > 1:
+                raise nova_error(
+                    409,
+                    f"Multiple security_group matches found for name '{name}', use an ID to "
+                    "be more specific.",
+                )
+            result.append(matches[0])
+        return result
+
+    def create_server(self, body: dict[str, Any], fault: Fault | None) -> Response:
+        spec = (body or {}).get("server")
+        if not isinstance(spec, dict) or not spec.get("name"):
+            raise nova_error(
+                400, "Invalid input for field/attribute server. Value: 'name' is a required property"
+            )
+        with self.lock:
+            flavor = self.flavors.get(str(spec.get("flavorRef")))
+            if flavor is None:
+                raise nova_error(400, f"Flavor {spec.get('flavorRef')} could not be found.")
+            image_id = spec.get("imageRef") or ""
+            boot_volume = any(
+                b.get("boot_index") in (0, "0") for b in spec.get("block_device_mapping_v2") or []
+            )
+            if not boot_volume and image_id not in self.images:
+                raise nova_error(400, f"Image {image_id} could not be found.")
+            key_name = spec.get("key_name")
+            if key_name is not None and key_name not in self.keypairs:
+                raise nova_error(400, "Invalid key_name provided.")
+            metadata = spec.get("metadata") or {}
+            for k, v in metadata.items():
+                if not isinstance(v, str) or len(k) > 255 or len(v) > 255:
+                    raise nova_error(400, f"Invalid input for field/attribute metadata. Value: {k}={v!r}")
+            user_data = spec.get("user_data")
+            if user_data is not None:
+                try:
+                    raw = base64.b64decode(user_data, validate=True)
+                except binascii.Error as exc:
+                    raise nova_error(400, "User data needs to be valid base 64.") from exc
+                if len(raw) > 65535:
+                    raise nova_error(400, "User data too large. User data must be no larger than 65535 bytes")
+            groups = self._groups_for_server(spec.get("security_groups"))
+            networks = self._network_for_server(spec.get("networks"))
+            server_id = new_id()
+            now = now_iso()
+            server = {
+                "id": server_id,
+                "name": spec["name"],
+                "flavor_id": flavor["id"],
+                "image_id": image_id,
+                "key_name": key_name,
+                "metadata": dict(metadata),
+                "user_data": user_data,
+                "security_group_ids": [g["id"] for g in groups],
+                "network_ids": [n["id"] for n in networks],
+                "availability_zone": spec.get("availability_zone") or "nova",
+                "created": now,
+                "updated": now,
+                "ready_at": time.monotonic() + self.build_delay_s,
+                "status": "BUILD",
+                "fault": fault.message if fault is not None else None,
+                "port_ids": [],
+                "block_device_mapping_v2": spec.get("block_device_mapping_v2") or [],
+            }
+            if fault is None:
+                for net in networks:
+                    port = self._new_port(
+                        net, device_id=server_id, owner="compute:nova", group_ids=server["security_group_ids"]
+                    )
+                    server["port_ids"].append(port["id"])
+            self.servers[server_id] = server
+        admin_pass = uuid.uuid4().hex[:12]
+        return (
+            202,
+            {
+                "server": {
+                    "id": server_id,
+                    "adminPass": admin_pass,
+                    "OS-DCF:diskConfig": "MANUAL",
+                    "security_groups": [{"name": g["name"]} for g in groups],
+                    "links": self._server_links(server_id),
+                }
+            },
+            {"Location": f"{self.base_url}/compute/v2.1/servers/{server_id}"},
+        )
+
+    def _server_links(self, server_id: str) -> list[dict[str, str]]:
+        return [
+            {"rel": "self", "href": f"{self.base_url}/compute/v2.1/servers/{server_id}"},
+            {"rel": "bookmark", "href": f"{self.base_url}/compute/servers/{server_id}"},
+        ]
+
+    def _refresh(self, server: dict[str, Any]) -> None:
+        if server["status"] == "BUILD" and time.monotonic() >= server["ready_at"]:
+            server["status"] = "ERROR" if server["fault"] else "ACTIVE"
+            server["updated"] = now_iso()
+
+    def server(self, server_id: str) -> dict[str, Any]:
+        server = self.servers.get(server_id)
+        if server is None:
+            raise nova_error(404, f"Instance {server_id} could not be found.")
+        self._refresh(server)
+        return server
+
+    def server_view(self, server: dict[str, Any]) -> dict[str, Any]:
+        self._refresh(server)
+        addresses: dict[str, list[dict[str, Any]]] = {}
+        if server["status"] != "BUILD":
+            for port_id in server["port_ids"]:
+                port = self.ports[port_id]
+                entries = addresses.setdefault(self.networks[port["network_id"]]["name"], [])
+                for fixed in port["fixed_ips"]:
+                    entries.append(
+                        {
+                            "addr": fixed["ip_address"],
+                            "version": 4,
+                            "OS-EXT-IPS:type": "fixed",
+                            "OS-EXT-IPS-MAC:mac_addr": port["mac_address"],
+                        }
+                    )
+                for fip in self.floating_ips.values():
+                    if fip["port_id"] == port_id:
+                        entries.append(
+                            {
+                                "addr": fip["floating_ip_address"],
+                                "version": 4,
+                                "OS-EXT-IPS:type": "floating",
+                                "OS-EXT-IPS-MAC:mac_addr": port["mac_address"],
+                            }
+                        )
+        status = server["status"]
+        view = {
+            "id": server["id"],
+            "name": server["name"],
+            "status": status,
+            "tenant_id": self.project_id,
+            "user_id": self.user_id,
+            "metadata": dict(server["metadata"]),
+            "hostId": "" if status == "BUILD" else hashlib.sha224(self.project_id.encode()).hexdigest(),
+            "image": {"id": server["image_id"], "links": []} if server["image_id"] else "",
+            "flavor": {"id": server["flavor_id"], "links": []},
+            "created": server["created"],
+            "updated": server["updated"],
+            "addresses": addresses,
+            "accessIPv4": "",
+            "accessIPv6": "",
+            "links": self._server_links(server["id"]),
+            "OS-DCF:diskConfig": "MANUAL",
+            "progress": 0 if status == "BUILD" else 100,
+            "OS-EXT-AZ:availability_zone": server["availability_zone"],
+            "config_drive": "",
+            "key_name": server["key_name"],
+            "OS-SRV-USG:launched_at": None,
+            "OS-SRV-USG:terminated_at": None,
+            "security_groups": [
+                {"name": self.security_groups[g]["name"]}
+                for g in server["security_group_ids"]
+                if g in self.security_groups
+            ],
+            "OS-EXT-STS:task_state": "spawning" if status == "BUILD" else None,
+            "OS-EXT-STS:vm_state": {"BUILD": "building", "ACTIVE": "active", "ERROR": "error"}[status],
+            "OS-EXT-STS:power_state": 1 if status == "ACTIVE" else 0,
+            "os-extended-volumes:volumes_attached": [
+                {"id": v["id"], "delete_on_termination": False}
+                for v in self.volumes.values()
+                if v["server_id"] == server["id"]
+            ],
+        }
+        if status == "ERROR":
+            view["fault"] = {"code": 500, "created": server["updated"], "message": server["fault"]}
+        return view
+
+    def list_servers(self, req: Request) -> list[dict[str, Any]]:
+        name, status = req.q("name"), req.q("status")
+        with self.lock:
+            found = []
+            for server in self.servers.values():
+                self._refresh(server)
+                if name and not re.search(name, server["name"]):
+                    continue
+                if status and server["status"] != status.upper():
+                    continue
+                found.append(server)
+            return found
+
+    def delete_server(self, server_id: str) -> None:
+        with self.lock:
+            server = self.server(server_id)
+            for port_id in server["port_ids"]:
+                self._delete_port(port_id)
+            for volume in self.volumes.values():
+                if volume["server_id"] == server_id:
+                    volume.update(server_id=None, status="available", device=None)
+            del self.servers[server_id]
+
+    # -- neutron ------------------------------------------------------------------------------------
+    def _new_port(
+        self,
+        net: dict[str, Any],
+        device_id: str = "",
+        owner: str = "",
+        group_ids: list[str] | None = None,
+        name: str = "",
+    ) -> dict[str, Any]:
+        subnet = self.subnets[net["subnets"][0]]
+        address = ipaddress.ip_network(subnet["cidr"])[subnet["_next"]]
+        subnet["_next"] += 1
+        port_id = new_id()
+        mac = "fa:16:3e:" + ":".join(f"{b:02x}" for b in uuid.uuid4().bytes[:3])
+        port = {
+            "id": port_id,
+            "name": name,
+            "network_id": net["id"],
+            "mac_address": mac,
+            "fixed_ips": [{"subnet_id": subnet["id"], "ip_address": str(address)}],
+            "device_id": device_id,
+            "device_owner": owner,
+            "status": "ACTIVE",
+            "admin_state_up": True,
+            "security_groups": list(group_ids or []),
+            "tenant_id": self.project_id,
+            "project_id": self.project_id,
+            "binding:vnic_type": "normal",
+            "allowed_address_pairs": [],
+            "description": "",
+            "tags": [],
+            "created_at": now_iso(),
+            "updated_at": now_iso(),
+        }
+        self.ports[port_id] = port
+        return port
+
+    def _delete_port(self, port_id: str) -> None:
+        self.ports.pop(port_id, None)
+        for fip in self.floating_ips.values():
+            if fip["port_id"] == port_id:
+                fip.update(port_id=None, fixed_ip_address=None, router_id=None, status="DOWN")
+
+    def create_security_group_rule(self, spec: dict[str, Any]) -> dict[str, Any]:
+        group = self.security_groups.get(spec.get("security_group_id", ""))
+        if group is None:
+            raise neutron_error(
+                404, "SecurityGroupNotFound", f"Security group {spec.get('security_group_id')} does not exist"
+            )
+        direction = spec.get("direction")
+        if direction not in ("ingress", "egress"):
+            raise neutron_error(
+                400,
+                "InvalidInput",
+                f"Invalid input for direction. Reason: '{direction}' is not in ['ingress', 'egress'].",
+            )
+        port_min, port_max = spec.get("port_range_min"), spec.get("port_range_max")
+        if port_min is not None and port_max is not None and int(port_min) > int(port_max):
+            raise neutron_error(
+                400,
+                "SecurityGroupInvalidPortRange",
+                "For TCP/UDP protocols, port_range_min must be <= port_range_max",
+            )
+        remote = spec.get("remote_group_id")
+        if remote and remote not in self.security_groups:
+            raise neutron_error(404, "SecurityGroupNotFound", f"Security group {remote} does not exist")
+        rule = self._rule(
+            group["id"],
+            direction,
+            spec.get("protocol"),
+            None if port_min is None else int(port_min),
+            None if port_max is None else int(port_max),
+            spec.get("remote_ip_prefix"),
+            remote,
+            spec.get("ethertype", "IPv4"),
+        )
+        keys = (
+            "direction",
+            "protocol",
+            "port_range_min",
+            "port_range_max",
+            "remote_ip_prefix",
+            "remote_group_id",
+            "ethertype",
+        )
+        for existing in group["security_group_rules"]:
+            if all(existing[k] == rule[k] for k in keys):
+                raise neutron_error(
+                    409,
+                    "SecurityGroupRuleExists",
+                    f"Security group rule already exists. Rule id is {existing['id']}.",
+                )
+        group["security_group_rules"].append(rule)
+        return rule
+
+    def create_floating_ip(self, spec: dict[str, Any]) -> dict[str, Any]:
+        net = self.networks.get(spec.get("floating_network_id", ""))
+        if net is None:
+            raise neutron_error(
+                404, "NetworkNotFound", f"Network {spec.get('floating_network_id')} could not be found."
+            )
+        if not net["router:external"]:
+            raise neutron_error(
+                400,
+                "BadRequest",
+                f"Bad floatingip request: Network {net['id']} is not a valid external network.",
+            )
+        subnet = self.subnets[net["subnets"][0]]
+        address = ipaddress.ip_network(subnet["cidr"])[subnet["_next"]]
+        subnet["_next"] += 1
+        fip = {
+            "id": new_id(),
+            "floating_ip_address": str(address),
+            "floating_network_id": net["id"],
+            "port_id": None,
+            "fixed_ip_address": None,
+            "router_id": None,
+            "status": "DOWN",
+            "tenant_id": self.project_id,
+            "project_id": self.project_id,
+            "description": "",
+            "tags": [],
+            "port_details": None,
+            "created_at": now_iso(),
+            "updated_at": now_iso(),
+        }
+        self.floating_ips[fip["id"]] = fip
+        if spec.get("port_id"):
+            self.update_floating_ip(fip["id"], {"port_id": spec["port_id"]})
+        return fip
+
+    def update_floating_ip(self, fip_id: str, spec: dict[str, Any]) -> dict[str, Any]:
+        fip = self.floating_ips.get(fip_id)
+        if fip is None:
+            raise neutron_error(404, "FloatingIPNotFound", f"Floating IP {fip_id} could not be found")
+        port_id = spec.get("port_id")
+        if port_id is None:
+            fip.update(port_id=None, fixed_ip_address=None, router_id=None, status="DOWN", port_details=None)
+            return fip
+        port = self.ports.get(port_id)
+        if port is None:
+            raise neutron_error(404, "PortNotFound", f"Port {port_id} could not be found.")
+        for other in self.floating_ips.values():
+            if other["port_id"] == port_id and other["id"] != fip_id:
+                raise neutron_error(
+                    409,
+                    "FloatingIPPortAlreadyAssociated",
+                    f"Cannot associate floating IP {fip['floating_ip_address']} with port "
+                    f"{port_id}: it already has floating IP {other['floating_ip_address']}.",
+                )
+        fip.update(
+            port_id=port_id,
+            fixed_ip_address=port["fixed_ips"][0]["ip_address"],
+            router_id=self.router_id,
+            status="ACTIVE",
+            port_details={
+                "name": port["name"],
+                "network_id": port["network_id"],
+                "mac_address": port["mac_address"],
+                "device_id": port["device_id"],
+                "device_owner": port["device_owner"],
+                "status": "ACTIVE",
+                "admin_state_up": True,
+            },
+        )
+        return fip
+
+    # -- cinder -------------------------------------------------------------------------------------
+    def volume_view(self, volume: dict[str, Any]) -> dict[str, Any]:
+        if volume["status"] == "creating" and time.monotonic() >= volume["ready_at"]:
+            volume["status"] = "available"
+        attachments = []
+        if volume["server_id"]:
+            attachments.append(
+                {
+                    "id": volume["id"],
+                    "attachment_id": volume["attachment_id"],
+                    "volume_id": volume["id"],
+                    "server_id": volume["server_id"],
+                    "device": volume["device"],
+                    "host_name": None,
+                    "attached_at": volume["updated_at"],
+                }
+            )
+        view = {
+            k: v for k, v in volume.items() if k not in ("ready_at", "server_id", "device", "attachment_id")
+        }
+        view.update(attachments=attachments, links=[])
+        return view
+
+    def volume(self, volume_id: str) -> dict[str, Any]:
+        volume = self.volumes.get(volume_id)
+        if volume is None:
+            raise nova_error(404, f"Volume {volume_id} could not be found.")
+        self.volume_view(volume)
+        return volume
+
+    # -- test knobs ---------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """Everything that exists, plainly, for tests to assert on (user data decoded)."""
+        with self.lock:
+            servers = []
+            for s in self.servers.values():
+                self._refresh(s)
+                servers.append(
+                    {
+                        "id": s["id"],
+                        "name": s["name"],
+                        "status": s["status"],
+                        "flavor": self.flavors[s["flavor_id"]]["name"],
+                        "image": s["image_id"],
+                        "key_name": s["key_name"],
+                        "metadata": dict(s["metadata"]),
+                        "security_groups": [
+                            self.security_groups[g]["name"]
+                            for g in s["security_group_ids"]
+                            if g in self.security_groups
+                        ],
+                        "networks": [self.networks[n]["name"] for n in s["network_ids"]],
+                        "user_data": base64.b64decode(s["user_data"]).decode("utf-8", "replace")
+                        if s["user_data"]
+                        else None,
+                        "fault": s["fault"],
+                    }
+                )
+            return {
+                "servers": servers,
+                "keypairs": [
+                    {"name": k["name"], "fingerprint": k["fingerprint"]} for k in self.keypairs.values()
+                ],
+                "security_groups": [
+                    {"id": g["id"], "name": g["name"], "rules": len(g["security_group_rules"])}
+                    for g in self.security_groups.values()
+                ],
+                "floating_ips": [
+                    {"id": f["id"], "address": f["floating_ip_address"], "port_id": f["port_id"]}
+                    for f in self.floating_ips.values()
+                ],
+                "volumes": [
+                    {
+                        "id": v["id"],
+                        "name": v["name"],
+                        "status": self.volume_view(v)["status"],
+                        "server_id": v["server_id"],
+                        "metadata": dict(v["metadata"]),
+                    }
+                    for v in self.volumes.values()
+                ],
+                "ports": [
+                    {"id": p["id"], "device_id": p["device_id"], "network_id": p["network_id"]}
+                    for p in self.ports.values()
+                ],
+                "networks": [
+                    {"id": n["id"], "name": n["name"], "external": n["router:external"]}
+                    for n in self.networks.values()
+                ],
+            }
