@@ -98,21 +98,22 @@ class Capacity:
         )
 
 
-_SHAPES: dict[tuple[object, ...], Shape] = {}
+@functools.lru_cache(maxsize=16384)
+def _interned(
+    cpu_m: int,
+    memory_mib: int,
+    gpus: int,
+    selector: tuple[tuple[str, str], ...],
+    affinity: tuple[tuple[MatchExpression, ...], ...],
+    tolerations: tuple[Toleration, ...],
+) -> Shape:
+    return Shape(cpu_m, memory_mib, gpus, Constraints(selector, affinity, tolerations))
 
 
 def shape_of(pod: PodInfo) -> Shape:
-    """The pod's shape (interned: equal pods give the very same object, which keeps dicts fast)."""
+    """The pod's shape; equal pods get the very same object (a memo, so dict lookups stay cheap)."""
     selector = tuple(sorted(pod.node_selector.items())) if pod.node_selector else ()
-    key = (pod.cpu_m, pod.memory_mib, pod.gpus, selector, pod.affinity_terms, pod.tolerations)
-    shape = _SHAPES.get(key)
-    if shape is None:
-        if len(_SHAPES) > 100_000:  # a bound, not a policy: shapes are few in practice
-            _SHAPES.clear()
-        shape = Shape(pod.cpu_m, pod.memory_mib, pod.gpus,
-                      Constraints(selector, pod.affinity_terms, pod.tolerations))
-        _SHAPES[key] = shape
-    return shape
+    return _interned(pod.cpu_m, pod.memory_mib, pod.gpus, selector, pod.affinity_terms, pod.tolerations)
 
 
 def group_labels(group: NodeGroup) -> dict[str, str]:
