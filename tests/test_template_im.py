@@ -98,3 +98,12 @@ def test_cli_validates_the_im_pair_with_warnings_on_stderr() -> None:
                                        "--import-path", str(IM)])
     assert result.exit_code == 0, result.output
     assert "valid" in result.stdout and "warning: component versions" in result.stderr
+
+
+def test_kubernetes_with_minio_child_installs_minio_with_a_generated_secret() -> None:
+    spec = load("kubernetes.yaml", "minio.yaml")
+    minio = next(c for c in spec.components if c.name == "minio")
+    assert minio.properties == {"access_key": "minio", "secret_key": "{secret.minio_secretkey}"}
+    assert SecretSpec("minio_secretkey") in spec.secrets
+    assert all(not o.secret for o in spec.outputs)
+    assert "minio_password" not in {s.name for s in spec.secrets}, "one MinIO secret, not two"

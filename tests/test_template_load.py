@@ -165,3 +165,36 @@ def test_weak_explicit_secret_is_kept_because_the_user_chose_it() -> None:
     spec = load("oscar-aws.yaml", minio_password="minio123")
     assert SecretSpec("minio_password", "minio123", explicit=True) in spec.secrets
     assert not any("minio_password" in w for w in spec.warnings)
+
+
+def test_url_import_is_fetched_once_then_read_from_the_cache(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import functools
+    import http.server
+    import threading
+
+    for proxy in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(proxy, raising=False)
+    served: list[str] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            served.append(self.path)
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Handler, directory=str(types_dir())))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/oscar-deploy-types.yaml"
+    template = tmp_path / "t.yaml"
+    template.write_text((templates_dir() / "oscar-aws.yaml").read_text().replace(
+        "../types/oscar-deploy-types.yaml", url))
+    cache = tmp_path / "cache"
+    try:
+        first = load_cluster_spec([template], {}, cache_dir=cache)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert served == ["/oscar-deploy-types.yaml"]
+    second = load_cluster_spec([template], {}, cache_dir=cache)  # the server is gone: cache only
+    assert first.groups == second.groups

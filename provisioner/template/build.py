@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -42,8 +43,10 @@ OURS = {"oscar_deploy.nodes.MinIO": "minio", "oscar_deploy.nodes.Knative": "knat
         "oscar_deploy.nodes.Elastic": "elastic"}
 SILENT = ("tosca.nodes.BlockStorage", im_compat.IM_WORKER_NODE, "tosca.nodes.indigo.LRMS.FrontEnd")
 ARCH = {"x86_64": "amd64", "amd64": "amd64", "x86-64": "amd64", "arm64": "arm64", "aarch64": "arm64"}
-DEPLOYMENT_SECRETS = (("k3s_token", None), ("minio_password", "minio"), ("oscar_password", "oscar"))
-"""Secrets every deployment generates (name, component that needs it; None: always)."""
+ALWAYS_SECRETS = ("k3s_token",)
+"""Secrets every deployment generates; the others are those its components refer to
+(``{secret.minio_password}``, ``{secret.oscar_password}``, ...)."""
+_SECRET_REF = re.compile(r"\{secret\.([A-Za-z0-9_.-]+)\}")
 
 
 class Builder:
@@ -348,6 +351,8 @@ class Builder:
             elif self.is_a(name, im_compat.IM_ELASTIC):
                 elastic = im_compat.elastic_from_clues(self.prop(name, "config_options"), self.warn, name)
                 add("elastic", {}, name)
+            elif self.is_a(name, "tosca.nodes.ec3.Application") and name == "minio":
+                add("minio", self.im_minio_application(name), name)  # the IM's minio.yaml child
             elif not any(self.is_a(name, t) for t in SILENT):
                 self.warn(f"node:{name}", f"node {name} ({type_name}) is not something oscar-deploy "
                           "installs; ignored")
@@ -355,6 +360,17 @@ class Builder:
             self.warn("versions", "component versions in the template are ignored ("
                       + ", ".join(versions) + "); playbooks/group_vars/all/versions.yml decides")
         return tuple(found.values()), elastic, dns_name
+
+    def im_minio_application(self, name: str) -> dict[str, Any]:
+        """The IM's MinIO child passes its credentials as inputs of its configure operation."""
+        interfaces = self.raw[name].get("interfaces") or {}
+        configure = ((interfaces.get("Standard") or {}).get("configure") or {})
+        inputs = configure.get("inputs") if isinstance(configure, dict) else None
+        values = self.ev.eval(inputs, f"node {name}", name) if isinstance(inputs, dict) else {}
+        secret = values.get("minio_secretkey")
+        if not (isinstance(secret, str) and secret.startswith("{secret.")):
+            secret = placeholder("minio_password")
+        return {"access_key": values.get("minio_accesskey") or "minio", "secret_key": secret}
 
     def secret_prop(self, name: str, key: str, secret: str) -> Any:
         """A password-like property: a placeholder, never a weak literal."""
@@ -411,10 +427,9 @@ class Builder:
         front = next(g for g in groups if g.role == "front-end")
         dns = self.prop(front.name, "dns_name") if self.has_cluster_props(front.name) else im_dns
         secrets = list(self.inputs.secrets)
-        component_names = {c.name for c in components}
-        for secret, needed_by in DEPLOYMENT_SECRETS:
-            wanted = needed_by is None or needed_by in component_names
-            if wanted and secret not in {s.name for s in secrets}:
+        referenced = _SECRET_REF.findall(repr([c.properties for c in components]))
+        for secret in (*referenced, *ALWAYS_SECRETS):
+            if secret not in {s.name for s in secrets}:
                 secrets.append(SecretSpec(secret))
         admin_cidr = self.admin_cidr(front)
         return ClusterSpec(

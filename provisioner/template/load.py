@@ -62,7 +62,6 @@ class Origins:
     nodes: dict[str, str] = dataclasses.field(default_factory=dict)
     outputs: dict[str, str] = dataclasses.field(default_factory=dict)
     files: tuple[str, ...] = ()
-    raw_node_files: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
     def of_node(self, name: str) -> str:
         return self.nodes.get(name, self.files[-1] if self.files else "<template>")
@@ -256,8 +255,6 @@ def load_templates(paths: Sequence[Path], resolver: ImportResolver) -> Loaded:
             for name, value in topology[section].items():
                 merged["topology_template"][section][name] = copy.deepcopy(value)
                 record[str(name)] = str(path)
-        for name in topology["node_templates"]:
-            origins.raw_node_files.setdefault(str(name), []).append(str(path))
     for section, found in types.items():
         if found:
             merged[section] = found
