@@ -156,8 +156,8 @@ def summarize(sim: SimResult, groups: Sequence[NodeGroup], bound: float, boot_bo
     node_hours = sum(sim.node_seconds.values()) / 3600
     return {
         "policy": sim.policy,
-        "node_hours": round(node_hours, 4),
-        "cost": round(sum(s / 3600 * cost_per_hour[g] for g, s in sim.node_seconds.items()), 4),
+        "node_hours": round(node_hours, 6),
+        "cost": round(sum(s / 3600 * cost_per_hour[g] for g, s in sim.node_seconds.items()), 6),
         "wait_mean_s": round(sum(waits) / len(waits), 3) if waits else 0.0,
         "wait_p95_s": round(_percentile(waits, 0.95), 3),
         "wait_max_s": round(max(waits, default=0.0), 3),
@@ -170,9 +170,9 @@ def summarize(sim: SimResult, groups: Sequence[NodeGroup], bound: float, boot_bo
         "rejected_actions": len(sim.rejected),
         "policy_looks": sim.looks,
         "horizon_s": round(sim.horizon_s, 3),
-        "node_hours_by_group": {g: round(s / 3600, 4) for g, s in sim.node_seconds.items()},
-        "lower_bound_node_hours": round(bound, 4),
-        "lower_bound_boot_aware_node_hours": round(boot_bound, 4),
+        "node_hours_by_group": {g: round(s / 3600, 6) for g, s in sim.node_seconds.items()},
+        "lower_bound_node_hours": round(bound, 6),
+        "lower_bound_boot_aware_node_hours": round(boot_bound, 6),
         "ratio_to_boot_aware_bound": round(node_hours / boot_bound, 4) if boot_bound else 0.0,
     }
 

@@ -18,13 +18,16 @@ from elastic.model import NodeGroup
 from elastic.sim.trace import Job
 
 
-def largest_group(groups: Sequence[NodeGroup]) -> NodeGroup:
-    return max(groups, key=lambda group: (group.cpu_m, group.memory_mib))
+def largest_node(groups: Sequence[NodeGroup]) -> tuple[int, int]:
+    """(CPU m, memory MiB) of the largest group. When no group is largest in both, a node with the
+    largest of each: otherwise the memory ceiling could count more nodes than a real schedule needs
+    (8 CPU/15 GiB "largest" next to a 4 CPU/31 GiB group), and the figure would not be a bound."""
+    return max(group.cpu_m for group in groups), max(group.memory_mib for group in groups)
 
 
 def demand_curve(jobs: Sequence[Job], groups: Sequence[NodeGroup]) -> list[tuple[float, int]]:
     """Step function ``[(t, nodes needed from t on)]``, starting at the first submit, ending at 0."""
-    big = largest_group(groups)
+    big_cpu, big_mem = largest_node(groups)
     deltas: dict[float, list[int]] = {}
     for job in jobs:
         if job.duration_s <= 0:
@@ -41,7 +44,7 @@ def demand_curve(jobs: Sequence[Job], groups: Sequence[NodeGroup]) -> list[tuple
     for t in sorted(deltas):
         cpu += deltas[t][0]
         mem += deltas[t][1]
-        needed = max(math.ceil(cpu / big.cpu_m), math.ceil(mem / big.memory_mib)) if cpu or mem else 0
+        needed = max(math.ceil(cpu / big_cpu), math.ceil(mem / big_mem)) if cpu or mem else 0
         if not curve or curve[-1][1] != needed:
             curve.append((t, needed))
     return curve

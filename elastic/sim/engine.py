@@ -441,6 +441,7 @@ class Simulation:
         last_submit = max((job.submit_s for job in self.jobs), default=0.0)
         stop_at = last_submit + self.settings.max_tail_s
         names = {i: name for name, i in self.node_index.items()}
+        batch_fired = False
         while self.heap and self.finished < len(self.runs):
             now = self.heap[0][0]
             if now > stop_at:
@@ -469,11 +470,13 @@ class Simulation:
                     look = True
                     self._push(now + self.policy.period_s, _TICK)
                 elif kind == _BATCH and now == self.batch_deadline:
-                    look = True
-                    self.batch_first = self.batch_deadline = None
+                    look = batch_fired = True
             self._schedule()
             if look:
                 self._look()
+                if batch_fired:  # pods that turned unschedulable at this instant were in this look
+                    self.batch_first = self.batch_deadline = None
+                    batch_fired = False
                 self._schedule()
             self._record()
         horizon = self.now
