@@ -512,3 +512,79 @@ def test_timing_scales_harness_seconds(kube_api_factory: Any) -> None:
     started = time.monotonic()
     slow.wait_until(lambda: slow.pods(phase="Succeeded"), timeout=5, what="finished")
     assert 0.3 <= time.monotonic() - started <= 1.5
+
+
+def test_pods_leave_an_unreachable_node_after_their_toleration(kube_api_factory: Any) -> None:
+    fast = kube_api_factory(timing=Timing(time_scale=0.001, period_s=0.02))  # 300 s tolerations: 0.3 s
+    v1 = client.CoreV1Api(fast.api_client())
+    fast.register_node("w1")
+    fast.create_pod("job")
+    fast.wait_until(lambda: fast.pods(phase="Running"), what="running")
+    fast.set_node_ready("w1", False)
+    node = fast.wait_until(lambda: (n := v1.read_node("w1")).spec.taints and n, what="unreachable taints")
+    assert {(t.key, t.effect) for t in node.spec.taints} == {
+        ("node.kubernetes.io/unreachable", "NoSchedule"),
+        ("node.kubernetes.io/unreachable", "NoExecute"),
+    }
+    assert v1.list_namespaced_pod("default").items  # tolerated for tolerationSeconds (300 harness s)
+    fast.wait_until(lambda: not v1.list_namespaced_pod("default").items, what="taint-based eviction")
+
+
+def test_pagination_binding_merge_patch_bookmarks_and_deletecollection(
+    kube_api: KubeApiServer, v1: Any
+) -> None:
+    for i in range(5):
+        v1.create_namespaced_config_map(
+            "default", client.V1ConfigMap(metadata=client.V1ObjectMeta(name=f"c{i}"))
+        )
+    first = v1.list_namespaced_config_map("default", limit=2)
+    assert len(first.items) == 2 and first.metadata._continue and first.metadata.remaining_item_count == 3
+    rest = v1.list_namespaced_config_map("default", limit=10, _continue=first.metadata._continue)
+    assert [c.metadata.name for c in first.items + rest.items] == [f"c{i}" for i in range(5)]
+
+    merged = kube_client_call(
+        v1, "/api/v1/namespaces/default/configmaps/c0", {"data": {"a": "1"}}, "application/merge-patch+json"
+    )
+    assert merged["data"] == {"a": "1"}
+
+    v1.create_namespaced_pod(
+        "default", _pod("manual", scheduler_name="my-scheduler")
+    )  # the harness ignores it
+    kube_api.register_node("w1")
+    v1.create_namespaced_binding(
+        "default",
+        client.V1Binding(
+            metadata=client.V1ObjectMeta(name="manual"),
+            target=client.V1ObjectReference(kind="Node", name="w1"),
+        ),
+        _preload_content=False,  # the client cannot deserialise a Status into V1Binding (real servers too)
+    )
+    assert _node_of(v1, "manual") == "w1"
+
+    kinds = [
+        e["type"]
+        for e in watch.Watch().stream(
+            v1.list_namespaced_config_map,
+            "default",
+            resource_version=rest.metadata.resource_version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=2,
+        )
+    ]
+    assert "BOOKMARK" in kinds
+
+    v1.delete_collection_namespaced_config_map("default", label_selector="!keep")
+    assert v1.list_namespaced_config_map("default").items == []
+
+
+def kube_client_call(v1: Any, path: str, body: Any, content_type: str) -> Any:
+    """A PATCH with an explicit content type (the generated client always picks strategic merge)."""
+    response = v1.api_client.call_api(
+        path,
+        "PATCH",
+        header_params={"Content-Type": content_type, "Accept": "application/json"},
+        body=body,
+        response_type="object",
+        _return_http_data_only=True,
+    )
+    return response

@@ -35,6 +35,7 @@ from tests.harness.kube.store import (
     NotFound,
     Resource,
     Store,
+    timestamp,
 )
 
 Obj = dict[str, Any]
@@ -296,6 +297,18 @@ class ApiHandler(BaseHTTPRequestHandler):
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         try:
             body = self._body()
+            parts = [p for p in url.path.split("/") if p]
+            if (
+                method == "POST"
+                and len(parts) == 5
+                and parts[:3] == ["api", "v1", "namespaces"]
+                and (parts[4] == "bindings")
+            ):  # the Binding collection: what create_namespaced_binding posts to
+                name = ((body or {}).get("metadata") or {}).get("name") if isinstance(body, dict) else None
+                if not name:
+                    raise Invalid("Binding is invalid: metadata.name: Required value")
+                self._bind(parts[3], name, body)
+                return
             route = parse_route(url.path)
             if route is None:
                 doc = _discovery(url.path) if method == "GET" else None
@@ -455,6 +468,18 @@ class ApiHandler(BaseHTTPRequestHandler):
                     f'pod {name} is already assigned to node "{current}"', {"name": name, "kind": "pods"}
                 )
             old["spec"]["nodeName"] = target
+            status = old.setdefault("status", {})
+            status["conditions"] = [
+                c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"
+            ]
+            status["conditions"].append(
+                {
+                    "type": "PodScheduled",
+                    "status": "True",
+                    "lastProbeTime": None,
+                    "lastTransitionTime": timestamp(),
+                }
+            )
             return old
 
         self.server.store.write("pods", namespace, name, bind)

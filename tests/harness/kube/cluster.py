@@ -94,6 +94,7 @@ class ClusterSim:
         self._lock = threading.Lock()
         self._ready_at: dict[str, float] = {}  # node → monotonic time its kubelet reports Ready
         self._down: set[str] = set()  # nodes whose kubelet stopped posting status
+        self._noexecute_since: dict[tuple[str, str], float] = {}  # (node, taint key) → first seen
         self._started: dict[str, float] = {}  # pod uid → monotonic time it started running
         self._daemonsets: dict[tuple[str, str], DaemonSet] = {}
         self._requests_cache: dict[str, dict[str, Decimal]] = {}
@@ -139,6 +140,7 @@ class ClusterSim:
         now = time.monotonic()
         with self._lock:
             self._node_lifecycle(now)
+            self._taint_eviction(now)
             self._pod_gc()
             self._sync_daemonsets()
             self._schedule()
@@ -151,49 +153,38 @@ class ClusterSim:
         names = {n["metadata"]["name"] for n in nodes}
         for gone in set(self._ready_at) - names:
             del self._ready_at[gone]
+        lifecycle_keys = (scheduling.NOT_READY_TAINT, UNREACHABLE_TAINT)
         for node in nodes:
             name = node["metadata"]["name"]
             ready_at = self._ready_at.setdefault(
                 name, now + self.timing.node_ready_delay_s * self.timing.time_scale
             )
-            if name in self._down:
-                want = (
-                    "Unknown",
-                    "NodeStatusUnknown",
-                    "Kubelet stopped posting node status.",
-                    UNREACHABLE_TAINT,
-                )
+            if name in self._down:  # the node lifecycle controller's view of a silent kubelet
+                want = ("Unknown", "NodeStatusUnknown", "Kubelet stopped posting node status.")
+                want_taints = {(UNREACHABLE_TAINT, "NoSchedule"), (UNREACHABLE_TAINT, "NoExecute")}
             elif now >= ready_at:
-                want = ("True", "KubeletReady", "kubelet is posting ready status", None)
+                want = ("True", "KubeletReady", "kubelet is posting ready status")
+                want_taints = set()
             else:
-                want = (
-                    "False",
-                    "KubeletNotReady",
-                    "container runtime network not ready",
-                    scheduling.NOT_READY_TAINT,
-                )
+                want = ("False", "KubeletNotReady", "container runtime network not ready")
+                want_taints = {(scheduling.NOT_READY_TAINT, "NoSchedule")}
             conditions = (node.get("status") or {}).get("conditions") or []
             ready = next((c for c in conditions if c.get("type") == "Ready"), {})
             taints = (node.get("spec") or {}).get("taints") or []
-            lifecycle_taints = {
-                t["key"] for t in taints if t.get("key") in (scheduling.NOT_READY_TAINT, UNREACHABLE_TAINT)
-            }
-            if ready.get("status") == want[0] and lifecycle_taints == ({want[3]} if want[3] else set()):
+            have_taints = {(t["key"], t.get("effect")) for t in taints if t.get("key") in lifecycle_keys}
+            if ready.get("status") == want[0] and have_taints == want_taints:
                 continue
 
-            def update(obj: Obj, want: tuple[str, str, str, str | None] = want) -> Obj:
+            def update(
+                obj: Obj, want: tuple[str, str, str] = want, want_taints: set[tuple[str, str]] = want_taints
+            ) -> Obj:
                 status = obj.setdefault("status", {})
                 status["conditions"] = _set_condition(
-                    status.get("conditions") or [], "Ready", want[0], want[1], want[2], heartbeat=True
+                    status.get("conditions") or [], "Ready", *want, heartbeat=True
                 )
                 spec = obj.setdefault("spec", {})
-                kept = [
-                    t
-                    for t in spec.get("taints") or []
-                    if t.get("key") not in (scheduling.NOT_READY_TAINT, UNREACHABLE_TAINT)
-                ]
-                if want[3]:
-                    kept.append({"key": want[3], "effect": "NoSchedule", "timeAdded": timestamp()})
+                kept = [t for t in spec.get("taints") or [] if t.get("key") not in lifecycle_keys]
+                kept += [{"key": k, "effect": e, "timeAdded": timestamp()} for k, e in sorted(want_taints)]
                 if kept:
                     spec["taints"] = kept
                 else:
@@ -201,6 +192,42 @@ class ClusterSim:
                 return obj
 
             self._write("nodes", "", name, update)
+
+    def _taint_eviction(self, now: float) -> None:
+        """The taint manager: pods not tolerating a NoExecute taint leave, tolerating ones after
+        their ``tolerationSeconds`` (scaled), e.g. 300 s after a node becomes unreachable."""
+        tainted: dict[str, list[Obj]] = {}
+        for node in self.store.list("nodes")[0]:
+            name = node["metadata"]["name"]
+            taints = [
+                t for t in (node.get("spec") or {}).get("taints") or [] if t.get("effect") == "NoExecute"
+            ]
+            if taints:
+                tainted[name] = taints
+                for taint in taints:
+                    self._noexecute_since.setdefault((name, taint["key"]), now)
+        self._noexecute_since = {
+            k: v
+            for k, v in self._noexecute_since.items()
+            if k[0] in tainted and any(t["key"] == k[1] for t in tainted[k[0]])
+        }
+        if not tainted:
+            return
+        for pod in self.store.list("pods")[0]:
+            node = (pod.get("spec") or {}).get("nodeName")
+            if node not in tainted or scheduling.is_terminal(pod):
+                continue
+            tolerations = (pod.get("spec") or {}).get("tolerations") or []
+            for taint in tainted[node]:
+                matching = [t for t in tolerations if scheduling.tolerates([t], taint)]
+                limits = [t.get("tolerationSeconds") for t in matching]
+                if not matching or (
+                    None not in limits
+                    and now - self._noexecute_since[(node, taint["key"])]
+                    >= min(float(x) for x in limits) * self.timing.time_scale
+                ):
+                    self._delete("pods", pod["metadata"]["namespace"], pod["metadata"]["name"])
+                    break
 
     # ---- pod garbage collection and DaemonSets --------------------------------------------------
     def _pod_gc(self) -> None:
