@@ -198,3 +198,15 @@ def test_url_import_is_fetched_once_then_read_from_the_cache(tmp_path: Path,
     assert served == ["/oscar-deploy-types.yaml"]
     second = load_cluster_spec([template], {}, cache_dir=cache)  # the server is gone: cache only
     assert first.groups == second.groups
+
+
+def test_loading_imports_no_cloud_kubernetes_or_ansible_library() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from pathlib import Path; from provisioner.template import load_cluster_spec; "
+            f"load_cluster_spec([Path({str(templates_dir() / 'oscar-hybrid.yaml')!r})], {{}}); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'libcloud', 'kubernetes', 'ansible', "
+            "'ansible_runner'}))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -20,6 +20,7 @@ from provisioner.spec import ClusterSpec
 from provisioner.template.checks import (
     check_functions,
     check_host_properties,
+    check_input_fed_properties,
     check_scalable,
     check_structure,
     once,
@@ -69,6 +70,7 @@ def load_cluster_spec(paths: Sequence[Path], explicit_inputs: Mapping[str, Any],
         for name, output in topology["outputs"].items()
     }
     tosca = _parse(loaded, resolved.values, raw_nodes)
+    check_input_fed_properties(tosca, raw_nodes, evaluator, origins)
 
     from provisioner.template.build import Builder
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from provisioner.errors import TemplateError
 from provisioner.template.load import Origins
-from provisioner.template.values import Evaluator, host_of
+from provisioner.template.values import Evaluator, host_of, is_function
 
 HOST_PROPERTIES = {"num_cpus": "integer", "num_gpus": "integer", "mem_size": "scalar-unit.size",
                    "disk_size": "scalar-unit.size"}
@@ -105,6 +105,30 @@ def check_host_properties(nodes: Mapping[str, Any], evaluator: Evaluator, origin
                 raise TemplateError(f"host property {prop} = {value} must be at least "
                                     f"{0 if prop == 'num_gpus' else 1}", where=origins.of_node(name),
                                     culprit=f"node {name}")
+
+
+def check_input_fed_properties(tosca: Any, nodes: Mapping[str, Any], evaluator: Evaluator,
+                               origins: Origins) -> None:
+    """tosca-parser checks literal property values but not those fed by ``get_input``/``concat``:
+    check their effective value against the property's type and constraints (secrets excepted)."""
+    from toscaparser.common.exception import TOSCAException
+    from toscaparser.properties import Property
+
+    for node in tosca.nodetemplates:
+        raw_properties = (nodes.get(node.name) or {}).get("properties") or {}
+        for prop in node.get_properties_objects():
+            raw = raw_properties.get(prop.name)
+            if not is_function(raw):
+                continue
+            value = evaluator.eval(raw, f"node {node.name}", node.name)
+            if value is None or (isinstance(value, str) and value.startswith("{")):
+                continue  # unset, a secret, or known only after create
+            try:
+                Property(prop.name, value, prop.schema.schema, getattr(node, "custom_def", None)).validate()
+            except (ValueError, TypeError, TOSCAException) as error:
+                raise TemplateError(f"property {prop.name} = {value!r} (from the template's inputs) is "
+                                    f"invalid: {str(error).strip().rstrip('.')}",
+                                    where=origins.of_node(node.name), culprit=f"node {node.name}") from None
 
 
 def check_scalable(nodes: Mapping[str, Any], evaluator: Evaluator, origins: Origins) -> None:

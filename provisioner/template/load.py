@@ -27,6 +27,12 @@ TYPE_SECTIONS = (
     "node_types", "capability_types", "relationship_types", "data_types", "interface_types",
     "policy_types", "group_types", "artifact_types",
 )
+TOP_SECTIONS = frozenset({
+    "tosca_definitions_version", "tosca_default_namespace", "template_name", "topology_template",
+    "template_author", "template_version", "description", "imports", "dsl_definitions",
+    "relationship_templates", "repositories", "metadata", *TYPE_SECTIONS,
+})
+"""What may sit at a template's top level (tosca-parser's list); anything else is a typo."""
 MERGED_SECTIONS = ("inputs", "node_templates", "outputs")
 """What a later template adds to or replaces in an earlier one (as the IM Dashboard merges)."""
 
@@ -205,6 +211,10 @@ def _check_shape(doc: Any, path: Path) -> dict[str, Any]:
                             "not a mapping", where=where)
     if "tosca_definitions_version" not in doc:
         raise TemplateError("not a TOSCA template: 'tosca_definitions_version' is missing", where=where)
+    unknown = sorted(str(key) for key in doc if key not in TOP_SECTIONS)
+    if unknown:
+        raise TemplateError(f"unknown top-level section '{unknown[0]}' (a typo, or misplaced under "
+                            "topology_template?)", where=where, culprit=unknown[0])
     topology = doc.get("topology_template")
     if topology is None:
         topology = doc["topology_template"] = {}
