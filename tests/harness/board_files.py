@@ -1,8 +1,10 @@
-"""The files that make a board a board, written into its overlay upper dirs before it starts.
+"""The files that make a board a board, written into the seed of its overlay upper dirs before it starts.
 
-A file placed in `upper/etc/...` shadows the real `/etc/...` inside that board only, so each board has
-its own sshd_config, host key, hostname, /etc/hosts, authorized keys and (optionally) a non-root login
-user in its own /etc/passwd, while the host's files stay untouched.
+A file placed in `<root_dir>/upper/etc/...` shadows the real `/etc/...` inside that board only, so each
+board has its own sshd_config, host key, hostname, /etc/hosts, authorized keys and (optionally) a
+non-root login user in its own /etc/passwd, while the host's files stay untouched. At start-up the
+board's init copies this seed into a tmpfs private to the board and uses that as the overlays' upper
+layer (see `board_init.py`), so what the board writes later lives in memory and goes with it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from pathlib import Path
 SSHD = "/usr/sbin/sshd"
 SFTP_SERVER = "/usr/lib/openssh/sftp-server"
 # Overlaid in every board: what Ansible writes (config, users, packages, binaries, logs) stays private.
-OVERLAY_DIRS = ("/etc", "/root", "/var", "/run", "/home", "/opt", "/usr/local")
+# All of /usr, not only /usr/local: a `dpkg -i` on a board (merged-/usr Debian) must not reach the host.
+OVERLAY_DIRS = ("/etc", "/root", "/var", "/run", "/home", "/opt", "/usr")
 # A fresh, empty tmpfs in every board (it also hides the harness's own files under /tmp).
 TMPFS_DIRS = ("/tmp",)
 
@@ -30,21 +33,21 @@ def upper_dir(root_dir: Path, target: str) -> Path:
     return root_dir / "upper" / layer_name(target)
 
 
-def make_layers(root_dir: Path, targets: Iterable[str] = OVERLAY_DIRS) -> list[tuple[str, str, str]]:
-    """Create upper/work dirs per target; the upper root copies the real dir's mode and owner, because
-    an overlay's root shows its upper dir's attributes (a 0755 /root would be a different machine)."""
+def make_layers(root_dir: Path, targets: Iterable[str] = OVERLAY_DIRS) -> list[tuple[str, str]]:
+    """Create the upper seed dir of each target that exists; returns (target, layer name) pairs. The seed's
+    root copies the real dir's mode and owner, because an overlay's root shows its upper dir's attributes
+    (a 0755 /root would be a different machine)."""
     layers = []
     for target in targets:
         real = Path(target)
         if not real.is_dir():
             continue
-        upper, work = upper_dir(root_dir, target), root_dir / "work" / layer_name(target)
+        upper = upper_dir(root_dir, target)
         upper.mkdir(parents=True)
-        work.mkdir(parents=True)
         st = real.stat()
         os.chown(upper, st.st_uid, st.st_gid)
         os.chmod(upper, st.st_mode & 0o7777)
-        layers.append((target, str(upper), str(work)))
+        layers.append((target, layer_name(target)))
     return layers
 
 
@@ -146,7 +149,7 @@ def add_user(root_dir: Path, user: str, authorized_key: str) -> None:
 
 def prepare_board(
     root_dir: Path, *, hostname: str, address: str, port: int, users: Iterable[str], authorized_key: str
-) -> tuple[list[tuple[str, str, str]], str]:
+) -> tuple[list[tuple[str, str]], str]:
     """Lay out one board's private files; returns its overlay layers and its host public key."""
     layers = make_layers(root_dir)
     write_file(root_dir, "/etc/ssh/sshd_config", sshd_config(address, port))

@@ -3,6 +3,9 @@
 It runs inside `unshare --mount --uts --pid --fork --mount-proc`, so it is the init of the board's pid
 namespace: when it exits, the kernel kills every process of the board, and the mount namespace (with
 its overlays) goes away with the last of them. Nothing needs unmounting by hand, and nothing survives.
+The overlays' upper layers live in a tmpfs mounted in that namespace only, seeded with the board's
+prepared files: tmpfs is a valid upper layer on any host (an overlayfs root, as in containers, is not),
+and the board's writes never reach the host's disk.
 
 Signals from the harness (`tests/harness/boards.py`):
   SIGUSR1  power off: kill every process of the board but this one (sshd and all sessions);
@@ -22,6 +25,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -45,7 +49,12 @@ def mount(source: str, target: str, fstype: str, options: str) -> None:
 
 def setup(config: dict[str, Any]) -> None:
     """Overlay the board's private directories, hide /tmp, set the hostname, prepare sshd's dirs."""
-    for target, upper, work in config["overlays"]:
+    scratch = Path(config["scratch"])
+    mount("tmpfs", str(scratch), "tmpfs", "mode=0700")
+    subprocess.run(["cp", "-a", config["seed"], str(scratch / "upper")], check=True)
+    for target, name in config["overlays"]:
+        upper, work = scratch / "upper" / name, scratch / "work" / name
+        work.mkdir(parents=True)
         mount("overlay", target, "overlay", f"lowerdir={target},upperdir={upper},workdir={work}")
     for target in config["tmpfs"]:
         mount("tmpfs", target, "tmpfs", "mode=1777")
@@ -91,7 +100,7 @@ def main(argv: list[str]) -> int:
     signal.pthread_sigmask(signal.SIG_BLOCK, CONTROL)
     try:
         setup(config)
-    except OSError as exc:
+    except (OSError, subprocess.CalledProcessError) as exc:
         log(f"setup failed: {exc}")
         return 1
     sshd: int | None = start_sshd(config["sshd"])

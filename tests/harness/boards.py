@@ -1,10 +1,12 @@
 """Board hosts: edge boards for Ansible tests, each an sshd in its own namespaces on 127.0.0.N:2222.
 
 DESIGN §4. A board is `sshd` under `unshare --mount --uts --pid --fork --mount-proc`, with its own
-hostname (`board-1`, ...), its own address (Linux routes all of 127.0.0.0/8 to lo) and overlays on
-/etc, /root, /var, /run, /home, /opt and /usr/local whose upper dirs live in the board's `root_dir`, so
-what Ansible writes on one board is seen by no other board nor by the host, and vanishes on teardown.
-Its PID 1 is `board_init.py`; killing it kills every process of the board and drops its mounts.
+hostname (`board-1`, ...), its own address (Linux routes all of 127.0.0.0/8 to lo), a private /tmp,
+and overlays on /etc, /root, /var, /run, /home, /opt and /usr whose upper layers start from files
+prepared in the board's `root_dir` and then live in a tmpfs of the board's own, so what Ansible writes
+on one board is seen by no other board nor by the host, and vanishes on teardown. Its PID 1 is
+`board_init.py`; killing it kills every process of the board and drops its mounts. A power-off keeps
+the board's files (like a disk); only teardown discards them.
 
 Use it as
   * a context manager: `with boards(3) as bs: bs[0].run("hostname")`;
@@ -128,13 +130,14 @@ def availability() -> str | None:
             return f"`{tool}` not found (scripts/test.sh installs util-linux and openssh-client)"
     if not Path(SSHD).exists():
         return f"{SSHD} not found: apt-get install openssh-server (scripts/test.sh does)"
+    script = ('mount -t tmpfs tmpfs "$1" && mkdir "$1/u" "$1/w" && '
+              'mount -t overlay overlay -o lowerdir=/etc,upperdir="$1/u",workdir="$1/w" "$2"')
     with tempfile.TemporaryDirectory(prefix="oscar-boards-probe-", dir="/tmp") as tmp:
-        for d in ("lower", "upper", "work", "merged"):
+        for d in ("rw", "merged"):
             Path(tmp, d).mkdir()
-        opts = f"lowerdir={tmp}/lower,upperdir={tmp}/upper,workdir={tmp}/work"
         probe = subprocess.run(
             ["unshare", "--mount", "--uts", "--pid", "--fork", "--mount-proc",
-             "mount", "-t", "overlay", "overlay", "-o", opts, f"{tmp}/merged"],
+             "sh", "-c", script, "sh", f"{tmp}/rw", f"{tmp}/merged"],
             capture_output=True, text=True,
         )
     if probe.returncode != 0:
@@ -224,6 +227,16 @@ def _release(address: str) -> None:
         (CLAIMS_DIR / address).unlink()
 
 
+def _sweep_dead_fleets() -> None:
+    """Delete temp fleets whose boards all died with an interrupted run (kill -9 of pytest): their
+    processes went with their parent (pdeathsig), but their files stayed."""
+    for fleet_file in Path("/tmp").glob("oscar-boards-*/fleet.json"):
+        states = list(fleet_file.parent.glob("*/state.json"))
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            if not any(_alive(int(json.loads(f.read_text())["unshare_pid"])) for f in states):
+                shutil.rmtree(fleet_file.parent, ignore_errors=True)
+
+
 def _find_child(pid: int, timeout: float = 5.0) -> int:
     """The process unshare forked (the board's init), by its parent pid."""
     deadline = time.monotonic() + timeout
@@ -236,10 +249,13 @@ def _find_child(pid: int, timeout: float = 5.0) -> int:
     raise BoardError(f"unshare (pid {pid}) did not start a board init within {timeout:.0f} s")
 
 
-def _spawn(board: Board, layers: list[tuple[str, str, str]], detach: bool) -> subprocess.Popen[bytes]:
+def _spawn(board: Board, layers: list[tuple[str, str]], detach: bool) -> subprocess.Popen[bytes]:
     """Start the board's namespaces and init. Attached boards die with the thread that started them."""
+    (board.root_dir / "rw").mkdir()
     config = {
         "hostname": board.hostname,
+        "seed": str(board.root_dir / "upper"),
+        "scratch": str(board.root_dir / "rw"),
         "overlays": layers,
         "tmpfs": [d for d in TMPFS_DIRS if Path(d).is_dir()],
         "sshd": [SSHD, "-D", "-e", "-f", "/etc/ssh/sshd_config"],
@@ -285,6 +301,7 @@ def start(
     LOCK_FILE.touch()
     with open(LOCK_FILE) as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        _sweep_dead_fleets()
         addresses = _claim_addresses(count, first_octet)
         try:
             for i, address in enumerate(addresses, start=1):
