@@ -10,17 +10,15 @@ from __future__ import annotations
 import copy
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 
+from tests.harness.kube import manifests
 from tests.harness.kube.api import ApiServer
 from tests.harness.kube.cluster import (
-    EXIT_CODE_ANNOTATION,
-    RUNTIME_ANNOTATION,
     ClusterSim,
     DaemonSet,
     Timing,
@@ -32,10 +30,6 @@ Obj = dict[str, Any]
 T = TypeVar("T")
 
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-
-
-def _cpu(cpus: float) -> str:
-    return f"{round(cpus * 1000)}m"
 
 
 class KubeApiServer:
@@ -140,68 +134,11 @@ class KubeApiServer:
             },
         )
 
-    def register_node(
-        self,
-        name: str,
-        *,
-        cpus: float = 4,
-        memory_mib: int = 8192,
-        gpus: int = 0,
-        pods: int = 110,
-        labels: dict[str, str] | None = None,
-        taints: list[Obj] | None = None,
-        unschedulable: bool = False,
-        arch: str = "amd64",
-        address: str = "127.0.0.1",
-        ready_after_s: float | None = None,
-    ) -> Obj:
-        """Register a node as its kubelet would; it turns Ready ``ready_after_s`` harness seconds later."""
-        capacity = {
-            "cpu": _cpu(cpus),
-            "memory": f"{memory_mib}Mi",
-            "pods": str(pods),
-            "ephemeral-storage": "50Gi",
-        }
-        if gpus:
-            capacity["nvidia.com/gpu"] = str(gpus)
-        spec: Obj = {}
-        if taints:
-            spec["taints"] = copy.deepcopy(taints)
-        if unschedulable:
-            spec["unschedulable"] = True
-        node = {
-            "metadata": {
-                "name": name,
-                "labels": {
-                    "kubernetes.io/hostname": name,
-                    "kubernetes.io/os": "linux",
-                    "kubernetes.io/arch": arch,
-                    **(labels or {}),
-                },
-            },
-            "spec": spec,
-            "status": {
-                "capacity": capacity,
-                "allocatable": dict(capacity),
-                "conditions": [],
-                "addresses": [
-                    {"type": "InternalIP", "address": address},
-                    {"type": "Hostname", "address": name},
-                ],
-                "nodeInfo": {
-                    "architecture": arch,
-                    "operatingSystem": "linux",
-                    "kubeletVersion": "v1.33.0+k3s1",
-                    "osImage": "Debian GNU/Linux 12 (bookworm)",
-                    "containerRuntimeVersion": "containerd://1.7.0-k3s1",
-                    "kernelVersion": "6.1.0-harness",
-                    "kubeProxyVersion": "v1.33.0+k3s1",
-                    "bootID": str(uuid.uuid4()),
-                    "machineID": uuid.uuid4().hex,
-                    "systemUUID": str(uuid.uuid4()),
-                },
-            },
-        }
+    def register_node(self, name: str, *, ready_after_s: float | None = None, **kwargs: Any) -> Obj:
+        """Register a node as its kubelet would (see ``manifests.node_manifest`` for the options:
+        cpus, memory_mib, gpus, pods, labels, taints, unschedulable, arch, address); it turns Ready
+        ``ready_after_s`` harness seconds later (default: the timing's ``node_ready_delay_s``)."""
+        node = manifests.node_manifest(name, **kwargs)
         self.sim.node_registered(name, ready_after_s)
         return self.store.create("nodes", node)
 
@@ -225,68 +162,16 @@ class KubeApiServer:
         """A DaemonSet whose pod (ownerReferences kind DaemonSet) is put on every matching node."""
         self.sim.add_daemonset(
             DaemonSet(
-                name, namespace, {"cpu": _cpu(cpus), "memory": f"{memory_mib}Mi"}, dict(node_selector or {})
+                name,
+                namespace,
+                {"cpu": manifests.cpu_quantity(cpus), "memory": f"{memory_mib}Mi"},
+                dict(node_selector or {}),
             )
         )
 
-    def pod_manifest(
-        self,
-        name: str,
-        *,
-        namespace: str = "default",
-        cpus: float = 1.0,
-        memory_mib: int = 512,
-        gpus: int = 0,
-        runtime_s: float | None = None,
-        exit_code: int = 0,
-        node_selector: dict[str, str] | None = None,
-        tolerations: list[Obj] | None = None,
-        affinity: Obj | None = None,
-        labels: dict[str, str] | None = None,
-        annotations: dict[str, str] | None = None,
-        owner_kind: str | None = None,
-        priority: int | None = None,
-    ) -> Obj:
-        """A pod as a user (or OSCAR's job controller) would submit it."""
-        requests = {"cpu": _cpu(cpus), "memory": f"{memory_mib}Mi"}
-        limits = {}
-        if gpus:
-            requests["nvidia.com/gpu"] = limits["nvidia.com/gpu"] = str(gpus)
-        notes = dict(annotations or {})
-        if runtime_s is not None:
-            notes[RUNTIME_ANNOTATION] = str(runtime_s)
-        if exit_code:
-            notes[EXIT_CODE_ANNOTATION] = str(exit_code)
-        meta: Obj = {"name": name, "namespace": namespace, "labels": dict(labels or {}), "annotations": notes}
-        if owner_kind:
-            meta["ownerReferences"] = [
-                {
-                    "apiVersion": "apps/v1" if owner_kind != "Job" else "batch/v1",
-                    "kind": owner_kind,
-                    "name": f"{name}-owner",
-                    "uid": f"uid-{name}-owner",
-                    "controller": True,
-                }
-            ]
-        spec: Obj = {
-            "containers": [
-                {
-                    "name": "main",
-                    "image": "harness/job:latest",
-                    "resources": {"requests": requests, **({"limits": limits} if limits else {})},
-                }
-            ],
-            "restartPolicy": "Never",
-        }
-        if node_selector:
-            spec["nodeSelector"] = dict(node_selector)
-        if tolerations:
-            spec["tolerations"] = copy.deepcopy(tolerations)
-        if affinity:
-            spec["affinity"] = copy.deepcopy(affinity)
-        if priority is not None:
-            spec["priority"] = priority
-        return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
+    def pod_manifest(self, name: str, **kwargs: Any) -> Obj:
+        """A pod as a user would submit it (see ``manifests.pod_manifest`` for the options)."""
+        return manifests.pod_manifest(name, **kwargs)
 
     def create_pod(self, name: str, **kwargs: Any) -> Obj:
         """Create one pod (see ``pod_manifest`` for the options) as the API server would admit it."""
