@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from tests.harness.faults import Call, Fault, FaultInjector
-from tests.harness.openstack.cloud import Cloud
+from tests.harness.openstack.cloud import VM_STATES, Cloud
 from tests.harness.openstack.wire import (
     ApiError,
     Handler,
@@ -430,7 +430,7 @@ class Api:
                 raise nova_error(
                     409,
                     f"Cannot 'attach_volume' instance {server_id} while it is in vm_state "
-                    f"{server['status'].lower()}",
+                    f"{VM_STATES[server['status']]}",
                 )
             volume = self.cloud.volumes.get(spec.get("volumeId", ""))
             if volume is None:

@@ -26,6 +26,8 @@ from tests.harness.openstack.wire import (
     now_iso,
 )
 
+VM_STATES = {"BUILD": "building", "ACTIVE": "active", "ERROR": "error"}
+
 
 class Cloud:
     """The state of one OpenStack project in one region, and the API operations on it.
@@ -590,7 +592,7 @@ class Cloud:
                 if g in self.security_groups
             ],
             "OS-EXT-STS:task_state": "spawning" if status == "BUILD" else None,
-            "OS-EXT-STS:vm_state": {"BUILD": "building", "ACTIVE": "active", "ERROR": "error"}[status],
+            "OS-EXT-STS:vm_state": VM_STATES[status],
             "OS-EXT-STS:power_state": 1 if status == "ACTIVE" else 0,
             "os-extended-volumes:volumes_attached": [
                 {"id": v["id"], "delete_on_termination": False}
