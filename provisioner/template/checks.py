@@ -43,6 +43,13 @@ def check_structure(nodes: Mapping[str, Any], origins: Origins) -> None:
         requirements = node.get("requirements")
         if requirements is not None and not isinstance(requirements, list):
             raise TemplateError("'requirements' must be a list", where=where, culprit=f"node {name}")
+        for section in ("properties", "capabilities", "interfaces", "artifacts"):
+            if node.get(section) is not None and not isinstance(node[section], dict):
+                raise TemplateError(f"'{section}' must be a mapping", where=where, culprit=f"node {name}")
+        for cap, body in (node.get("capabilities") or {}).items():
+            if not isinstance(body, dict) or not isinstance(body.get("properties") or {}, dict):
+                raise TemplateError(f"capability '{cap}' must be a mapping with a 'properties' mapping",
+                                    where=where, culprit=f"node {name}")
         for requirement, target in requirement_targets(node):
             if requirement == "?":
                 raise TemplateError(f"malformed requirement {target!r}", where=where,
@@ -182,7 +189,7 @@ def parser_error(lines: list[str], origins: Origins, nodes: Mapping[str, Any]) -
     cleaned = []
     for line in lines:
         line = line.strip()
-        line = re.sub(r"^[A-Za-z]+(Error|Exception|Warning): ", "", line)
+        line = re.sub(r"^[A-Z][A-Za-z]+: ", "", line)  # the exception class name
         if line and line not in cleaned:
             cleaned.append(line)
     text = " ".join(cleaned[:4]) + (f" (and {len(cleaned) - 4} more)" if len(cleaned) > 4 else "")
