@@ -60,7 +60,8 @@ class BoardError(RuntimeError):
 
 @dataclasses.dataclass(frozen=True)
 class Board:
-    """One running board host, as a client sees it. `root_dir` is on the host (its overlays, log, state)."""
+    """One running board host, as a client sees it. `root_dir` is on the host: the seed of its overlays,
+    its log (`board.log`: init and sshd), and its state (`state.json`: pids and namespaces)."""
 
     name: str
     address: str
@@ -125,7 +126,7 @@ def availability() -> str | None:
     """Why board hosts cannot run here, or None. Tries the real thing: namespaces and an overlay mount."""
     if os.geteuid() != 0:
         return "board hosts need root (namespaces, overlay mounts, sshd)"
-    for tool in ("unshare", "ssh", "ssh-keygen"):
+    for tool in ("unshare", "setpriv", "cp", "ssh", "ssh-keygen"):
         if shutil.which(tool) is None:
             return f"`{tool}` not found (scripts/test.sh installs util-linux and openssh-client)"
     if not Path(SSHD).exists():
@@ -431,6 +432,17 @@ def write_inventory(
               f"ansible_python_interpreter={TARGET_PYTHON}", ""]
     path.write_text("\n".join(lines))
     return path
+
+
+def power_command(fleet: Sequence[Board], verb: str) -> str:
+    """A shell command template (`{node}` = a board's name or address) that powers a board of `fleet` on
+    or off from any process: what the elastic daemon's `power: {type: command}` groups call."""
+    if verb not in ("poweron", "poweroff"):
+        raise ValueError(f"verb must be poweron or poweroff, not {verb!r}")
+    base = fleet[0].root_dir.parent
+    repo = Path(__file__).resolve().parents[2]
+    return (f"cd {shlex.quote(str(repo))} && {shlex.quote(sys.executable)} -m tests.harness.boards "
+            f"--dir {shlex.quote(str(base))} {verb} {{node}}")
 
 
 def load(base_dir: Path = DEFAULT_DIR) -> list[Board]:
