@@ -50,6 +50,8 @@ _SECRET_REF = re.compile(r"\{secret\.([A-Za-z0-9_.-]+)\}")
 
 
 class Builder:
+    """Reads one parsed template into a ClusterSpec; holds the lookups every step shares."""
+
     def __init__(self, tosca: Any, loaded: Loaded, raw_nodes: Mapping[str, Any], inputs: ResolvedInputs,
                  evaluator: Evaluator, warn: Callable[[str, str], None], warnings: list[str],
                  default_provider: str) -> None:
