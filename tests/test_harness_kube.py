@@ -588,3 +588,28 @@ def kube_client_call(v1: Any, path: str, body: Any, content_type: str) -> Any:
         _return_http_data_only=True,
     )
     return response
+
+
+def test_power_commands_boot_and_silence_nodes_from_a_shell(kube_api: KubeApiServer, v1: Any) -> None:
+    commands = kube_api.power_commands(
+        cpus=2, memory_mib=2048, labels={"oscar/group": "edge"}, ready_after_s=20
+    )
+    assert "{node}" in commands["power_on"] and "{node}" in commands["power_off"]
+
+    def run(which: str, node: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            commands[which].format(node=node), shell=True, capture_output=True, text=True, timeout=30
+        )
+
+    assert run("power_on", "board-1").returncode == 0
+    node = v1.read_node("board-1")
+    assert node.metadata.labels["oscar/group"] == "edge" and node.status.capacity["cpu"] == "2000m"
+    kube_api.wait_until(lambda: _ready(v1.read_node("board-1")), what="board Ready")
+
+    assert run("power_off", "board-1").returncode == 0
+    kube_api.wait_until(lambda: not _ready(v1.read_node("board-1")), what="board NotReady")
+    assert run("power_on", "board-1").returncode == 0  # booting again: the same node turns Ready
+    kube_api.wait_until(lambda: _ready(v1.read_node("board-1")), what="board Ready again")
+
+    failed = run("power_off", "board-9")
+    assert failed.returncode == 1 and 'nodes "board-9" not found' in failed.stderr

@@ -20,7 +20,7 @@ import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from tests.harness.kube import cluster, disruption
@@ -210,16 +210,32 @@ def _updated(route: Route, old: Obj, new: Obj) -> Obj:
     return new
 
 
+class Control(Protocol):
+    """What the ``/harness/v1`` control endpoint may do (implemented by ``KubeApiServer``)."""
+
+    def register_node(self, name: str, *, ready_after_s: float | None = None, **kwargs: Any) -> Obj: ...
+
+    def restart_node(self, name: str, *, ready_after_s: float | None = None) -> None: ...
+
+    def set_node_ready(self, name: str, ready: bool) -> None: ...
+
+    def delete_node(self, name: str) -> None: ...
+
+    def compact(self) -> int: ...
+
+
 class ApiServer(ThreadingHTTPServer):
     """A threaded HTTP server that can close its keep-alive and watch connections on shutdown."""
 
     daemon_threads = True
+    request_queue_size = 128
     allow_reuse_address = True
 
     def __init__(self, address: tuple[str, int], store: Store, watch_timeout_s: float) -> None:
         super().__init__(address, ApiHandler)
         self.store = store
         self.watch_timeout_s = watch_timeout_s
+        self.control: Control | None = None  # the harness handle, for /harness/v1 (set by its owner)
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
 
@@ -309,6 +325,9 @@ class ApiHandler(BaseHTTPRequestHandler):
                     raise Invalid("Binding is invalid: metadata.name: Required value")
                 self._bind(parts[3], name, body)
                 return
+            if parts[:2] == ["harness", "v1"]:
+                self._control(method, parts[2:], body)
+                return
             route = parse_route(url.path)
             if route is None:
                 doc = _discovery(url.path) if method == "GET" else None
@@ -328,8 +347,51 @@ class ApiHandler(BaseHTTPRequestHandler):
             self._send_json(exc.code, exc.status())
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
-        except (PatchError, ValueError, TypeError, KeyError) as exc:
+        except (PatchError, ValueError) as exc:
             self._send_json(400, BadRequest(f"bad request: {exc}").status())
+        except Exception as exc:  # a harness bug: answer 500 like an API server would, and log it
+            log.exception("internal error serving %s %s", method, self.path)
+            self._send_json(500, ApiError(f"internal error: {exc!r}").status())
+
+    def _control(self, method: str, parts: list[str], body: Any) -> None:
+        """``/harness/v1/...``: what a test's shell commands do to the cluster's environment.
+
+        POST nodes {name, cpus, memory_mib, ..., ready_after_s}: a machine boots and registers (or,
+        if the node exists, its kubelet starts again); PUT nodes/NAME/kubelet {running}: the
+        machine powers off/on without the node object going away; DELETE nodes/NAME: it is gone.
+        """
+        control = self.server.control
+        if control is None:
+            raise NotFound("this server has no harness control endpoint")
+        if method == "POST" and parts == ["nodes"] and isinstance(body, dict) and body.get("name"):
+            options = dict(body)
+            name = options.pop("name")
+            ready_after = options.pop("ready_after_s", None)
+            if self.server.store.find("nodes", "", name) is not None:
+                control.restart_node(name, ready_after_s=ready_after)
+                self._send_json(200, self.server.store.get("nodes", "", name))
+            else:
+                try:
+                    node = control.register_node(name, ready_after_s=ready_after, **options)
+                except TypeError as exc:
+                    raise BadRequest(f"unknown node option: {exc}") from exc
+                self._send_json(201, node)
+        elif (
+            method == "PUT"
+            and len(parts) == 3
+            and parts[::2] == ["nodes", "kubelet"]
+            and isinstance(body, dict)
+        ):
+            self.server.store.get("nodes", "", parts[1])
+            control.set_node_ready(parts[1], bool(body.get("running")))
+            self._send_json(200, {"name": parts[1], "running": bool(body.get("running"))})
+        elif method == "DELETE" and len(parts) == 2 and parts[0] == "nodes":
+            control.delete_node(parts[1])
+            self._send_json(200, {"kind": "Status", "apiVersion": "v1", "status": "Success"})
+        elif method == "POST" and parts == ["compact"]:
+            self._send_json(200, {"resourceVersion": str(control.compact())})
+        else:
+            raise NotFound(f"no harness control endpoint for {method} /harness/v1/{'/'.join(parts)}")
 
     # ---- verbs -------------------------------------------------------------------------------
     def _serve(self, method: str, route: Route, query: dict[str, str], body: Any) -> None:

@@ -8,6 +8,8 @@ registering and dying, workloads appearing — and reads state for assertions.
 from __future__ import annotations
 
 import copy
+import shlex
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +31,7 @@ from tests.harness.kube.store import Store
 Obj = dict[str, Any]
 T = TypeVar("T")
 
+_REPO = Path(__file__).resolve().parents[3]  # tests/harness/kube/server.py → the repository
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
@@ -52,6 +55,7 @@ class KubeApiServer:
         self.store = Store(history=history)
         self.sim = ClusterSim(self.store, self.timing)
         self._http = ApiServer((host, port), self.store, watch_timeout_s)
+        self._http.control = self
         self._thread: threading.Thread | None = None
         for namespace in namespaces:
             self.create_namespace(namespace)
@@ -141,6 +145,45 @@ class KubeApiServer:
         node = manifests.node_manifest(name, **kwargs)
         self.sim.node_registered(name, ready_after_s)
         return self.store.create("nodes", node)
+
+    def restart_node(self, name: str, *, ready_after_s: float | None = None) -> None:
+        """A registered machine boots again: its kubelet resumes and reports Ready after the delay."""
+        self.sim.node_registered(name, ready_after_s)
+        self.sim.set_kubelet(name, True)
+
+    def power_commands(self, **node_options: Any) -> dict[str, str]:
+        """``power_on``/``power_off`` shell commands (with ``{node}``) for a ``command`` group.
+
+        Power on boots the node with these options (``cpus``, ``memory_mib``, ``labels``, ``ready_after_s``
+        ...); power off stops its kubelet, as pulling a board's plug does.
+        """
+        base = [
+            "env",
+            f"PYTHONPATH={_REPO}",
+            sys.executable,
+            "-m",
+            "tests.harness.kube.ctl",
+            "--server",
+            self.url,
+        ]
+        flags: list[str] = []
+        for key, value in node_options.items():
+            if key == "labels":
+                flags += [f"--label={k}={v}" for k, v in value.items()]
+            elif key == "taints":
+                flags += [
+                    f"--taint={t['key']}{'=' + t['value'] if t.get('value') else ''}:{t['effect']}"
+                    for t in value
+                ]
+            elif key == "ready_after_s":
+                flags.append(f"--ready-after={value}")
+            else:
+                flags.append(f"--{key.replace('_', '-')}={value}")
+        quote = shlex.join
+        return {
+            "power_on": f"{quote(base)} up {{node}} {quote(flags)}".rstrip(),
+            "power_off": f"{quote(base)} down {{node}}",
+        }
 
     def delete_node(self, name: str) -> None:
         """The machine is gone: the node object is deleted and its pods are garbage-collected."""
