@@ -184,12 +184,12 @@ def test_sigv2_is_refused_with_advice(ec2_emulator: Any) -> None:
 
 
 def test_faults_refuse_a_seeded_share_of_mutating_calls_without_doing_them(
-        driver: EC2NodeDriver, ec2_emulator: Any) -> None:
+        driver: EC2NodeDriver, ec2_emulator: Any, public_key: str) -> None:
     ec2_emulator.set_faults({"seed": 7, "rules": [{"code": "RequestLimitExceeded", "rate": 0.4}]})
     created, refused = [], []
     for n in range(25):
         try:
-            created.append(driver.create_key_pair(f"oscar-deploy-d1-k{n}").name)
+            created.append(driver.import_key_pair_from_string(f"oscar-deploy-d1-k{n}", public_key).name)
         except BaseHTTPError as exc:
             assert exc.code == 503 and "RequestLimitExceeded" in exc.message
             refused.append(n)
@@ -199,7 +199,7 @@ def test_faults_refuse_a_seeded_share_of_mutating_calls_without_doing_them(
     again = []
     for n in range(25):
         try:
-            driver.create_key_pair(f"oscar-deploy-d1-again{n}")
+            driver.import_key_pair_from_string(f"oscar-deploy-d1-again{n}", public_key)
         except BaseHTTPError:
             again.append(n)
     assert again == refused  # same seed, same faults

@@ -13,10 +13,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import libcloud.pricing
 import pytest
 from libcloud.common.exceptions import BaseHTTPError, RateLimitReachedError
 from libcloud.common.types import InvalidCredsError, LibcloudError
@@ -26,6 +28,15 @@ from libcloud.compute.types import KeyPairDoesNotExistError, NodeState
 
 ROOT = Path(__file__).resolve().parent.parent
 META = {"oscar-deploy:deployment": "d1", "oscar-deploy:group": "wn"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_openstack_price_lookups() -> Iterator[None]:
+    """libcloud has no OpenStack prices and re-reads its 0.2 s pricing file for every flavor it lists
+    (a miss is not cached); an empty table gives the same 0.0 prices at once."""
+    libcloud.pricing.set_pricing("compute", "openstack", {})
+    yield
+    libcloud.pricing.invalidate_module_pricing_cache("compute", "openstack")
 
 
 @pytest.fixture
