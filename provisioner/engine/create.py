@@ -1,0 +1,274 @@
+"""``create``: execute a plan, resumably (DESIGN §2).
+
+Order: the deployment is recorded first (with where its credentials came from, never the values,
+and every cloud/region it will use), then, under the deployment's run lock: the secrets (generated
+once, reused by a resumed run), the SSH key file, per cloud/region the key pair and security group,
+the images, then the machines in parallel (``launch``), the front-end's data volume and public
+address, adopted boards, and, unless ``configure`` is off, the SSH wait for the front-end and the
+boards and the configuration step.
+
+Resume: ``create`` with the ``name`` of a deployment that exists continues it. What exists is read
+from the cloud (by tag or name prefix, ``list_nodes``), and node names are deterministic per group
+index, so a node that exists is adopted, never created twice, whatever the local record says.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from provisioner.clouds.base import CloudNode
+from provisioner.config import Settings
+from provisioner.engine.keys import new_private_key, public_key_of
+from provisioner.engine.launch import Launch, NodeJob, Site, addresses_of
+from provisioner.engine.progress import NullProgress, Progress
+from provisioner.engine.reach import SshHost, wait_for_ssh
+from provisioner.engine.sites import (
+    DriverFactory,
+    Drivers,
+    cloud_locations,
+    firewall_rules,
+    prepare_sites,
+    resolve_images,
+)
+from provisioner.engine.targets import GroupTarget, group_targets, targets_to_json, wanted_names
+from provisioner.errors import CloudError, OscarDeployError
+from provisioner.plan import Plan, plan_to_json
+from provisioner.state import Deployment, StateStore, generate_secret, write_private_file
+
+log = logging.getLogger(__name__)
+
+KEY_FILE = "id_ed25519"
+SSH_KEY_SECRET = "ssh_private_key"
+
+
+@dataclasses.dataclass(frozen=True)
+class CreateRequest:
+    """Everything ``create`` needs besides the clouds; holds no credential value."""
+
+    plan: Plan
+    name: str | None = None
+    templates: tuple[str, ...] = ()
+    credentials: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    """Provider → ``CredentialSource.to_json()``: where the credentials came from."""
+    configure: bool = True
+
+
+def recorded_plan(plan: Plan, targets: Sequence[GroupTarget]) -> dict[str, Any]:
+    """The plan as the state file keeps it: the ``plan -o json`` document plus the engine's targets."""
+    return {**plan_to_json(plan), "targets": targets_to_json(targets)}
+
+
+def key_path(store: StateStore, deployment_id: str) -> Path:
+    return store.deployment_dir(deployment_id) / KEY_FILE
+
+
+def _record(store: StateStore, request: CreateRequest, targets: Sequence[GroupTarget],
+            settings: Settings) -> tuple[Deployment, bool]:
+    """The deployment's record, new or (same name) the one to resume."""
+    plan_doc = recorded_plan(request.plan, targets)
+    locations = cloud_locations(targets)
+    existing = store.find(request.name) if request.name else None
+    if existing is not None and existing.status == "destroyed":
+        store.forget(existing.id)  # the name is free again: a new deployment
+        existing = None
+    if existing is None:
+        dep = store.create_deployment(
+            request.name, plan=plan_doc, templates=request.templates,
+            inputs=dict(request.plan.spec.inputs), credentials=request.credentials, locations=locations)
+        return dep, False
+    with store.lock(existing.id):
+        store.set_plan(existing.id, plan_doc)
+        for provider, region in locations:
+            store.add_location(existing.id, provider, region)
+    return store.get(existing.id), True
+
+
+def _secrets(store: StateStore, dep: Deployment, plan: Plan) -> dict[str, str]:
+    """Every secret of the plan: generated once (never a default) or as the user gave it."""
+    given = {s.name: s.value for s in plan.spec.secrets if s.value is not None}
+    values = {}
+    for secret in plan.secrets:
+        if secret.name in given:
+            store.set_secret(dep.id, secret.name, str(given[secret.name]))
+            values[secret.name] = str(given[secret.name])
+        else:
+            generate = new_private_key if secret.name == SSH_KEY_SECRET else generate_secret
+            values[secret.name] = store.ensure_secret(dep.id, secret.name, generate)
+    if SSH_KEY_SECRET in values:
+        write_private_file(key_path(store, dep.id), values[SSH_KEY_SECRET])
+    return values
+
+
+def _adopt_boards(store: StateStore, dep: Deployment, targets: Sequence[GroupTarget]) -> None:
+    for group in targets:
+        for board in group.boards:
+            store.record_node(dep.id, group=group.name, name=board.name, provider="fleet",
+                              addresses={"public": [board.address]}, state="adopted")
+
+
+def _ssh_hosts(store: StateStore, dep: Deployment, targets: Sequence[GroupTarget]) -> list[SshHost]:
+    """The front-end(s) and the edge boards: the only machines ever reached over SSH."""
+    hosts = []
+    for group in targets:
+        if group.cloud and group.role == "front-end":
+            for node in store.nodes(dep.id, group.name):
+                address = (node.addresses.get("public") or node.addresses.get("private") or [None])[0]
+                if address:
+                    hosts.append(SshHost(node.name, str(address)))
+        for board in group.boards:
+            hosts.append(SshHost(board.name, board.address, board.port))
+    return hosts
+
+
+def _configure_step() -> Any:
+    """``provisioner.configure.configure_deployment`` when the configuration step exists."""
+    if importlib.util.find_spec("provisioner.configure") is None:
+        return None
+    module = importlib.import_module("provisioner.configure")
+    return getattr(module, "configure_deployment", None)
+
+
+class _Creator:
+    """One ``create`` run: the deployment's record, drivers and progress."""
+
+    def __init__(self, store: StateStore, dep: Deployment, targets: Sequence[GroupTarget],
+                 drivers: Drivers, settings: Settings, progress: Progress) -> None:
+        self.store = store
+        self.dep = dep
+        self.targets = targets
+        self.drivers = drivers
+        self.settings = settings
+        self.progress = progress
+        self.volumes: dict[str, str] = {}
+
+    def machines(self, public_key: str) -> None:
+        """Key pairs, security groups, images; then every missing machine, launched in parallel."""
+        cloud = [t for t in self.targets if t.cloud]
+        if not cloud:
+            return
+        rules = firewall_rules(self.dep.plan.get("security_rules") or [])
+        with self.progress.phase("preparing key pairs, security groups, images", 2) as bar:
+            sites = prepare_sites(self.store, self.dep.id, cloud_locations(cloud), self.drivers,
+                                  public_key, rules)
+            bar.advance()
+            images = resolve_images(cloud, self.drivers)
+            bar.advance()
+        existing: dict[str, CloudNode] = {}
+        for site in sites.values():
+            for node in site.driver.list_nodes(self.dep.id):
+                existing.setdefault(node.name, node)
+        jobs: list[NodeJob] = []
+        booting: list[tuple[NodeJob, CloudNode]] = []
+        for group in cloud:
+            site = sites[(group.provider, group.region)]
+            for name in wanted_names(self.dep.id, group):
+                job = NodeJob(group, name, images[group.name], site)
+                node = existing.get(name)
+                if node is not None:  # resume: the cloud has it; adopt it, never a second copy
+                    self.store.record_node(self.dep.id, group=group.name, name=name, provider=group.provider,
+                                           region=group.region, cloud_id=node.id,
+                                           addresses=addresses_of(node), state=node.state)
+                    if node.state != "running":
+                        booting.append((job, node))
+                    continue
+                self.store.record_node(self.dep.id, group=group.name, name=name, provider=group.provider,
+                                       region=group.region, state="creating")
+                jobs.append(job)
+        if existing:
+            log.info("resuming: %d machine(s) of the deployment already exist", len(existing))
+            self.store.add_event(self.dep.id, "resume", f"{len(existing)} machine(s) found in the cloud")
+        launch = Launch(self.store, self.dep.id, jobs, waiting=booting,
+                        parallel=self.settings.provisioner.parallel_creates,
+                        timeout_s=self.settings.provisioner.create_timeout_s, progress=self.progress,
+                        after_create=self._after_create)
+        running = launch.run()
+        already = {n.name: n for n in existing.values() if n.state == "running"}
+        self._finish_front_ends(sites, {**already, **running})
+
+    def _after_create(self, job: NodeJob, node: CloudNode) -> None:
+        """Right after the front-end's create call: its data volume, in the zone it landed in."""
+        if job.group.volume_gib and job.group.role == "front-end":
+            volume = job.site.driver.ensure_volume(self.dep.id, job.group.name, job.group.volume_gib,
+                                                   node.zone)
+            self.volumes[job.name] = volume
+            self.store.add_event(self.dep.id, "volume", f"{job.group.name} data volume {volume} "
+                                 f"({job.group.volume_gib} GiB)")
+
+    def _finish_front_ends(self, sites: Mapping[tuple[str, str | None], Site],
+                           nodes: Mapping[str, CloudNode]) -> None:
+        """Attach the data volume and give the front-end its public address."""
+        for group in self.targets:
+            if not group.cloud or group.role != "front-end":
+                continue
+            driver = sites[(group.provider, group.region)].driver
+            for name in wanted_names(self.dep.id, group):
+                node = nodes.get(name)
+                if node is None:
+                    continue
+                if group.volume_gib:
+                    volume = self.volumes.get(name) or driver.ensure_volume(
+                        self.dep.id, group.name, group.volume_gib, node.zone)
+                    _attach(driver, volume, node)
+                    self.store.add_event(self.dep.id, "volume-attached", f"{volume} attached to {name}")
+                address = driver.ensure_public_address(self.dep.id, node)
+                addresses = addresses_of(node)
+                if address and address not in addresses["public"]:
+                    addresses["public"].insert(0, address)
+                self.store.update_node(self.dep.id, name, addresses=addresses)
+
+
+def _attach(driver: Any, volume: str, node: CloudNode) -> None:
+    """Attach, accepting a volume a previous (interrupted) run already attached."""
+    try:
+        driver.attach_volume(volume, node)
+    except CloudError as error:
+        text = str(error).lower()
+        if "in-use" in text or "volumeinuse" in text or "already attached" in text:
+            log.info("volume %s was already attached to %s", volume, node.name)
+            return
+        raise
+
+
+def create(store: StateStore, request: CreateRequest, driver_factory: DriverFactory, settings: Settings,
+           progress: Progress | None = None) -> Deployment:
+    """Build (or resume) the deployment ``request`` describes; return its record.
+
+    Raises ``StateError`` when another run holds the deployment, ``CloudError`` (exit 1) when a
+    machine cannot be created (what was created stays recorded), ``RemoteError`` when the
+    front-end or a board never answers over SSH.
+    """
+    progress = progress or NullProgress()
+    cache_dir = Path(settings.general.cache_dir).expanduser()
+    targets = group_targets(request.plan, cache_dir)
+    dep, resumed = _record(store, request, targets, settings)
+    with store.lock(dep.id):
+        store.set_status(dep.id, "creating")
+        store.add_event(dep.id, "create", "resumed" if resumed else "started")
+        try:
+            secrets = _secrets(store, dep, request.plan)
+            public_key = public_key_of(secrets[SSH_KEY_SECRET], f"oscar-deploy-{dep.id}") \
+                if SSH_KEY_SECRET in secrets else ""
+            creator = _Creator(store, dep, targets, Drivers(driver_factory), settings, progress)
+            creator.machines(public_key)
+            _adopt_boards(store, dep, targets)
+            if request.configure:
+                hosts = _ssh_hosts(store, dep, targets)
+                with progress.phase("waiting for SSH", len(hosts)) as bar:
+                    wait_for_ssh(hosts, settings.provisioner.ssh_timeout_s, on_ready=lambda _h: bar.advance())
+                step = _configure_step()
+                if step is not None:
+                    step(store=store, deployment=store.get(dep.id), settings=settings, progress=progress)
+        except BaseException as error:
+            store.set_status(dep.id, "failed")
+            reason = str(error) if isinstance(error, OscarDeployError) else type(error).__name__
+            store.add_event(dep.id, "create-failed", reason)
+            raise
+        store.set_status(dep.id, "created")
+        store.add_event(dep.id, "create", "done")
+    return store.get(dep.id)

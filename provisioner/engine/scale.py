@@ -1,0 +1,134 @@
+"""``scale ID GROUP COUNT``: add or remove cloud workers of a created deployment.
+
+Works from the recorded plan (no template needed) and from what the cloud lists. Growing creates
+the lowest free node indices with the same launch machinery as ``create`` (parallel, capacity
+fallback); shrinking removes idle nodes before busy ones and, among those, the newest first, and
+waits until they are gone. The recorded plan's count follows, so a resumed ``create`` or the
+elastic daemon see the new size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from provisioner.clouds.base import CloudDriver, CloudNode
+from provisioner.config import Settings
+from provisioner.engine.keys import public_key_of
+from provisioner.engine.launch import Launch, NodeJob
+from provisioner.engine.progress import NullProgress, Progress
+from provisioner.engine.sites import DriverFactory, Drivers, firewall_rules, prepare_sites, resolve_images
+from provisioner.engine.targets import (
+    GroupTarget,
+    names_to_add,
+    node_index,
+    pick_removals,
+    targets_from_json,
+    targets_to_json,
+)
+from provisioner.errors import BadInput, CloudError
+from provisioner.state import Deployment, StateStore
+
+
+@dataclasses.dataclass(frozen=True)
+class ScaleResult:
+    group: str
+    before: int
+    after: int
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+
+
+def scalable_group(dep: Deployment, group: str, count: int) -> GroupTarget:
+    """The group to scale, checked before any cloud call (``BadInput`` naming the culprit)."""
+    targets = targets_from_json(dep.plan.get("targets") or [])
+    found = next((t for t in targets if t.name == group), None)
+    if found is None:
+        names = ", ".join(t.name for t in targets if t.cloud and t.role == "worker") or "none"
+        raise BadInput(f"deployment {dep.name}: no group {group!r} (cloud worker groups: {names})")
+    if not found.cloud:
+        raise BadInput(f"deployment {dep.name}: group {group!r} is edge boards, which are adopted, not "
+                       "created; the elasticity daemon powers them on and off")
+    if found.role != "worker":
+        raise BadInput(f"deployment {dep.name}: group {group!r} is the {found.role}; only workers scale")
+    if not found.min <= count <= found.max:
+        raise BadInput(f"deployment {dep.name}: group {group!r} takes {found.min} to {found.max} nodes, "
+                       f"not {count} (the template's min/max)")
+    return found
+
+
+def _members(driver: CloudDriver, deployment: str, group: str) -> list[CloudNode]:
+    return [n for n in driver.list_nodes(deployment)
+            if n.group == group or node_index(deployment, group, n.name) is not None]
+
+
+def _with_count(plan: dict[str, Any], group: str, count: int) -> dict[str, Any]:
+    plan = dict(plan)
+    plan["groups"] = [{**g, "count": count} if g.get("name") == group else g for g in plan.get("groups", [])]
+    targets = targets_from_json(plan.get("targets") or [])
+    plan["targets"] = targets_to_json(dataclasses.replace(t, count=count) if t.name == group else t
+                                      for t in targets)
+    return plan
+
+
+def scale(store: StateStore, ref: str, group: str, count: int, driver_factory: DriverFactory,
+          settings: Settings, *, progress: Progress | None = None, busy: Iterable[str] = (),
+          clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep
+          ) -> ScaleResult:
+    """Bring ``group`` of deployment ``ref`` to ``count`` nodes. ``busy`` names nodes that run
+    user work (removed last)."""
+    progress = progress or NullProgress()
+    dep = store.get(ref)
+    target = scalable_group(dep, group, count)
+    with store.lock(dep.id):
+        drivers = Drivers(driver_factory)
+        driver = drivers(target.provider, target.region)
+        members = _members(driver, dep.id, group)
+        added: list[str] = []
+        removed: list[str] = []
+        if count > len(members):
+            rules = firewall_rules(dep.plan.get("security_rules") or [])
+            public_key = public_key_of(store.secret(dep.id, "ssh_private_key"), f"oscar-deploy-{dep.id}")
+            site = prepare_sites(store, dep.id, [(target.provider, target.region)], drivers, public_key,
+                                 rules)[(target.provider, target.region)]
+            image = resolve_images([target], drivers)[group]
+            jobs = []
+            for name in names_to_add(dep.id, group, [m.name for m in members], count):
+                store.record_node(dep.id, group=group, name=name, provider=target.provider,
+                                  region=target.region, state="creating")
+                jobs.append(NodeJob(target, name, image, site))
+            store.add_event(dep.id, "scale", f"{group}: {len(members)} → {count}")
+            Launch(store, dep.id, jobs, parallel=settings.provisioner.parallel_creates,
+                   timeout_s=settings.provisioner.create_timeout_s, progress=progress,
+                   clock=clock, sleep=sleep).run()
+            added = [j.name for j in jobs]
+        elif count < len(members):
+            victims = pick_removals(members, count, busy)
+            store.add_event(dep.id, "scale", f"{group}: {len(members)} → {count}")
+            with progress.phase(f"removing {len(victims)} {group} node(s)", len(victims)) as bar:
+                for node in victims:
+                    driver.destroy_node(node)
+                    bar.advance()
+                _wait_gone(driver, dep.id, {n.id for n in victims}, settings.provisioner.create_timeout_s,
+                           clock, sleep)
+            for node in victims:
+                store.remove_node(dep.id, node.name)
+                store.add_event(dep.id, "node-removed", f"{node.name} ({node.id})")
+            removed = [n.name for n in victims]
+        store.set_plan(dep.id, _with_count(dict(dep.plan), group, count))
+    return ScaleResult(group, len(members), count, tuple(added), tuple(removed))
+
+
+def _wait_gone(driver: CloudDriver, deployment: str, ids: set[str], timeout_s: float,
+               clock: Callable[[], float], sleep: Callable[[float], None]) -> None:
+    deadline = clock() + timeout_s
+    while True:
+        left = [n.id for n in driver.list_nodes(deployment) if n.id in ids]
+        if not left:
+            return
+        if clock() > deadline:
+            raise CloudError(f"{driver.provider} {driver.region}: still not gone after {timeout_s:g} s: "
+                             + ", ".join(left))
+        sleep(1.0)

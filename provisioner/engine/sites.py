@@ -1,0 +1,104 @@
+"""The per-cloud groundwork every launch needs: a driver per (provider, region), the deployment's
+key pair and security group there, and each group's image id.
+
+The engine never builds drivers itself: it is handed a ``DriverFactory`` (the CLI's reads the
+credentials again from where the deployment recorded them; tests point it at the emulators), so
+this package stays free of credentials and of any one cloud.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from provisioner.clouds.base import CloudDriver, FirewallRule
+from provisioner.engine.launch import Site
+from provisioner.engine.targets import GroupTarget
+from provisioner.state import StateStore
+
+log = logging.getLogger(__name__)
+
+DriverFactory = Callable[[str, "str | None"], CloudDriver]
+"""``factory(provider, region)`` → a driver for that cloud and region."""
+
+Location = tuple[str, "str | None"]
+
+
+class Drivers:
+    """One driver per (provider, region), made on first use by the factory (thread-safe enough:
+    the engine asks from one thread)."""
+
+    def __init__(self, factory: DriverFactory) -> None:
+        self._factory = factory
+        self._made: dict[Location, CloudDriver] = {}
+
+    def __call__(self, provider: str, region: str | None) -> CloudDriver:
+        key = (provider, region)
+        if key not in self._made:
+            self._made[key] = self._factory(provider, region)
+        return self._made[key]
+
+
+def firewall_rules(rules: Iterable[dict[str, object]]) -> list[FirewallRule]:
+    """The plan's ``security_rules`` (JSON form) as the drivers take them."""
+    out = []
+    for rule in rules:
+        protocol = str(rule["protocol"])
+        low, high = rule.get("port_from"), rule.get("port_to")
+        out.append(FirewallRule(
+            protocol="-1" if protocol == "all" else protocol,  # type: ignore[arg-type]
+            from_port=int(low) if low is not None else 0,  # type: ignore[call-overload]
+            to_port=int(high) if high is not None else 65535,  # type: ignore[call-overload]
+            source=str(rule["source"]),
+            description=str(rule.get("description") or ""),
+        ))
+    return out
+
+
+def cloud_locations(targets: Sequence[GroupTarget]) -> list[Location]:
+    """Every (provider, region) a cloud group of the deployment lives in, in plan order."""
+    return list(dict.fromkeys((t.provider, t.region) for t in targets if t.cloud))
+
+
+def prepare_sites(store: StateStore, deployment: str, locations: Sequence[Location], drivers: Drivers,
+                  public_key: str, rules: Sequence[FirewallRule]) -> dict[Location, Site]:
+    """Key pair and security group in every location, the locations side by side (cloud calls are
+    slow; none of these depend on each other)."""
+    def one(location: Location) -> Site:
+        driver = drivers(*location)
+        key_name = driver.ensure_key_pair(deployment, public_key)
+        group_id = driver.ensure_security_group(deployment, rules)
+        store.add_event(deployment, "site-ready",
+                        f"{driver.provider} {driver.region}: key pair {key_name}, security group {group_id}")
+        return Site(driver, key_name, group_id)
+
+    for location in locations:  # make the drivers here: the factory need not be thread-safe
+        drivers(*location)
+    if not locations:
+        return {}
+    with ThreadPoolExecutor(max_workers=len(locations)) as pool:
+        return dict(zip(locations, pool.map(one, locations), strict=True))
+
+
+def resolve_images(targets: Sequence[GroupTarget], drivers: Drivers) -> dict[str, str]:
+    """Each cloud group's image id, looked up side by side; groups with the same image ask once."""
+    wanted = {}
+    for t in targets:
+        if t.cloud and t.image is not None:
+            image = t.image
+            wanted[t.name] = (t.provider, t.region, image["distribution"], image["version"], image["arch"],
+                              image.get("id"))
+    unique = list(dict.fromkeys(wanted.values()))
+    for provider, region, *_ in unique:
+        drivers(provider, region)
+
+    def one(key: tuple[str, str | None, str, str, str, str | None]) -> str:
+        provider, region, distribution, version, arch, explicit = key
+        return drivers(provider, region).resolve_image(distribution, version, arch, explicit)
+
+    if not unique:
+        return {}
+    with ThreadPoolExecutor(max_workers=len(unique)) as pool:
+        found = dict(zip(unique, pool.map(one, unique), strict=True))
+    return {group: found[key] for group, key in wanted.items()}

@@ -1,0 +1,166 @@
+"""What the engine builds, as plain data: per group the node names, the sizes to try, the image.
+
+Pure functions only. ``group_targets`` turns a Plan into ``GroupTarget`` values that are also
+recorded in the state file (``targets_to_json``), so ``scale`` and a resumed ``create`` build the
+very same nodes without reading the template again.
+
+Node names are the idempotency key of resume (DESIGN §2): node ``i`` of group ``g`` of deployment
+``d`` is always ``oscar-deploy-d-g-i``, so a re-run finds it in the cloud's listing and never
+creates a second copy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from provisioner import sizes
+from provisioner.clouds.base import CloudNode, resource_name, resource_prefix
+from provisioner.plan import GroupPlan, Plan
+
+MAX_SIZES = 3
+"""Sizes tried per node on capacity errors: the planned one, then the next cheapest that fit."""
+
+
+@dataclasses.dataclass(frozen=True)
+class BoardTarget:
+    """An adopted edge board: reached over SSH, never created."""
+
+    name: str
+    address: str
+    port: int = 22
+    user: str = "pi"
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupTarget:
+    """One group of the plan as the engine executes it."""
+
+    name: str
+    role: str
+    provider: str
+    region: str | None
+    count: int
+    min: int
+    max: int
+    sizes: tuple[str, ...] = ()
+    """Planned size first, then fallbacks (EC2 types, OpenStack flavors or a flavor requirement)."""
+    image: Mapping[str, Any] | None = None
+    """The plan's image (``distribution``, ``version``, ``arch``, ``id``)."""
+    disk_gib: int | None = None
+    network: str | None = None
+    volume_gib: int | None = None
+    boards: tuple[BoardTarget, ...] = ()
+
+    @property
+    def cloud(self) -> bool:
+        return self.provider != "fleet"
+
+    @property
+    def public_ip(self) -> bool:
+        """Only the front-end is reached from outside; workers join over the private network."""
+        return self.role == "front-end"
+
+
+def size_candidates(group: GroupPlan, cache_dir: Path | None = None,
+                    limit: int = MAX_SIZES) -> tuple[str, ...]:
+    """The sizes to try, in order: the planned size, then (EC2, size not named by the template) the
+    next cheapest current-generation priced types that fit, as the planner ranks them."""
+    planned = group.size.name
+    if planned is None:
+        return ()
+    if group.provider != "aws" or group.size.explicit or group.region is None:
+        return (planned,)
+    catalogue = sizes.region_sizes(group.region, cache_dir) or ()
+    fitting = sorted(
+        (s for s in catalogue
+         if s.current and s.price_per_hour is not None and not s.metal
+         and sizes.fits(s, group.cpus, group.memory_mib, group.arch, group.gpus)),
+        key=lambda s: (s.price_per_hour, s.cpus, s.memory_mib, s.name),
+    )
+    ordered = [planned, *(s.name for s in fitting if s.name != planned)]
+    return tuple(ordered[:limit])
+
+
+def group_targets(plan: Plan, cache_dir: Path | None = None) -> tuple[GroupTarget, ...]:
+    """Every group of ``plan`` as the engine will build it."""
+    out = []
+    for g in plan.groups:
+        image = dataclasses.asdict(g.image) if g.image else None
+        boards = tuple(BoardTarget(b.name, b.address, b.ssh_port, b.ssh_user) for b in g.spec.boards)
+        out.append(GroupTarget(
+            name=g.name, role=g.role, provider=g.provider, region=g.region, count=g.count, min=g.min,
+            max=g.max, sizes=size_candidates(g, cache_dir), image=image, disk_gib=g.disk_gib,
+            network=g.spec.network, volume_gib=g.volume_gib, boards=boards,
+        ))
+    return tuple(out)
+
+
+def targets_to_json(targets: Iterable[GroupTarget]) -> list[dict[str, Any]]:
+    return [dataclasses.asdict(t) for t in targets]
+
+
+def targets_from_json(data: Sequence[Mapping[str, Any]]) -> tuple[GroupTarget, ...]:
+    out = []
+    for item in data:
+        fields = dict(item)
+        fields["sizes"] = tuple(fields.get("sizes") or ())
+        fields["boards"] = tuple(BoardTarget(**b) for b in fields.get("boards") or ())
+        out.append(GroupTarget(**fields))
+    return tuple(out)
+
+
+def node_name(deployment: str, group: str, index: int) -> str:
+    """The deterministic name of node ``index`` (from 1) of ``group``."""
+    return resource_name(deployment, group, str(index))
+
+
+def node_index(deployment: str, group: str, name: str) -> int | None:
+    """The index in a node name made by ``node_name``, or None for any other name."""
+    stem = resource_name(deployment, group, "0")[:-1]
+    if not name.startswith(stem):
+        return None
+    tail = name[len(stem):]
+    return int(tail) if re.fullmatch(r"[1-9][0-9]*", tail) else None
+
+
+def wanted_names(deployment: str, group: GroupTarget, count: int | None = None) -> list[str]:
+    """The names of the group's first ``count`` (default: the planned count) nodes."""
+    n = group.count if count is None else count
+    return [node_name(deployment, group.name, i) for i in range(1, n + 1)]
+
+
+def names_to_add(deployment: str, group: str, existing: Iterable[str], count: int) -> list[str]:
+    """Names for the nodes that bring the group to ``count``: the lowest free indices, so a name is
+    never used for two live machines."""
+    taken = {node_index(deployment, group, n) for n in existing} - {None}
+    missing = count - len(taken)
+    out: list[str] = []
+    index = 1
+    while len(out) < missing:
+        if index not in taken:
+            out.append(node_name(deployment, group, index))
+        index += 1
+    return out
+
+
+def pick_removals(nodes: Sequence[CloudNode], count: int, busy: Iterable[str] = ()) -> list[CloudNode]:
+    """Which nodes go when a group shrinks to ``count``: idle before busy, newest first (creation
+    time, then the index in the name)."""
+    excess = len(nodes) - count
+    if excess <= 0:
+        return []
+    busy_names = set(busy)
+
+    def order(node: CloudNode) -> tuple[bool, float, int]:
+        index = int(m.group(1)) if (m := re.search(r"-([0-9]+)$", node.name)) else 0
+        return (node.name in busy_names, -(node.created_at or 0.0), -index)
+
+    return sorted(nodes, key=order)[:excess]
+
+
+def is_ours(deployment: str, name: str) -> bool:
+    return name.startswith(resource_prefix(deployment))

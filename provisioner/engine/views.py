@@ -1,0 +1,103 @@
+"""What ``show``, ``outputs`` and ``list`` say about a deployment: pure functions over the record.
+
+Outputs are the template's, with their placeholders filled from the recorded nodes
+(``{front.public_address}``, ``{wn.private_address.1}``) and secrets (``{secret.NAME}``). An output
+built from a secret is masked unless the caller asks for secrets; so are secret values in ``show``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from provisioner.plan import MASK
+from provisioner.state import Deployment, Event, Node
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_.-]+)\}")
+
+
+def _first(values: Any) -> str | None:
+    return str(values[0]) if isinstance(values, list) and values else None
+
+
+def node_attribute(nodes: Sequence[Node], node: str, attribute: str, index: int = 0) -> str | None:
+    """The value of ``{node.attribute[.index]}`` from the recorded nodes, or None when unknown."""
+    members = [n for n in nodes if n.group == node]
+    if index >= len(members):
+        return None
+    member = members[index]
+    public = _first(member.addresses.get("public"))
+    private = _first(member.addresses.get("private"))
+    if attribute == "public_address":
+        return public or private
+    if attribute in ("private_address", "ip_address"):
+        return private or public
+    if attribute == "tosca_name":
+        return member.group
+    if attribute == "tosca_id":
+        return member.cloud_id or member.name
+    if attribute == "state":
+        return member.state
+    return None
+
+
+def fill(text: str, nodes: Sequence[Node], secrets: Mapping[str, str]) -> str:
+    """``text`` with every placeholder it can fill filled; unknown ones stay as they are."""
+    def replace(match: re.Match[str]) -> str:
+        parts = match.group(1).split(".")
+        if parts[0] == "secret" and len(parts) == 2:
+            return secrets.get(parts[1], match.group(0))
+        if len(parts) in (2, 3):
+            index = int(parts[2]) if len(parts) == 3 and parts[2].isdigit() else 0
+            value = node_attribute(nodes, parts[0], parts[1], index)
+            if value is not None:
+                return value
+        return match.group(0)
+
+    return _PLACEHOLDER.sub(replace, text)
+
+
+def outputs(deployment: Deployment, nodes: Sequence[Node], secrets: Mapping[str, str],
+            show_secrets: bool = False) -> list[dict[str, Any]]:
+    """The deployment's outputs, filled in; secret ones masked unless ``show_secrets``."""
+    out = []
+    for item in deployment.plan.get("outputs") or []:
+        secret = bool(item.get("secret"))
+        raw = str(item.get("value", ""))
+        value = fill(raw, nodes, secrets) if show_secrets or not secret else MASK
+        out.append({"name": item.get("name"), "value": value, "description": item.get("description", ""),
+                    "secret": secret})
+    return out
+
+
+def node_json(node: Node) -> dict[str, Any]:
+    return {"name": node.name, "group": node.group, "provider": node.provider, "region": node.region,
+            "cloud_id": node.cloud_id, "state": node.state, "addresses": dict(node.addresses),
+            "created_at": node.created_at}
+
+
+def summary_json(deployment: Deployment, nodes: Sequence[Node]) -> dict[str, Any]:
+    """One ``list`` entry."""
+    groups: dict[str, int] = {}
+    for node in nodes:
+        groups[node.group] = groups.get(node.group, 0) + 1
+    return {"id": deployment.id, "name": deployment.name, "status": deployment.status,
+            "created_at": deployment.created_at, "updated_at": deployment.updated_at,
+            "locations": [{"provider": p, "region": r} for p, r in deployment.locations],
+            "node_count": len(nodes), "groups": groups}
+
+
+def show_json(deployment: Deployment, nodes: Sequence[Node], events: Sequence[Event],
+              secrets: Mapping[str, str], show_secrets: bool = False) -> dict[str, Any]:
+    """The ``show -o json`` document: record, nodes, outputs, secrets (masked), recent events."""
+    return {
+        **summary_json(deployment, nodes),
+        "templates": list(deployment.templates),
+        "credentials": dict(deployment.credentials),
+        "plan": {k: v for k, v in deployment.plan.items() if k != "targets"},
+        "nodes": [node_json(n) for n in nodes],
+        "outputs": outputs(deployment, nodes, secrets, show_secrets),
+        "secrets": {name: (value if show_secrets else MASK) for name, value in sorted(secrets.items())},
+        "events": [{"at": e.at, "kind": e.kind, "message": e.message} for e in events],
+    }
