@@ -335,6 +335,13 @@ def test_node_readiness_delay_and_node_loss(kube_api: KubeApiServer, v1: Any) ->
     kube_api.set_node_ready("slow", False)
     node = kube_api.wait_until(lambda: not _ready(n := v1.read_node("slow")) and n, what="node Unknown")
     assert [c.status for c in node.status.conditions if c.type == "Ready"] == ["Unknown"]
+    kube_api.wait_until(
+        lambda: (
+            [c.status for c in v1.read_namespaced_pod("p", "default").status.conditions if c.type == "Ready"]
+            == ["False"]
+        ),
+        what="the pods of a silent node marked not ready",
+    )
     v1.delete_node("slow")
     kube_api.wait_until(
         lambda: not v1.list_namespaced_pod("default").items, what="pods of the lost node gone"

@@ -359,13 +359,22 @@ class ClusterSim:
         }
         for pod in self.store.list("pods")[0]:
             spec, status, meta = pod.get("spec") or {}, pod.get("status") or {}, pod["metadata"]
-            if spec.get("nodeName") not in ready_nodes:
-                continue
             phase = status.get("phase", "Pending")
+            if spec.get("nodeName") not in ready_nodes:
+                if spec.get("nodeName") in self._down and phase == "Running" and _pod_ready(pod):
+                    # The node lifecycle controller marks the pods of a silent node not ready.
+                    self._write(
+                        "pods", meta["namespace"], meta["name"], lambda obj: _set_pod_ready(obj, False)
+                    )
+                continue
             if phase == "Pending":
                 self._started[meta["uid"]] = now
                 self._write("pods", meta["namespace"], meta["name"], _start_pod)
             elif phase == "Running":
+                if not _pod_ready(pod):
+                    self._write(
+                        "pods", meta["namespace"], meta["name"], lambda obj: _set_pod_ready(obj, True)
+                    )
                 started = self._started.setdefault(meta["uid"], now)
                 runtime = (meta.get("annotations") or {}).get(RUNTIME_ANNOTATION)
                 if runtime is not None and now - started >= float(runtime) * self.timing.time_scale:
@@ -444,6 +453,25 @@ def _shape(pod: Obj, requests: dict[str, Decimal]) -> str:
         ],
         sort_keys=True,
     )
+
+
+def _pod_ready(pod: Obj) -> bool:
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )
+
+
+def _set_pod_ready(obj: Obj, ready: bool) -> Obj | None:
+    """Flip a running pod's Ready condition (None when it already says so: no write, no event)."""
+    status = obj.get("status") or {}
+    want = "True" if ready else "False"
+    current = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
+    if status.get("phase") != "Running" or current.get("status") == want:
+        return None
+    reason = "" if ready else "NodeNotReady"
+    status["conditions"] = _set_condition(status.get("conditions") or [], "Ready", want, reason)
+    return obj
 
 
 def _start_pod(obj: Obj) -> Obj | None:
