@@ -186,6 +186,244 @@ def plan(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, ...],
         click.echo(render_plan_table(the_plan))
 
 
+# --- the lifecycle commands: create, list, show, outputs, destroy, scale (issue 3) ------------------
+
+
+def _progress(obj: Context) -> Any:
+    from provisioner.engine.progress import make_progress
+
+    return make_progress(sys.stderr, quiet=obj.verbosity < 0)
+
+
+def _driver_factory(credentials: dict[str, Any], settings: Any) -> Callable[[str, str | None], Any]:
+    """(provider, region) → a cloud driver, with the credentials read for this command only."""
+    from provisioner.clouds.registry import driver_for
+    from provisioner.errors import CredentialsError
+
+    def factory(provider: str, region: str | None) -> Any:
+        if provider not in credentials:
+            raise CredentialsError(f"no {provider} credentials: give --auth FILE or the usual environment")
+        return driver_for(credentials[provider], region, settings.provisioner)
+
+    return factory
+
+
+def _recorded_credentials(dep: Any, auth: str | None) -> dict[str, Any]:
+    """The credentials of every cloud the deployment uses: from --auth if given, else read again
+    from where the deployment recorded they came from (DESIGN §2)."""
+    from provisioner.credentials import credentials_from_source, resolve_credentials
+
+    providers = [p for p, _region in dep.locations if p != "fleet"]
+    if auth:
+        return resolve_credentials(providers, auth)
+    found = {}
+    for provider in dict.fromkeys(providers):
+        source = dep.credentials.get(provider)
+        found[provider] = (credentials_from_source(provider, source) if source
+                           else resolve_credentials([provider])[provider])
+    return found
+
+
+def _open_store(obj: Context) -> Any:
+    from provisioner.state import StateStore
+
+    return StateStore.open(obj.state_path)
+
+
+@main.command()
+@template_options
+@click.option("--name", metavar="NAME", help="Name the deployment; a re-run with the same name resumes it.")
+@click.option("--auth", "auth", metavar="FILE", type=click.Path(dir_okay=False),
+              help="IM-format auth file (default: AWS_*/OS_* variables, ~/.aws, clouds.yaml).")
+@click.option("--no-configure", is_flag=True, help="Return once every machine runs (no SSH, no Ansible).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_obj
+@handles_errors
+def create(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, ...], inputs_file: str | None,
+           import_paths: tuple[str, ...], name: str | None, auth: str | None, no_configure: bool,
+           yes: bool) -> None:
+    """Create the cluster TEMPLATE(s) describe (or resume `--name NAME` after an interruption)."""
+    from provisioner.credentials import resolve_credentials
+    from provisioner.engine import CreateRequest, with_credential_regions
+    from provisioner.engine import create as run_create
+    from provisioner.engine.views import outputs, render_outputs
+    from provisioner.plan import make_plan
+    from provisioner.template import parse_input_pairs
+
+    spec = load_spec(obj, templates, input_pairs, inputs_file, import_paths)
+    credentials = resolve_credentials([g.provider for g in spec.groups], auth)
+    spec = with_credential_regions(spec, {p: c.region for p, c in credentials.items()},
+                                   parse_input_pairs(input_pairs, inputs_file))
+    the_plan = make_plan(spec, obj.settings)
+    for warning in the_plan.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    machines = sum(g.count for g in the_plan.groups if g.provider != "fleet")
+    if not yes and sys.stdin.isatty():
+        click.confirm(f"Create {machines} machine(s), about ${the_plan.cost_per_hour:.4f}/h?", abort=True,
+                      err=True)
+    request = CreateRequest(
+        plan=the_plan, name=name, templates=tuple(str(Path(t).resolve()) for t in templates),
+        credentials={p: c.source.to_json() for p, c in credentials.items()}, configure=not no_configure)
+    with _open_store(obj) as store:
+        dep = run_create(store, request, _driver_factory(credentials, obj.settings), obj.settings,
+                         _progress(obj))
+        click.echo(f"deployment {dep.name} ({dep.id}) created: {len(store.nodes(dep.id))} node(s)")
+        shown = outputs(dep, store.nodes(dep.id), store.secrets(dep.id))
+        if shown:
+            click.echo(render_outputs(shown))
+
+
+@main.command(name="list")
+@click.option("-o", "--output", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+@click.pass_obj
+@handles_errors
+def list_(obj: Context, fmt: str) -> None:
+    """The deployments in the state file."""
+    from provisioner.engine.views import render_list, summary_json
+
+    with _open_store(obj) as store:
+        entries = [summary_json(d, store.nodes(d.id)) for d in store.list_deployments()]
+    click.echo(json.dumps(entries, indent=2) if fmt == "json" else render_list(entries))
+
+
+@main.command()
+@click.argument("deployment", metavar="ID")
+@click.option("-o", "--output", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+@click.option("--show-secrets", is_flag=True, help="Show secret values and secret outputs unmasked.")
+@click.pass_obj
+@handles_errors
+def show(obj: Context, deployment: str, fmt: str, show_secrets: bool) -> None:
+    """A deployment: nodes, outputs, secrets (masked), recent events."""
+    from provisioner.engine.views import render_show, show_json
+
+    with _open_store(obj) as store:
+        dep = store.get(deployment)
+        doc = show_json(dep, store.nodes(dep.id), store.events(dep.id, limit=30), store.secrets(dep.id),
+                        show_secrets)
+    click.echo(json.dumps(doc, indent=2) if fmt == "json" else render_show(doc))
+
+
+@main.command(name="outputs")
+@click.argument("deployment", metavar="ID")
+@click.option("-o", "--output", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+@click.option("--show-secrets", is_flag=True, help="Show outputs built from secrets unmasked.")
+@click.pass_obj
+@handles_errors
+def outputs_(obj: Context, deployment: str, fmt: str, show_secrets: bool) -> None:
+    """The template's outputs, filled in from the created nodes and secrets."""
+    from provisioner.engine.views import outputs, render_outputs
+
+    with _open_store(obj) as store:
+        dep = store.get(deployment)
+        items = outputs(dep, store.nodes(dep.id), store.secrets(dep.id), show_secrets)
+    click.echo(json.dumps({o["name"]: o["value"] for o in items}, indent=2) if fmt == "json"
+               else render_outputs(items))
+
+
+@main.command()
+@click.argument("deployment", metavar="ID")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--keep-data", is_flag=True, help="Keep the front-end's data volume.")
+@click.option("--auth", "auth", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Auth file to use instead of the one the deployment recorded.")
+@click.option("--provider", type=click.Choice(["aws", "openstack"]),
+              help="With a lost local record: the cloud to sweep (default: every one the credentials reach).")
+@click.option("--region", metavar="REGION", help="With a lost local record: the region to sweep.")
+@click.pass_obj
+@handles_errors
+def destroy(obj: Context, deployment: str, yes: bool, keep_data: bool, auth: str | None,
+            provider: str | None, region: str | None) -> None:
+    """Remove everything of deployment ID in every cloud and region it used.
+
+    \b
+    Idempotent. If the state file lost the deployment, give its id and where to look:
+      oscar-deploy destroy 1a2b3c4d --provider aws --region eu-west-1 [--auth FILE]
+    or the id alone to sweep every cloud the credentials reach (their own regions).
+    """
+    from provisioner.engine import destroy as run_destroy
+    from provisioner.engine import sweep
+
+    with _open_store(obj) as store:
+        dep = store.find(deployment)
+        if not yes and sys.stdin.isatty():
+            click.confirm(f"Destroy every resource of deployment {deployment}?", abort=True, err=True)
+        if dep is not None:
+            credentials = _recorded_credentials(dep, auth)
+            removed = run_destroy(store, dep.id, _driver_factory(credentials, obj.settings),
+                                  keep_data=keep_data, progress=_progress(obj))
+            label = f"{dep.name} ({dep.id})"
+        else:
+            removed = _sweep_lost(obj, deployment, auth, provider, region, keep_data, sweep)
+            label = deployment
+    for item in removed:
+        click.echo(f"removed {item.describe()}")
+    click.echo(f"deployment {label} destroyed: {len(removed)} resource(s) removed"
+               + (" (nothing was left)" if not removed else ""))
+
+
+def _sweep_lost(obj: Context, deployment: str, auth: str | None, provider: str | None, region: str | None,
+                keep_data: bool, sweep: Callable[..., Any]) -> Any:
+    """Sweep for a deployment the state file does not know (its record was lost)."""
+    import re
+
+    from provisioner.credentials import resolve_credentials
+    from provisioner.errors import BadInput, CredentialsError
+
+    if not re.fullmatch(r"[0-9a-f]{8}", deployment):
+        raise BadInput(f"no deployment {deployment!r} in {obj.state_path}; to sweep a deployment whose "
+                       "record was lost, give its 8-hex-digit id (resource names start with "
+                       "oscar-deploy-<id>-)")
+    providers = [provider] if provider else ["aws", "openstack"]
+    credentials: dict[str, Any] = {}
+    for name in providers:
+        try:
+            credentials.update(resolve_credentials([name], auth))
+        except CredentialsError:
+            if provider:
+                raise
+    if not credentials:
+        raise BadInput("no cloud credentials found to sweep with: give --auth FILE or --provider")
+    locations = []
+    for name, creds in credentials.items():
+        where = region or creds.region
+        if where is None and name == "aws":
+            raise BadInput(f"no region known for {name}: give --region")
+        locations.append((name, where))
+    log.info("no local record of %s: sweeping %s", deployment,
+             ", ".join(f"{p} {r}" if r else p for p, r in locations))
+    return sweep(deployment, locations, _driver_factory(credentials, obj.settings), keep_data=keep_data,
+                 progress=_progress(obj))
+
+
+@main.command()
+@click.argument("deployment", metavar="ID")
+@click.argument("group")
+@click.argument("count", type=click.IntRange(min=0))
+@click.option("--auth", "auth", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Auth file to use instead of the one the deployment recorded.")
+@click.pass_obj
+@handles_errors
+def scale(obj: Context, deployment: str, group: str, count: int, auth: str | None) -> None:
+    """Set cloud worker GROUP of deployment ID to COUNT nodes (removes the newest idle first)."""
+    from provisioner.engine import scale as run_scale
+    from provisioner.engine.scale import scalable_group
+
+    with _open_store(obj) as store:
+        dep = store.get(deployment)
+        scalable_group(dep, group, count)  # bad input is refused before reading credentials
+        credentials = _recorded_credentials(dep, auth)
+        result = run_scale(store, dep.id, group, count, _driver_factory(credentials, obj.settings),
+                           obj.settings, progress=_progress(obj))
+    for name in result.added:
+        click.echo(f"added {name}")
+    for name in result.removed:
+        click.echo(f"removed {name}")
+    click.echo(f"{dep.name} group {group}: {result.before} → {result.after} node(s)")
+
+
 @main.command()
 @click.argument("trace", type=click.Path(dir_okay=False))
 @click.option("--groups", "groups_file", required=True, type=click.Path(dir_okay=False),

@@ -14,9 +14,10 @@ credential value; it returns data and raises the typed errors of ``provisioner.e
 CLI prints.
 """
 
-from provisioner.engine.create import CreateRequest, create
+from provisioner.engine.create import CreateRequest, create, with_credential_regions
 from provisioner.engine.destroy import Removed, destroy, sweep
 from provisioner.engine.scale import ScaleResult, scale
 from provisioner.engine.sites import DriverFactory
 
-__all__ = ["CreateRequest", "DriverFactory", "Removed", "ScaleResult", "create", "destroy", "scale", "sweep"]
+__all__ = ["CreateRequest", "DriverFactory", "Removed", "ScaleResult", "create", "destroy", "scale", "sweep",
+           "with_credential_regions"]

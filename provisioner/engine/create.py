@@ -24,6 +24,7 @@ from typing import Any
 
 from provisioner.clouds.base import CloudNode
 from provisioner.config import Settings
+from provisioner.credentials import choose_region
 from provisioner.engine.keys import new_private_key, public_key_of
 from provisioner.engine.launch import Launch, NodeJob, Site, addresses_of
 from provisioner.engine.progress import NullProgress, Progress
@@ -39,6 +40,7 @@ from provisioner.engine.sites import (
 from provisioner.engine.targets import GroupTarget, group_targets, targets_to_json, wanted_names
 from provisioner.errors import CloudError, OscarDeployError
 from provisioner.plan import Plan, plan_to_json
+from provisioner.spec import ClusterSpec
 from provisioner.state import Deployment, StateStore, generate_secret, write_private_file
 
 log = logging.getLogger(__name__)
@@ -272,3 +274,17 @@ def create(store: StateStore, request: CreateRequest, driver_factory: DriverFact
         store.set_status(dep.id, "created")
         store.add_event(dep.id, "create", "done")
     return store.get(dep.id)
+
+
+def with_credential_regions(spec: ClusterSpec, regions: Mapping[str, str | None],
+                            explicit_inputs: Mapping[str, Any]) -> ClusterSpec:
+    """DESIGN §3's region order for every cloud group: an input given with ``-i`` (or ``--inputs``)
+    wins, then the credential's region (``regions``: provider → region), then the template's."""
+    given = {str(v) for k, v in explicit_inputs.items() if "region" in k.lower()}
+    groups = []
+    for group in spec.groups:
+        if group.provider in regions and group.region not in given:
+            region = choose_region(None, regions[group.provider], group.region)
+            group = dataclasses.replace(group, region=region)
+        groups.append(group)
+    return dataclasses.replace(spec, groups=tuple(groups))

@@ -101,3 +101,75 @@ def show_json(deployment: Deployment, nodes: Sequence[Node], events: Sequence[Ev
         "secrets": {name: (value if show_secrets else MASK) for name, value in sorted(secrets.items())},
         "events": [{"at": e.at, "kind": e.kind, "message": e.message} for e in events],
     }
+
+
+def _table_text(render: Any) -> str:
+    import io
+
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=120, no_color=True, highlight=False, emoji=False)
+    render(console)
+    return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()).rstrip("\n")
+
+
+def render_list(entries: Sequence[Mapping[str, Any]]) -> str:
+    """The ``list`` table from ``summary_json`` entries."""
+    from rich.table import Table
+
+    if not entries:
+        return "no deployments"
+    table = Table(title="Deployments", title_justify="left")
+    for column in ("id", "name", "status", "where", "nodes", "created"):
+        table.add_column(column)
+    for e in entries:
+        where = ", ".join(f"{loc['provider']} {loc['region']}" if loc["region"] else loc["provider"]
+                          for loc in e["locations"]) or "edge boards"
+        groups = ", ".join(f"{g} {n}" for g, n in e["groups"].items()) or "0"
+        table.add_row(e["id"], e["name"], e["status"], where, groups, e["created_at"][:19].replace("T", " "))
+    return _table_text(lambda c: c.print(table))
+
+
+def render_outputs(items: Sequence[Mapping[str, Any]]) -> str:
+    return "\n".join(f"{o['name']}: {o['value']}" for o in items)
+
+
+def render_show(doc: Mapping[str, Any]) -> str:
+    """The ``show`` view of a ``show_json`` document."""
+    from rich.table import Table
+
+    def draw(console: Any) -> None:
+        console.print(f"{doc['name']} ({doc['id']}): {doc['status']}, created {doc['created_at'][:19]}Z")
+        console.print("templates: " + (", ".join(doc["templates"]) or "-"))
+        nodes = Table(title="Nodes", title_justify="left")
+        for column in ("name", "group", "where", "id", "state", "public", "private"):
+            nodes.add_column(column, overflow="fold")
+        for n in doc["nodes"]:
+            where = f"{n['provider']} {n['region']}" if n["region"] else n["provider"]
+            nodes.add_row(n["name"], n["group"], where, n["cloud_id"] or "-", n["state"],
+                          ", ".join(n["addresses"].get("public") or []) or "-",
+                          ", ".join(n["addresses"].get("private") or []) or "-")
+        console.print(nodes)
+        if doc["outputs"]:
+            outputs = Table(title="Outputs", title_justify="left")
+            outputs.add_column("output")
+            outputs.add_column("value", overflow="fold")
+            for o in doc["outputs"]:
+                outputs.add_row(o["name"], o["value"])
+            console.print(outputs)
+        if doc["secrets"]:
+            secrets = Table(title="Secrets", title_justify="left")
+            secrets.add_column("name")
+            secrets.add_column("value", overflow="fold")
+            for name, value in doc["secrets"].items():
+                secrets.add_row(name, value)
+            console.print(secrets)
+        events = Table(title="Recent events", title_justify="left")
+        for column in ("at", "kind", "message"):
+            events.add_column(column, overflow="fold")
+        for e in doc["events"]:
+            events.add_row(e["at"][:19].replace("T", " "), e["kind"], e["message"])
+        console.print(events)
+
+    return _table_text(draw)
