@@ -281,7 +281,8 @@ def test_pods_per_node_and_memory_are_respected(kube_api: KubeApiServer, v1: Any
     kube_api.create_pods(5, cpus=0.1, memory_mib=100)
     kube_api.create_pod("fat", cpus=0.1, memory_mib=2048)
     kube_api.wait_until(lambda: len(kube_api.pods(node="w1")) == 3, what="three pods bound")
-    time.sleep(0.2)
+    for _ in range(3):  # more scheduler passes place nothing else
+        kube_api.sim.tick()
     assert len(kube_api.pods(node="w1")) == 3
     fat = _scheduled_condition(v1.read_namespaced_pod("fat", "default"))
     assert "Insufficient memory" in fat.message or "Too many pods" in fat.message
@@ -417,6 +418,10 @@ def test_lease_conflicts_give_409(kube_client: Any) -> None:
             },
         )
     assert err.value.status == 409
+    lease.metadata.resource_version = None  # an unconditional update is refused for leases
+    with pytest.raises(ApiException) as err:
+        leases.replace_namespaced_lease("oscar-elastic", "kube-system", lease)
+    assert err.value.status == 422
     assert leases.read_namespaced_lease("oscar-elastic", "kube-system").spec.holder_identity == "a"
 
 

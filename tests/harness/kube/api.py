@@ -439,6 +439,12 @@ class ApiHandler(BaseHTTPRequestHandler):
             if not isinstance(body, dict) or (body.get("metadata") or {}).get("name") not in (None, name):
                 raise BadRequest("the name of the object does not match the name on the URL")
             expect = (body.get("metadata") or {}).get("resourceVersion") or None
+            if expect is None and not res.unconditional_update:
+                raise Invalid(
+                    f'{res.qualified} "{name}" is invalid: metadata.resourceVersion: Invalid value: 0x0: '
+                    "must be specified for an update",
+                    {"name": name, "kind": res.plural},
+                )
             return self._send_json(
                 200, store.write(key, ns, name, lambda old: _updated(route, old, body), expect_rv=expect)
             )

@@ -39,6 +39,7 @@ class Resource:
     group_version: str
     namespaced: bool
     has_status: bool = False  # writes to the main resource keep the old status (status subresource)
+    unconditional_update: bool = True  # False: a PUT must carry metadata.resourceVersion (leases)
 
     @property
     def api_version(self) -> str:
@@ -58,7 +59,7 @@ RESOURCES: dict[str, Resource] = {
         Resource("namespaces", "Namespace", "v1", False, has_status=True),
         Resource("configmaps", "ConfigMap", "v1", True),
         Resource("events", "Event", "v1", True),
-        Resource("leases", "Lease", "coordination.k8s.io/v1", True),
+        Resource("leases", "Lease", "coordination.k8s.io/v1", True, unconditional_update=False),
         Resource("poddisruptionbudgets", "PodDisruptionBudget", "policy/v1", True, has_status=True),
         Resource("events", "Event", "events.k8s.io/v1", True),
     )
