@@ -143,6 +143,36 @@ def test_node_lifecycle_with_every_option_then_nothing_left(
     assert left["key_pairs"] == [] and left["security_groups"] == []
 
 
+def test_leftovers_are_what_carries_the_deployments_tag_or_prefix(
+        driver: EC2NodeDriver, ec2_emulator: Any, public_key: str) -> None:
+    image, size = _ubuntu(driver), _size(driver)
+    tagged = driver.create_node(name="worker", image=image, size=size, ex_metadata=DEPLOYMENT_TAGS)
+    named = driver.create_node(name="oscar-deploy-d1-fe", image=image, size=size)  # a crash before tagging
+    driver.create_node(name="oscar-deploy-d10-fe", image=image, size=size)  # another deployment
+    driver.import_key_pair_from_string("oscar-deploy-d1-key", public_key)
+    driver.import_key_pair_from_string("mine-not-yours", public_key)
+    group_id = driver.ex_create_security_group("oscar-deploy-d1-sg", "x")["group_id"]
+    left = ec2_emulator.leftovers("d1", REGION)
+    assert sorted(i["id"] for i in left["instances"]) == sorted([tagged.id, named.id])
+    assert [k["name"] for k in left["key_pairs"]] == ["oscar-deploy-d1-key"]
+    assert [g["id"] for g in left["security_groups"]] == [group_id]
+    for node in (tagged, named):
+        driver.destroy_node(node)
+    driver.delete_key_pair(next(k for k in driver.list_key_pairs() if k.name == "oscar-deploy-d1-key"))
+    driver.ex_delete_security_group_by_id(group_id)
+    assert all(items == [] for items in ec2_emulator.leftovers("d1", REGION).values())
+    assert len(ec2_emulator.leftovers("d10", REGION)["instances"]) == 1
+
+
+def test_instance_metadata_v2_can_be_required(driver: EC2NodeDriver, ec2_emulator: Any) -> None:
+    node = driver.create_node(name="oscar-deploy-d1-fe", image=_ubuntu(driver), size=_size(driver))
+    params = {"Action": "ModifyInstanceMetadataOptions", "InstanceId": node.id, "HttpTokens": "required",
+              "HttpEndpoint": "enabled"}
+    assert driver.connection.request("/", params=params).status == 200
+    (seen,) = ec2_emulator.inventory(REGION)["instances"]
+    assert seen["http_tokens"] == "required"
+
+
 def test_volume_create_tag_attach_detach_destroy(driver: EC2NodeDriver, ec2_emulator: Any) -> None:
     node = driver.create_node(name="oscar-deploy-d1-fe", image=_ubuntu(driver), size=_size(driver))
     zone = next(z for z in driver.list_locations() if z.availability_zone.name == node.extra["availability"])

@@ -241,6 +241,35 @@ def test_floating_ip_create_attach_detach_delete(
     assert driver.ex_list_floating_ips() == [] and openstack_server.state()["floating_ips"] == []
 
 
+def test_leftovers_are_what_carries_the_deployments_metadata_or_prefix(
+    openstack_server: Any, driver: OpenStack_2_NodeDriver, public_key: str
+) -> None:
+    tagged = _running(driver, _boot(driver, name="worker", ex_metadata=META))
+    named = _boot(driver, name="oscar-deploy-d1-fe")
+    _boot(driver, name="oscar-deploy-d10-fe")
+    key = driver.import_key_pair_from_string("oscar-deploy-d1-key", public_key)
+    group = driver.ex_create_security_group("oscar-deploy-d1-sg", "x")
+    volume = driver.create_volume(1, "oscar-deploy-d1-data")
+    ip = driver.ex_create_floating_ip("public")
+    driver.ex_attach_floating_ip_to_node(tagged, ip)
+    left = openstack_server.leftovers("d1")
+    assert sorted(s["name"] for s in left["servers"]) == ["oscar-deploy-d1-fe", "worker"]
+    assert [len(left[kind]) for kind in ("keypairs", "security_groups", "volumes", "floating_ips")] == [
+        1,
+        1,
+        1,
+        1,
+    ]
+    for node in (tagged, named):
+        driver.destroy_node(node)
+    time.sleep(0.25)
+    driver.delete_key_pair(key), driver.ex_delete_security_group(group), driver.destroy_volume(volume)
+    assert len(openstack_server.leftovers("d1")["floating_ips"]) == 1  # detached by the delete, still leaked
+    driver.ex_delete_floating_ip(ip)
+    assert all(items == [] for items in openstack_server.leftovers("d1").values())
+    assert [s["name"] for s in openstack_server.leftovers("d10")["servers"]] == ["oscar-deploy-d10-fe"]
+
+
 def test_volume_create_attach_detach_delete(openstack_server: Any, driver: OpenStack_2_NodeDriver) -> None:
     node = _boot(driver, name="oscar-deploy-d1-fe")
     volume = driver.create_volume(20, "oscar-deploy-d1-data")

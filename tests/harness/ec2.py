@@ -35,7 +35,8 @@ Test knobs, over HTTP (`/_harness/...`) and from Python (`Ec2Emulator`):
   `InsufficientInstanceCapacity` (500, optionally only for an instance type or zone) without being
   performed; `latency_s` delays every API call. `GET` shows the plan.
 - `GET /_harness/inventory?region=R` everything that exists (instances with state, key pairs,
-  security groups, volumes, addresses, with tags), to assert "zero left".
+  security groups, volumes, addresses, with tags), to assert "zero left"; with `&deployment=ID`
+  only what carries that deployment's tag or name prefix and is not terminated (`leftovers`).
 - `GET /_harness/calls` the API actions received, in order, with the injected fault if any.
 - `POST /_harness/reset` empties moto and clears faults and the call log.
 
@@ -297,8 +298,10 @@ class Ec2Fixups:
             elif path == "/_harness/faults":
                 payload = self.injector.plan.to_dict()
             elif path == "/_harness/inventory":
-                region = parse_qs(environ.get("QUERY_STRING", "")).get("region", ["us-east-1"])[0]
-                payload = inventory(region)
+                query = parse_qs(environ.get("QUERY_STRING", ""))
+                region = query.get("region", ["us-east-1"])[0]
+                deployment = query.get("deployment", [None])[0]
+                payload = leftovers(region, deployment) if deployment else inventory(region)
             elif path == "/_harness/calls":
                 with self._lock:
                     payload = {"calls": [c.__dict__ for c in self.calls]}
@@ -366,11 +369,11 @@ def inventory(region: str) -> dict[str, list[dict[str, Any]]]:
         {"id": i.id, "state": i._state.name, "type": i.instance_type, "zone": i.placement.zone,
          "image": i.image_id, "key_name": i.key_name, "tags": _tags(i),
          "security_groups": sorted(g.id for g in i.security_groups), "subnet": i.subnet_id,
-         "user_data": _user_data(i)}
+         "user_data": _user_data(i), "http_tokens": i.metadata_options.http_tokens}
         for i in be.all_instances()
     ]
-    key_pairs = [{"name": name, "fingerprint": kp.key_fingerprint, "id": getattr(kp, "id", None)}
-                 for name, kp in be.key_pairs.items()]
+    key_pairs = [{"name": name, "fingerprint": kp.key_fingerprint, "id": getattr(kp, "id", None),
+                  "tags": _tags(kp)} for name, kp in be.key_pairs.items()]
     groups = [{"id": g.id, "name": g.name, "vpc": g.vpc_id, "tags": _tags(g)}
               for vpc in be.groups.values() for g in vpc.values()]
     volumes = [{"id": v.id, "status": v.status, "size": v.size, "zone": v.zone.name if v.zone else None,
@@ -381,6 +384,21 @@ def inventory(region: str) -> dict[str, list[dict[str, Any]]]:
                  for a in be.addresses]
     return {"instances": instances, "key_pairs": key_pairs, "security_groups": groups,
             "volumes": volumes, "addresses": addresses}
+
+
+def leftovers(region: str, deployment: str) -> dict[str, list[dict[str, Any]]]:
+    """What of `deployment` still exists in `region`: tagged `oscar-deploy:deployment=<id>` or named
+    `oscar-deploy-<id>-...` (DESIGN §2); terminated instances do not count. Empty lists = nothing leaked."""
+    prefix = f"oscar-deploy-{deployment}-"
+
+    def ours(item: dict[str, Any]) -> bool:
+        tags = item.get("tags") or {}
+        name = item.get("name") or tags.get("Name") or ""
+        return tags.get("oscar-deploy:deployment") == deployment or name.startswith(prefix)
+
+    found = inventory(region)
+    found["instances"] = [i for i in found["instances"] if i["state"] not in ("terminated", "shutting-down")]
+    return {kind: [item for item in items if ours(item)] for kind, items in found.items()}
 
 
 def _quiet_handler() -> type:
@@ -460,6 +478,9 @@ class Ec2Emulator:
 
     def inventory(self, region: str = "us-east-1") -> dict[str, list[dict[str, Any]]]:
         return inventory(region)
+
+    def leftovers(self, deployment: str, region: str = "us-east-1") -> dict[str, list[dict[str, Any]]]:
+        return leftovers(region, deployment)
 
     @property
     def calls(self) -> list[CallRecord]:

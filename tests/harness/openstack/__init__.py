@@ -23,12 +23,17 @@ Behaviour worth knowing when writing tests against it:
 - Without `networks`, Nova picks the project's only tenant network; with several it answers 409.
 - Neutron allows duplicate security group names; Nova then refuses a name that is ambiguous.
 - Flavors show `extra_specs` from microversion 2.61 (`ex_force_microversion="2.61"`) or through
-  `/flavors/{id}/os-extra_specs`, as Nova does.
+  `/flavors/{id}/os-extra_specs`, as Nova does; libcloud's `list_sizes` reads neither (use
+  `ex_get_size_extra_specs`), and looks up a price per flavor in its 0.2 s pricing file, uncached on a
+  miss: `libcloud.pricing.set_pricing("compute", "openstack", {})` makes it instant.
+- Image properties (`os_distro`, `os_version`, `architecture`) are top-level keys as in Glance v2;
+  libcloud's `NodeImage.extra` keeps `os_distro` and `os_version` only.
 
 Test knobs (HTTP under `/_harness/`, or the `OpenStackServer` handle): `faults` (a `FaultPlan`:
 `overLimit` 429, `computeFault` 500, `ServiceUnavailable` 503, and `NoValidHost`, which lets
 the server be created and then puts it in ERROR with Nova's fault, optionally only for one flavor
-name or zone), `latency_s` per call, `state` (everything that exists), `calls`, `reset`.
+name or zone), `latency_s` per call, `state` (everything that exists; with `?deployment=ID`, or
+`leftovers(ID)`, what of one deployment is left), `calls`, `reset`.
 
 Layout: `wire` (requests, error documents), `keys`, `seed` (credentials, flavors, images), `cloud`
 (state and operations), `api` (routes), `server` (HTTP server, control endpoints, `OpenStackServer`).

@@ -747,7 +747,7 @@ class Cloud:
             "status": "DOWN",
             "tenant_id": self.project_id,
             "project_id": self.project_id,
-            "description": "",
+            "description": spec.get("description") or "",
             "tags": [],
             "port_details": None,
             "created_at": now_iso(),
@@ -862,7 +862,13 @@ class Cloud:
                     for g in self.security_groups.values()
                 ],
                 "floating_ips": [
-                    {"id": f["id"], "address": f["floating_ip_address"], "port_id": f["port_id"]}
+                    {
+                        "id": f["id"],
+                        "address": f["floating_ip_address"],
+                        "port_id": f["port_id"],
+                        "server_id": self.ports[f["port_id"]]["device_id"] if f["port_id"] else None,
+                        "description": f["description"],
+                    }
                     for f in self.floating_ips.values()
                 ],
                 "volumes": [
@@ -884,3 +890,32 @@ class Cloud:
                     for n in self.networks.values()
                 ],
             }
+
+    def leftovers(self, deployment: str) -> dict[str, list[dict[str, Any]]]:
+        """What of `deployment` still exists: servers and volumes with its metadata or name prefix
+        (DESIGN §2), key pairs and security groups with the prefix, and floating IPs attached to those
+        servers or described with the prefix. A floating IP attached to nothing and described with
+        nothing cannot be told apart, so it counts as leaked too. Empty lists = nothing leaked."""
+        prefix = f"oscar-deploy-{deployment}-"
+
+        def ours(item: dict[str, Any]) -> bool:
+            meta = item.get("metadata") or {}
+            name = item.get("name") or ""
+            return meta.get("oscar-deploy:deployment") == deployment or name.startswith(prefix)
+
+        found = self.state()
+        servers = [s for s in found["servers"] if ours(s)]
+        ids = {s["id"] for s in servers}
+        return {
+            "servers": servers,
+            "keypairs": [k for k in found["keypairs"] if ours(k)],
+            "security_groups": [g for g in found["security_groups"] if ours(g)],
+            "volumes": [v for v in found["volumes"] if ours(v)],
+            "floating_ips": [
+                f
+                for f in found["floating_ips"]
+                if f["server_id"] in ids
+                or f["description"].startswith(prefix)
+                or (f["server_id"] is None and not f["description"])
+            ],
+        }

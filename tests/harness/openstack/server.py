@@ -156,6 +156,9 @@ class OpenStackServer:
     def state(self) -> dict[str, Any]:
         return self.cloud.state()
 
+    def leftovers(self, deployment: str) -> dict[str, list[dict[str, Any]]]:
+        return self.cloud.leftovers(deployment)
+
     @property
     def calls(self) -> list[dict[str, Any]]:
         with self.api.calls_lock:
@@ -177,7 +180,8 @@ class OpenStackServer:
             if req.path == "/_harness/faults":
                 return 200, self.injector.plan.to_dict(), {}
             if req.path == "/_harness/state":
-                return 200, self.state(), {}
+                deployment = req.q("deployment")
+                return 200, self.leftovers(deployment) if deployment else self.state(), {}
             if req.path == "/_harness/calls":
                 return 200, {"calls": self.calls}, {}
             if req.path == "/_harness/reset" and req.method == "POST":
