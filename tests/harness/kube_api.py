@@ -6,10 +6,22 @@ coordination.k8s.io/v1 Leases; list, get, create, replace, patch (JSON, merge, s
 delete and watch with resourceVersion, 410 Gone and timeoutSeconds. Behind it a scheduler binds
 pending pods to Ready, schedulable nodes and simulated kubelets run them (see ``kube/cluster.py``).
 
-In tests use the ``kube_api`` fixture (``tests/conftest.py``). By hand::
+In tests use the ``kube_api`` fixture (``tests/conftest.py``; ``kube_api_factory(history=..., timing=...)``
+for other settings, ``kube_client`` for an ``ApiClient``). The handle (``kube/server.py``):
+``url``, ``api_client()``, ``write_kubeconfig(path)``; the environment: ``register_node(name, cpus=,
+memory_mib=, gpus=, pods=, labels=, taints=, unschedulable=, arch=, ready_after_s=)``,
+``set_node_ready(name, False)`` (kubelet stops), ``restart_node``, ``delete_node``, ``add_daemonset``,
+``create_pod(name, cpus=, memory_mib=, gpus=, runtime_s=, node_selector=, tolerations=, ...)``,
+``create_pods(count, prefix, ...)``, ``power_commands(**node_options)`` (shell commands for a
+``command`` group, see ``kube/ctl.py``); reading: ``pods(namespace, node, phase)``, ``nodes()``,
+``get(resource, name, namespace)``, ``compact()`` (force 410), ``wait_until(predicate)``,
+``sim.tick()`` (one deterministic pass of the control loops).
 
-    python -m tests.harness.kube_api --port 8001 --node w1:4:8192 --time-scale 0.1
-    kubectl --server http://127.0.0.1:8001 get nodes
+Harness seconds (pod ``harness/runtime-s`` annotation, node ready delay, ``tolerationSeconds``) are
+multiplied by ``Timing.time_scale``; the fixture uses 0.01. By hand::
+
+    python -m tests.harness.kube_api --port 8001 --node w1:4:8192 --time-scale 0.1 --kubeconfig /tmp/kc
+    python -m tests.harness.kube.ctl --server http://127.0.0.1:8001 up w2 --cpus 2
 """
 
 from __future__ import annotations
