@@ -88,7 +88,10 @@ def build_view(seed: int, n_nodes: int, n_running: int, n_pending: int) -> Clust
             elif roll < 0.09 and gname == "edge":
                 state, ready, registered = NodeState.OFF, False, False
             nodes.append(NodeInfo(name, gname, state, NOW - rng.uniform(0, 3600), g.cpu_m, g.memory_mib,
-                                  gpus=g.gpus, labels={**g.labels, "oscar-deploy/group": gname},
+                                  gpus=g.gpus, labels={**g.labels, "oscar-deploy/group": gname,
+                                                       # per-node labels, as k3s sets them
+                                                       "kubernetes.io/hostname": name,
+                                                       "k3s.io/internal-ip": f"10.0.{i // 256}.{i % 256}"},
                                   taints=g.taints, registered=registered, ready=ready,
                                   powered_on_at=on_at, idle_since=idle_since))
     used = [n for n in nodes if n.state in (NodeState.USED, NodeState.DISABLED)]

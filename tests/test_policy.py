@@ -406,3 +406,53 @@ def test_same_inputs_same_decision_whatever_the_order() -> None:
         rng.shuffle(pods)
         rng.shuffle(nodes)
         assert run(nodes, pods, groups) == first
+
+
+# --- pods pinned to a board, per-node labels ------------------------------------------------------
+
+
+def test_pod_pinned_by_hostname_powers_on_that_board() -> None:
+    nodes = [node(f"edge-{i}", "edge", NodeState.OFF, registered=False) for i in range(3)]
+    pinned = pending("cam", node_selector={"kubernetes.io/hostname": "edge-2"})
+    d = run(nodes, [pinned, pending("any")], [edge(boards=3)])
+    assert [(p.node, p.pods) for p in d.power_on] == [("edge-2", ("default/any", "default/cam"))]
+    # the board is not off: no other board will do, and the reason says why
+    busy = [*nodes[:2], node("edge-2", "edge", NodeState.DISABLED)]
+    d = run(busy, [pinned], [edge(boards=3), cloud()])
+    assert d.power_on == ()
+    assert reasons(d)["default/cam"] == "the node of group edge it names is not off (on, failed or disabled)"
+    d = run(nodes, [pending("x", node_selector={"kubernetes.io/hostname": "nowhere"})], [edge(boards=3)])
+    assert "no node group fits" in reasons(d)["default/x"]
+
+
+def test_pinned_pod_rides_a_booting_board() -> None:
+    booting = node(
+        "edge-1",
+        "edge",
+        NodeState.POWERING_ON,
+        registered=False,
+        powered_on_at=NOW - 5,
+        state_since=NOW - 5,
+        cpu_m=4000,
+    )
+    d = run([booting], [pending("cam", node_selector={"kubernetes.io/hostname": "edge-1"})], [edge(boards=2)])
+    assert d.power_on == () and d.not_triggered == ()
+
+
+def test_per_node_labels_do_not_hide_room() -> None:
+    ready = [
+        node(
+            f"c{i}",
+            "cloud",
+            NodeState.USED,
+            labels={"kubernetes.io/hostname": f"c{i}", "k3s.io/internal-ip": f"10.0.0.{i}"},
+        )
+        for i in range(3)
+    ]
+    pods = [running(f"r{i}", f"c{i}", cpu_m=1500) for i in range(3)]
+    unjudged = [PodInfo(f"default/u{i}", "default", 500, 512, created_at=NOW - 60) for i in range(3)]
+    assert run(ready, pods + unjudged, [cloud()]).power_on == ()
+    d = run(
+        ready, [*pods, *unjudged, PodInfo("default/u3", "default", 500, 512, created_at=NOW - 60)], [cloud()]
+    )
+    assert [p.pods for p in d.power_on] == [("default/u3",)]

@@ -232,3 +232,43 @@ def test_every_pod_in_a_large_burst_is_either_placed_or_explained() -> None:
     assert placed + len(d.not_triggered) == 400
     assert Counter(p.group for p in d.power_on) == {"a": 30, "b": 5}
     assert all("at its max" in t.reason for t in d.not_triggered)
+
+
+_SCRIPT = """
+import random
+from elastic.model import *
+from elastic.policy import decide
+rng = random.Random(5)
+arm = {"kubernetes.io/arch": "arm64"}
+boards = tuple(GroupNode(f"b{i}") for i in range(6))
+groups = [NodeGroup("edge", cpus=4, memory_mib=4096, max=6, priority=9, labels=arm, nodes=boards),
+          NodeGroup("a", cpus=4, memory_mib=16384, max=40, cost_per_hour=0.2),
+          NodeGroup("b", cpus=8, memory_mib=8192, max=40, cost_per_hour=0.2, taints=(Taint("t", "1"),))]
+states = [NodeState.IDLE, NodeState.USED, NodeState.POWERING_ON]
+nodes = [NodeInfo(f"n{i}", rng.choice("ab"), rng.choice(states), 1.0, 4000, 8192, ready=True,
+                  idle_since=0.0, powered_on_at=0.0) for i in range(30)]
+tol = (Toleration("t", "Exists"),)
+pods = [PodInfo(f"ns/p{i}", "ns", rng.choice([100, 900, 2500]), rng.choice([100, 3000]),
+                unschedulable_since=1.0, tolerations=tol if rng.random() < 0.3 else (),
+                node_selector=arm if rng.random() < 0.2 else {}) for i in range(300)]
+print(repr(decide(ClusterView(tuple(nodes), tuple(pods)), groups, 1000.0, PolicySettings(extra_free=1))))
+"""
+
+
+def test_decision_does_not_depend_on_hash_seed() -> None:
+    """The simulator's results must be reproducible run to run: no set or dict order may leak out."""
+    import os
+    import subprocess
+    import sys
+
+    outs = {
+        subprocess.run(
+            [sys.executable, "-c", _SCRIPT],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(outs) == 1 and "PowerOn" in next(iter(outs))

@@ -8,8 +8,9 @@ deterministic: the same inputs give the same ``Decision``. One pass, in this ord
 2. ``demand``: one pass over the pods: what runs where, and which pending pods are demand.
 3. a group below its ``min`` gets nodes powered on (they take pending pods like any booting node).
 4. ``capacity``: pending pods are placed on the room of Ready and booting nodes first.
-5. ``scaleup``: the rest are bin-packed onto new nodes of the eligible groups (``packing``), within
-   every max; pods that get nothing are reported as ``NotTriggered`` with the reason.
+5. ``scaleup``: pods pinned by hostname get the very board they name; the rest are bin-packed onto
+   new nodes of the eligible groups (``packing``), within every max; pods that get nothing are
+   reported as ``NotTriggered`` with the reason.
 6. ``extra_free`` spare nodes are topped up.
 7. ``scalein``: idle nodes beyond ``min`` and ``extra_free`` are powered off.
 
@@ -31,9 +32,9 @@ from elastic.model import (
 )
 from elastic.policy.capacity import Slot, place_on_existing
 from elastic.policy.demand import index_pods
-from elastic.policy.fit import node_capacity, node_traits
+from elastic.policy.fit import node_capacity, node_traits, referenced_keys, shape_of
 from elastic.policy.scalein import power_offs
-from elastic.policy.scaleup import ACTIVE_STATES, Budget, GroupInfo, plan_new_nodes
+from elastic.policy.scaleup import ACTIVE_STATES, Budget, GroupInfo, open_pinned_boards, plan_new_nodes
 from elastic.policy.timers import overdue
 
 __all__ = ["decide"]
@@ -41,11 +42,11 @@ __all__ = ["decide"]
 _ON = (NodeState.IDLE, NodeState.USED)
 
 
-def _slot(node: NodeInfo, group: NodeGroup | None, used: list[int] | None) -> Slot:
+def _slot(node: NodeInfo, group: NodeGroup | None, used: list[int] | None, keys: frozenset[str]) -> Slot:
     cap = node_capacity(node, group)
     u = used or (0, 0, 0, 0)
     free = [cap.cpu_m - u[0], cap.memory_mib - u[1], cap.gpus - u[2], cap.pods - u[3]]
-    return Slot(node.name, node.group, node_traits(node, group), free, node.state_since)
+    return Slot(node.name, node.group, node_traits(node, group, keys), free, node.state_since)
 
 
 def decide(view: ClusterView, groups: Sequence[NodeGroup], now: float, settings: PolicySettings) -> Decision:
@@ -60,6 +61,7 @@ def decide(view: ClusterView, groups: Sequence[NodeGroup], now: float, settings:
     failed_nodes = {f.node for f in failed}
     failing = {n.group for n in nodes if n.name in failed_nodes and n.state is NodeState.POWERING_ON}
 
+    keys = referenced_keys(shape_of(p) for p in index.demand)
     ready: list[Slot] = []
     booting: list[Slot] = []
     active = dict.fromkeys(by_name, 0)
@@ -70,9 +72,9 @@ def decide(view: ClusterView, groups: Sequence[NodeGroup], now: float, settings:
             active[node.group] += 1
         group = by_name.get(node.group)
         if node.state is NodeState.POWERING_ON:
-            booting.append(_slot(node, group, index.used.get(node.name)))
+            booting.append(_slot(node, group, index.used.get(node.name), keys))
         elif node.state in _ON and node.ready and node.registered and not node.cordoned:
-            ready.append(_slot(node, group, index.used.get(node.name)))
+            ready.append(_slot(node, group, index.used.get(node.name), keys))
 
     budget = Budget.build(nodes, by_name, view.backoff_until, failing, failed_nodes, now, settings)
     power_on: list[PowerOn] = []
@@ -96,6 +98,13 @@ def decide(view: ClusterView, groups: Sequence[NodeGroup], now: float, settings:
         group = by_name[slot.group]
         power_on.append(PowerOn(slot.group, slot.name, f"group {slot.group} below its min ({group.min})",
                                 tuple(sorted(slot.pods))))
+    boards = open_pinned_boards(leftover, infos, budget)
+    if boards:
+        leftover = place_on_existing(leftover, [], boards, now, settings.pending_grace_s)
+        for slot in boards:
+            if slot.pods:
+                reason = f"{len(slot.pods)} pending pod(s) name this node"
+                power_on.append(PowerOn(slot.group, slot.name, reason, tuple(sorted(slot.pods))))
     new_nodes, not_triggered = plan_new_nodes(leftover, infos, budget)
     for new in new_nodes:
         active[new.group] += 1

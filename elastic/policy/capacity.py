@@ -45,7 +45,8 @@ class Slot:
     pods: list[str] = dataclasses.field(default_factory=list)
 
 
-def _room_for(shape: Shape, free: list[int]) -> int:
+def room_for(shape: Shape, free: list[int]) -> int:
+    """How many pods of ``shape`` fit in ``free`` room."""
     k = free[3]
     if shape.cpu_m > 0:
         k = min(k, free[0] // shape.cpu_m)
@@ -150,7 +151,7 @@ def place_on_existing(
         elif tier < len(recent):
             for slot in recent[tier:]:  # few: nodes whose state changed within the grace
                 if taken < len(keys) and allows(shape.constraints, slot.traits):
-                    k = min(_room_for(shape, slot.free), len(keys) - taken)
+                    k = min(room_for(shape, slot.free), len(keys) - taken)
                     if k > 0:
                         slot.free[0] -= shape.cpu_m * k
                         slot.free[1] -= shape.memory_mib * k

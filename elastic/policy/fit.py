@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from elastic.model import MatchExpression, NodeGroup, NodeInfo, PodInfo, Taint, Toleration
+
+HOSTNAME_LABEL = "kubernetes.io/hostname"
+"""Every node has it, with its own name: the way a pod is pinned to one edge board."""
 
 GROUP_LABEL = "oscar-deploy/group"
 """Label every worker carries with its group's name (derived here; the actuator sets it on the Node)."""
@@ -129,10 +132,26 @@ def group_capacity(group: NodeGroup) -> Capacity:
     return Capacity(group.cpu_m, group.memory_mib, group.gpus, group.max_pods)
 
 
-def node_traits(node: NodeInfo, group: NodeGroup | None) -> Traits:
+def referenced_keys(shapes: Iterable[Shape]) -> frozenset[str]:
+    """The label keys any of these pods' selectors or affinities mention."""
+    keys: set[str] = set()
+    for shape in shapes:
+        keys.update(k for k, _ in shape.constraints.selector)
+        keys.update(e.key for term in shape.constraints.affinity for e in term)
+    return frozenset(keys)
+
+
+def node_traits(node: NodeInfo, group: NodeGroup | None, keys: frozenset[str] | None = None) -> Traits:
     """A known node's traits. Its own labels win over the group's (an unregistered node has none yet);
-    taints a booting node carries only until it is Ready are ignored."""
-    labels = {**group_labels(group), **node.labels} if group is not None else dict(node.labels)
+    taints a booting node carries only until it is Ready are ignored.
+
+    With ``keys``, only those labels are kept: a label no pod mentions cannot change whether it fits,
+    and dropping the per-node ones (hostname, internal IP) lets thousands of nodes share a few traits.
+    """
+    derived = group_labels(group) if group is not None else {}
+    labels = {**derived, HOSTNAME_LABEL: node.name, **node.labels}
+    if keys is not None:
+        labels = {k: v for k, v in labels.items() if k in keys}
     taints = list(node.taints) if node.registered or group is None else list(group.taints) + list(node.taints)
     kept = tuple(t for t in taints if t.key not in TRANSIENT_TAINTS)
     return Traits(tuple(sorted(labels.items())), kept)

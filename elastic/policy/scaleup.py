@@ -17,7 +17,17 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 
 from elastic.model import NodeGroup, NodeInfo, NodeState, NotTriggered, PodInfo, PolicySettings
-from elastic.policy.fit import Capacity, Shape, Traits, allows, group_capacity, group_traits, shape_of
+from elastic.policy.capacity import Slot, room_for
+from elastic.policy.fit import (
+    HOSTNAME_LABEL,
+    Capacity,
+    Shape,
+    Traits,
+    allows,
+    group_capacity,
+    group_traits,
+    shape_of,
+)
 from elastic.policy.packing import Packing, pack
 
 ACTIVE_STATES = frozenset({NodeState.POWERING_ON, NodeState.IDLE, NodeState.USED, NodeState.UNKNOWN})
@@ -38,6 +48,24 @@ class GroupInfo:
 
     def fits(self, shape: Shape) -> bool:
         return self.capacity.holds(shape) and allows(shape.constraints, self.traits)
+
+    def board_traits(self, board: str) -> Traits:
+        """One named machine of a fleet: the group's traits plus its hostname."""
+        labels = {**dict(self.traits.labels), HOSTNAME_LABEL: board}
+        return Traits(tuple(sorted(labels.items())), self.traits.taints)
+
+    def any_board_fits(self, shape: Shape) -> bool:
+        return self.capacity.holds(shape) and any(
+            allows(shape.constraints, self.board_traits(n.name)) for n in self.group.nodes
+        )
+
+
+def pinned(shape: Shape) -> bool:
+    """Does the pod name a node by hostname (typically an edge board with a sensor attached)?"""
+    c = shape.constraints
+    return any(k == HOSTNAME_LABEL for k, _ in c.selector) or any(
+        e.key == HOSTNAME_LABEL for term in c.affinity for e in term
+    )
 
 
 @dataclasses.dataclass
@@ -120,12 +148,24 @@ class Budget:
             return names
         return [None] * n
 
-    def why_not(self, group: NodeGroup) -> str:
+    def take_board(self, group: str, board: str) -> None:
+        """Commit the power-on of one named machine of a fleet."""
+        assert self.allowance(group) > 0 and board in self.boards[group]
+        self.group_left[group] -= 1
+        if self.cluster_left is not None:
+            self.cluster_left -= 1
+        if self.booting_left is not None:
+            self.booting_left -= 1
+        self.boards[group].remove(board)
+
+    def why_not(self, group: NodeGroup, pinned: bool = False) -> str:
         name = group.name
         if name in self.backoff:
             return self.backoff[name]
         if self.group_left.get(name, 0) <= 0:
             return f"group {name} at its max ({group.max})"
+        if pinned:
+            return f"the node of group {name} it names is not off (on, failed or disabled)"
         if name in self.boards and not self.boards[name]:
             return f"group {name} has no powered-off node left"
         if self.cluster_left is not None and self.cluster_left <= 0:
@@ -142,6 +182,36 @@ class NewNode:
     pods: tuple[str, ...]
 
 
+def open_pinned_boards(pods: Sequence[PodInfo], infos: Sequence[GroupInfo], budget: Budget) -> list[Slot]:
+    """Power on the very boards that pods pinned by hostname name (generic packing cannot: it picks
+    any off board). Returns the opened boards as empty slots; the caller places the pods on them."""
+    counts: dict[Shape, int] = {}
+    for pod in pods:
+        shape = shape_of(pod)
+        if pinned(shape):
+            counts[shape] = counts.get(shape, 0) + 1
+    opened: list[Slot] = []
+    for shape in sorted(counts, key=lambda s: (-s.gpus, -s.cpu_m, -s.memory_mib, repr(s.constraints))):
+        want = counts[shape] - sum(
+            room_for(shape, o.free) for o in opened if allows(shape.constraints, o.traits)
+        )
+        for info in infos:
+            name = info.group.name
+            if not info.group.nodes or not info.capacity.holds(shape):
+                continue
+            for board in list(budget.boards.get(name, ())):
+                if want <= 0 or budget.allowance(name) <= 0:
+                    break
+                traits = info.board_traits(board)
+                if allows(shape.constraints, traits):
+                    budget.take_board(name, board)
+                    cap = info.capacity
+                    slot = Slot(board, name, traits, [cap.cpu_m, cap.memory_mib, cap.gpus, cap.pods])
+                    opened.append(slot)
+                    want -= room_for(shape, slot.free)
+    return opened
+
+
 def plan_new_nodes(
     pods: Sequence[PodInfo], infos: Sequence[GroupInfo], budget: Budget
 ) -> tuple[list[NewNode], list[NotTriggered]]:
@@ -151,7 +221,8 @@ def plan_new_nodes(
         keys.setdefault(shape_of(pod), []).append(pod.key)
     remaining = {s: len(k) for s, k in keys.items()}
     taken = dict.fromkeys(keys, 0)
-    fits = {(i.group.name, s): i.fits(s) for i in infos for s in keys}
+    # pods pinned to a hostname were given their boards already (open_pinned_boards): never any node
+    fits = {(i.group.name, s): i.fits(s) and not pinned(s) for i in infos for s in keys}
     new: list[NewNode] = []
     while True:
         candidates = [
@@ -191,11 +262,14 @@ def plan_new_nodes(
     for shape, n in remaining.items():
         if n <= 0:
             continue
-        eligible = [i.group for i in infos if fits[(i.group.name, shape)]]
+        if pinned(shape):
+            eligible = [i.group for i in infos if i.group.nodes and i.any_board_fits(shape)]
+        else:
+            eligible = [i.group for i in infos if fits[(i.group.name, shape)]]
         if not eligible:
             reason = f"no node group fits the pod ({shape.describe()})"
         else:
-            reason = "; ".join(budget.why_not(g) for g in eligible)
+            reason = "; ".join(budget.why_not(g, pinned(shape)) for g in eligible)
         not_triggered.extend(NotTriggered(k, reason) for k in keys[shape][taken[shape]:])
     not_triggered.sort(key=lambda t: t.pod)
     return new, not_triggered
