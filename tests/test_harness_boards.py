@@ -68,6 +68,16 @@ def test_ansible_ping_reaches_all_three_boards_without_an_ssh_mux(
     assert all("ControlMaster=no" in c and "ControlPersist" not in c for c in commands), commands[0]
 
 
+def test_ansible_logs_in_as_the_non_root_user_when_the_inventory_says_so(
+    board_hosts: list[Board], tmp_path: Path
+) -> None:
+    inventory = write_inventory(board_hosts, tmp_path / "pi.ini", user="pi")
+    result = ansible("ansible", "-i", str(inventory), "all", "-m", "command", "-a", "id -un", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for board in board_hosts:
+        assert f"{board.name} | CHANGED | rc=0 >>\npi\n" in result.stdout, result.stdout
+
+
 def test_ansible_playbook_writes_a_file_on_every_board_and_is_idempotent(
     board_hosts: list[Board], tmp_path: Path
 ) -> None:
@@ -153,3 +163,14 @@ def test_boards_by_hand_up_poweroff_down(tmp_path: Path) -> None:
         down = cli("down")
     assert down.returncode == 0, down.stderr
     assert not base.exists()
+
+
+def test_without_root_the_harness_says_why_instead_of_failing() -> None:
+    if os.geteuid() != 0:
+        assert "need root" in (availability() or "")
+        return
+    probe = "from tests.harness.boards import availability; print(availability())"
+    result = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                             sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "need root" in result.stdout
