@@ -354,7 +354,6 @@ def test_latency_per_call_and_parallel_creates_overlap(
 
     def create(n: int) -> Node:
         own = OpenStack_2_NodeDriver(**openstack_server.driver_kwargs())  # one per thread, as the engine does
-        own.connection.connect()
         return own.create_node(name=f"oscar-deploy-d1-wn-{n}", size=size, image=image, networks=[network])
 
     started = time.monotonic()
