@@ -81,13 +81,15 @@ def test_lists_deserialise_into_client_models_with_resource_versions(
 
 
 def test_watch_sees_node_become_ready_and_pod_lifecycle(kube_api: KubeApiServer, v1: Any) -> None:
+    rv = v1.list_node().metadata.resource_version
     kube_api.register_node("w1", ready_after_s=20)  # 0.2 s at the fixture's time scale
-    rv = v1.list_namespaced_pod("default").metadata.resource_version
     v1.create_namespaced_pod("default", _pod("job", annotations={"harness/runtime-s": "20"}))
-    seen_nodes = [
-        (e["type"], _ready(e["object"])) for e in watch.Watch().stream(v1.list_node, timeout_seconds=1)
-    ]
-    assert seen_nodes[0] == ("ADDED", False) and ("MODIFIED", True) in seen_nodes
+    seen_nodes = []
+    for event in watch.Watch().stream(v1.list_node, resource_version=rv, timeout_seconds=3):
+        seen_nodes.append((event["type"], _ready(event["object"])))
+        if seen_nodes[-1][1]:
+            break
+    assert seen_nodes[0] == ("ADDED", False) and seen_nodes[-1] == ("MODIFIED", True)
 
     phases = []
     for event in watch.Watch().stream(
@@ -160,7 +162,7 @@ def test_compaction_expires_watches_and_timeout_seconds_ends_a_watch(
             v1.list_node, resource_version=v1.list_node().metadata.resource_version, timeout_seconds=1
         )
     )
-    assert 0.9 <= time.monotonic() - started < 3
+    assert 0.9 <= time.monotonic() - started < 5
 
 
 def test_watch_with_a_field_selector_reports_pods_leaving_it_as_deleted(
@@ -326,7 +328,7 @@ def test_pod_with_a_runtime_annotation_finishes(kube_api: KubeApiServer, v1: Any
 
 
 def test_node_readiness_delay_and_node_loss(kube_api: KubeApiServer, v1: Any) -> None:
-    kube_api.register_node("slow", ready_after_s=50)  # 0.5 s
+    kube_api.register_node("slow", ready_after_s=100)  # 1 s
     v1.create_namespaced_pod("default", _pod("p"))
     node = kube_api.wait_until(lambda: (n := v1.read_node("slow")).spec.taints and n, what="not-ready taint")
     assert not _ready(node) and node.spec.taints[0].key == "node.kubernetes.io/not-ready"
@@ -519,15 +521,15 @@ def test_python_dash_m_serves_with_a_kubeconfig(served_by_hand: tuple[int, Path]
 def test_timing_scales_harness_seconds(kube_api_factory: Any) -> None:
     slow = kube_api_factory(timing=Timing(time_scale=0.05, period_s=0.02))
     slow.register_node("w1")
-    slow.create_pod("job", runtime_s=10)  # 0.5 s real
-    slow.wait_until(lambda: slow.pods(phase="Running"), what="running")
+    slow.wait_until(lambda: slow.nodes()[0]["status"]["conditions"], what="node Ready")
     started = time.monotonic()
+    slow.create_pod("job", runtime_s=10)  # 0.5 s real
     slow.wait_until(lambda: slow.pods(phase="Succeeded"), timeout=5, what="finished")
-    assert 0.3 <= time.monotonic() - started <= 1.5
+    assert 0.5 <= time.monotonic() - started <= 3  # never early; late only by scheduling passes
 
 
 def test_pods_leave_an_unreachable_node_after_their_toleration(kube_api_factory: Any) -> None:
-    fast = kube_api_factory(timing=Timing(time_scale=0.001, period_s=0.02))  # 300 s tolerations: 0.3 s
+    fast = kube_api_factory(timing=Timing(time_scale=0.003, period_s=0.02))  # 300 s tolerations: 0.9 s
     v1 = client.CoreV1Api(fast.api_client())
     fast.register_node("w1")
     fast.create_pod("job")
