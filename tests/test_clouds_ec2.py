@@ -280,3 +280,13 @@ def test_credentials_never_in_errors_or_logs(
     assert caplog.records  # retries were logged
     for text in texts:
         assert SECRET not in text and KEY_ID not in text
+
+
+def test_sizes_that_fit_cheapest_first_or_the_named_one(driver: Ec2Driver) -> None:
+    fitting = driver.sizes_that_fit(2, 4096, "amd64")
+    assert fitting[0] == "t3a.medium" and "t3.medium" in fitting[:4] and "m5.large" in fitting
+    assert all(not name.startswith(("t4g", "m6g", "c7g")) for name in fitting)  # arm types are not amd64
+    assert driver.sizes_that_fit(2, 4096, "arm64")[0] == "t4g.medium"
+    assert driver.sizes_that_fit(1, 1, explicit="m5.xlarge") == ["m5.xlarge"]
+    with pytest.raises(NotFound, match=r"m9\.huge"):
+        driver.sizes_that_fit(1, 1, explicit="m9.huge")

@@ -132,6 +132,13 @@ class CloudDriver(Protocol):
         """The image id for an OS, newest first; ``explicit`` wins if it exists. NotFound otherwise."""
         ...
 
+    def sizes_that_fit(self, cpus: int, memory_mib: int, arch: str = "amd64", disk_gib: int | None = None,
+                       explicit: str | None = None) -> list[str]:
+        """Sizes (EC2 types, OpenStack flavor names) that give at least this, cheapest first (OpenStack
+        has no prices: fewest vCPUs, then RAM, then disk), so the engine can fall back on a
+        ``CapacityError``; only ``explicit`` when given (NotFound if the cloud has no such size)."""
+        ...
+
     def create_node(self, request: NodeRequest) -> CloudNode:
         """Create one tagged, named machine and return at once (it may still be pending)."""
         ...

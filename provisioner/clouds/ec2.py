@@ -270,6 +270,23 @@ class Ec2Driver:
         name = image.extra.get("root_device_name") if image is not None else None
         return str(name or "/dev/sda1")
 
+    # -- sizes --------------------------------------------------------------------------------------
+    def sizes_that_fit(self, cpus: int, memory_mib: int, arch: str = "amd64", disk_gib: int | None = None,
+                       explicit: str | None = None) -> list[str]:
+        """From libcloud's bundled catalogue and prices (as the planner chooses), cheapest first; the
+        root disk is an EBS volume of any size, so ``disk_gib`` never rules a type out."""
+        from provisioner import sizes
+
+        catalogue = sizes.region_sizes(self.region) or ()
+        if explicit:
+            if sizes.find_size(catalogue, explicit) is None and catalogue:
+                raise NotFound(f"EC2 {self.region}: no instance type {explicit!r}")
+            return [explicit]
+        fitting = [s for s in catalogue if s.current and s.price_per_hour is not None
+                   and sizes.fits(s, cpus, memory_mib, arch, 0)]  # type: ignore[arg-type]
+        fitting.sort(key=lambda s: (s.price_per_hour, s.cpus, s.memory_mib, s.metal, s.name))
+        return [s.name for s in fitting]
+
     # -- machines -----------------------------------------------------------------------------------
     def create_node(self, request: NodeRequest) -> CloudNode:
         from libcloud.compute.base import NodeImage, NodeSize
