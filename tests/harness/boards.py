@@ -238,16 +238,18 @@ def _sweep_dead_fleets() -> None:
                 shutil.rmtree(fleet_file.parent, ignore_errors=True)
 
 
-def _find_child(pid: int, timeout: float = 5.0) -> int:
-    """The process unshare forked (the board's init), by its parent pid."""
+def _init_state(board: Board, proc: subprocess.Popen[bytes], timeout: float = 5.0) -> dict[str, object]:
+    """Find the board's init (the process unshare forked) and its namespaces, or say why there is none."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError, ValueError):
-            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-            if children:
-                return int(children[0])
+    while time.monotonic() < deadline and proc.poll() is None:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            init = int(Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()[0])
+            namespaces = {kind: os.readlink(f"/proc/{init}/ns/{kind}") for kind in ("pid", "mnt")}
+            return {"unshare_pid": proc.pid, "init_pid": init,
+                    "pidns": namespaces["pid"], "mntns": namespaces["mnt"]}
         time.sleep(0.01)
-    raise BoardError(f"unshare (pid {pid}) did not start a board init within {timeout:.0f} s")
+    raise BoardError(f"{board.name} did not start (unshare exit status {proc.poll()}); its log "
+                     f"({board.root_dir / 'board.log'}) ends:\n{_log_tail(board)}")
 
 
 def _spawn(board: Board, layers: list[tuple[str, str]], detach: bool) -> subprocess.Popen[bytes]:
@@ -319,11 +321,7 @@ def start(
                 procs.append(_spawn(board, layers, detach))
                 fleet.append(board)
             for board, proc in zip(fleet, procs, strict=True):
-                init = _find_child(proc.pid)
-                state = {"unshare_pid": proc.pid, "init_pid": init,
-                         "pidns": os.readlink(f"/proc/{init}/ns/pid"),
-                         "mntns": os.readlink(f"/proc/{init}/ns/mnt")}
-                (board.root_dir / "state.json").write_text(json.dumps(state))
+                (board.root_dir / "state.json").write_text(json.dumps(_init_state(board, proc)))
                 (CLAIMS_DIR / board.address).write_text(f"{proc.pid}\n")
             deadline = time.monotonic() + timeout
             for board, proc in zip(fleet, procs, strict=True):
@@ -336,6 +334,8 @@ def start(
             stop(fleet, procs)
             for address in addresses:
                 _release(address)
+            if base_dir is None:
+                shutil.rmtree(base, ignore_errors=True)
             raise
     (base / "fleet.json").write_text(json.dumps([b.to_json() for b in fleet], indent=1))
     return fleet, procs
