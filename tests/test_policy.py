@@ -456,3 +456,20 @@ def test_per_node_labels_do_not_hide_room() -> None:
         ready, [*pods, *unjudged, PodInfo("default/u3", "default", 500, 512, created_at=NOW - 60)], [cloud()]
     )
     assert [p.pods for p in d.power_on] == [("default/u3",)]
+
+
+def test_cordoned_idle_node_is_not_a_spare() -> None:
+    nodes = [
+        node("a", "cloud", idle_since=NOW - 3600, powered_on_at=NOW - 7200),
+        node("b", "cloud", idle_since=NOW - 3600, powered_on_at=NOW - 7200, cordoned=True),
+    ]
+    d = run(nodes, [], [cloud()], PolicySettings(extra_free=1))
+    assert [o.node for o in d.power_off] == ["b"] and d.power_on == ()
+
+
+def test_fleet_min_powers_on_named_boards() -> None:
+    d = run([node("edge-0", "edge", NodeState.FAILED)], [], [edge(boards=3, min=2)])
+    assert [(p.node, p.reason) for p in d.power_on] == [
+        ("edge-1", "group edge below its min (2)"),
+        ("edge-2", "group edge below its min (2)"),
+    ]

@@ -88,7 +88,8 @@ def decide(view: ClusterView, groups: Sequence[NodeGroup], now: float, settings:
             for node_name in budget.take(name, n):
                 cap = info.capacity
                 free = [cap.cpu_m, cap.memory_mib, cap.gpus, cap.pods]
-                min_slots.append(Slot(node_name, name, info.traits, free))
+                traits = info.traits if node_name is None else info.board_traits(node_name)
+                min_slots.append(Slot(node_name, name, traits, free))
             active[name] += n
     booting.extend(min_slots)
 
@@ -103,6 +104,7 @@ def decide(view: ClusterView, groups: Sequence[NodeGroup], now: float, settings:
         leftover = place_on_existing(leftover, [], boards, now, settings.pending_grace_s)
         for slot in boards:
             if slot.pods:
+                active[slot.group] += 1
                 reason = f"{len(slot.pods)} pending pod(s) name this node"
                 power_on.append(PowerOn(slot.group, slot.name, reason, tuple(sorted(slot.pods))))
     new_nodes, not_triggered = plan_new_nodes(leftover, infos, budget)

@@ -30,7 +30,8 @@ def power_offs(
     now: float,
     settings: PolicySettings,
 ) -> list[PowerOff]:
-    """Idle nodes to power off now, in the order the actuator should take them."""
+    """Idle nodes to power off now, in the order the actuator should take them. ``spare`` counts the
+    schedulable nodes that will run no user pod (the ones ``extra_free`` keeps)."""
     candidates: list[tuple[tuple[int, float, float, str], NodeInfo]] = []
     for node in nodes:
         group = groups.get(node.group)
@@ -51,12 +52,15 @@ def power_offs(
     left = dict(active)
     offs: list[PowerOff] = []
     for _, node in candidates:
-        if spare - len(offs) <= settings.extra_free:
-            break
+        # a cordoned node is nobody's spare room: powering it off leaves the spares as they are
+        if not node.cordoned and spare <= settings.extra_free:
+            continue
         group = groups[node.group]
         if left.get(node.group, 0) <= group.min:
             continue
         left[node.group] -= 1
+        if not node.cordoned:
+            spare -= 1
         offs.append(PowerOff(node.name, node.group, f"idle {now - node.idle_since:.0f}s "
                                                     f"(idle_time_s {settings.idle_time_s:g})"))
     return offs
