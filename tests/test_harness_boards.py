@@ -78,6 +78,7 @@ def test_ansible_logs_in_as_the_non_root_user_when_the_inventory_says_so(
         assert f"{board.name} | CHANGED | rc=0 >>\npi\n" in result.stdout, result.stdout
 
 
+@pytest.mark.slow
 def test_ansible_playbook_writes_a_file_on_every_board_and_is_idempotent(
     board_hosts: list[Board], tmp_path: Path
 ) -> None:
@@ -102,6 +103,7 @@ def test_ansible_playbook_writes_a_file_on_every_board_and_is_idempotent(
     assert not Path("/etc/oscar-board-play.txt").exists()
 
 
+@pytest.mark.slow
 def test_a_powered_off_board_is_reported_unreachable_by_name(
     board_hosts: list[Board], tmp_path: Path
 ) -> None:
