@@ -627,3 +627,20 @@ def test_power_commands_boot_and_silence_nodes_from_a_shell(kube_api: KubeApiSer
 
     failed = run("power_off", "board-9")
     assert failed.returncode == 1 and 'nodes "board-9" not found' in failed.stderr
+
+
+def test_nodes_follow_machines_as_they_boot_and_vanish(kube_api: KubeApiServer, v1: Any) -> None:
+    machines: dict[str, dict[str, Any]] = {}
+    kube_api.register_node("front-end")  # not the follower's: never deleted by it
+    kube_api.follow_machines(lambda: machines, period_s=0.02)
+    machines["vm-1"] = {"cpus": 2, "labels": {"oscar/group": "cloud"}, "ready_after_s": 10}
+    kube_api.wait_until(
+        lambda: (
+            _ready(v1.read_node("vm-1")) if v1.list_node(field_selector="metadata.name=vm-1").items else False
+        ),
+        what="vm-1 registered and Ready",
+    )
+    del machines["vm-1"]
+    kube_api.wait_until(
+        lambda: [n.metadata.name for n in v1.list_node().items] == ["front-end"], what="vm-1 gone"
+    )

@@ -12,7 +12,8 @@ for other settings, ``kube_client`` for an ``ApiClient``). The handle (``kube/se
 memory_mib=, gpus=, pods=, labels=, taints=, unschedulable=, arch=, ready_after_s=)``,
 ``set_node_ready(name, False)`` (kubelet stops), ``restart_node``, ``delete_node``, ``add_daemonset``,
 ``create_pod(name, cpus=, memory_mib=, gpus=, runtime_s=, node_selector=, tolerations=, ...)``,
-``create_pods(count, prefix, ...)``, ``power_commands(**node_options)`` (shell commands for a
+``create_pods(count, prefix, ...)``, ``follow_machines(fn)`` (nodes appear/vanish with the
+machines ``fn()`` lists, e.g. emulator instances), ``power_commands(**node_options)`` (shell commands for a
 ``command`` group, see ``kube/ctl.py``); reading: ``pods(namespace, node, phase)``, ``nodes()``,
 ``get(resource, name, namespace)``, ``compact()`` (force 410), ``wait_until(predicate)``,
 ``sim.tick()`` (one deterministic pass of the control loops).

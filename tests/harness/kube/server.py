@@ -7,12 +7,14 @@ registering and dying, workloads appearing — and reads state for assertions.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import logging
 import shlex
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,10 +28,11 @@ from tests.harness.kube.cluster import (
     Timing,
     with_pod_defaults,
 )
-from tests.harness.kube.store import Store
+from tests.harness.kube.store import NotFound, Store
 
 Obj = dict[str, Any]
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 _REPO = Path(__file__).resolve().parents[3]  # tests/harness/kube/server.py → the repository
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -56,6 +59,8 @@ class KubeApiServer:
         self.sim = ClusterSim(self.store, self.timing)
         self._http = ApiServer((host, port), self.store, watch_timeout_s)
         self._http.control = self
+        self._stopping = threading.Event()
+        self._followers: list[threading.Thread] = []
         self._thread: threading.Thread | None = None
         for namespace in namespaces:
             self.create_namespace(namespace)
@@ -81,6 +86,9 @@ class KubeApiServer:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
+        for follower in self._followers:
+            follower.join(timeout=5)
         self.sim.stop()
         self.store.close()
         self._http.shutdown()
@@ -150,6 +158,38 @@ class KubeApiServer:
         """A registered machine boots again: its kubelet resumes and reports Ready after the delay."""
         self.sim.node_registered(name, ready_after_s)
         self.sim.set_kubelet(name, True)
+
+    def follow_machines(
+        self, machines: Callable[[], Mapping[str, Mapping[str, Any]]], period_s: float = 0.1
+    ) -> None:
+        """Keep nodes in step with machines, as booting VMs' kubelets and a cloud controller manager do.
+
+        ``machines()`` returns ``{node name: register_node options}`` for the machines that are up
+        (e.g. the EC2 emulator's running instances with the project's tags). A new name registers
+        (Ready after its ``ready_after_s``); a name that disappears has its node deleted, if this
+        follower registered it. Polled every ``period_s`` seconds until the server stops.
+        """
+        registered: set[str] = set()
+
+        def follow() -> None:
+            while not self._stopping.wait(period_s):
+                try:
+                    current = dict(machines())
+                except Exception:  # the machine source is another harness; it may be mid-reset
+                    log.debug("machine listing failed", exc_info=True)
+                    continue
+                for name, options in current.items():
+                    if name not in registered and self.store.find("nodes", "", name) is None:
+                        self.register_node(name, **dict(options))
+                        registered.add(name)
+                for name in registered - set(current):
+                    with contextlib.suppress(NotFound):
+                        self.delete_node(name)
+                    registered.discard(name)
+
+        thread = threading.Thread(target=follow, name="kube-harness-machines", daemon=True)
+        self._followers.append(thread)
+        thread.start()
 
     def power_commands(self, **node_options: Any) -> dict[str, str]:
         """``power_on``/``power_off`` shell commands (with ``{node}``) for a ``command`` group.
