@@ -457,5 +457,95 @@ def simulate(obj: Context, trace: str, groups_file: str, policies: tuple[str, ..
         click.echo(render_results_table(results))
 
 
+# --- configuration: inventory, reconfigure, kubeconfig, ssh (provisioner.inventory, .configure) -------
+
+
+@main.command()
+@click.argument("deployment_ref", metavar="ID")
+@click.option("--list", "list_", is_flag=True, help="Dynamic-inventory protocol: every group and host, JSON.")
+@click.option("--host", "host", metavar="HOST",
+              help="Dynamic-inventory protocol: one host's variables, JSON.")
+@click.option("--script", "script", metavar="PATH", type=click.Path(dir_okay=False),
+              help="Write an executable dynamic inventory (for `ansible -i PATH`) and exit.")
+@click.option("--format", "fmt", type=click.Choice(["ini", "yaml"]), default="ini", show_default=True,
+              help="Static inventory format.")
+@click.pass_obj
+@handles_errors
+def inventory(obj: Context, deployment_ref: str, list_: bool, host: str | None, script: str | None,
+              fmt: str) -> None:
+    """Print the Ansible inventory of deployment ID (front-end and edge boards)."""
+    from provisioner.errors import BadInput
+    from provisioner.inventory import deployment_inventory, dynamic_host, dynamic_list, render, write_script
+    from provisioner.state import StateStore
+
+    if sum(bool(x) for x in (list_, host, script)) > 1:
+        raise BadInput("inventory: give at most one of --list, --host and --script")
+    with StateStore.open(obj.state_path) as store:
+        dep = store.get(deployment_ref)
+        if script:
+            path = write_script(Path(script), dep.id, obj.state_path, obj.config_path)
+            click.echo(f"wrote {path}: use `ansible -i {path} all -m ping`", err=True)
+            return
+        inv = deployment_inventory(store, dep, cloud_user=obj.settings.provisioner.ssh_user,
+                                   cache_dir=Path(obj.settings.general.cache_dir).expanduser())
+    if list_:
+        click.echo(json.dumps(dynamic_list(inv), indent=1))
+    elif host:
+        click.echo(json.dumps(dynamic_host(inv, host), indent=1))
+    else:
+        click.echo(render(inv, "yaml" if fmt == "yaml" else "ini"), nl=False)
+
+
+@main.command()
+@click.argument("deployment_ref", metavar="ID")
+@click.pass_obj
+@handles_errors
+def reconfigure(obj: Context, deployment_ref: str) -> None:
+    """Run the configuration (Ansible) of deployment ID again, e.g. after a version change."""
+    from provisioner.configure import configure_deployment
+    from provisioner.state import StateStore
+
+    with StateStore.open(obj.state_path) as store, store.lock(deployment_ref) as dep:
+        configure_deployment(store, dep, settings=obj.settings, progress=obj.verbosity >= 0)
+    click.echo(f"{dep.name} ({dep.id}): configured", err=True)
+
+
+@main.command()
+@click.argument("deployment_ref", metavar="ID")
+@click.pass_obj
+@handles_errors
+def kubeconfig(obj: Context, deployment_ref: str) -> None:
+    """Print the path of deployment ID's kubeconfig (mode 0600).
+
+    E.g. `export KUBECONFIG=$(oscar-deploy kubeconfig ID)`."""
+    from provisioner.configure import kubeconfig_path
+    from provisioner.state import StateStore
+
+    with StateStore.open(obj.state_path) as store:
+        click.echo(str(kubeconfig_path(store, store.get(deployment_ref))))
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("deployment_ref", metavar="ID")
+@click.argument("node", metavar="NODE")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[-- CMD]")
+@click.pass_obj
+@handles_errors
+def ssh(obj: Context, deployment_ref: str, node: str, command: tuple[str, ...]) -> None:
+    """Open an SSH session on NODE of deployment ID (or run CMD there), with the deployment's key."""
+    import os
+
+    from provisioner.inventory import deployment_inventory, ssh_argv
+    from provisioner.state import StateStore
+
+    with StateStore.open(obj.state_path) as store:
+        dep = store.get(deployment_ref)
+        inv = deployment_inventory(store, dep, cloud_user=obj.settings.provisioner.ssh_user,
+                                   cache_dir=Path(obj.settings.general.cache_dir).expanduser())
+    argv = ssh_argv(inv, node, list(command))
+    sys.stdout.flush()
+    os.execvp(argv[0], argv)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

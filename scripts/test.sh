@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: sshd for the board hosts, iproute2/util-linux for namespaces. Root only (CI is root).
-debs=(openssh-server openssh-client iproute2 util-linux sshpass)
+debs=(openssh-server openssh-client iproute2 util-linux sshpass sudo)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()
   for p in "${debs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -17,6 +17,11 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   if [ ! -x .cache/prometheus/usr/bin/promtool ]; then
     mkdir -p .cache/debs && (cd .cache/debs && apt-get download -qq prometheus >/dev/null 2>&1 || { apt-get update -qq && apt-get download -qq prometheus; })
     dpkg-deb -x .cache/debs/prometheus_*.deb .cache/prometheus
+  fi
+  # cloud-init's own cloud-config JSON schema, from Debian's package, unpacked (tests/test_cloudinit.py).
+  if [ ! -f .cache/cloud-init/usr/lib/python3/dist-packages/cloudinit/config/schemas/schema-cloud-config-v1.json ]; then
+    mkdir -p .cache/debs && (cd .cache/debs && apt-get download -qq cloud-init >/dev/null 2>&1 || { apt-get update -qq && apt-get download -qq cloud-init; })
+    dpkg-deb -x .cache/debs/cloud-init_*.deb .cache/cloud-init
   fi
 fi
 [ -x .cache/prometheus/usr/bin/promtool ] && export PROMTOOL="$PWD/.cache/prometheus/usr/bin/promtool"

@@ -1,0 +1,188 @@
+"""Inventories of a deployment: what Ansible sees through INI, YAML and the dynamic script is the same,
+and real ``ansible -m ping`` reaches real board hosts through each (a proxied board through the
+front-end), as ``oscar-deploy ssh`` does."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from provisioner.inventory import Inventory, build_hosts, dynamic_list, render_ini, ssh_common_args
+from provisioner.state import Node, StateStore
+from tests.harness.boards import Board
+from tests.test_configure_helpers import allow_sudo, board_template, cli, record_board_deployment, run_tool
+
+
+def _node(name: str, group: str, public: list[str], private: list[str] | None = None) -> Node:
+    return Node("abcd1234", name, group, "aws", "eu-west-1", "i-1", {"public": public, "private": private or []},
+                "running", "", "")
+
+
+HYBRID_PLAN: dict[str, Any] = {
+    "groups": [
+        {"name": "front", "role": "front-end", "provider": "aws", "arch": "amd64"},
+        {"name": "pis", "role": "edge", "provider": "fleet", "arch": "arm64"},
+        {"name": "wn", "role": "worker", "provider": "aws", "arch": "amd64"},
+    ],
+    "targets": [
+        {"name": "front", "boards": []},
+        {"name": "pis", "boards": [
+            {"name": "pi1", "address": "192.0.2.11", "port": 22, "user": "pi"},
+            {"name": "pi2", "address": "10.0.0.12", "port": 2200, "user": "pi", "proxy_jump": True},
+        ], "labels": {"oscar-deploy/site": "edge"}, "taints": ["edge=true:NoSchedule"]},
+        {"name": "wn", "boards": []},
+    ],
+}
+
+
+def test_recorded_plan_gives_groups_by_role_and_arch_and_leaves_cloud_workers_out() -> None:
+    nodes = [_node("oscar-deploy-abcd1234-front-1", "front", ["198.51.100.7"], ["10.0.0.5"]),
+             _node("oscar-deploy-abcd1234-wn-1", "wn", [], ["10.0.0.9"])]
+    hosts = build_hosts(HYBRID_PLAN, nodes, None, cloud_user="ubuntu", cloud_key="/keys/id")
+    inv = Inventory(hosts, "/state/known_hosts")
+    doc = dynamic_list(inv)
+    front = "oscar-deploy-abcd1234-front-1"
+    assert doc["k3s_server"]["hosts"] == doc["front_end"]["hosts"] == [front]
+    assert doc["k3s_agent"]["hosts"] == doc["edge"]["hosts"] == ["pi1", "pi2"]
+    assert doc["arch_arm64"]["hosts"] == ["pi1", "pi2"] and doc["arch_amd64"]["hosts"] == [front]
+    assert doc["group_pis"]["hosts"] == ["pi1", "pi2"] and doc["workers"]["hosts"] == []
+    assert "oscar-deploy-abcd1234-wn-1" not in doc["_meta"]["hostvars"]  # joins by cloud-init, no SSH
+    fv = doc["_meta"]["hostvars"][front]
+    assert (fv["ansible_host"], fv["ansible_user"], fv["ansible_ssh_private_key_file"]) == \
+        ("198.51.100.7", "ubuntu", "/keys/id")
+    pi2 = doc["_meta"]["hostvars"]["pi2"]
+    assert (pi2["ansible_host"], pi2["ansible_port"], pi2["ansible_become"]) == ("10.0.0.12", 2200, True)
+    assert pi2["oscar_node_labels"] == {"oscar-deploy/site": "edge"}
+    assert pi2["oscar_node_taints"] == ["edge=true:NoSchedule"]
+    # Through the front-end, with the deployment's key and known_hosts; pi1 is reached directly.
+    assert "ProxyCommand=" in pi2["ansible_ssh_common_args"]
+    assert "-i /keys/id" in pi2["ansible_ssh_common_args"] and "ubuntu@198.51.100.7" in pi2["ansible_ssh_common_args"]
+    assert "ProxyCommand" not in doc["_meta"]["hostvars"]["pi1"]["ansible_ssh_common_args"]
+    for hv in doc["_meta"]["hostvars"].values():
+        assert "UserKnownHostsFile=/state/known_hosts" in hv["ansible_ssh_common_args"]
+        assert "StrictHostKeyChecking=accept-new" in hv["ansible_ssh_common_args"]
+        assert hv["ansible_ssh_args"] == "-o ControlMaster=no -o ControlPath=none"
+
+
+def test_a_board_behind_the_front_end_needs_a_reachable_front_end() -> None:
+    from provisioner.errors import BadInput
+
+    with pytest.raises(BadInput, match="pi2 .*proxy_jump"):
+        build_hosts(HYBRID_PLAN, [], None, cloud_user="ubuntu", cloud_key=None)  # front not running yet
+
+
+def test_ini_quotes_the_proxy_command_so_ansible_reads_it_back(tmp_path: Path) -> None:
+    nodes = [_node("oscar-deploy-abcd1234-front-1", "front", ["198.51.100.7"])]
+    inv = Inventory(build_hosts(HYBRID_PLAN, nodes, None, cloud_user="ubuntu", cloud_key="/k y/id"),
+                    "/state dir/known_hosts")
+    (tmp_path / "hosts.ini").write_text(render_ini(inv))
+    result = run_tool("ansible-inventory", "-i", str(tmp_path / "hosts.ini"), "--host", "pi2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["ansible_ssh_common_args"] == ssh_common_args(inv.host("pi2"),
+                                                                                     inv.known_hosts)
+
+
+# --- against real board hosts ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def board_deployment(board_hosts: list[Board], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """board-1 is the front-end (root), board-2 the edge board pi1 (user pi, sudo), board-3 pi2 (root),
+    reached through the front-end."""
+    tmp = tmp_path_factory.mktemp("inv")
+    allow_sudo(board_hosts)
+    template = board_template(board_hosts, tmp / "boards.yaml", users=("root", "pi", "root"))
+    state = tmp / "state" / "state.db"
+    with StateStore.open(state) as store:
+        dep = record_board_deployment(store, template)
+    return {"state": state, "id": dep.id, "tmp": tmp, "fleet": board_hosts}
+
+
+def _parsed(tool_stdout: str) -> dict[str, Any]:
+    """``ansible-inventory --list`` minus the keys the source adds (``all``'s children order aside)."""
+    doc = json.loads(tool_stdout)
+    groups = {g: sorted(v.get("hosts", [])) for g, v in doc.items() if g not in ("_meta", "all")}
+    return {"hostvars": doc["_meta"]["hostvars"], "groups": {g: h for g, h in groups.items() if h}}
+
+
+def test_static_and_dynamic_inventories_read_the_same_through_ansible_inventory(
+        board_deployment: dict[str, Any]) -> None:
+    d = board_deployment
+    tmp: Path = d["tmp"]
+    ini = cli(d["state"], "inventory", "edge-test", cwd=tmp)
+    yml = cli(d["state"], "inventory", "edge-test", "--format", "yaml", cwd=tmp)
+    script = cli(d["state"], "inventory", d["id"], "--script", str(tmp / "inventory.py"), cwd=tmp)
+    assert ini.returncode == yml.returncode == script.returncode == 0, ini.stderr + yml.stderr + script.stderr
+    assert os.stat(tmp / "inventory.py").st_mode & stat.S_IXUSR
+    (tmp / "hosts.ini").write_text(ini.stdout)
+    (tmp / "hosts.yml").write_text(yml.stdout)
+    seen = []
+    for source in ("hosts.ini", "hosts.yml", "inventory.py"):
+        result = run_tool("ansible-inventory", "-i", str(tmp / source), "--list", cwd=tmp)
+        assert result.returncode == 0 and "WARNING" not in result.stderr, (source, result.stderr)
+        seen.append(_parsed(result.stdout))
+    assert seen[0] == seen[1] == seen[2]
+    inv = seen[0]
+    assert inv["groups"]["k3s_server"] == ["front"] and inv["groups"]["k3s_agent"] == ["pi1", "pi2"]
+    assert inv["groups"]["arch_arm64"] == ["pi1", "pi2"] and inv["groups"]["group_pis"] == ["pi1", "pi2"]
+    board2 = d["fleet"][1]
+    pi1 = inv["hostvars"]["pi1"]
+    assert (pi1["ansible_host"], pi1["ansible_port"], pi1["ansible_user"]) == (board2.address, 2222, "pi")
+    assert pi1["ansible_ssh_private_key_file"] == str(board2.key_path)
+    assert pi1["oscar_node_taints"] == ["oscar-deploy/edge=true:PreferNoSchedule"]
+    # The protocol answers by hand too.
+    host = cli(d["state"], "inventory", "edge-test", "--host", "pi2", cwd=tmp)
+    assert json.loads(host.stdout)["oscar_node_group"] == "pis"
+    bad = cli(d["state"], "inventory", "edge-test", "--host", "nope", cwd=tmp)
+    assert bad.returncode == 1 and "no host 'nope'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_ansible_ping_reaches_every_board_through_the_script_and_the_proxied_one_via_the_front_end(
+        board_deployment: dict[str, Any]) -> None:
+    d = board_deployment
+    tmp: Path = d["tmp"]
+    script = tmp / "ping-inventory.py"
+    assert cli(d["state"], "inventory", "edge-test", "--script", str(script), cwd=tmp).returncode == 0
+    front_log = d["fleet"][0].root_dir / "board.log"
+    logins_before = front_log.read_text().count("Accepted publickey")
+    through = run_tool("ansible", "-i", str(script), "pi2", "-m", "ping", cwd=tmp)
+    assert through.returncode == 0 and "pi2 | SUCCESS" in through.stdout, through.stdout + through.stderr
+    # pi2 was reached through an `ssh -W` session on the front-end board: the front-end saw a login.
+    assert front_log.read_text().count("Accepted publickey") > logins_before
+    result = run_tool("ansible", "-i", str(script), "all", "-m", "command", "-a", "id -un", "--become",
+                      cwd=tmp)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name in ("front", "pi1", "pi2"):
+        assert f"{name} | CHANGED | rc=0 >>\nroot" in result.stdout  # pi1 logs in as pi, sudo to root
+    # Host keys were trusted on first use into the deployment's own known_hosts, checked from then on.
+    known = (d["state"].parent / "deployments" / d["id"] / "known_hosts").read_text().splitlines()
+    board_keys = {" ".join(line.split()[1:3]) for line in d["fleet"][0].known_hosts.read_text().splitlines()}
+    assert {" ".join(line.split()[1:3]) for line in known} == board_keys
+
+
+def test_an_unreachable_board_is_named(board_deployment: dict[str, Any]) -> None:
+    d = board_deployment
+    tmp: Path = d["tmp"]
+    board = d["fleet"][1]
+    (tmp / "hosts.ini").write_text(cli(d["state"], "inventory", "edge-test", cwd=tmp).stdout)
+    board.power_off()
+    try:
+        result = run_tool("ansible", "-i", str(tmp / "hosts.ini"), "all", "-m", "ping", cwd=tmp)
+    finally:
+        board.power_on()
+    assert result.returncode != 0
+    assert "pi1 | UNREACHABLE" in result.stdout and "front | SUCCESS" in result.stdout, result.stdout
+
+
+def test_ssh_command_logs_into_a_node_like_ansible(board_deployment: dict[str, Any]) -> None:
+    d = board_deployment
+    result = cli(d["state"], "ssh", "edge-test", "pi1", "--", "id", "-un", ";", "hostname", cwd=d["tmp"])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["pi", d["fleet"][1].hostname]
+    missing = cli(d["state"], "ssh", "edge-test", "nope", "--", "true", cwd=d["tmp"])
+    assert missing.returncode == 1 and "no node 'nope'" in missing.stderr
