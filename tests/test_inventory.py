@@ -19,8 +19,8 @@ from tests.test_configure_helpers import allow_sudo, board_template, cli, record
 
 
 def _node(name: str, group: str, public: list[str], private: list[str] | None = None) -> Node:
-    return Node("abcd1234", name, group, "aws", "eu-west-1", "i-1", {"public": public, "private": private or []},
-                "running", "", "")
+    addresses = {"public": public, "private": private or []}
+    return Node("abcd1234", name, group, "aws", "eu-west-1", "i-1", addresses, "running", "", "")
 
 
 HYBRID_PLAN: dict[str, Any] = {
@@ -61,7 +61,8 @@ def test_recorded_plan_gives_groups_by_role_and_arch_and_leaves_cloud_workers_ou
     assert pi2["oscar_node_taints"] == ["edge=true:NoSchedule"]
     # Through the front-end, with the deployment's key and known_hosts; pi1 is reached directly.
     assert "ProxyCommand=" in pi2["ansible_ssh_common_args"]
-    assert "-i /keys/id" in pi2["ansible_ssh_common_args"] and "ubuntu@198.51.100.7" in pi2["ansible_ssh_common_args"]
+    proxy = pi2["ansible_ssh_common_args"]
+    assert "-i /keys/id" in proxy and "ubuntu@198.51.100.7" in proxy
     assert "ProxyCommand" not in doc["_meta"]["hostvars"]["pi1"]["ansible_ssh_common_args"]
     for hv in doc["_meta"]["hostvars"].values():
         assert "UserKnownHostsFile=/state/known_hosts" in hv["ansible_ssh_common_args"]
@@ -72,7 +73,7 @@ def test_recorded_plan_gives_groups_by_role_and_arch_and_leaves_cloud_workers_ou
 def test_a_board_behind_the_front_end_needs_a_reachable_front_end() -> None:
     from provisioner.errors import BadInput
 
-    with pytest.raises(BadInput, match="pi2 .*proxy_jump"):
+    with pytest.raises(BadInput, match=r"pi2 .*proxy_jump"):
         build_hosts(HYBRID_PLAN, [], None, cloud_user="ubuntu", cloud_key=None)  # front not running yet
 
 
