@@ -385,6 +385,9 @@ def stop(
                     os.kill(pid, signal.SIGKILL)  # --kill-child then SIGKILLs the board's init
                 if proc:
                     proc.wait(timeout=5)
+                deadline = time.monotonic() + 5  # not our child (`down`): give the kernel time to reap
+                while not proc and _alive(pid) and time.monotonic() < deadline:
+                    time.sleep(0.02)
                 break
             time.sleep(0.02)
         _release(board.address)
