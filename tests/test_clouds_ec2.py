@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -290,3 +292,17 @@ def test_sizes_that_fit_cheapest_first_or_the_named_one(driver: Ec2Driver) -> No
     assert driver.sizes_that_fit(1, 1, explicit="m5.xlarge") == ["m5.xlarge"]
     with pytest.raises(NotFound, match=r"m9\.huge"):
         driver.sizes_that_fit(1, 1, explicit="m9.huge")
+
+
+def test_one_driver_creates_in_parallel_threads(driver: Ec2Driver, ec2_emulator: Any,
+                                                public_key: str) -> None:
+    key = driver.ensure_key_pair("d1", public_key)
+    sg = driver.ensure_security_group("d1", RULES)
+    ec2_emulator.set_faults({"latency_s": 0.3})
+    started = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        requests = [_request(driver, "d1", "wn", i, key, sg) for i in range(8)]
+        nodes = list(pool.map(driver.create_node, requests))
+    elapsed = time.monotonic() - started
+    assert len({n.id for n in nodes}) == 8 == len(driver.list_nodes("d1"))
+    assert elapsed < 2.5, elapsed  # serially: 8 × (RunInstances + ModifyInstanceMetadataOptions) × 0.3 s

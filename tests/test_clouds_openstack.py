@@ -247,9 +247,12 @@ def test_sweep_keep_data(openstack_server: Any, driver: OpenStackDriver, public_
     assert live["servers"] == [] and live["keypairs"] == [] and live["floating_ips"] == []
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_twenty_percent_faults_still_succeed(openstack_server: Any, driver: OpenStackDriver,
-                                             public_key: str, seed: int) -> None:
+@pytest.mark.parametrize(("seed", "auth"), [(1, "password"), (2, "appcred"), (3, "oidc")])
+def test_twenty_percent_faults_still_succeed_and_log_no_secret(
+        openstack_server: Any, public_key: str, seed: int, auth: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    driver = _driver(openstack_server, auth, network="private")
     openstack_server.set_faults({"seed": seed, "rules": [
         {"code": "overLimit", "rate": 0.1}, {"code": "ServiceUnavailable", "rate": 0.06},
         {"code": "computeFault", "rate": 0.05}]})
@@ -259,6 +262,9 @@ def test_twenty_percent_faults_still_succeed(openstack_server: Any, driver: Open
     assert openstack_server.injector.injected
     assert _live(openstack_server) == {"servers": [], "keypairs": [], "volumes": [], "floating_ips": [],
                                        "security_groups": []}
+    assert "retrying" in caplog.text
+    for secret in ("appcred-secret", "oidc-access-token", "appcred-id"):
+        assert secret not in caplog.text
 
 
 def test_throttling_that_never_ends_gives_up_typed(openstack_server: Any, driver: OpenStackDriver) -> None:
