@@ -77,7 +77,7 @@ def mixed(rng: random.Random) -> list[Job]:
         if rng.random() < 0.5:
             jobs.append(_job(len(jobs), t, 4, 2048, rng.uniform(300, 1200)))
         else:
-            jobs.append(_job(len(jobs), t, 1, 12288, rng.uniform(300, 1200)))
+            jobs.append(_job(len(jobs), t, 1, 15360, rng.uniform(300, 1200)))
     return jobs
 
 
@@ -130,12 +130,12 @@ GROUPS = {
   labels: {arch: amd64}
 """,
     "mixed": """\
-# A compute-optimised and a memory-optimised group; memory-heavy jobs only fit the second.
+# A compute-optimised and a memory-optimised group; 15 GiB jobs only fit the second.
 - name: compute
   cpus: 8
   memory_mib: 15000
   min: 0
-  max: 10
+  max: 20
   boot_s: 90
   cost_per_hour: 0.34
   priority: 10
@@ -144,7 +144,7 @@ GROUPS = {
   cpus: 4
   memory_mib: 31000
   min: 0
-  max: 10
+  max: 20
   boot_s: 90
   cost_per_hour: 0.2016
   labels: {arch: amd64, family: memory}
