@@ -64,13 +64,17 @@ def plot_runs(sims: Sequence[SimResult], results: Sequence[dict[str, Any]], png:
     for ax, sim, result in zip(axes[:, 0], sims, results, strict=True):
         times = [sample[0] / 3600 for sample in sim.timeline]
         demand = [sample[2] / 1000 for sample in sim.timeline]
-        ax.step(times, demand, where="post", color="0.55", lw=0.8, label="CPUs requested")
-        ax.set_ylabel("CPUs")
+        ax.fill_between(times, demand, step="post", color="0.85", lw=0, label="CPUs requested")
+        ax.set_ylabel("CPUs requested")
+        ax.set_ylim(bottom=0)
         nodes_ax = ax.twinx()
-        for group in sim.node_seconds:
-            nodes_ax.step(times, [sample[1].get(group, 0) for sample in sim.timeline], where="post",
-                          lw=1.2, label=f"nodes on: {group}")
+        top = 1
+        for index, group in enumerate(sim.node_seconds):
+            counts = [sample[1].get(group, 0) for sample in sim.timeline]
+            top = max(top, *counts)
+            nodes_ax.step(times, counts, where="post", lw=1.2, color=f"C{index}", label=f"nodes on: {group}")
         nodes_ax.set_ylabel("nodes on")
+        nodes_ax.set_ylim(0, top * 1.1 + 0.5)
         ax.set_title(
             f"{sim.policy}: {result['node_hours']:.2f} node-h (bound {result['lower_bound_node_hours']:.2f}, "
             f"boot-aware {result['lower_bound_boot_aware_node_hours']:.2f}), cost {result['cost']:.2f}, "
