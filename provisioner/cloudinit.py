@@ -1,0 +1,156 @@
+"""Cloud-init user data that makes a new cloud machine a k3s agent of its deployment, with no SSH.
+
+DESIGN §1: cloud workers join by cloud-init. The user data is rendered from the very variables the
+playbooks use, so a worker ends up like a board the ``common`` and ``k3s_agent`` roles configured:
+
+* ``common``'s settings from ``playbooks/roles/common/defaults/main.yml`` (packages, kernel modules,
+  sysctls), as cloud-config ``packages``, ``write_files`` and ``runcmd``;
+* the k3s agent: ``/etc/rancher/k3s/config.yaml`` (0600: it holds the join token) with the server URL,
+  token, node labels (``oscar-deploy/group``, ``oscar-deploy/role``, ``oscar-deploy/arch`` and the
+  template's) and taints, the same keys ``k3s_agent`` writes; then k3s's own install script at the
+  pinned tag of ``playbooks/group_vars/all/versions.yml``, which checks the binary's checksum.
+
+``render_user_data`` is pure (tests validate its output against cloud-init's JSON schema);
+``worker_user_data`` reads a recorded deployment for the engine, which passes the result to every
+cloud worker it creates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from provisioner.errors import NotFound, TemplateError
+from provisioner.resources import playbooks_dir
+
+K3S_CONFIG = "/etc/rancher/k3s/config.yaml"
+K3S_PORT = 6443
+INSTALL_URL = "https://raw.githubusercontent.com/k3s-io/k3s/{version}/install.sh"
+"""k3s's install script at the pinned release tag (not get.k3s.io's moving copy)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerJoin:
+    """What a cloud worker needs to join: where the server is, the token, who it is."""
+
+    server_url: str
+    token: str
+    group: str
+    arch: str = "amd64"
+    role: str = "worker"
+    labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    taints: Sequence[str] = ()
+    k3s_version: str | None = None
+    """None: the version in versions.yml."""
+
+
+@functools.cache
+def _yaml_file(path: Path) -> Mapping[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise TemplateError(f"cannot read it: {error}", where=str(path)) from None
+    if not isinstance(data, dict):
+        raise TemplateError("expected a mapping", where=str(path))
+    return data
+
+
+def common_settings() -> Mapping[str, Any]:
+    """The ``common`` role's defaults (packages, modules, sysctls): one source for both paths."""
+    return _yaml_file(playbooks_dir() / "roles" / "common" / "defaults" / "main.yml")
+
+
+def k3s_version() -> str:
+    return str(_yaml_file(playbooks_dir() / "group_vars" / "all" / "versions.yml")["k3s_version"])
+
+
+def node_labels(group: str, role: str, arch: str, labels: Mapping[str, str]) -> list[str]:
+    """``key=value`` node labels, as k3s ``node-label`` takes them (the roles build the same list)."""
+    ours = {"oscar-deploy/group": group, "oscar-deploy/role": role, "oscar-deploy/arch": arch}
+    return [f"{k}={v}" for k, v in {**ours, **labels}.items()]
+
+
+def agent_config(join: WorkerJoin) -> dict[str, Any]:
+    """The k3s agent's ``config.yaml`` (the keys ``k3s_agent``'s template writes)."""
+    config: dict[str, Any] = {
+        "server": join.server_url,
+        "token": join.token,
+        "node-label": node_labels(join.group, join.role, join.arch, join.labels),
+    }
+    if join.taints:
+        config["node-taint"] = list(join.taints)
+    return config
+
+
+def render_user_data(join: WorkerJoin, common: Mapping[str, Any] | None = None) -> str:
+    """The ``#cloud-config`` document for a worker of ``join.group``."""
+    common = common_settings() if common is None else common
+    version = join.k3s_version or k3s_version()
+    modules = [str(m) for m in common.get("common_kernel_modules") or []]
+    sysctls = {str(k): str(v) for k, v in (common.get("common_sysctls") or {}).items()}
+    install = (
+        f"curl -sfL --retry 5 {INSTALL_URL.format(version=version)} -o /usr/local/bin/k3s-install.sh"
+        " && chmod 0755 /usr/local/bin/k3s-install.sh"
+        f" && INSTALL_K3S_VERSION='{version}' INSTALL_K3S_EXEC=agent /usr/local/bin/k3s-install.sh"
+    )
+    doc: dict[str, Any] = {
+        "package_update": bool(common.get("common_apt_update", True)),
+        "packages": [str(p) for p in common.get("common_packages") or []],
+        "write_files": [
+            {"path": "/etc/modules-load.d/k3s.conf", "permissions": "0644", "owner": "root:root",
+             "content": "".join(f"{m}\n" for m in modules)},
+            {"path": "/etc/sysctl.d/90-k3s.conf", "permissions": "0644", "owner": "root:root",
+             "content": "".join(f"{k} = {v}\n" for k, v in sysctls.items())},
+            {"path": K3S_CONFIG, "permissions": "0600", "owner": "root:root",
+             "content": yaml.safe_dump(agent_config(join), sort_keys=False)},
+        ],
+        "runcmd": [
+            *(["modprobe", m] for m in modules),
+            ["sysctl", "--system"],
+            ["sh", "-c", install],
+        ],
+    }
+    return "#cloud-config\n" + yaml.safe_dump(doc, sort_keys=False, width=1000)
+
+
+def worker_user_data(store: Any, deployment: Any, group: str, *, spec: Any = None) -> str:
+    """The user data for a new worker of ``group`` in a recorded deployment (``StateStore``,
+    ``Deployment``): the front-end's private address and the stored ``k3s_token``.
+
+    ``NotFound`` if the front-end has no recorded address yet (create it first) or the group is not in
+    the plan. Labels and taints come from ``spec`` (a ClusterSpec) when given, else from the recorded
+    targets' optional fields.
+    """
+    plan = deployment.plan
+    groups = {str(g["name"]): g for g in plan.get("groups") or []}
+    if group not in groups:
+        raise NotFound(f"deployment {deployment.name}: no group {group!r} (have: {', '.join(groups)})")
+    front = next((g for g in groups.values() if g.get("role") == "front-end"), None)
+    address = None
+    if front is not None:
+        for node in store.nodes(deployment.id, str(front["name"])):
+            found = (node.addresses.get("private") or []) + (node.addresses.get("public") or [])
+            if found:
+                address = str(found[0])
+                break
+    if address is None:
+        raise NotFound(f"deployment {deployment.name}: the front-end has no address yet, so workers "
+                       "cannot be told where to join")
+    labels: Mapping[str, str] = {}
+    taints: Sequence[str] = ()
+    if spec is not None:
+        group_spec = spec.group(group)
+        labels, taints = group_spec.labels, group_spec.taints
+    else:
+        target = next((t for t in plan.get("targets") or [] if t.get("name") == group), {})
+        labels, taints = target.get("labels") or {}, target.get("taints") or ()
+    info = groups[group]
+    return render_user_data(WorkerJoin(
+        server_url=f"https://{address}:{K3S_PORT}", token=store.secret(deployment.id, "k3s_token"),
+        group=group, arch=str(info.get("arch") or "amd64"), role=str(info.get("role") or "worker"),
+        labels=labels, taints=tuple(taints)))
