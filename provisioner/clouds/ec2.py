@@ -376,14 +376,13 @@ class Ec2Driver:
             return
         self._call("AttachVolume", "attach_volume", SimpleNamespace(id=node.id), volume, DATA_DEVICE)
 
-    def _addresses_of(self, deployment: str, node_ids: set[str]) -> list[Any]:
-        """Elastic addresses tagged for the deployment, or associated with one of its machines."""
+    def _addresses_of(self, deployment: str) -> list[Any]:
+        """Elastic addresses tagged for the deployment (libcloud does not parse their tags: one
+        DescribeTags each). One merely associated with a machine of ours is not ours to release."""
         out = []
         for address in self._call("DescribeAddresses", "ex_describe_all_addresses"):
             allocation = address.extra.get("allocation_id")
-            if address.instance_id in node_ids:
-                out.append(address)
-            elif allocation:
+            if allocation:
                 tags = self._call("DescribeTags", "ex_describe_tags", SimpleNamespace(id=allocation))
                 if belongs_to(deployment, tags.get("Name"), tags):
                     out.append(address)
@@ -412,7 +411,7 @@ class Ec2Driver:
         removed: list[CloudResource] = []
         nodes = [n for n in self._nodes_of(deployment) if n.extra.get("status") != "terminated"]
         node_ids = {n.id for n in nodes}
-        addresses = self._addresses_of(deployment, node_ids)
+        addresses = self._addresses_of(deployment)
         for node in nodes:
             self.destroy_node(self._to_cloud_node(node, deployment))
             name = (node.extra.get("tags") or {}).get("Name")
@@ -435,13 +434,26 @@ class Ec2Driver:
                                              .get("Name")))
         for group in self._call("DescribeSecurityGroups", "ex_get_security_groups"):
             if group.name != "default" and belongs_to(deployment, group.name, group.extra.get("tags")):
-                self._call("DeleteSecurityGroup", "ex_delete_security_group_by_id", group.id)
+                self._until_free("DeleteSecurityGroup", "ex_delete_security_group_by_id", group.id)
                 removed.append(CloudResource("security_group", str(group.id), group.name))
         for key in self._call("DescribeKeyPairs", "list_key_pairs"):
             if belongs_to(deployment, key.name, None):
                 self._call("DeleteKeyPair", "delete_key_pair", key)
                 removed.append(CloudResource("key_pair", str(key.name), key.name))
         return removed
+
+    def _until_free(self, what: str, method: str, *args: Any) -> None:
+        """Delete something a just-terminated machine may still hold (EC2 answers DependencyViolation
+        until its network interfaces are gone): try again until ``create_timeout_s``."""
+        deadline = time.monotonic() + self.settings.create_timeout_s
+        while True:
+            try:
+                self._call(what, method, *args)
+                return
+            except CloudError as exc:
+                if "DependencyViolation" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            self._sleep(POLL_S)
 
     def _wait_terminated(self, deployment: str, node_ids: set[str]) -> None:
         deadline = time.monotonic() + self.settings.create_timeout_s

@@ -269,13 +269,24 @@ class OpenStackDriver:
             boot_volume = [{"boot_index": 0, "uuid": request.image, "source_type": "image",
                             "destination_type": "volume", "volume_size": request.disk_gib,
                             "delete_on_termination": True}]
-        node = self._call(
-            "CreateServer", "create_node", name=request.name, size=size,
-            image=NodeImage(request.image, request.image, driver=drv), ex_blockdevicemappings=boot_volume,
-            networks=[network] if network is not None else None, ex_keyname=request.key_name or None,
-            ex_userdata=request.user_data, ex_security_groups=groups or None,
-            ex_metadata=deployment_tags(request.deployment, request.group),
-            ex_availability_zone=request.zone)
+        attempts = 0
+
+        def create() -> Any:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1:  # an answer lost to a 5xx may hide a server Nova did create: reuse it
+                for server in self.libcloud.list_nodes():
+                    if server.name == request.name and belongs_to(request.deployment, server.name,
+                                                                  server.extra.get("metadata")):
+                        return server
+            return self.libcloud.create_node(
+                name=request.name, size=size, image=NodeImage(request.image, request.image, driver=drv),
+                ex_blockdevicemappings=boot_volume, networks=[network] if network is not None else None,
+                ex_keyname=request.key_name or None, ex_userdata=request.user_data,
+                ex_security_groups=groups or None, ex_availability_zone=request.zone,
+                ex_metadata=deployment_tags(request.deployment, request.group))
+
+        node = self._calls("CreateServer", create)
         node = self._settled(node.id, request.name)
         log.info("OpenStack: %s is %s", request.name, node.id)
         return self._to_cloud_node(node, request.deployment)
@@ -405,17 +416,32 @@ class OpenStackDriver:
         self._wait_gone(deployment, {s.id for s in servers})
         if not keep_data:
             for volume in self._volumes_of(deployment):
-                self._call("DeleteVolume", "destroy_volume", volume)
+                self._until_free("DeleteVolume", "destroy_volume", volume)
                 removed.append(CloudResource("volume", str(volume.id), volume.name))
         for group in self._call("ListSecurityGroups", "ex_list_security_groups"):
             if belongs_to(deployment, group.name, None):
-                self._call("DeleteSecurityGroup", "ex_delete_security_group", group)
+                self._until_free("DeleteSecurityGroup", "ex_delete_security_group", group)
                 removed.append(CloudResource("security_group", str(group.id), group.name))
         for key in self._call("ListKeypairs", "list_key_pairs"):
             if belongs_to(deployment, key.name, None):
                 self._call("DeleteKeypair", "delete_key_pair", key)
                 removed.append(CloudResource("key_pair", str(key.name), key.name))
         return removed
+
+    def _until_free(self, what: str, method: str, *args: Any) -> None:
+        """Delete something a just-deleted server may still hold (Neutron: "in use" while its ports
+        go; Cinder: the volume detaches after the server): try again until ``create_timeout_s``."""
+        deadline = time.monotonic() + self.settings.create_timeout_s
+        while True:
+            try:
+                self._call(what, method, *args)
+                return
+            except CloudError as exc:
+                text = str(exc).lower()
+                if not ("in use" in text or "in-use" in text or "status must be" in text) \
+                        or time.monotonic() > deadline:
+                    raise
+            self._sleep(self._poll_s)
 
     def _wait_gone(self, deployment: str, ids: set[str]) -> None:
         deadline = time.monotonic() + self.settings.create_timeout_s
