@@ -9,6 +9,7 @@ them and turns a raw run into the figures the CLI and ``bench/policies.py`` prin
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -33,6 +34,13 @@ SECTIONS = frozenset({"oscar", "clues", "autoscaler", "engine"})
 
 class SettingsFileError(BadInput):
     """The ``--settings`` file is invalid."""
+
+
+@dataclasses.dataclass(frozen=True)
+class OscarSettings(PolicySettings):
+    """``PolicySettings`` plus the daemon's tick (``[elastic] tick_s``), for ``--settings``."""
+
+    tick_s: float = 10.0
 
 
 class OscarPolicy:
@@ -66,10 +74,14 @@ def _overrides(data: Any, cls: type, where: str) -> dict[str, Any]:
         return {}
     if not isinstance(data, Mapping):
         raise SettingsFileError(f"{where}: expected a mapping of settings")
-    known = {field.name: field for field in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else {}
+    if dataclasses.is_dataclass(cls):
+        known = {field.name for field in dataclasses.fields(cls)}
+    else:  # a baseline policy: its keyword-only constructor arguments
+        known = {name for name, parameter in inspect.signature(cls).parameters.items()
+                 if parameter.kind is inspect.Parameter.KEYWORD_ONLY}
     values = {}
     for key, value in data.items():
-        if known and key not in known:
+        if key not in known:
             raise SettingsFileError(f"{where}: unknown setting {key!r} (known: {', '.join(sorted(known))})")
         if key == "system_namespaces" and isinstance(value, list):
             value = frozenset(map(str, value))
@@ -99,10 +111,10 @@ def load_settings_file(path: Path | None) -> dict[str, dict[str, Any]]:
         raise SettingsFileError(f"{path}: unknown section(s) {sorted(map(str, unknown))} "
                                 f"(known: {', '.join(sorted(SECTIONS))})")
     return {
-        "oscar": _overrides(data.get("oscar"), PolicySettings, f"{path}: oscar"),
+        "oscar": _overrides(data.get("oscar"), OscarSettings, f"{path}: oscar"),
         "engine": _overrides(data.get("engine"), EngineSettings, f"{path}: engine"),
-        "clues": _overrides(data.get("clues"), object, f"{path}: clues"),
-        "autoscaler": _overrides(data.get("autoscaler"), object, f"{path}: autoscaler"),
+        "clues": _overrides(data.get("clues"), CluesPolicy, f"{path}: clues"),
+        "autoscaler": _overrides(data.get("autoscaler"), AutoscalerPolicy, f"{path}: autoscaler"),
     }
 
 

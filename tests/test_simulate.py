@@ -332,18 +332,33 @@ def test_cli_report_writes_png_and_page(small_case: tuple[Path, Path], tmp_path:
     assert "| clues |" in text and "| autoscaler |" in text and "report.png" in text
 
 
-def test_cli_settings_file_changes_the_oscar_policy(small_case: tuple[Path, Path], tmp_path: Path) -> None:
-    trace, groups = small_case
+def test_cli_settings_file_changes_the_policies(tmp_path: Path) -> None:
+    """Two jobs 2000 s apart: at the default idle time (300 s) the node goes off in between; with
+    `idle_time_s: 7200` it stays on. Sections override the baselines' defaults the same way."""
+    trace = tmp_path / "gap.csv"
+    trace.write_text(HEAD + "0,1,512,60\n2000,1,512,60\n")
+    groups = tmp_path / "g.yaml"
+    groups.write_text("- {name: g, cpus: 2, memory_mib: 4096, max: 2, boot_s: 30}\n")
     settings_file = tmp_path / "settings.yaml"
-    settings_file.write_text("idle_time_s: 7200\ncooldown_s: 7200\n")
+    settings_file.write_text("idle_time_s: 7200\ncooldown_s: 600\n")
     _, out, _ = cli("simulate", str(trace), "--groups", str(groups), "-o", "json")
-    _, long_out, _ = cli("simulate", str(trace), "--groups", str(groups), "-o", "json",
-                         "--settings", str(settings_file))
-    assert json.loads(long_out)["scale_downs"] < json.loads(out)["scale_downs"] or (
-        json.loads(long_out)["node_hours"] >= json.loads(out)["node_hours"])
+    _, kept, _ = cli("simulate", str(trace), "--groups", str(groups), "-o", "json",
+                     "--settings", str(settings_file))
+    default, long_idle = json.loads(out), json.loads(kept)
+    assert default["scale_ups"] == 2 and default["scale_downs"] >= 1
+    assert long_idle["scale_ups"] == 1 and long_idle["scale_downs"] == 0
+    assert long_idle["node_hours"] > default["node_hours"]
+    settings_file.write_text("clues: {idle_time_s: 100, period_s: 1}\nengine: {poweroff_s: 0}\n")
+    _, out, _ = cli("simulate", str(trace), "--groups", str(groups), "-o", "json", "--policy", "clues",
+                    "--settings", str(settings_file))
+    assert json.loads(out)["scale_downs"] == 1 and json.loads(out)["scale_ups"] == 2
     settings_file.write_text("idle_tme_s: 5\n")
     code, _, err = cli("simulate", str(trace), "--groups", str(groups), "--settings", str(settings_file))
-    assert code == 2 and "unknown setting 'idle_tme_s'" in err
+    assert code == 2 and "unknown setting 'idle_tme_s'" in err and str(settings_file) in err
+    settings_file.write_text("clues: {idle: 5}\n")
+    code, _, err = cli("simulate", str(trace), "--groups", str(groups), "--policy", "clues",
+                       "--settings", str(settings_file))
+    assert code == 2 and "clues: unknown setting 'idle'" in err and "idle_time_s" in err
 
 
 HEAD = "submit_s,cpus,memory_mib,duration_s\n"
