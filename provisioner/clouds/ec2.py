@@ -51,8 +51,9 @@ from provisioner.clouds.base import (
 from provisioner.clouds.retry import CloudCalls
 from provisioner.config import ProvisionerSettings
 from provisioner.credentials import AwsCredentials
-from provisioner.errors import CloudError, NotFound
-from provisioner.images import _EC2_PATTERNS  # the planner's table of owners and AMI name patterns
+from provisioner.errors import CloudError, NotFound, TemplateError
+from provisioner.images import plan_image
+from provisioner.spec import GroupSpec, MachineSpec
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,7 @@ class Ec2Driver:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._subnets: list[Any] | None = None
+        self._named_subnets: dict[str, Any] = {}
         self._images: dict[str, Any] = {}
 
     def __repr__(self) -> str:
@@ -159,10 +161,12 @@ class Ec2Driver:
         """The given subnet (by id), else the default VPC's default subnet of ``zone`` (or the first)."""
         wanted = wanted or self.subnet
         if wanted:
-            found = self._call("DescribeSubnets", "ex_list_subnets", subnet_ids=[wanted])
-            if not found:
-                raise NotFound(f"EC2 {self.region}: no subnet {wanted!r}")
-            return found[0]
+            if wanted not in self._named_subnets:
+                found = self._call("DescribeSubnets", "ex_list_subnets", subnet_ids=[wanted])
+                if not found:
+                    raise NotFound(f"EC2 {self.region}: no subnet {wanted!r}")
+                self._named_subnets[wanted] = found[0]
+            return self._named_subnets[wanted]
         subnets = sorted(self._default_subnets(), key=lambda s: s.extra.get("zone") or "")
         in_zone = [s for s in subnets if zone is None or s.extra.get("zone") == zone]
         if not in_zone:
@@ -248,11 +252,16 @@ class Ec2Driver:
                 raise NotFound(f"EC2 {self.region}: image {explicit} does not exist")
             self._images[found[0].id] = found[0]
             return str(found[0].id)
-        known = _EC2_PATTERNS.get((distribution.lower(), version))
-        if known is None:
+        machine = MachineSpec(cpus=1, memory_mib=1, arch=arch,  # type: ignore[arg-type]
+                              os_distribution=distribution, os_version=version)
+        try:  # the planner's table of owners and AMI name patterns, and its version spelling
+            group = GroupSpec(name="image", role="worker", provider="aws", machine=machine)
+            planned = plan_image(group, arch)  # type: ignore[arg-type]
+        except TemplateError as exc:
+            raise NotFound(f"EC2 {self.region}: {exc}") from None
+        if planned is None or not planned.owner or not planned.name_pattern:
             raise NotFound(f"EC2 {self.region}: no image pattern known for {distribution} {version}")
-        owner, pattern = known
-        name = pattern.format(arch=arch)
+        owner, name = planned.owner, planned.name_pattern
         images = self._call("DescribeImages", "list_images", ex_owner=owner,
                             ex_filters={"name": name, "architecture": _ARCH.get(arch, arch),
                                         "state": "available"})
