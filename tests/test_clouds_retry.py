@@ -3,6 +3,9 @@ exponential backoff, the rest is not; secrets never reach a message."""
 
 from __future__ import annotations
 
+import socket
+import ssl
+
 import pytest
 import requests
 from libcloud.common.exceptions import BaseHTTPError, RateLimitReachedError
@@ -33,6 +36,8 @@ from provisioner.errors import AuthError, CapacityError, CloudError, NotFound, T
     (BaseHTTPError(400, "InvalidParameterValue: bad CIDR"), CloudError),
     (MalformedResponseError("Failed to parse XML", body="<html>"), CloudError),
     (LibcloudError("Could not find specified endpoint"), CloudError),
+    (ssl.SSLCertVerificationError("certificate verify failed"), CloudError),
+    (socket.gaierror(-2, "Name or service not known"), CloudError),
 ])
 def test_cloud_failures_map_to_typed_errors(exc: Exception, kind: type) -> None:
     typed = classify(exc, what="EC2 RunInstances")

@@ -94,6 +94,8 @@ def classify(exc: BaseException, *, what: str, secrets: Iterable[str | None] = (
     message = f"{what}: {text}"
     if _is_network_error(exc):
         return Throttled(f"{what}: cannot reach the cloud: {scrub(str(exc), secrets)}")
+    if isinstance(exc, OSError):  # TLS, DNS and other socket failures: no point in retrying
+        return CloudError(f"{what}: {scrub(str(exc), secrets) or type(exc).__name__}")
     if not isinstance(exc, (BaseHTTPError, LibcloudError)):
         return None
     if _CAPACITY.search(text):
