@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from provisioner.clouds.ec2 import Ec2Driver
 from provisioner.clouds.fleet import FleetDriver
 from provisioner.clouds.openstack import OpenStackDriver
 from provisioner.clouds.registry import driver_for
-from provisioner.credentials import AwsCredentials, CredentialSource, OpenStackCredentials
+from provisioner.credentials import (
+    AwsCredentials,
+    CredentialSource,
+    OpenStackCredentials,
+    credentials_from_auth_file,
+)
 from provisioner.errors import BadInput, CredentialsError
 from provisioner.spec import BoardSpec
 
@@ -42,3 +50,22 @@ def test_wrong_credentials_unknown_provider_and_missing_region_are_bad_input() -
 def test_no_secret_in_a_drivers_repr() -> None:
     for driver in (driver_for("aws", AWS, None), driver_for("openstack", OST, None)):
         assert "s3cr3t" not in repr(driver)
+
+
+def test_an_im_auth_file_reaches_both_test_clouds(ec2_emulator: Any, openstack_server: Any,
+                                                  tmp_path: Path) -> None:
+    """The auth file's ``host`` is the EC2 endpoint override; the OpenStack line's is Keystone's URL."""
+    auth = tmp_path / "auth.dat"
+    auth.write_text(
+        f"id = aws; type = EC2; username = AKIDEXAMPLE; password = aws-s3cr3t; region = eu-west-1; "
+        f"host = {ec2_emulator.endpoint}\n"
+        f"id = ost; type = OpenStack; host = {openstack_server.endpoint}/v3; username = demo; "
+        "password = secret; tenant = demo; domain = Default; auth_version = 3.x_password; "
+        "region = RegionOne\n")
+    auth.chmod(0o600)
+    aws = credentials_from_auth_file(auth, "aws")
+    ec2 = driver_for("aws", aws, None)
+    assert ec2.resolve_image("ubuntu", "24.04", "amd64", None).startswith("ami-")
+    assert [c.region for c in ec2_emulator.calls] == ["eu-west-1"]
+    ost = driver_for("openstack", credentials_from_auth_file(auth, "openstack"), None)
+    assert ost.sizes_that_fit(1, 512)[0] == "m1.tiny"
