@@ -34,7 +34,9 @@ import sys
 import threading
 from types import FrameType
 
-from tests.harness.kube.cluster import EXIT_CODE_ANNOTATION, RUNTIME_ANNOTATION, DaemonSet, Timing
+from tests.harness.kube.cluster import Timing
+from tests.harness.kube.daemonsets import DaemonSet
+from tests.harness.kube.objects import EXIT_CODE_ANNOTATION, RUNTIME_ANNOTATION
 from tests.harness.kube.server import DEFAULT_NAMESPACES, KubeApiServer
 
 __all__ = [

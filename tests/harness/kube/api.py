@@ -23,7 +23,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from tests.harness.kube import cluster, disruption
+from tests.harness.kube import disruption
+from tests.harness.kube.objects import with_pod_defaults
 from tests.harness.kube.patch import PatchError, apply_patch
 from tests.harness.kube.selectors import SelectorError, parse_field_selector, parse_label_selector
 from tests.harness.kube.store import (
@@ -409,7 +410,7 @@ class ApiHandler(BaseHTTPRequestHandler):
                     raise MethodNotAllowed(
                         f"the server does not allow this method on {res.plural} across namespaces"
                     )
-                obj = cluster.with_pod_defaults(body) if key == "pods" else body
+                obj = with_pod_defaults(body) if key == "pods" else body
                 return self._send_json(201, store.create(key, obj, route.namespace))
             if method == "DELETE":
                 listed = self._list(route, query)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from tests.harness.kube.objects import Writer
 from tests.harness.kube.selectors import label_selector_from_dict, labels_match
 from tests.harness.kube.store import ApiError, Store, TooManyRequests
 
@@ -104,3 +105,25 @@ def evict(store: Store, namespace: str, name: str) -> Obj:
                         },
                     )
         return store.delete("pods", namespace, name)
+
+
+class DisruptionController:
+    """Keeps each PodDisruptionBudget's status current, as kube-controller-manager's disruption controller."""
+
+    def __init__(self, writer: Writer) -> None:
+        self.writer = writer
+
+    def sync(self, budgets: list[Obj], pods: list[Obj]) -> None:
+        by_namespace: dict[str, list[Obj]] = {}
+        for pod in pods:
+            by_namespace.setdefault(pod["metadata"]["namespace"], []).append(pod)
+        for pdb in budgets:
+            meta = pdb["metadata"]
+            status = budget_status(pdb, by_namespace.get(meta["namespace"], []))
+            if {k: (pdb.get("status") or {}).get(k) for k in status} != status:
+                self.writer.write(
+                    "poddisruptionbudgets",
+                    meta["namespace"],
+                    meta["name"],
+                    lambda obj, status=status: {**obj, "status": {**(obj.get("status") or {}), **status}},
+                )

@@ -10,7 +10,7 @@ import copy
 import uuid
 from typing import Any
 
-from tests.harness.kube.cluster import EXIT_CODE_ANNOTATION, RUNTIME_ANNOTATION
+from tests.harness.kube.objects import EXIT_CODE_ANNOTATION, RUNTIME_ANNOTATION
 
 Obj = dict[str, Any]
 

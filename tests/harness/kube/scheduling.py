@@ -15,11 +15,11 @@ from typing import Any
 
 from kubernetes.utils import parse_quantity
 
+from tests.harness.kube.objects import NOT_READY_TAINT, UNSCHEDULABLE_TAINT
+
 Obj = dict[str, Any]
 Resources = dict[str, Decimal]
 
-NOT_READY_TAINT = "node.kubernetes.io/not-ready"
-UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
 GPU = "nvidia.com/gpu"
 
 # Tolerations the DaemonSet controller adds to every pod it creates (pkg/controller/daemon/util).

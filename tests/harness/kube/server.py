@@ -22,12 +22,9 @@ import yaml
 
 from tests.harness.kube import manifests
 from tests.harness.kube.api import ApiServer
-from tests.harness.kube.cluster import (
-    ClusterSim,
-    DaemonSet,
-    Timing,
-    with_pod_defaults,
-)
+from tests.harness.kube.cluster import ClusterSim, Timing
+from tests.harness.kube.daemonsets import DaemonSet
+from tests.harness.kube.objects import with_pod_defaults
 from tests.harness.kube.store import NotFound, Store
 
 Obj = dict[str, Any]

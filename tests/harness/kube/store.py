@@ -180,12 +180,15 @@ class Store:
         namespace: str | None = None,
         labels: list[Requirement] | None = None,
         fields: list[Any] | None = None,
+        ordered: bool = True,
     ) -> tuple[list[Obj], int]:
-        """Matching objects sorted by namespace/name, and the store's version at that moment."""
+        """Matching objects (sorted by namespace/name when ``ordered``) and the store's version then."""
         with self.cond:
+            objects = self._objects[resource]
+            pairs = sorted(objects.items()) if ordered else objects.items()
             items = [
                 obj
-                for (ns, _), obj in sorted(self._objects[resource].items())
+                for (ns, _), obj in pairs
                 if (namespace is None or ns == namespace)
                 and (not labels or labels_match(labels, obj))
                 and (not fields or fields_match(fields, obj))
