@@ -273,3 +273,9 @@ def test_throttling_that_never_ends_gives_up_typed(openstack_server: Any, driver
         driver.ensure_security_group("d1", RULES)
     attempts = [c for c in openstack_server.calls if c["action"] == "CreateSecurityGroup"]
     assert len(attempts) == FAST.api_retries
+
+
+def test_a_fresh_driver_lists_sizes_by_flavor_name(openstack_server: Any, driver: OpenStackDriver) -> None:
+    sg = driver.ensure_security_group("d1", RULES)
+    driver.create_node(_request(driver, "d1", "wn", 1, "", sg, size="m1.medium"))
+    assert [n.size for n in _driver(openstack_server).list_nodes("d1")] == ["m1.medium"]

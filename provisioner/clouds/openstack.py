@@ -318,7 +318,7 @@ class OpenStackDriver:
         if raw == "deleted":
             state = "terminated"
         flavor = node.extra.get("flavorId")
-        names = {f["id"]: f["name"] for f in self._flavors or []}
+        names = {f["id"]: f["name"] for f in self._flavor_list()}  # listed once per driver
         created = node.created_at.timestamp() if getattr(node, "created_at", None) else None
         return CloudNode(id=str(node.id), name=str(node.name), deployment=deployment,
                          group=metadata.get(TAG_GROUP), state=state, size=names.get(flavor, flavor),
