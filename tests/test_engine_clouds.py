@@ -1,0 +1,179 @@
+"""The engine with the real drivers (stock libcloud) against the cloud emulators (DESIGN §4).
+
+What an operator would check in the console: every machine of the deployment is there, named and
+tagged, exactly once; after ``destroy`` nothing of it is left (instances, security groups, key
+pairs, volumes, addresses) while resources the tool did not create survive. The fault runs repeat
+that with a fifth of the mutating calls refused (throttling, 5xx, capacity).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from provisioner.clouds.base import TAG_DEPLOYMENT, TAG_GROUP, resource_prefix
+from provisioner.clouds.ec2 import Ec2Driver
+from provisioner.config import GeneralSettings, ProvisionerSettings, Settings
+from provisioner.credentials import AwsCredentials, CredentialSource
+from provisioner.engine import CreateRequest, create, destroy, scale
+from provisioner.engine.targets import node_name
+from provisioner.plan import make_plan
+from provisioner.resources import tosca_dir
+from provisioner.state import StateStore
+from provisioner.template import load_cluster_spec
+
+REGION = "eu-west-1"
+KEY_ID = "AKIDENGINETEST000001"
+SECRET = "engine-s3cret-Qx7Lp2-never-logged"
+AWS_TEMPLATE = tosca_dir() / "templates" / "oscar-aws.yaml"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(general=GeneralSettings(cache_dir=str(tmp_path / "cache")),
+                    provisioner=ProvisionerSettings(api_retries=10, retry_base_s=0.01, retry_max_s=0.05,
+                                                    create_timeout_s=30, ssh_timeout_s=2))
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Any:
+    with StateStore.open(tmp_path / "state" / "state.db") as s:
+        yield s
+
+
+@pytest.fixture
+def factory(ec2_emulator: Any, settings: Settings) -> Any:
+    credentials = AwsCredentials(KEY_ID, SECRET, CredentialSource("environment"), region=REGION,
+                                 endpoint_url=ec2_emulator.endpoint)
+    return lambda _provider, region: Ec2Driver(credentials, region, settings.provisioner)
+
+
+@pytest.fixture
+def boto(ec2_emulator: Any) -> Any:
+    import boto3
+
+    return boto3.client("ec2", endpoint_url=ec2_emulator.endpoint, region_name=REGION,
+                        aws_access_key_id="AKIDOTHERUSER", aws_secret_access_key="x")
+
+
+def aws_request(settings: Settings, name: str, **inputs: Any) -> CreateRequest:
+    values = {"admin_cidr": "10.0.0.0/8", "region": REGION, **{k: str(v) for k, v in inputs.items()}}
+    spec = load_cluster_spec([AWS_TEMPLATE], values, import_paths=[],
+                             cache_dir=Path(settings.general.cache_dir))
+    return CreateRequest(make_plan(spec, settings), name=name, configure=False,
+                         credentials={"aws": {"kind": "environment", "path": None, "entry": None}})
+
+
+def live(inventory: dict[str, list[dict[str, Any]]], deployment: str) -> dict[str, list[dict[str, Any]]]:
+    """The deployment's resources that still exist, by kind (terminated instances do not count)."""
+    prefix = resource_prefix(deployment)
+
+    def ours(item: dict[str, Any]) -> bool:
+        tags = item.get("tags") or {}
+        name = tags.get("Name") or item.get("name") or ""
+        return tags.get(TAG_DEPLOYMENT) == deployment or name.startswith(prefix)
+
+    out = {kind: [i for i in items if ours(i)] for kind, items in inventory.items()}
+    out["instances"] = [i for i in out["instances"] if i["state"] != "terminated"]
+    return out
+
+
+def others(boto: Any) -> dict[str, str]:
+    """Resources the tool did not create: untagged ones, and another deployment's (other prefix)."""
+    image = boto.describe_images(Owners=["099720109477"])["Images"][0]["ImageId"]
+    instance = boto.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro",
+                                  TagSpecifications=[{"ResourceType": "instance", "Tags": [
+                                      {"Key": "Name", "Value": "oscar-deploy-ffffffff-wn-1"},
+                                      {"Key": TAG_DEPLOYMENT, "Value": "ffffffff"}]}])["Instances"][0]
+    group = boto.create_security_group(GroupName="someone-elses", Description="not ours")["GroupId"]
+    boto.import_key_pair(KeyName="someone-elses-key", PublicKeyMaterial=(
+        b"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHcJ7e1ovCbHgXoNh3Ue8k5iS4eIr0y8a6y8nF0JcTmV other"))
+    volume = boto.create_volume(Size=1, AvailabilityZone=f"{REGION}a")["VolumeId"]
+    address = boto.allocate_address(Domain="vpc")["AllocationId"]
+    return {"instance": instance["InstanceId"], "group": group, "key": "someone-elses-key", "volume": volume,
+            "address": address}
+
+
+def assert_others_survive(ec2_emulator: Any, mine: dict[str, str]) -> None:
+    inventory = ec2_emulator.inventory(REGION)
+    assert any(i["id"] == mine["instance"] and i["state"] == "running" for i in inventory["instances"])
+    assert any(g["id"] == mine["group"] for g in inventory["security_groups"])
+    assert any(k["name"] == mine["key"] for k in inventory["key_pairs"])
+    assert any(v["id"] == mine["volume"] for v in inventory["volumes"])
+    assert any(a["allocation_id"] == mine["address"] for a in inventory["addresses"])
+
+
+def test_create_scale_destroy_on_ec2(ec2_emulator: Any, store: Any, settings: Settings, factory: Any,
+                                     boto: Any) -> None:
+    mine = others(boto)
+    dep = create(store, aws_request(settings, "ec2-life", wn_num=2), factory, settings)
+    inventory = live(ec2_emulator.inventory(REGION), dep.id)
+    names = sorted(i["tags"]["Name"] for i in inventory["instances"])
+    assert names == sorted([node_name(dep.id, "front", 1), *(node_name(dep.id, "wn", i) for i in (1, 2))])
+    assert all(i["tags"][TAG_DEPLOYMENT] == dep.id and i["tags"][TAG_GROUP] in ("front", "wn")
+               for i in inventory["instances"])
+    assert all(i["key_name"] == f"{resource_prefix(dep.id)}key" for i in inventory["instances"])
+    assert [v["size"] for v in inventory["volumes"] if v["tags"].get(TAG_GROUP) == "front"] == [50]
+    front = next(i for i in inventory["instances"] if i["tags"][TAG_GROUP] == "front")
+    data = next(v for v in inventory["volumes"] if v["tags"].get("Name", "").endswith("front-data"))
+    assert data["attached_to"] == front["id"]
+    recorded = store.nodes(dep.id)
+    assert {n.cloud_id for n in recorded} == {i["id"] for i in inventory["instances"]}
+    assert next(n for n in recorded if n.group == "front").addresses["public"]
+
+    scale(store, dep.id, "wn", 4, factory, settings)
+    assert len([i for i in live(ec2_emulator.inventory(REGION), dep.id)["instances"]
+                if i["tags"][TAG_GROUP] == "wn"]) == 4
+    result = scale(store, dep.id, "wn", 1, factory, settings)
+    assert result.removed == tuple(node_name(dep.id, "wn", i) for i in (4, 3, 2))
+
+    removed = destroy(store, dep.id, factory)
+    assert {r.resource.kind for r in removed} == {"instance", "volume", "security_group", "key_pair"}
+    assert all(not items for items in live(ec2_emulator.inventory(REGION), dep.id).values())
+    assert_others_survive(ec2_emulator, mine)
+    assert destroy(store, dep.id, factory) == []  # idempotent
+
+
+def test_keep_data_keeps_only_the_volume(ec2_emulator: Any, store: Any, settings: Settings,
+                                         factory: Any) -> None:
+    dep = create(store, aws_request(settings, "keep", wn_num=1), factory, settings)
+    destroy(store, dep.id, factory, keep_data=True)
+    left = live(ec2_emulator.inventory(REGION), dep.id)
+    assert [v["tags"]["Name"] for v in left["volumes"]] == [f"{resource_prefix(dep.id)}front-data"]
+    assert not left["instances"] and not left["security_groups"] and not left["key_pairs"]
+
+
+PLANNED_SIZE = "t3a.medium"
+"""The cheapest type that fits 2 CPUs / 4 GiB in eu-west-1: the one the plan picks."""
+FAULTS = [
+    {"code": "InsufficientInstanceCapacity", "rate": 0.5, "actions": ["RunInstances"],
+     "instance_type": PLANNED_SIZE},
+    {"code": "RequestLimitExceeded", "rate": 0.1},
+    {"code": "Unavailable", "rate": 0.05},
+    {"code": "InternalError", "rate": 0.05},
+]
+"""One mutating call in five refused (throttling, 503, 500), and, as EC2 does when a type runs out
+in a zone, the planned type short of capacity half the time: the engine must fall back to the next
+cheapest type that fits."""
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_fault_run_creates_then_leaves_nothing(seed: int, ec2_emulator: Any, store: Any, settings: Settings,
+                                               factory: Any, boto: Any) -> None:
+    mine = others(boto)
+    ec2_emulator.set_faults({"seed": seed, "rules": FAULTS})
+    request = aws_request(settings, f"faults{seed}", wn_num=2)
+    assert request.plan.groups[1].size.name == PLANNED_SIZE
+    dep = create(store, request, factory, settings)
+    inventory = live(ec2_emulator.inventory(REGION), dep.id)
+    names = [i["tags"]["Name"] for i in inventory["instances"]]
+    assert sorted(names) == sorted({node_name(dep.id, "front", 1), node_name(dep.id, "wn", 1),
+                                    node_name(dep.id, "wn", 2)})
+    destroy(store, dep.id, factory)
+    injected = [c for c in ec2_emulator.calls if c.fault]
+    ec2_emulator.set_faults({})
+    assert injected, "the run met no fault: the test would prove nothing"
+    assert all(not items for items in live(ec2_emulator.inventory(REGION), dep.id).values())
+    assert_others_survive(ec2_emulator, mine)
