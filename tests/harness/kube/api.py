@@ -5,7 +5,8 @@ Paths are those the ``kubernetes`` client builds (``/api/v1/namespaces/{ns}/pods
 chunked stream of ``{"type", "object"}`` JSON lines that ends at ``timeoutSeconds`` and reports an
 expired version as an ``ERROR`` event with a ``410`` Status, like the real API server. Writes to a
 resource with a status subresource keep the old status (and ``/status`` writes keep the old spec),
-so a product that patches the wrong endpoint fails here as it would on a cluster.
+so a product that patches the wrong endpoint fails here as it would on a cluster (``strategy.py``);
+paths map onto resources in ``routes.py``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import select
 import socket
 import threading
 import time
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
@@ -26,146 +26,25 @@ from urllib.parse import parse_qs, urlsplit
 from tests.harness.kube import disruption
 from tests.harness.kube.objects import with_pod_defaults
 from tests.harness.kube.patch import PatchError, apply_patch
+from tests.harness.kube.routes import Route, discovery, parse_route
 from tests.harness.kube.selectors import SelectorError, parse_field_selector, parse_label_selector
 from tests.harness.kube.store import (
-    RESOURCES,
     ApiError,
     BadRequest,
     Conflict,
     Invalid,
     NotFound,
-    Resource,
     Store,
     timestamp,
 )
+from tests.harness.kube.strategy import prepare_update
 
 Obj = dict[str, Any]
 log = logging.getLogger(__name__)
 
-_BY_PATH: dict[tuple[str, str], tuple[str, Resource]] = {
-    (res.group_version, res.plural): (key, res) for key, res in RESOURCES.items()
-}
-# Pod spec fields a client may change after creation (the rest is immutable, as on a real cluster).
-_MUTABLE_POD_SPEC = (
-    "activeDeadlineSeconds",
-    "tolerations",
-    "terminationGracePeriodSeconds",
-    "schedulingGates",
-)
-
 
 class MethodNotAllowed(ApiError):
     code, reason = 405, "MethodNotAllowed"
-
-
-@dataclass(frozen=True)
-class Route:
-    """A parsed request path: which resource, which namespace/object, which subresource."""
-
-    key: str
-    resource: Resource
-    namespace: str | None
-    name: str | None
-    sub: str | None
-
-
-def parse_route(path: str) -> Route | None:
-    """Map a REST path onto a resource; None for discovery and health paths."""
-    parts = [p for p in path.split("/") if p]
-    if parts[:2] == ["api", "v1"]:
-        gv, rest = "v1", parts[2:]
-    elif parts[:1] == ["apis"] and len(parts) >= 3:
-        gv, rest = f"{parts[1]}/{parts[2]}", parts[3:]
-    else:
-        return None
-    if not rest:
-        return None
-    namespace = None
-    if rest[0] == "namespaces" and len(rest) >= 3 and rest[2] not in ("status", "finalize"):
-        namespace, rest = rest[1], rest[2:]
-    found = _BY_PATH.get((gv, rest[0]))
-    if found is None or len(rest) > 3:
-        raise NotFound("the server could not find the requested resource")
-    key, res = found
-    if res.namespaced is False and namespace is not None:
-        raise NotFound("the server could not find the requested resource")
-    return Route(key, res, namespace, rest[1] if len(rest) > 1 else None, rest[2] if len(rest) > 2 else None)
-
-
-def _discovery(path: str) -> Obj | None:
-    parts = [p for p in path.split("/") if p]
-    if parts == ["version"]:
-        return {"major": "1", "minor": "33", "gitVersion": "v1.33.0-harness", "platform": "linux/amd64"}
-    if parts == ["api"]:
-        return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
-    if parts == ["apis"]:
-        groups = sorted({r.group_version for r in RESOURCES.values() if "/" in r.group_version})
-        return {
-            "kind": "APIGroupList",
-            "apiVersion": "v1",
-            "groups": [
-                {
-                    "name": gv.split("/")[0],
-                    "versions": [{"groupVersion": gv, "version": gv.split("/")[1]}],
-                    "preferredVersion": {"groupVersion": gv, "version": gv.split("/")[1]},
-                }
-                for gv in groups
-            ],
-        }
-    gv = (
-        "v1"
-        if parts == ["api", "v1"]
-        else "/".join(parts[1:])
-        if len(parts) == 3 and parts[0] == "apis"
-        else None
-    )
-    if gv is None:
-        return None
-    listed = [r for r in RESOURCES.values() if r.group_version == gv]
-    if not listed:
-        return None
-    verbs = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
-    resources = [
-        {
-            "name": r.plural,
-            "singularName": r.kind.lower(),
-            "namespaced": r.namespaced,
-            "kind": r.kind,
-            "verbs": verbs,
-        }
-        for r in listed
-    ]
-    resources += [
-        {
-            "name": f"{r.plural}/status",
-            "singularName": "",
-            "namespaced": r.namespaced,
-            "kind": r.kind,
-            "verbs": ["get", "patch", "update"],
-        }
-        for r in listed
-        if r.has_status
-    ]
-    if gv == "v1":
-        resources += [
-            {
-                "name": "pods/eviction",
-                "singularName": "",
-                "namespaced": True,
-                "kind": "Eviction",
-                "group": "policy",
-                "version": "v1",
-                "verbs": ["create"],
-            },
-            {
-                "name": "pods/binding",
-                "singularName": "",
-                "namespaced": True,
-                "kind": "Binding",
-                "verbs": ["create"],
-            },
-        ]
-    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}
 
 
 def _selectors(query: dict[str, str], resource: str) -> tuple[list[Any], list[Any]]:
@@ -180,35 +59,6 @@ def _selectors(query: dict[str, str], resource: str) -> tuple[list[Any], list[An
 
 def _flag(query: dict[str, str], name: str) -> bool:
     return query.get(name, "").lower() in ("true", "1")
-
-
-def _updated(route: Route, old: Obj, new: Obj) -> Obj:
-    """Apply the status-subresource split and pod spec immutability to a client's update."""
-    if not isinstance(new, dict) or not isinstance(new.get("metadata", {}), dict):
-        raise BadRequest("the body of the request was not a Kubernetes object")
-    if route.sub == "status":
-        return {**old, "status": new.get("status")}
-    if route.resource.has_status:
-        new = {**new, "status": old.get("status")}
-        if new["status"] is None:
-            new.pop("status")
-    if route.key == "pods":
-
-        def comparable(spec: Obj) -> Obj:
-            spec = {k: v for k, v in (spec or {}).items() if k not in _MUTABLE_POD_SPEC}
-            for group in ("containers", "initContainers"):
-                spec[group] = [{k: v for k, v in c.items() if k != "image"} for c in spec.get(group) or []]
-            return spec
-
-        if comparable(new.get("spec")) != comparable(old.get("spec")):
-            raise Invalid(
-                f'Pod "{old["metadata"]["name"]}" is invalid: spec: Forbidden: pod updates may not '
-                "change fields other than `spec.containers[*].image`, `spec.initContainers[*].image`, "
-                "`spec.activeDeadlineSeconds`, `spec.tolerations` (only additions to existing "
-                "tolerations), `spec.terminationGracePeriodSeconds`",
-                {"name": old["metadata"]["name"], "kind": "pods"},
-            )
-    return new
 
 
 class Control(Protocol):
@@ -331,7 +181,7 @@ class ApiHandler(BaseHTTPRequestHandler):
                 return
             route = parse_route(url.path)
             if route is None:
-                doc = _discovery(url.path) if method == "GET" else None
+                doc = discovery(url.path) if method == "GET" else None
                 if url.path.rstrip("/") in ("/healthz", "/readyz", "/livez") and method == "GET":
                     self.send_response(200)
                     self.send_header("Content-Type", "text/plain")
@@ -447,7 +297,8 @@ class ApiHandler(BaseHTTPRequestHandler):
                     {"name": name, "kind": res.plural},
                 )
             return self._send_json(
-                200, store.write(key, ns, name, lambda old: _updated(route, old, body), expect_rv=expect)
+                200,
+                store.write(key, ns, name, lambda old: prepare_update(route, old, body), expect_rv=expect),
             )
         if method == "PATCH":
             content_type = self.headers.get("Content-Type", "application/strategic-merge-patch+json")
@@ -463,7 +314,7 @@ class ApiHandler(BaseHTTPRequestHandler):
                         "again",
                         {"name": name, "kind": res.plural},
                     )
-                return _updated(route, old, new)
+                return prepare_update(route, old, new)
 
             return self._send_json(200, store.write(key, ns, name, patched))
         if method == "DELETE":
