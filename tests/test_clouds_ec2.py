@@ -93,10 +93,13 @@ def test_endpoint_override_from_the_auth_files_host() -> None:
     assert endpoint_kwargs(plain, "us-east-1") == {"region": "us-east-1", "signature_version": "4"}
 
 
-def test_key_pair_imported_once(driver: Ec2Driver, ec2_emulator: Any, public_key: str) -> None:
+def test_key_pair_imported_once_and_tagged(driver: Ec2Driver, ec2_emulator: Any, boto: Any,
+                                           public_key: str) -> None:
     assert driver.ensure_key_pair("d1", public_key) == "oscar-deploy-d1-key"
     assert driver.ensure_key_pair("d1", public_key) == "oscar-deploy-d1-key"
     assert [k["name"] for k in ec2_emulator.inventory(REGION)["key_pairs"]] == ["oscar-deploy-d1-key"]
+    (key,) = boto.describe_key_pairs(KeyNames=["oscar-deploy-d1-key"])["KeyPairs"]
+    assert {t["Key"]: t["Value"] for t in key.get("Tags", [])}[TAG_DEPLOYMENT] == "d1"
 
 
 def test_security_group_once_with_rules_tags_and_a_rule_for_itself(driver: Ec2Driver, boto: Any) -> None:

@@ -6,9 +6,10 @@ How the contract maps onto EC2 (DESIGN §2, issue 3):
   driver's own ``host``/``port``/``secure`` arguments; ``region`` still selects the SigV4 scope.
 - **Tags at creation**: instances and volumes are created with ``TagSpecification`` in the same call
   (so a crash cannot leave them untagged), the security group is tagged right after (and is found
-  by its name anyway), key pairs carry only the name prefix. libcloud's ``create_volume`` tags in a
-  second call, which a throttled answer would turn into a duplicate on retry, so the volume (and an
-  elastic address) is created with one signed ``connection.request`` of the stock driver instead.
+  by its name anyway). libcloud's ``create_volume`` tags in a
+  second call, which a throttled answer would turn into a duplicate on retry, and imports key pairs
+  untagged, so the volume, the key pair and an elastic address are created with one signed
+  ``connection.request`` of the stock driver each, tags included.
 - **Idempotent retries**: ``RunInstances`` carries a ``ClientToken`` that stays the same across the
   retries of one ``create_node``, so a throttled answer to a call that did run cannot start a
   second machine; key pairs and security groups have unique names, and "already exists" answers
@@ -24,6 +25,7 @@ How the contract maps onto EC2 (DESIGN §2, issue 3):
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
 import logging
@@ -183,8 +185,10 @@ class Ec2Driver:
         existing = {k.name for k in self._call("DescribeKeyPairs", "list_key_pairs")}
         if name in existing:
             return name
-        try:
-            self._call("ImportKeyPair", "import_key_pair_from_string", name, public_key.strip())
+        material = base64.b64encode(public_key.strip().encode()).decode()
+        try:  # as libcloud's import_key_pair_from_string, plus the tags it cannot give
+            self._action({"Action": "ImportKeyPair", "KeyName": name, "PublicKeyMaterial": material,
+                          **_tag_params("key-pair", {"Name": name, **deployment_tags(deployment)})})
         except CloudError as exc:
             if "Duplicate" not in str(exc):
                 raise
