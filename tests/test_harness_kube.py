@@ -644,3 +644,30 @@ def test_nodes_follow_machines_as_they_boot_and_vanish(kube_api: KubeApiServer, 
     kube_api.wait_until(
         lambda: [n.metadata.name for n in v1.list_node().items] == ["front-end"], what="vm-1 gone"
     )
+
+
+def test_only_one_of_many_concurrent_lease_takeovers_wins(kube_api: KubeApiServer) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    api = kube_api.api_client()
+    leases = client.CoordinationV1Api(api)
+    stale = leases.create_namespaced_lease(
+        "kube-system",
+        client.V1Lease(
+            metadata=client.V1ObjectMeta(name="leader"), spec=client.V1LeaseSpec(holder_identity="old")
+        ),
+    )
+
+    def take_over(who: str) -> int:
+        # Every candidate read the same version and now tries to become the holder.
+        body = client.V1Lease(metadata=stale.metadata, spec=client.V1LeaseSpec(holder_identity=who))
+        try:
+            client.CoordinationV1Api(api).replace_namespaced_lease("leader", "kube-system", body)
+            return 200
+        except ApiException as exc:
+            return exc.status
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(take_over, [f"replica-{i}" for i in range(8)]))
+    assert sorted(codes) == [200] + [409] * 7
+    assert leases.read_namespaced_lease("leader", "kube-system").spec.holder_identity.startswith("replica-")
