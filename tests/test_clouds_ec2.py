@@ -216,6 +216,7 @@ def test_sweep_removes_everything_of_the_deployment_and_nothing_else(
     (eip,) = _live(ec2_emulator)["addresses"]
     assert eip["public_ip"] == address and eip["instance"] == bare.id and eip["tags"][TAG_DEPLOYMENT] == "d1"
     assert driver.ensure_public_address("d1", bare) == address  # once
+    assert eip["tags"]["Name"] == "oscar-deploy-d1-wn-9-address"
     boto.allocate_address(Domain="vpc")  # not ours: survives
     removed = driver.sweep("d1")
     kinds = sorted(r.kind for r in removed)
@@ -309,3 +310,15 @@ def test_one_driver_creates_in_parallel_threads(driver: Ec2Driver, ec2_emulator:
     elapsed = time.monotonic() - started
     assert len({n.id for n in nodes}) == 8 == len(driver.list_nodes("d1"))
     assert elapsed < 2.5, elapsed  # serially: 8 × (RunInstances + ModifyInstanceMetadataOptions) × 0.3 s
+
+
+def test_an_address_left_by_a_crash_is_reused_not_doubled(
+        driver: Ec2Driver, ec2_emulator: Any, boto: Any) -> None:
+    sg = driver.ensure_security_group("d1", RULES)
+    node = driver.create_node(_request(driver, "d1", "fe", 1, "", sg, network=_private_subnet(boto)))
+    tags = [{"Key": "Name", "Value": "oscar-deploy-d1-fe-1-address"}, {"Key": TAG_DEPLOYMENT, "Value": "d1"}]
+    spec = [{"ResourceType": "elastic-ip", "Tags": tags}]
+    left = boto.allocate_address(Domain="vpc", TagSpecifications=spec)
+    assert driver.ensure_public_address("d1", node) == left["PublicIp"]
+    (eip,) = ec2_emulator.inventory(REGION)["addresses"]
+    assert eip["allocation_id"] == left["AllocationId"] and eip["instance"] == node.id

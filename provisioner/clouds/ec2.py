@@ -398,6 +398,7 @@ class Ec2Driver:
             if allocation:
                 tags = self._call("DescribeTags", "ex_describe_tags", SimpleNamespace(id=allocation))
                 if belongs_to(deployment, tags.get("Name"), tags):
+                    address.extra["tags"] = tags
                     out.append(address)
         return out
 
@@ -409,13 +410,19 @@ class Ec2Driver:
         public = [ip for ip in fresh.public_ips if ip]
         if public:
             return str(public[0])
-        tags = {"Name": resource_name(deployment, node.group or "node", "address"),
-                **deployment_tags(deployment, node.group)}
-        answer = self._action({"Action": "AllocateAddress", "Domain": "vpc",
-                               **_tag_params("elastic-ip", tags)})
-        allocation = answer.findtext(f"{{{NAMESPACE}}}allocationId")
-        ip = answer.findtext(f"{{{NAMESPACE}}}publicIp")
-        self._call("CreateTags", "ex_create_tags", SimpleNamespace(id=allocation), tags)
+        prefix = resource_prefix(deployment)
+        own = node.name[len(prefix):] if node.name.startswith(prefix) else node.name
+        tags = {"Name": resource_name(deployment, own, "address"), **deployment_tags(deployment, node.group)}
+        spare = [a for a in self._addresses_of(deployment)  # allocated before a crash, never associated
+                 if not a.instance_id and a.extra.get("tags", {}).get("Name") == tags["Name"]]
+        if spare:
+            allocation, ip = spare[0].extra["allocation_id"], spare[0].ip
+        else:
+            answer = self._action({"Action": "AllocateAddress", "Domain": "vpc",
+                                   **_tag_params("elastic-ip", tags)})
+            allocation = answer.findtext(f"{{{NAMESPACE}}}allocationId")
+            ip = answer.findtext(f"{{{NAMESPACE}}}publicIp")
+            self._call("CreateTags", "ex_create_tags", SimpleNamespace(id=allocation), tags)
         self._action({"Action": "AssociateAddress", "AllocationId": str(allocation), "InstanceId": node.id})
         return str(ip)
 
