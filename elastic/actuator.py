@@ -1,0 +1,323 @@
+"""Carry out a ``Decision``: PowerOn, PowerOff (cordon, evict, power off) and MarkFailed.
+
+The decision loop calls ``apply``; it records each action in the ``Ledger`` at once (so the next
+decision already counts a node as powering on or off and never asks twice) and hands the slow part
+(a power command, a cloud call, an eviction that a PodDisruptionBudget holds back) to a worker
+thread. A node has at most one worker at a time (``Ledger.claim``).
+
+* Power-on: the record (powering_on, powered_on_at) goes on the Node (annotations, uncordoned) or,
+  for a machine with no Node yet, into the status ConfigMap; then the power manager is called. A
+  power manager error backs the group off (the policy then sends the pods to the next group).
+* Power-off: powering_off + cordon, every evictable pod evicted through the Eviction API (a ``429``
+  from a PodDisruptionBudget is retried until ``drain_timeout_s``; a drain that cannot finish is
+  undone: the node is uncordoned and stays on), then the power manager; cloud workers' Node objects
+  are deleted, boards stay as ``off``. A failed power-off stays powering_off and is retried by the
+  loop (``retry_power_offs``) until the policy's ``max_wait_poweroff`` marks it failed.
+* Mark failed: the machine is powered off (removed, for cloud), the group backs off when it was a
+  power-on that failed, boards stay ``failed`` until ``nodes reset``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from kubernetes.client.rest import ApiException
+
+from elastic.kubeapi import KubeApi
+from elastic.lifecycle import Ledger, Record
+from elastic.metrics import Metrics, scale_up_reason
+from elastic.model import Decision, MarkFailed, NodeGroup, NodeState, PowerOff, PowerOn
+from elastic.power import PowerError, PowerManager
+from elastic.view import is_daemonset, is_mirror
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+FINISHED = ("Succeeded", "Failed")
+
+
+@dataclasses.dataclass(frozen=True)
+class ActuatorSettings:
+    backoff_min_s: float = 300.0
+    backoff_max_s: float = 1800.0
+    drain_timeout_s: float = 120.0
+    """How long evictions are retried (PodDisruptionBudgets) before the power-off is given up."""
+    eviction_retry_s: float = 2.0
+    power_off_retry_s: float = 30.0
+    """A failed power-off is tried again after this long."""
+    not_triggered_every_s: float = 300.0
+    """A pod gets the same NotTriggerScaleUp event again at most this often."""
+    workers: int = 8
+
+
+class Actuator:
+    def __init__(
+        self,
+        api: KubeApi,
+        ledger: Ledger,
+        groups: Mapping[str, NodeGroup],
+        managers: Mapping[str, PowerManager],
+        metrics: Metrics,
+        *,
+        node_object: Callable[[str], Obj | None],
+        pods_on: Callable[[str], list[Obj]],
+        pod_object: Callable[[str], Obj | None],
+        unschedulable_seen: Callable[[str], float | None],
+        settings: ActuatorSettings | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.api = api
+        self.ledger = ledger
+        self.groups = groups
+        self.managers = managers
+        self.metrics = metrics
+        self.node_object = node_object
+        self.pods_on = pods_on
+        self.pod_object = pod_object
+        self.unschedulable_seen = unschedulable_seen
+        self.settings = settings or ActuatorSettings()
+        self.clock = clock
+        self.pool = ThreadPoolExecutor(self.settings.workers, thread_name_prefix="actuator")
+        self._off_failed_at: dict[str, float] = {}
+        self._told: dict[str, tuple[str, float]] = {}
+        self._requested: set[str] = set()
+        self._lock = threading.Lock()
+        self.stopped = threading.Event()
+
+    def shutdown(self, wait: bool = True) -> None:
+        self.stopped.set()
+        self.pool.shutdown(wait=wait, cancel_futures=True)
+
+    # ---- the loop's entry point ------------------------------------------------------------------
+    def apply(self, decision: Decision) -> None:
+        """Record every action now and start its slow part on a worker."""
+        now = self.clock()
+        for failed in decision.failed:
+            self._submit(failed.node, self._mark_failed, failed)
+        for off in decision.power_off:
+            record = self.ledger.get(off.node)
+            if record is None or record.state in (NodeState.DISABLED, NodeState.FAILED):
+                continue
+            if self._submit(off.node, self._power_off, off, pre=lambda r=record: self.ledger.put(
+                    r.moved(NodeState.POWERING_OFF, now))):
+                self.metrics.scale_downs.labels(off.group, "idle").inc()
+                self.metrics.last_activity.labels("scale_down").set(now)
+        for on in decision.power_on:
+            self.power_on(on, now)
+        self._tell_not_triggered(decision, now)
+
+    def power_on(self, action: PowerOn, now: float) -> str | None:
+        group = self.groups[action.group]
+        manager = self.managers[action.group]
+        try:
+            name = action.node or manager.new_name(group)
+        except PowerError as error:
+            log.error("power on in group %s: %s", action.group, error)
+            return None
+        previous = self.ledger.get(name)
+        if previous is not None and previous.state in (NodeState.DISABLED, NodeState.FAILED):
+            log.warning("power on %s: it is %s; left alone", name, previous.state.value)
+            return None
+        record = Record(name, action.group, NodeState.POWERING_ON, now, powered_on_at=now)
+        if not self._submit(name, self._power_on, action, record, pre=lambda: self.ledger.put(record)):
+            return None
+        self.metrics.scale_ups.labels(action.group, scale_up_reason(action.reason, len(action.pods))).inc()
+        self.metrics.last_activity.labels("scale_up").set(now)
+        log.info("power on %s (group %s): %s", name, action.group, action.reason)
+        return name
+
+    def retry_power_offs(self, now: float) -> None:
+        """Power-offs that failed earlier are tried again (the policy's timer ends a hopeless one)."""
+        for record in self.ledger.records():
+            if record.state is not NodeState.POWERING_OFF or self.ledger.is_busy(record.name):
+                continue
+            failed_at = self._off_failed_at.get(record.name)
+            if failed_at is not None and now - failed_at < self.settings.power_off_retry_s:
+                continue
+            action = PowerOff(record.name, record.group, "retry of a power-off")
+            self._submit(record.name, self._power_off, action)
+
+    def _submit(self, name: str, func: Callable[..., None], *args: Any,
+                pre: Callable[[], None] | None = None) -> bool:
+        if self.stopped.is_set() or not self.ledger.claim(name):
+            return False
+        if pre is not None:
+            pre()
+
+        def work() -> None:
+            try:
+                func(*args)
+            except Exception:  # a worker must never die silently: log it, the loop retries
+                log.exception("acting on %s failed", name)
+            finally:
+                self.ledger.release(name)
+
+        self.pool.submit(work)
+        return True
+
+    # ---- persistence of one record ---------------------------------------------------------------
+    def persist(self, record: Record, *, unschedulable: bool | None = None) -> None:
+        """Write a record where it lives: the Node's annotations (if the Node exists)."""
+        if self.node_object(record.name) is None:
+            return  # the status ConfigMap carries it (written by the loop)
+        try:
+            self.api.patch_node(record.name, annotations=record.annotations(), unschedulable=unschedulable)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+    # ---- workers ---------------------------------------------------------------------------------
+    def _power_on(self, action: PowerOn, record: Record) -> None:
+        group = self.groups[action.group]
+        node = self.node_object(record.name)
+        self.persist(record, unschedulable=False if node and _cordoned(node) else None)
+        issued = self.clock()
+        for key in action.pods:
+            seen = self.unschedulable_seen(key)
+            with self._lock:
+                first = key not in self._requested
+                self._requested.add(key)
+            if seen is not None and first:
+                self.metrics.pending_to_request.observe(max(issued - seen, 0.0))
+        try:
+            self.managers[action.group].power_on(group, record.name)
+        except Exception as error:
+            self._power_on_failed(record, str(error))
+            return
+        for key in action.pods:
+            pod = self.pod_object(key)
+            if pod is not None:
+                meta = pod["metadata"]
+                self.api.event("Pod", meta["namespace"], meta["name"], meta.get("uid"), "TriggeredScaleUp",
+                               f"pod triggered scale-up: node {record.name} of group {action.group} "
+                               f"powering on", issued)
+
+    def _power_on_failed(self, record: Record, why: str) -> None:
+        now = self.clock()
+        backoff = self.ledger.fail_group(record.group, now, self.settings.backoff_min_s,
+                                         self.settings.backoff_max_s)
+        self.metrics.power_on_failures.labels(record.group).inc()
+        log.error("power on %s failed: %s; group %s backs off %.0fs", record.name, why, record.group,
+                  backoff.until - now)
+        manager = self.managers[record.group]
+        if manager.ephemeral:
+            self.ledger.drop(record.name)
+        else:
+            off = record.moved(NodeState.OFF, now, powered_on_at=None, idle_since=None)
+            self.ledger.put(off)
+            self.persist(off)
+
+    def _power_off(self, action: PowerOff) -> None:
+        record = self.ledger.get(action.node)
+        if record is None:
+            return
+        group = self.groups[action.group]
+        if record.state is not NodeState.POWERING_OFF:
+            record = record.moved(NodeState.POWERING_OFF, self.clock())
+            self.ledger.put(record)
+        self.persist(record, unschedulable=True)
+        if not self._drain(action.node):
+            now = self.clock()
+            back = record.moved(NodeState.USED, now, idle_since=None)
+            self.ledger.put(back)
+            self.persist(back, unschedulable=False)
+            log.warning("power off %s given up: pods could not be evicted in %.0fs; uncordoned",
+                        action.node, self.settings.drain_timeout_s)
+            return
+        manager = self.managers[action.group]
+        try:
+            manager.power_off(group, action.node)
+        except Exception as error:
+            self._off_failed_at[action.node] = self.clock()
+            log.error("power off %s failed (will retry): %s", action.node, error)
+            return
+        self._off_failed_at.pop(action.node, None)
+        self._powered_off(record, manager)
+        log.info("powered off %s (group %s): %s", action.node, action.group, action.reason)
+
+    def _powered_off(self, record: Record, manager: PowerManager) -> None:
+        now = self.clock()
+        if manager.ephemeral:
+            self.api.delete_node(record.name)
+            self.ledger.drop(record.name)
+            return
+        off = record.moved(NodeState.OFF, now, powered_on_at=None, idle_since=None)
+        self.ledger.put(off)
+        self.persist(off)
+
+    def _drain(self, node: str) -> bool:
+        """Evict every pod that is not the node's own (DaemonSet, mirror) until none is left."""
+        deadline = time.monotonic() + self.settings.drain_timeout_s
+        while not self.stopped.is_set():
+            left = [p for p in self.pods_on(node)
+                    if not (is_daemonset(p) or is_mirror(p))
+                    and (p.get("status") or {}).get("phase") not in FINISHED]
+            if not left:
+                return True
+            for pod in left:
+                meta = pod["metadata"]
+                if not meta.get("deletionTimestamp"):
+                    self.api.evict(meta["namespace"], meta["name"])
+            if time.monotonic() > deadline:
+                return False
+            self.stopped.wait(self.settings.eviction_retry_s)
+        return False
+
+    def _mark_failed(self, action: MarkFailed) -> None:
+        record = self.ledger.get(action.node)
+        if record is None or record.state in (NodeState.DISABLED, NodeState.FAILED):
+            return
+        now = self.clock()
+        group = self.groups[action.group]
+        manager = self.managers[action.group]
+        if record.state is NodeState.POWERING_ON:
+            backoff = self.ledger.fail_group(action.group, now, self.settings.backoff_min_s,
+                                             self.settings.backoff_max_s)
+            self.metrics.power_on_failures.labels(action.group).inc()
+            log.error("node %s failed: %s; group %s backs off %.0fs", action.node, action.reason,
+                      action.group, backoff.until - now)
+        else:
+            log.error("node %s failed: %s", action.node, action.reason)
+        self.metrics.scale_downs.labels(action.group, "failed").inc()
+        node = self.node_object(action.node)
+        if node is not None:
+            self.api.event("Node", "", action.node, node["metadata"].get("uid"), "NodeFailed",
+                           action.reason, now, warning=True)
+        try:
+            manager.power_off(group, action.node)
+        except Exception as error:
+            log.error("removing failed node %s: %s", action.node, error)
+        if manager.ephemeral:
+            self.api.delete_node(action.node)
+            self.ledger.drop(action.node)
+            return
+        failed = record.moved(NodeState.FAILED, now)
+        self.ledger.put(failed)
+        self.persist(failed)
+
+    # ---- events for pods that get nothing --------------------------------------------------------
+    def _tell_not_triggered(self, decision: Decision, now: float) -> None:
+        for item in decision.not_triggered:
+            told = self._told.get(item.pod)
+            if told and told[0] == item.reason and now - told[1] < self.settings.not_triggered_every_s:
+                continue
+            self._told[item.pod] = (item.reason, now)
+            pod = self.pod_object(item.pod)
+            if pod is None:
+                continue
+            meta = pod["metadata"]
+            self.pool.submit(self.api.event, "Pod", meta["namespace"], meta["name"], meta.get("uid"),
+                             "NotTriggerScaleUp", f"pod didn't trigger scale-up: {item.reason}", now)
+        if len(self._told) > 10000:
+            every = self.settings.not_triggered_every_s
+            self._told = {k: v for k, v in self._told.items() if now - v[1] < every}
+
+
+def _cordoned(node: Obj) -> bool:
+    return bool((node.get("spec") or {}).get("unschedulable"))

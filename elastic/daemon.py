@@ -1,0 +1,460 @@
+"""The elastic daemon: watch → view → ``decide()`` → actuator, while this replica holds the Lease.
+
+Threads: two informers (pods, nodes) keep the caches current and wake the loop; the loop runs a
+pass after a batching window (a newly unschedulable pod or a node change opens it; it closes after
+``batch_idle_s`` without news or ``batch_max_s`` after it opened) and at least every ``tick_s`` for
+the timers; the leader elector renews the Lease; actuator workers do the slow power calls.
+
+A pass: move every managed node's lifecycle record on from what the API shows (``lifecycle.observe``,
+written back as Node annotations), reconcile cloud groups with the instances their tags list (a
+worker created by a replica that died is found again), build the ``ClusterView``, call the very
+``elastic.policy.decide`` the simulator uses, hand the ``Decision`` to the actuator, and publish
+metrics and the status ConfigMap. A replica that wins the Lease first rebuilds the ledger from Node
+annotations, the status ConfigMap and the cloud, so a ``kill -9`` loses nothing that matters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from kubernetes.client.rest import ApiException
+
+from elastic.actuator import Actuator, ActuatorSettings
+from elastic.kubeapi import KubeApi
+from elastic.leader import LeaderElector
+from elastic.lifecycle import (
+    GROUP,
+    Ledger,
+    Record,
+    first_sight,
+    from_annotations,
+    load_dump,
+    observe,
+)
+from elastic.metrics import Metrics
+from elastic.model import ClusterView, Decision, NodeGroup, NodeInfo, NodeState, PodInfo, PolicySettings
+from elastic.policy import decide
+from elastic.policy.fit import GROUP_LABEL, HOSTNAME_LABEL
+from elastic.power import PowerManager
+from elastic.view import (
+    is_daemonset,
+    is_mirror,
+    node_ready,
+    node_resources,
+    node_taints,
+    pod_info,
+    unschedulable_condition,
+)
+from elastic.watch import Informer
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+FINISHED = ("Succeeded", "Failed")
+MACHINE_LIST_GRACE_S = 30.0
+"""A booting cloud record whose instance the cloud does not list is dropped only after this long
+(a fresh instance may be missing from a list for a moment)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DaemonSettings:
+    policy: PolicySettings = dataclasses.field(default_factory=PolicySettings)
+    actuator: ActuatorSettings = dataclasses.field(default_factory=ActuatorSettings)
+    batch_idle_s: float = 0.2
+    batch_max_s: float = 2.0
+    tick_s: float = 10.0
+    lease_duration_s: float = 15.0
+    renew_deadline_s: float = 10.0
+    lease_retry_s: float = 2.0
+    namespace: str = "kube-system"
+    status_every_s: float = 30.0
+
+
+def settings_from_config(elastic: Any) -> DaemonSettings:
+    """``[elastic]`` of the config file (``provisioner.config.ElasticSettings``) → daemon settings."""
+    policy = PolicySettings(
+        idle_time_s=elastic.idle_time_s, cooldown_s=elastic.cooldown_s,
+        max_wait_poweron_s=elastic.max_wait_poweron_s, max_wait_poweroff_s=elastic.max_wait_poweroff_s,
+        extra_free=elastic.extra_free, max_booting=elastic.max_booting, max_nodes=elastic.max_nodes,
+        pending_grace_s=elastic.pending_grace_s,
+        system_namespaces=frozenset(n.strip() for n in elastic.system_namespaces.split(",") if n.strip()),
+    )
+    actuator = ActuatorSettings(backoff_min_s=elastic.backoff_min_s, backoff_max_s=elastic.backoff_max_s)
+    return DaemonSettings(policy=policy, actuator=actuator, batch_idle_s=elastic.batch_idle_s,
+                          batch_max_s=elastic.batch_max_s, tick_s=elastic.tick_s)
+
+
+class Daemon:
+    def __init__(
+        self,
+        api_client: Any,
+        groups: Sequence[NodeGroup],
+        managers: Mapping[str, PowerManager],
+        settings: DaemonSettings | None = None,
+        *,
+        metrics: Metrics | None = None,
+        identity: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings or DaemonSettings()
+        self.groups = {g.name: g for g in groups}
+        self.managers = dict(managers)
+        self.clock = clock
+        self.metrics = metrics or Metrics()
+        self.api = KubeApi(api_client, self.settings.namespace)
+        self.ledger = Ledger()
+        self.fleet = {m.name: g.name for g in groups for m in g.nodes}
+        self.unschedulable_seen: dict[str, float] = {}
+        self.pods = Informer(self.api, "pods", self._on_pod)
+        self.nodes = Informer(self.api, "nodes", self._on_node)
+        self.actuator = Actuator(
+            self.api, self.ledger, self.groups, self.managers, self.metrics,
+            node_object=lambda name: self.nodes.get(f"/{name}"),
+            pods_on=self._pods_on, pod_object=self.pods.get,
+            unschedulable_seen=self.unschedulable_seen.get,
+            settings=self.settings.actuator, clock=clock,
+        )
+        self.elector = LeaderElector(
+            self.api, identity=identity, lease_duration_s=self.settings.lease_duration_s,
+            renew_deadline_s=self.settings.renew_deadline_s, retry_s=self.settings.lease_retry_s,
+            on_started=self._on_started_leading, on_stopped=self._on_stopped_leading,
+        )
+        self.passes = 0
+        self.last_decision: Decision | None = None
+        self._cond = threading.Condition()
+        self._first_kick: float | None = None
+        self._last_kick: float | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._rebuild = False
+        self._machines_at = float("-inf")
+        self._status_written: tuple[str, float] = ("", float("-inf"))
+
+    # ---- life --------------------------------------------------------------------------------------
+    def start(self) -> Daemon:
+        self.nodes.start()
+        self.pods.start()
+        self.elector.start()
+        self._thread = threading.Thread(target=self._loop, name="elastic-loop", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.actuator.shutdown(wait=True)
+        self.elector.stop()
+        self.pods.stop()
+        self.nodes.stop()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until ``stop()`` (or the timeout); True if stopped."""
+        return self._stop.wait(timeout)
+
+    def _on_started_leading(self) -> None:
+        self.metrics.leader.set(1)
+        self._rebuild = True
+        self.kick()
+
+    def _on_stopped_leading(self) -> None:
+        self.metrics.leader.set(0)
+
+    # ---- watch handlers ----------------------------------------------------------------------------
+    def _on_pod(self, kind: str, new: Obj | None, old: Obj | None) -> None:
+        if kind == "SYNC":
+            self.kick()
+            return
+        obj = new or old
+        assert obj is not None
+        key = f"{obj['metadata']['namespace']}/{obj['metadata']['name']}"
+        if new is None or (new.get("spec") or {}).get("nodeName"):
+            self.unschedulable_seen.pop(key, None)
+        elif unschedulable_condition(new) is not None and key not in self.unschedulable_seen:
+            self.unschedulable_seen[key] = self.clock()
+            self.kick()
+            return
+        if new is None or old is None or _phase(new) != _phase(old) or _node(new) != _node(old):
+            self.kick()
+
+    def _on_node(self, kind: str, new: Obj | None, old: Obj | None) -> None:
+        if (kind in ("ADDED", "DELETED", "SYNC") or new is None or old is None
+                or node_ready(new) != node_ready(old) or _cordon(new) != _cordon(old)):
+            self.kick()
+
+    def kick(self) -> None:
+        """Something changed: run a pass after the batching window."""
+        now = time.monotonic()
+        with self._cond:
+            if self._first_kick is None:
+                self._first_kick = now
+            self._last_kick = now
+            self._cond.notify_all()
+
+    # ---- the loop ----------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        next_tick = time.monotonic()
+        while not self._stop.is_set():
+            with self._cond:
+                while not self._stop.is_set():
+                    now = time.monotonic()
+                    due = next_tick
+                    if self._first_kick is not None and self._last_kick is not None:
+                        due = min(due, self._last_kick + self.settings.batch_idle_s,
+                                  self._first_kick + self.settings.batch_max_s)
+                    if now >= due:
+                        break
+                    self._cond.wait(due - now)
+                self._first_kick = self._last_kick = None
+            if self._stop.is_set():
+                return
+            next_tick = time.monotonic() + self.settings.tick_s
+            try:
+                self.pass_once()
+            except Exception:  # one bad pass (an API hiccup) must not end the daemon
+                log.exception("elastic pass failed; next pass in %.1fs", self.settings.tick_s)
+
+    def pass_once(self) -> Decision | None:
+        """One observe → decide → act pass; None when this replica is not the leader (or not synced)."""
+        if not self.elector.is_leader() or not (self.nodes.synced.is_set() and self.pods.synced.is_set()):
+            return None
+        started = time.perf_counter()
+        now = self.clock()
+        if self._rebuild:
+            self._rebuild = False
+            self.rebuild()
+        nodes = {o["metadata"]["name"]: o for o in self.nodes.items()}
+        pods = [p for p in self.pods.items() if _phase(p) not in FINISHED]
+        user_pods: dict[str, int] = {}
+        for pod in pods:
+            node = _node(pod)
+            if node and not (is_daemonset(pod) or is_mirror(pod)):
+                user_pods[node] = user_pods.get(node, 0) + 1
+        self._observe(nodes, user_pods, now)
+        if now - self._machines_at >= self.settings.tick_s:
+            self._reconcile_machines(nodes, now)
+        view = ClusterView(
+            nodes=tuple(self._node_info(r, nodes.get(r.name)) for r in self.ledger.records()
+                        if r.group in self.groups),
+            pods=tuple(self._pod_infos(pods)),
+            backoff_until=self.ledger.backoff_until(),
+        )
+        decision = decide(view, tuple(self.groups.values()), now, self.settings.policy)
+        self.metrics.decision_duration.observe(time.perf_counter() - started)
+        self.actuator.apply(decision)
+        self.actuator.retry_power_offs(now)
+        self.passes += 1
+        self.last_decision = decision
+        self._publish(view, nodes, now)
+        return decision
+
+    # ---- observe -----------------------------------------------------------------------------------
+    def group_of(self, name: str, node: Obj | None) -> str | None:
+        """The group a node belongs to: a fleet's listed name, the daemon's record, or its label."""
+        if name in self.fleet:
+            return self.fleet[name]
+        record = self.ledger.get(name)
+        if record is not None and record.group in self.groups:
+            return record.group
+        if node is not None:
+            meta = node["metadata"]
+            labels, annotations = meta.get("labels") or {}, meta.get("annotations") or {}
+            for value in (labels.get(GROUP_LABEL), annotations.get(GROUP)):
+                if value in self.groups and not self.groups[value].nodes:
+                    return value
+        return None
+
+    def _observe(self, nodes: Mapping[str, Obj], user_pods: Mapping[str, int], now: float) -> None:
+        for name, node in nodes.items():
+            group = self.group_of(name, node)
+            if group is None or self.ledger.is_busy(name):
+                continue
+            ready = node_ready(node)
+            record = self.ledger.get(name)
+            if record is None:
+                annotations = node["metadata"].get("annotations") or {}
+                record = from_annotations(name, annotations, group) or first_sight(
+                    name, group, ready=ready, user_pods=user_pods.get(name, 0), now=now)
+            moved = observe(record, ready=ready, user_pods=user_pods.get(name, 0), now=now)
+            if record.state is NodeState.POWERING_ON and moved.state in (NodeState.IDLE, NodeState.USED):
+                self.ledger.succeed_group(group)
+                log.info("node %s (group %s) is Ready %.1fs after power-on", name, group,
+                         now - (record.powered_on_at or record.since))
+            self.ledger.put(moved)
+            self._write_back(moved, node)
+        for record in self.ledger.records():
+            if record.name in nodes or self.ledger.is_busy(record.name):
+                continue
+            group = self.groups.get(record.group)
+            if group is None:
+                continue
+            if group.nodes:
+                if record.state in (NodeState.IDLE, NodeState.USED):
+                    self.ledger.put(record.moved(NodeState.UNKNOWN, now))
+            elif record.state not in (NodeState.POWERING_ON, NodeState.POWERING_OFF):
+                self.ledger.drop(record.name)  # a cloud worker whose Node went away: the machine is gone
+
+    def _write_back(self, record: Record, node: Obj) -> None:
+        """Patch the Node when its annotations (or group label) differ from the record."""
+        meta = node["metadata"]
+        annotations = meta.get("annotations") or {}
+        wanted = record.annotations()
+        changes = {k: v for k, v in wanted.items() if annotations.get(k) != v}
+        labels = None
+        if (meta.get("labels") or {}).get(GROUP_LABEL) != record.group:
+            labels = {GROUP_LABEL: record.group}
+        if not changes and labels is None:
+            return
+        try:
+            self.api.patch_node(record.name, annotations=changes or None, labels=labels)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+    def _reconcile_machines(self, nodes: Mapping[str, Obj], now: float) -> None:
+        """Cloud groups: a tagged instance with no record is a power-on in flight (DESIGN §2); a
+        booting record whose instance is gone is dropped."""
+        self._machines_at = now
+        for group in self.groups.values():
+            manager = self.managers.get(group.name)
+            if manager is None:
+                continue
+            try:
+                machines = manager.machines(group)
+            except Exception as error:
+                log.warning("listing the machines of group %s: %s", group.name, error)
+                continue
+            if machines is None:
+                continue
+            for name, created in machines.items():
+                if self.ledger.get(name) is None and name not in nodes:
+                    log.info("found instance %s of group %s booting (no record): adopting it", name,
+                             group.name)
+                    self.ledger.put(Record(name, group.name, NodeState.POWERING_ON, created,
+                                           powered_on_at=created))
+            for record in self.ledger.records():
+                if (record.group == group.name and record.state is NodeState.POWERING_ON
+                        and record.name not in nodes and record.name not in machines
+                        and not self.ledger.is_busy(record.name)
+                        and now - (record.powered_on_at or record.since) > MACHINE_LIST_GRACE_S):
+                    log.warning("instance for %s is gone before it registered: forgetting it", record.name)
+                    self.ledger.drop(record.name)
+
+    def rebuild(self) -> None:
+        """Rebuild the ledger from Node annotations, the status ConfigMap and the cloud."""
+        status = self.api.read_status()
+        saved, backoff = load_dump(status.get("state"))
+        records: dict[str, Record] = {}
+        nodes = {o["metadata"]["name"]: o for o in self.nodes.items()}
+        for name, node in nodes.items():
+            annotations = node["metadata"].get("annotations") or {}
+            labels = node["metadata"].get("labels") or {}
+            group = self.fleet.get(name) or annotations.get(GROUP) or labels.get(GROUP_LABEL)
+            if group in self.groups:
+                record = from_annotations(name, annotations, group)
+                if record is not None:
+                    records[name] = record
+        for record in saved:
+            if record.name not in nodes and record.group in self.groups:
+                records[record.name] = record
+        self.ledger.replace(records.values(), backoff)
+        self._machines_at = float("-inf")
+        log.info("rebuilt state: %d node records, %d groups backing off", len(records), len(backoff))
+
+    # ---- view --------------------------------------------------------------------------------------
+    def _node_info(self, record: Record, node: Obj | None) -> NodeInfo:
+        group = self.groups[record.group]
+        if node is not None:
+            cpu, memory, gpus, max_pods = node_resources(node)
+            labels = dict(node["metadata"].get("labels") or {})
+            labels.setdefault(GROUP_LABEL, group.name)
+            taints = node_taints(node)
+            ready, cordoned = node_ready(node), _cordon(node)
+        else:
+            cpu, memory, gpus, max_pods = group.cpu_m, group.memory_mib, group.gpus, group.max_pods
+            labels = {**group.labels, GROUP_LABEL: group.name, HOSTNAME_LABEL: record.name}
+            taints, ready, cordoned = group.taints, False, False
+        return NodeInfo(
+            name=record.name, group=record.group, state=record.state, state_since=record.since,
+            cpu_m=cpu, memory_mib=memory, gpus=gpus, max_pods=max_pods, labels=labels, taints=taints,
+            registered=node is not None, ready=ready, cordoned=cordoned,
+            powered_on_at=record.powered_on_at, idle_since=record.idle_since,
+        )
+
+    def _pod_infos(self, pods: Sequence[Obj]) -> list[PodInfo]:
+        infos = []
+        for pod in pods:
+            meta = pod["metadata"]
+            infos.append(pod_info(pod, self.unschedulable_seen.get(f"{meta['namespace']}/{meta['name']}")))
+        return infos
+
+    def _pods_on(self, node: str) -> list[Obj]:
+        return [p for p in self.pods.items() if _node(p) == node]
+
+    # ---- publish -----------------------------------------------------------------------------------
+    def _publish(self, view: ClusterView, nodes: Mapping[str, Obj], now: float) -> None:
+        counts: dict[tuple[str, str], int] = {}
+        for info in view.nodes:
+            key = (info.group, info.state.value)
+            counts[key] = counts.get(key, 0) + 1
+        self.metrics.set_nodes(self.groups, counts)
+        system = self.settings.policy.system_namespaces
+        self.metrics.unschedulable_pods.set(sum(
+            1 for p in view.pods
+            if p.node_name is None and p.unschedulable_since is not None and p.namespace not in system
+            and not p.daemonset))
+        self.metrics.last_activity.labels("main").set(now)
+        text = status_text(view, self.ledger, self.groups, self.elector.identity, now)
+        state = self.ledger.dump(set(nodes))
+        last_text, last_at = self._status_written
+        if text + state != last_text or now - last_at >= self.settings.status_every_s:
+            try:
+                self.api.write_status({"status": text, "state": state,
+                                       "lastUpdated": f"{now:.3f}"})
+                self._status_written = (text + state, now)
+            except ApiException as error:
+                log.warning("writing the status ConfigMap: %s", error)
+
+
+def status_text(view: ClusterView, ledger: Ledger, groups: Mapping[str, NodeGroup], identity: str,
+                now: float) -> str:
+    """The status ConfigMap's human-readable part (like the Cluster Autoscaler's): health, and the
+    scale-up and scale-down state of each group."""
+    lines = ["Cluster-wide:", "  Health: Healthy", f"  Leader: {identity}"]
+    pending = sum(1 for p in view.pods if p.node_name is None and p.unschedulable_since is not None)
+    lines.append(f"  Unschedulable pods: {pending}")
+    backoff = ledger.backoff()
+    lines.append("Node groups:")
+    for name, group in groups.items():
+        states: dict[str, int] = {}
+        for info in view.nodes:
+            if info.group == name:
+                states[info.state.value] = states.get(info.state.value, 0) + 1
+        summary = ", ".join(f"{k}={v}" for k, v in sorted(states.items())) or "none"
+        lines.append(f"  {name}: min={group.min} max={group.max} nodes: {summary}")
+        b = backoff.get(name)
+        if b is not None and b.until > now:
+            lines.append(f"    ScaleUp: Backoff ({b.failures} failed power-on(s), until {b.until:.0f})")
+        else:
+            lines.append(f"    ScaleUp: {'InProgress' if states.get('powering_on') else 'NoActivity'}")
+        lines.append(f"    ScaleDown: {'InProgress' if states.get('powering_off') else 'NoActivity'}")
+    return "\n".join(lines) + "\n"
+
+
+def _phase(pod: Obj) -> str:
+    return str((pod.get("status") or {}).get("phase") or "Pending")
+
+
+def _node(pod: Obj) -> str | None:
+    return (pod.get("spec") or {}).get("nodeName") or None
+
+
+def _cordon(node: Obj) -> bool:
+    return bool((node.get("spec") or {}).get("unschedulable"))

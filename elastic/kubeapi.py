@@ -1,0 +1,152 @@
+"""The few Kubernetes writes the daemon makes, over the stock ``kubernetes`` client.
+
+Node annotations and cordon (merge patches), pod eviction through the Eviction API (a ``429`` is a
+PodDisruptionBudget saying "not now"), node deletion, the status ConfigMap and core/v1 Events.
+Bodies are plain dicts and reads skip model deserialisation (``_preload_content=False``): the daemon
+works on JSON, as the watch delivers it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import socket
+from collections.abc import Mapping
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+log = logging.getLogger(__name__)
+
+COMPONENT = "oscar-deploy-elastic"
+STATUS_CONFIGMAP = "oscar-deploy-elastic-status"
+DEFAULT_NAMESPACE = "kube-system"
+
+
+def _done(response: Any) -> None:
+    """Read a raw response to its end before its connection goes back to the pool (a connection
+    returned with an unread body corrupts the next request on it)."""
+    try:
+        response.read()
+    finally:
+        response.release_conn()
+
+
+def rfc3339(epoch: float) -> str:
+    return datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def micro_time(epoch: float) -> str:
+    return rfc3339(epoch)
+
+
+class KubeApi:
+    """Thin, typed wrappers; every method raises ``ApiException`` except where it says otherwise."""
+
+    def __init__(self, api_client: client.ApiClient, namespace: str = DEFAULT_NAMESPACE) -> None:
+        self.api_client = api_client
+        self.core = client.CoreV1Api(api_client)
+        self.coordination = client.CoordinationV1Api(api_client)
+        self.namespace = namespace
+        self.host = socket.gethostname()
+
+    def list_raw(self, resource: str, **kwargs: Any) -> dict[str, Any]:
+        """``pods`` or ``nodes`` as the JSON list document (items + metadata.resourceVersion)."""
+        func = self.core.list_pod_for_all_namespaces if resource == "pods" else self.core.list_node
+        response = func(_preload_content=False, **kwargs)
+        try:
+            return json.loads(response.data)
+        finally:
+            response.release_conn()
+
+    def patch_node(self, name: str, *, annotations: Mapping[str, str | None] | None = None,
+                   labels: Mapping[str, str | None] | None = None, unschedulable: bool | None = None) -> None:
+        body: dict[str, Any] = {"metadata": {}}
+        if annotations:
+            body["metadata"]["annotations"] = dict(annotations)
+        if labels:
+            body["metadata"]["labels"] = dict(labels)
+        if unschedulable is not None:
+            body["spec"] = {"unschedulable": unschedulable}
+        _done(self.core.api_client.call_api(
+            "/api/v1/nodes/{name}", "PATCH", path_params={"name": name}, body=body,
+            header_params={"Content-Type": "application/merge-patch+json", "Accept": "application/json"},
+            auth_settings=["BearerToken"], _preload_content=False, _return_http_data_only=True,
+        ))
+
+    def delete_node(self, name: str) -> None:
+        """Delete a Node object; one already gone is fine."""
+        try:
+            _done(self.core.delete_node(name, _preload_content=False))
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+    def evict(self, namespace: str, name: str) -> bool:
+        """Ask the Eviction API to remove a pod: True if done (or the pod is gone), False if a
+        PodDisruptionBudget refuses it now (429), to be retried."""
+        body = {"apiVersion": "policy/v1", "kind": "Eviction",
+                "metadata": {"name": name, "namespace": namespace}}
+        try:
+            _done(self.core.create_namespaced_pod_eviction(name, namespace, body,
+                                                     _preload_content=False))
+        except ApiException as error:
+            if error.status == 404:
+                return True
+            if error.status == 429:
+                return False
+            raise
+        return True
+
+    # ---- status ConfigMap ------------------------------------------------------------------------
+    def read_status(self) -> dict[str, str]:
+        """The status ConfigMap's data ({} if it does not exist yet)."""
+        try:
+            response = self.core.read_namespaced_config_map(STATUS_CONFIGMAP, self.namespace,
+                                                            _preload_content=False)
+        except ApiException as error:
+            if error.status == 404:
+                return {}
+            raise
+        try:
+            return dict(json.loads(response.data).get("data") or {})
+        finally:
+            response.release_conn()
+
+    def write_status(self, data: Mapping[str, str]) -> None:
+        """Create or replace the status ConfigMap (the Cluster Autoscaler's ``cluster-autoscaler-status``)."""
+        body = {"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": STATUS_CONFIGMAP, "namespace": self.namespace,
+                             "labels": {"app.kubernetes.io/managed-by": COMPONENT}},
+                "data": dict(data)}
+        try:
+            _done(self.core.replace_namespaced_config_map(STATUS_CONFIGMAP, self.namespace, body,
+                                                    _preload_content=False))
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            _done(self.core.create_namespaced_config_map(self.namespace, body,
+                                                   _preload_content=False))
+
+    # ---- events ----------------------------------------------------------------------------------
+    def event(self, kind: str, namespace: str, name: str, uid: str | None, reason: str, message: str,
+              now: float, warning: bool = False) -> None:
+        """Record a core/v1 Event on a pod or node (best effort: a failure is logged, not raised)."""
+        ns = namespace or "default"
+        body = {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"generateName": f"{name}.", "namespace": ns},
+            "involvedObject": {"kind": kind, "name": name, "namespace": namespace or None, "uid": uid,
+                               "apiVersion": "v1"},
+            "reason": reason, "message": message[:1024],
+            "type": "Warning" if warning else "Normal",
+            "source": {"component": COMPONENT, "host": self.host},
+            "reportingComponent": COMPONENT, "reportingInstance": self.host,
+            "firstTimestamp": rfc3339(now)[:19] + "Z", "lastTimestamp": rfc3339(now)[:19] + "Z", "count": 1,
+        }
+        try:
+            _done(self.core.create_namespaced_event(ns, body, _preload_content=False))
+        except (ApiException, OSError) as error:
+            log.warning("event %s on %s %s/%s not recorded: %s", reason, kind, namespace, name, error)

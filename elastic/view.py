@@ -1,0 +1,189 @@
+"""Kubernetes API objects (plain JSON dicts, as the watch delivers them) → the policy's model.
+
+Pure functions: the daemon hands in the cached objects and its lifecycle records, and gets the
+``PodInfo`` / node facts that ``elastic.policy.decide`` reads. Working on dicts instead of the
+client's generated classes keeps a watch event cheap (no model deserialisation per event).
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+from collections.abc import Iterable, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from elastic.model import MatchExpression, PodInfo, Taint, Toleration
+
+Obj = Mapping[str, Any]
+
+GPU_RESOURCE = "nvidia.com/gpu"
+MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
+SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict"
+_SUFFIXES = {
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+    "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"),
+    "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
+}
+
+
+def quantity(text: Any) -> Decimal:
+    """A Kubernetes quantity (``500m``, ``2Gi``, ``1e3``) as a Decimal; garbage counts as 0."""
+    raw = str(text).strip()
+    for suffix in sorted(_SUFFIXES, key=len, reverse=True):
+        if raw.endswith(suffix) and raw[: -len(suffix)]:
+            try:
+                return Decimal(raw[: -len(suffix)]) * Decimal(_SUFFIXES[suffix])
+            except InvalidOperation:
+                return Decimal(0)
+    try:
+        return Decimal(raw)
+    except InvalidOperation:
+        return Decimal(0)
+
+
+def cpu_m(text: Any) -> int:
+    return math.ceil(quantity(text) * 1000)
+
+
+def memory_mib(text: Any) -> int:
+    return math.ceil(quantity(text) / 2**20)
+
+
+def parse_time(text: str | None) -> float | None:
+    """RFC 3339 (``2026-01-01T10:00:00Z``, fractions allowed) → epoch seconds."""
+    if not text:
+        return None
+    try:
+        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _requests(containers: Iterable[Obj]) -> tuple[int, int, int]:
+    cpu = mem = gpu = 0
+    for container in containers:
+        resources = container.get("resources") or {}
+        req = {**(resources.get("limits") or {}), **(resources.get("requests") or {})}
+        cpu += cpu_m(req.get("cpu", 0))
+        mem += memory_mib(req.get("memory", 0))
+        gpu += int(quantity(req.get(GPU_RESOURCE, 0)))
+    return cpu, mem, gpu
+
+
+def pod_requests(spec: Obj) -> tuple[int, int, int]:
+    """What the scheduler reserves: the sum over containers, or the largest init container if more."""
+    cpu, mem, gpu = _requests(spec.get("containers") or [])
+    for init in spec.get("initContainers") or []:
+        icpu, imem, igpu = _requests([init])
+        cpu, mem, gpu = max(cpu, icpu), max(mem, imem), max(gpu, igpu)
+    return cpu, mem, gpu
+
+
+def unschedulable_condition(pod: Obj) -> Obj | None:
+    """The PodScheduled=False/Unschedulable condition, if the scheduler has given that verdict."""
+    for condition in (pod.get("status") or {}).get("conditions") or []:
+        if (
+            condition.get("type") == "PodScheduled"
+            and condition.get("status") == "False"
+            and condition.get("reason") == "Unschedulable"
+        ):
+            return condition
+    return None
+
+
+def _affinity_terms(spec: Obj) -> tuple[tuple[MatchExpression, ...], ...]:
+    node_affinity = ((spec.get("affinity") or {}).get("nodeAffinity") or {})
+    required = node_affinity.get("requiredDuringSchedulingIgnoredDuringExecution") or {}
+    terms = []
+    for term in required.get("nodeSelectorTerms") or []:
+        exprs = tuple(
+            MatchExpression(key=e["key"], operator=e["operator"], values=tuple(e.get("values") or ()))
+            for e in term.get("matchExpressions") or []
+        )
+        terms.append(exprs)
+    return tuple(terms)
+
+
+def _tolerations(spec: Obj) -> tuple[Toleration, ...]:
+    return tuple(
+        Toleration(
+            key=t.get("key") or None,
+            operator=t.get("operator") or "Equal",
+            value=t.get("value") or "",
+            effect=t.get("effect") or None,
+        )
+        for t in spec.get("tolerations") or []
+    )
+
+
+def is_daemonset(pod: Obj) -> bool:
+    return any(o.get("kind") == "DaemonSet" for o in pod["metadata"].get("ownerReferences") or [])
+
+
+def is_mirror(pod: Obj) -> bool:
+    return MIRROR_ANNOTATION in (pod["metadata"].get("annotations") or {})
+
+
+def pod_info(pod: Obj, unschedulable_seen_at: float | None = None) -> PodInfo:
+    """A pod as the policy sees it. ``unschedulable_seen_at`` (when this process first saw the
+    Unschedulable verdict) is sharper than the condition's whole-second timestamp and wins if given."""
+    meta, spec, status = pod["metadata"], pod.get("spec") or {}, pod.get("status") or {}
+    cpu, mem, gpu = pod_requests(spec)
+    condition = unschedulable_condition(pod)
+    since = None
+    if condition is not None:
+        since = unschedulable_seen_at or parse_time(condition.get("lastTransitionTime")) or 0.0
+    annotations = meta.get("annotations") or {}
+    return PodInfo(
+        key=f"{meta['namespace']}/{meta['name']}",
+        namespace=meta["namespace"],
+        cpu_m=cpu,
+        memory_mib=mem,
+        gpus=gpu,
+        node_selector=dict(spec.get("nodeSelector") or {}),
+        affinity_terms=_affinity_terms(spec),
+        tolerations=_tolerations(spec),
+        node_name=spec.get("nodeName") or None,
+        phase=status.get("phase") or "Pending",
+        created_at=parse_time(meta.get("creationTimestamp")) or 0.0,
+        unschedulable_since=since,
+        daemonset=is_daemonset(pod),
+        mirror=is_mirror(pod),
+        evictable=annotations.get(SAFE_TO_EVICT, "true") != "false",
+    )
+
+
+# ---- nodes ------------------------------------------------------------------------------------------
+
+
+def node_ready(node: Obj) -> bool:
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (node.get("status") or {}).get("conditions") or []
+    )
+
+
+def node_taints(node: Obj) -> tuple[Taint, ...]:
+    return tuple(
+        Taint(key=t["key"], value=t.get("value") or "", effect=t.get("effect") or "NoSchedule")
+        for t in (node.get("spec") or {}).get("taints") or []
+    )
+
+
+def node_resources(node: Obj) -> tuple[int, int, int, int]:
+    """Allocatable (cpu_m, memory_mib, gpus, pods)."""
+    alloc = (node.get("status") or {}).get("allocatable") or {}
+    return (
+        cpu_m(alloc.get("cpu", 0)),
+        memory_mib(alloc.get("memory", 0)),
+        int(quantity(alloc.get(GPU_RESOURCE, 0))),
+        int(quantity(alloc.get("pods", 110))) or 110,
+    )
+
+
+def node_address(node: Obj) -> str | None:
+    for address in (node.get("status") or {}).get("addresses") or []:
+        if address.get("type") == "InternalIP":
+            return str(address.get("address"))
+    return None
