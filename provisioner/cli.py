@@ -144,6 +144,7 @@ def load_spec(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, 
         explicit,
         import_paths=[Path(p) for p in import_paths],
         cache_dir=Path(obj.settings.general.cache_dir).expanduser(),
+        default_provider=obj.settings.provisioner.default_provider,
     )
     for warning in spec.warnings:
         click.echo(f"warning: {warning}", err=True)
@@ -195,15 +196,20 @@ def _progress(obj: Context) -> Any:
     return make_progress(sys.stderr, quiet=obj.verbosity < 0)
 
 
-def _driver_factory(credentials: dict[str, Any], settings: Any) -> Callable[[str, str | None], Any]:
-    """(provider, region) → a cloud driver, with the credentials read for this command only."""
+def _driver_factory(credentials: dict[str, Any], settings: Any, boards: dict[str, Any] | None = None,
+                    known_hosts: Path | None = None) -> Callable[[str, str | None], Any]:
+    """(provider, region) → a cloud driver, with the credentials read for this command only;
+    ``boards`` (group → BoardSpec list) for the fleet of adopted edge boards."""
     from provisioner.clouds.registry import driver_for
     from provisioner.errors import CredentialsError
 
     def factory(provider: str, region: str | None) -> Any:
+        if provider == "fleet":
+            return driver_for("fleet", None, None, settings=settings.provisioner, boards=boards or {},
+                              known_hosts=known_hosts)
         if provider not in credentials:
             raise CredentialsError(f"no {provider} credentials: give --auth FILE or the usual environment")
-        return driver_for(credentials[provider], region, settings.provisioner)
+        return driver_for(provider, credentials[provider], region, settings=settings.provisioner)
 
     return factory
 
@@ -265,8 +271,9 @@ def create(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, ...
         plan=the_plan, name=name, templates=tuple(str(Path(t).resolve()) for t in templates),
         credentials={p: c.source.to_json() for p, c in credentials.items()}, configure=not no_configure)
     with _open_store(obj) as store:
-        dep = run_create(store, request, _driver_factory(credentials, obj.settings), obj.settings,
-                         _progress(obj))
+        boards = {g.name: g.spec.boards for g in the_plan.groups if g.provider == "fleet"}
+        factory = _driver_factory(credentials, obj.settings, boards, store.path.parent / "known_hosts")
+        dep = run_create(store, request, factory, obj.settings, _progress(obj))
         click.echo(f"deployment {dep.name} ({dep.id}) created: {len(store.nodes(dep.id))} node(s)")
         shown = outputs(dep, store.nodes(dep.id), store.secrets(dep.id))
         if shown:

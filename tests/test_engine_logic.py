@@ -49,8 +49,15 @@ class FakeDriver:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
+    offered = ("t3.medium", "t3a.medium", "t2.medium", "m5.large")
+    """What ``sizes_that_fit`` answers (the plan's t3a.medium deliberately not first)."""
+
     def list_zones(self) -> list[str]:
         return list(self.zones)
+
+    def sizes_that_fit(self, cpus: int, memory_mib: int, arch: str = "amd64", disk_gib: int | None = None,
+                       explicit: str | None = None) -> list[str]:
+        return [explicit] if explicit else list(self.offered)
 
     def ensure_key_pair(self, deployment: str, public_key: str) -> str:
         assert public_key.startswith("ssh-ed25519 ")
@@ -151,11 +158,8 @@ def test_capacity_falls_back_to_next_cheapest_size_then_next_zone(store: StateSt
                                                                   settings: Settings) -> None:
     driver = FakeDriver()
     plan = aws_plan(settings, wn_num=1)
-    planned = plan.groups[1].size.name
-    from provisioner.engine.targets import size_candidates
-
-    sizes = size_candidates(plan.groups[1], Path(settings.general.cache_dir))
-    assert sizes[0] == planned and len(sizes) == 3
+    assert plan.groups[1].size.name == "t3a.medium"
+    sizes = ["t3a.medium", "t3.medium", "t2.medium"]  # the plan's choice, then the cloud's order
     # no capacity for any size in the default zone, nor for the first size in zone a
     driver.no_capacity = {(s, None) for s in sizes} | {(sizes[0], "us-east-1a")}
     dep = create(store, CreateRequest(plan, name="c1", configure=False), lambda _p, _r: driver, settings)
@@ -291,6 +295,17 @@ def test_destroy_sweeps_and_is_idempotent(store: StateStore, settings: Settings)
     assert len(removed) == 3 and not driver.list_nodes(dep.id)
     assert store.get(dep.id).status == "destroyed" and store.nodes(dep.id) == []
     assert destroy(store, dep.id, lambda _p, _r: driver) == []
+
+
+def test_sizes_to_try() -> None:
+    from provisioner.engine.sites import ordered_sizes
+
+    live = ["t3.medium", "t3a.medium", "t2.medium", "m5.large"]
+    assert ordered_sizes(["t3a.medium"], live, explicit=False) == ("t3a.medium", "t3.medium", "t2.medium")
+    assert ordered_sizes(["m5.large"], ["m5.large"], explicit=True) == ("m5.large",)
+    flavors = ["m1.medium", "m1.large"]
+    assert ordered_sizes(["flavor≥2cpu/4096MiB"], flavors, explicit=False) == ("m1.medium", "m1.large")
+    assert ordered_sizes(["c9.huge"], live, explicit=False)[0] == "t3.medium"  # not offered: skipped
 
 
 def test_node_names_indices_and_removal_order() -> None:

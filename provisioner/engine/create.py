@@ -18,7 +18,8 @@ import dataclasses
 import importlib
 import importlib.util
 import logging
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +37,10 @@ from provisioner.engine.sites import (
     firewall_rules,
     prepare_sites,
     resolve_images,
+    resolve_sizes,
 )
 from provisioner.engine.targets import GroupTarget, group_targets, targets_to_json, wanted_names
-from provisioner.errors import CloudError, OscarDeployError
+from provisioner.errors import CloudError, OscarDeployError, RemoteError
 from provisioner.plan import Plan, plan_to_json
 from provisioner.spec import ClusterSpec
 from provisioner.state import Deployment, StateStore, generate_secret, write_private_file
@@ -114,8 +116,8 @@ def _adopt_boards(store: StateStore, dep: Deployment, targets: Sequence[GroupTar
                               addresses={"public": [board.address]}, state="adopted")
 
 
-def _ssh_hosts(store: StateStore, dep: Deployment, targets: Sequence[GroupTarget]) -> list[SshHost]:
-    """The front-end(s) and the edge boards: the only machines ever reached over SSH."""
+def _front_end_hosts(store: StateStore, dep: Deployment, targets: Sequence[GroupTarget]) -> list[SshHost]:
+    """The cloud front-end(s): with the boards, the only machines ever reached over SSH."""
     hosts = []
     for group in targets:
         if group.cloud and group.role == "front-end":
@@ -123,9 +125,41 @@ def _ssh_hosts(store: StateStore, dep: Deployment, targets: Sequence[GroupTarget
                 address = (node.addresses.get("public") or node.addresses.get("private") or [None])[0]
                 if address:
                     hosts.append(SshHost(node.name, str(address)))
-        for board in group.boards:
-            hosts.append(SshHost(board.name, board.address, board.port))
     return hosts
+
+
+def wait_for_boards(driver: Any, timeout_s: float, *, interval_s: float = 2.0,
+                    clock: Callable[[], float] = time.monotonic,
+                    sleep: Callable[[float], None] = time.sleep) -> None:
+    """Until every board answers over SSH (the fleet driver's check: TCP, then ``ssh … true``);
+    ``RemoteError`` naming the boards that never did, with why."""
+    deadline = clock() + timeout_s
+    while True:
+        failed = driver.check_reachable()
+        if not failed:
+            return
+        if clock() + interval_s > deadline:
+            detail = "; ".join(f"{u.name} ({u.reason})" for u in failed)
+            raise RemoteError(f"{len(failed)} edge board(s) unreachable over SSH after {timeout_s:g} s: "
+                              f"{detail}")
+        sleep(interval_s)
+
+
+def _wait_reachable(store: StateStore, dep: Deployment, targets: Sequence[GroupTarget], drivers: Drivers,
+                    settings: Settings, progress: Progress) -> None:
+    """The front-end and the boards answer over SSH (cloud workers never are asked)."""
+    hosts = _front_end_hosts(store, dep, targets)
+    boards = [b for t in targets for b in t.boards]
+    timeout = settings.provisioner.ssh_timeout_s
+    with progress.phase("waiting for SSH", len(hosts) + len(boards)) as bar:
+        wait_for_ssh(hosts, timeout, on_ready=lambda _h: bar.advance())
+        if boards:
+            fleet = drivers("fleet", None)
+            if hasattr(fleet, "check_reachable"):
+                wait_for_boards(fleet, timeout)
+            else:
+                wait_for_ssh([SshHost(b.name, b.address, b.port) for b in boards], timeout)
+            bar.advance(len(boards))
 
 
 def _configure_step() -> Any:
@@ -155,11 +189,13 @@ class _Creator:
         if not cloud:
             return
         rules = firewall_rules(self.dep.plan.get("security_rules") or [])
-        with self.progress.phase("preparing key pairs, security groups, images", 2) as bar:
+        with self.progress.phase("preparing key pairs, security groups, images, sizes", 3) as bar:
             sites = prepare_sites(self.store, self.dep.id, cloud_locations(cloud), self.drivers,
                                   public_key, rules)
             bar.advance()
             images = resolve_images(cloud, self.drivers)
+            bar.advance()
+            sizes = resolve_sizes(cloud, self.drivers)
             bar.advance()
         existing: dict[str, CloudNode] = {}
         for site in sites.values():
@@ -170,7 +206,7 @@ class _Creator:
         for group in cloud:
             site = sites[(group.provider, group.region)]
             for name in wanted_names(self.dep.id, group):
-                job = NodeJob(group, name, images[group.name], site)
+                job = NodeJob(group, name, images[group.name], site, sizes[group.name])
                 node = existing.get(name)
                 if node is not None:  # resume: the cloud has it; adopt it, never a second copy
                     self.store.record_node(self.dep.id, group=group.name, name=name, provider=group.provider,
@@ -256,13 +292,12 @@ def create(store: StateStore, request: CreateRequest, driver_factory: DriverFact
             secrets = _secrets(store, dep, request.plan)
             public_key = public_key_of(secrets[SSH_KEY_SECRET], f"oscar-deploy-{dep.id}") \
                 if SSH_KEY_SECRET in secrets else ""
-            creator = _Creator(store, dep, targets, Drivers(driver_factory), settings, progress)
+            drivers = Drivers(driver_factory)
+            creator = _Creator(store, dep, targets, drivers, settings, progress)
             creator.machines(public_key)
             _adopt_boards(store, dep, targets)
             if request.configure:
-                hosts = _ssh_hosts(store, dep, targets)
-                with progress.phase("waiting for SSH", len(hosts)) as bar:
-                    wait_for_ssh(hosts, settings.provisioner.ssh_timeout_s, on_ready=lambda _h: bar.advance())
+                _wait_reachable(store, dep, targets, drivers, settings, progress)
                 step = _configure_step()
                 if step is not None:
                     step(store=store, deployment=store.get(dep.id), settings=settings, progress=progress)

@@ -58,6 +58,8 @@ class NodeJob:
     name: str
     image: str
     site: Site
+    sizes: tuple[str, ...] = ()
+    """What to try, in order (``resolve_sizes``); the group's planned sizes when empty."""
     user_data: str | None = None
 
 
@@ -67,7 +69,7 @@ def addresses_of(node: CloudNode) -> dict[str, list[str]]:
 
 def attempts_for(job: NodeJob) -> list[tuple[str, str | None]]:
     """(size, zone) in the order tried: sizes in the default zone, then in each zone the cloud lists."""
-    sizes = job.group.sizes or ("",)
+    sizes = job.sizes or job.group.sizes or ("",)
     zones: list[str] = []
     lister = getattr(job.site.driver, "list_zones", None)
     if callable(lister):

@@ -19,7 +19,14 @@ from provisioner.config import Settings
 from provisioner.engine.keys import public_key_of
 from provisioner.engine.launch import Launch, NodeJob
 from provisioner.engine.progress import NullProgress, Progress
-from provisioner.engine.sites import DriverFactory, Drivers, firewall_rules, prepare_sites, resolve_images
+from provisioner.engine.sites import (
+    DriverFactory,
+    Drivers,
+    firewall_rules,
+    prepare_sites,
+    resolve_images,
+    resolve_sizes,
+)
 from provisioner.engine.targets import (
     GroupTarget,
     names_to_add,
@@ -94,11 +101,12 @@ def scale(store: StateStore, ref: str, group: str, count: int, driver_factory: D
             site = prepare_sites(store, dep.id, [(target.provider, target.region)], drivers, public_key,
                                  rules)[(target.provider, target.region)]
             image = resolve_images([target], drivers)[group]
+            sizes = resolve_sizes([target], drivers)[group]
             jobs = []
             for name in names_to_add(dep.id, group, [m.name for m in members], count):
                 store.record_node(dep.id, group=group, name=name, provider=target.provider,
                                   region=target.region, state="creating")
-                jobs.append(NodeJob(target, name, image, site))
+                jobs.append(NodeJob(target, name, image, site, sizes))
             store.add_event(dep.id, "scale", f"{group}: {len(members)} → {count}")
             Launch(store, dep.id, jobs, parallel=settings.provisioner.parallel_creates,
                    timeout_s=settings.provisioner.create_timeout_s, progress=progress,

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from provisioner.clouds.base import CloudDriver, FirewallRule
 from provisioner.engine.launch import Site
-from provisioner.engine.targets import GroupTarget
+from provisioner.engine.targets import MAX_SIZES, GroupTarget
 from provisioner.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -102,3 +102,33 @@ def resolve_images(targets: Sequence[GroupTarget], drivers: Drivers) -> dict[str
     with ThreadPoolExecutor(max_workers=len(unique)) as pool:
         found = dict(zip(unique, pool.map(one, unique), strict=True))
     return {group: found[key] for group, key in wanted.items()}
+
+
+def ordered_sizes(planned: Sequence[str], live: Sequence[str], explicit: bool,
+                  limit: int = MAX_SIZES) -> tuple[str, ...]:
+    """The sizes to try: a named size alone; else the plan's choice first when the cloud offers it
+    (an OpenStack requirement is not a size), then the cloud's own cheapest-first list."""
+    if explicit:
+        return tuple(live[:1] or planned[:1])
+    first = [s for s in planned[:1] if s in live]
+    ordered = list(dict.fromkeys([*first, *live])) or [s for s in planned if "≥" not in s]
+    return tuple(ordered[:limit])
+
+
+def resolve_sizes(targets: Sequence[GroupTarget], drivers: Drivers) -> dict[str, tuple[str, ...]]:
+    """Each cloud group's sizes to try on capacity errors, from the cloud's ``sizes_that_fit``
+    (live flavors on OpenStack), side by side."""
+    cloud = [t for t in targets if t.cloud]
+    for t in cloud:
+        drivers(t.provider, t.region)
+
+    def one(t: GroupTarget) -> tuple[str, ...]:
+        driver = drivers(t.provider, t.region)
+        explicit = t.sizes[0] if t.size_explicit and t.sizes else None
+        live = driver.sizes_that_fit(t.cpus, t.memory_mib, t.arch, t.disk_gib, explicit=explicit)
+        return ordered_sizes(t.sizes, live, t.size_explicit)
+
+    if not cloud:
+        return {}
+    with ThreadPoolExecutor(max_workers=len(cloud)) as pool:
+        return dict(zip((t.name for t in cloud), pool.map(one, cloud), strict=True))

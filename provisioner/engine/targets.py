@@ -47,7 +47,13 @@ class GroupTarget:
     min: int
     max: int
     sizes: tuple[str, ...] = ()
-    """Planned size first, then fallbacks (EC2 types, OpenStack flavors or a flavor requirement)."""
+    """The planned size (an EC2 type, an OpenStack flavor or a ``flavor≥…`` requirement) and, for
+    EC2, the next cheapest that fit by the offline catalogue; the live list comes from the driver."""
+    size_explicit: bool = False
+    """Named by the template: never swapped for another."""
+    cpus: int = 1
+    memory_mib: int = 512
+    arch: str = "amd64"
     image: Mapping[str, Any] | None = None
     """The plan's image (``distribution``, ``version``, ``arch``, ``id``)."""
     disk_gib: int | None = None
@@ -93,7 +99,8 @@ def group_targets(plan: Plan, cache_dir: Path | None = None) -> tuple[GroupTarge
         boards = tuple(BoardTarget(b.name, b.address, b.ssh_port, b.ssh_user) for b in g.spec.boards)
         out.append(GroupTarget(
             name=g.name, role=g.role, provider=g.provider, region=g.region, count=g.count, min=g.min,
-            max=g.max, sizes=size_candidates(g, cache_dir), image=image, disk_gib=g.disk_gib,
+            max=g.max, sizes=size_candidates(g, cache_dir), size_explicit=g.size.explicit, cpus=g.cpus,
+            memory_mib=g.memory_mib, arch=g.arch, image=image, disk_gib=g.disk_gib,
             network=g.spec.network, volume_gib=g.volume_gib, boards=boards,
         ))
     return tuple(out)
