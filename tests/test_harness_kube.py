@@ -625,6 +625,11 @@ def test_power_commands_boot_and_silence_nodes_from_a_shell(kube_api: KubeApiSer
     assert run("power_on", "board-1").returncode == 0  # booting again: the same node turns Ready
     kube_api.wait_until(lambda: _ready(v1.read_node("board-1")), what="board Ready again")
 
+    assert run("power_off", "board-1").returncode == 0
+    v1.delete_node("board-1")  # an operator removes the silent node; the board boots later
+    assert run("power_on", "board-1").returncode == 0
+    kube_api.wait_until(lambda: _ready(v1.read_node("board-1")), what="board registered and Ready anew")
+
     failed = run("power_off", "board-9")
     assert failed.returncode == 1 and 'nodes "board-9" not found' in failed.stderr
 

@@ -39,8 +39,10 @@ class NodeLifecycle:
         self.down: set[str] = set()  # nodes whose kubelet stopped posting status
 
     def registered(self, name: str, ready_after_s: float | None, now: float | None = None) -> None:
+        """A kubelet (re)registers: it is running, and reports Ready after the delay."""
         delay = self.default_ready_delay_s if ready_after_s is None else ready_after_s
         self._ready_at[name] = (time.monotonic() if now is None else now) + delay * self.time_scale
+        self.down.discard(name)
 
     def set_kubelet(self, name: str, up: bool) -> None:
         (self.down.discard if up else self.down.add)(name)

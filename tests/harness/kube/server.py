@@ -154,7 +154,6 @@ class KubeApiServer:
     def restart_node(self, name: str, *, ready_after_s: float | None = None) -> None:
         """A registered machine boots again: its kubelet resumes and reports Ready after the delay."""
         self.sim.node_registered(name, ready_after_s)
-        self.sim.set_kubelet(name, True)
 
     def follow_machines(
         self, machines: Callable[[], Mapping[str, Mapping[str, Any]]], period_s: float = 0.1
