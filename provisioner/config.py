@@ -21,6 +21,8 @@ from provisioner.errors import ConfigError
 CONFIG_NAME = "oscar-deploy.cfg"
 ENV_FILE = "OSCAR_DEPLOY_CONFIG"
 ENV_PREFIX = "OSCAR_DEPLOY_"
+PROVIDERS = ("aws", "openstack")
+"""Clouds a template's machines can be created in (``[provisioner] default_provider``)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +49,13 @@ class ProvisionerSettings:
     ansible_unreachable_retries: int = 3
     ssh_user: str = "ubuntu"
     """Login user on cloud images when the template does not say."""
+    default_provider: str = "aws"
+    """Cloud (aws or openstack) of machines whose template names none, e.g. the IM's templates."""
+
+    def __post_init__(self) -> None:
+        if self.default_provider not in PROVIDERS:
+            raise ValueError(f"default_provider: {self.default_provider!r} is not one of "
+                             f"{', '.join(PROVIDERS)}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,7 +139,10 @@ def _section_values(cls: type, values: Mapping[str, str], where: str) -> Any:
         if key not in known:
             raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(sorted(known))})")
         kwargs[key] = _convert(raw, hints[key], f"{where}: {key}")
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ValueError as error:  # a value of the right type but outside its allowed set
+        raise ConfigError(f"{where}: {error}") from None
 
 
 def load_settings(

@@ -66,3 +66,30 @@ def test_an_unknown_instance_type_exits_2_naming_node_and_value_without_tracebac
     assert done.returncode == 2
     assert "Traceback" not in done.stderr and not done.stdout
     assert "wn" in done.stderr and "'t3.mediun'" in done.stderr and "t3.medium" in done.stderr
+
+
+MINIMAL = "tests/broken/valid_minimal.yaml"  # a FrontEnd that names no provider
+
+
+def test_default_provider_setting_decides_where_a_provider_less_template_plans(tmp_path: Path) -> None:
+    default = oscar_deploy("plan", MINIMAL, "-o", "json", tmp_path=tmp_path)
+    assert default.returncode == 0, default.stderr
+    assert [g["provider"] for g in json.loads(default.stdout)["groups"]] == ["aws"]
+
+    config = tmp_path / "openstack.cfg"
+    config.write_text("[provisioner]\ndefault_provider = openstack\n")
+    chosen = oscar_deploy("--config", str(config), "plan", MINIMAL, "-o", "json", tmp_path=tmp_path)
+    assert chosen.returncode == 0, chosen.stderr
+    group = json.loads(chosen.stdout)["groups"][0]
+    assert (group["provider"], group["size"]) == ("openstack", "flavor≥2cpu/4096MiB")
+
+    named = oscar_deploy("--config", str(config), "plan", AWS, "-o", "json", tmp_path=tmp_path)
+    assert {g["provider"] for g in json.loads(named.stdout)["groups"]} == {"aws"}, "a named provider wins"
+
+
+def test_an_unknown_default_provider_is_a_config_error_naming_file_and_key(tmp_path: Path) -> None:
+    config = tmp_path / "bad.cfg"
+    config.write_text("[provisioner]\ndefault_provider = gcp\n")
+    done = oscar_deploy("--config", str(config), "validate", MINIMAL, tmp_path=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert str(config) in done.stderr and "default_provider" in done.stderr and "'gcp'" in done.stderr
