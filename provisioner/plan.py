@@ -347,14 +347,19 @@ def _own_version() -> str:
 
 def security_rules(spec: ClusterSpec) -> tuple[SecurityRule, ...]:
     """Inbound rules of the deployment's security group: admin ports from the admin CIDR only,
-    web ports (and MinIO's NodePorts, which its outputs name) public, everything between nodes;
+    web ports (and MinIO's NodePorts, which its outputs name) public unless the template restricts
+    them (``web_cidrs``), everything between nodes;
     WireGuard when edge boards join cloud nodes."""
     admin = spec.admin_cidr
+
+    def web(port: int) -> str:  # public unless the template restricts the port (the IM's remote_cidr)
+        return spec.web_cidrs.get(port, "0.0.0.0/0")
+
     rules = [
         SecurityRule("tcp", 22, 22, admin, "SSH (admin CIDR only)"),
         SecurityRule("tcp", 6443, 6443, admin, "Kubernetes API (admin CIDR only)"),
-        SecurityRule("tcp", 80, 80, "0.0.0.0/0", "HTTP (ingress; Let's Encrypt challenge)"),
-        SecurityRule("tcp", 443, 443, "0.0.0.0/0", "HTTPS (OSCAR, MinIO, Knative via ingress)"),
+        SecurityRule("tcp", 80, 80, web(80), "HTTP (ingress; Let's Encrypt challenge)"),
+        SecurityRule("tcp", 443, 443, web(443), "HTTPS (OSCAR, MinIO, Knative via ingress)"),
         SecurityRule("all", None, None, "cluster", "everything between the cluster's nodes"),
     ]
     for component in spec.components:
@@ -362,7 +367,7 @@ def security_rules(spec: ClusterSpec) -> tuple[SecurityRule, ...]:
             ports = (("api_port", 30300, "MinIO S3 API"), ("console_port", 30303, "MinIO console"))
             for key, default, what in ports:
                 port = int(component.properties.get(key) or default)
-                rules.append(SecurityRule("tcp", port, port, "0.0.0.0/0", f"{what} (NodePort)"))
+                rules.append(SecurityRule("tcp", port, port, web(port), f"{what} (NodePort)"))
     providers = {g.provider for g in spec.groups}
     if "fleet" in providers and providers - {"fleet"}:
         rules.append(SecurityRule("udp", WIREGUARD_PORT, WIREGUARD_PORT, "0.0.0.0/0",

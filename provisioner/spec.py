@@ -156,6 +156,9 @@ class ClusterSpec:
     outputs: tuple[OutputSpec, ...] = ()
     admin_cidr: str = "0.0.0.0/0"
     """Where SSH and the Kubernetes API may be reached from."""
+    web_cidrs: Mapping[int, str] = dataclasses.field(default_factory=dict)
+    """Public ports (80, 443, MinIO's) a template restricts to a CIDR (the IM's per-port
+    ``remote_cidr``); a port not listed is open to all."""
     dns_name: str | None = None
     """Public DNS name of the front-end, if the template gives one (Let's Encrypt then)."""
     inputs: Mapping[str, Any] = dataclasses.field(default_factory=dict)

@@ -107,3 +107,32 @@ def test_kubernetes_with_minio_child_installs_minio_with_a_generated_secret() ->
     assert SecretSpec("minio_secretkey") in spec.secrets
     assert all(not o.secret for o in spec.outputs)
     assert "minio_password" not in {s.name for s in spec.secrets}, "one MinIO secret, not two"
+
+
+def test_kube_allowed_cidr_is_the_admin_cidr_and_restricts_the_web_ports_it_names(tmp_path: Path) -> None:
+    from provisioner.config import GeneralSettings, Settings
+    from provisioner.plan import make_plan
+
+    spec = load("kubernetes.yaml", kube_allowed_cidr="198.51.100.0/24")
+    assert spec.admin_cidr == "198.51.100.0/24" and dict(spec.web_cidrs) == {80: "198.51.100.0/24",
+                                                                          443: "198.51.100.0/24"}
+    assert not any("admin_cidr" in w for w in spec.warnings)
+    the_plan = make_plan(spec, Settings(GeneralSettings(cache_dir=str(tmp_path))))
+    rules = {r.port_from: r.source for r in the_plan.security_rules}
+    assert rules == {22: "198.51.100.0/24", 6443: "198.51.100.0/24", 80: "198.51.100.0/24",
+                     443: "198.51.100.0/24", None: "cluster"}
+
+
+def test_an_open_kube_allowed_cidr_warns_with_the_input_that_narrows_it() -> None:
+    spec = load("kubernetes.yaml")
+    assert spec.admin_cidr == "0.0.0.0/0"
+    assert any("-i kube_allowed_cidr=" in w for w in spec.warnings)
+    oscar = load("oscar.yaml")  # restricts no port: nothing to narrow it with
+    assert any("this template cannot narrow it" in w for w in oscar.warnings)
+
+
+def test_a_kube_allowed_cidr_that_is_no_cidr_is_refused_naming_the_input() -> None:
+    from provisioner.errors import TemplateError
+
+    with pytest.raises(TemplateError, match=r"kubernetes\.yaml.*kube_allowed_cidr.*'10\.0\.0\.0/33'"):
+        load("kubernetes.yaml", kube_allowed_cidr="10.0.0.0/33")

@@ -210,3 +210,69 @@ def test_loading_imports_no_cloud_kubernetes_or_ansible_library() -> None:
             "'ansible_runner'}))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def _fleet_template(tmp_path: Path, *boards: str) -> Path:
+    """A minimal edge cluster: a board front-end and the given board node templates (YAML text)."""
+    text = (
+        "tosca_definitions_version: tosca_simple_yaml_1_0\n"
+        "imports:\n  - oscar-deploy-types.yaml\n"
+        "topology_template:\n  node_templates:\n"
+        "    front:\n      type: oscar_deploy.nodes.EdgeFrontEnd\n"
+        "      properties: {address: 192.0.2.10, admin_cidr: 192.0.2.0/24}\n"
+        + "".join(boards)
+    )
+    path = tmp_path / "fleet.yaml"
+    path.write_text(text)
+    return path
+
+
+def _board(name: str, last_octet: int, properties: str = "", host: str = "") -> str:
+    text = (f"    {name}:\n      type: oscar_deploy.nodes.EdgeBoard\n"
+            f"      properties: {{address: 192.0.2.{last_octet}, fleet: pis{properties}}}\n")
+    if host:
+        text += f"      capabilities:\n        host:\n          properties: {{{host}}}\n"
+    return text
+
+
+def test_a_board_that_gives_no_size_is_taken_for_a_raspberry_pi_not_a_cloud_default(tmp_path: Path) -> None:
+    spec = load_cluster_spec([_fleet_template(tmp_path, _board("pi1", 11))], {})
+    pis = spec.group("pis")
+    assert (pis.machine.cpus, pis.machine.memory_mib, pis.machine.arch) == (4, 8192, "arm64")
+    assert (pis.boards[0].cpus, pis.boards[0].memory_mib) == (4, 8192)
+    assert spec.front_end is not None and spec.front_end.machine.cpus == 4
+    assert "node pi1: no num_cpus/mem_size given; 4 CPUs and 8 GiB assumed" in spec.warnings
+
+
+def test_boards_of_different_sizes_count_as_the_smallest_with_a_warning(tmp_path: Path) -> None:
+    template = _fleet_template(tmp_path, _board("pi1", 11, host="num_cpus: 4, mem_size: 8 GiB"),
+                               _board("pi2", 12, host="num_cpus: 4, mem_size: 2 GiB"))
+    spec = load_cluster_spec([template], {})
+    pis = spec.group("pis")
+    assert (pis.machine.cpus, pis.machine.memory_mib) == (4, 2048)
+    assert [(b.name, b.memory_mib) for b in pis.boards] == [("pi1", 8192), ("pi2", 2048)]
+    assert any("differ in size" in w and "2048 MiB" in w for w in spec.warnings)
+
+
+@pytest.mark.parametrize(("properties", "what"), [
+    (", priority: 50", "priority"),
+    (", labels: {zone: b}", "labels"),
+    (", taints: ['gpu=true:NoSchedule']", "taints"),
+    (", power_on: 'wake {node}'", "power_on/power_off/wol_mac"),
+])
+def test_boards_of_one_fleet_that_disagree_on_what_the_group_shares_are_refused(
+        tmp_path: Path, properties: str, what: str) -> None:
+    template = _fleet_template(tmp_path, _board("pi1", 11, ", labels: {zone: a}" if what == "labels" else ""),
+                               _board("pi2", 12, properties))
+    with pytest.raises(TemplateError) as caught:
+        load_cluster_spec([template], {})
+    message = str(caught.value)
+    assert str(template) in message and "node pi2" in message
+    assert f"fleet 'pis' disagree on {what}" in message
+
+
+def test_boards_in_different_fleets_may_differ(tmp_path: Path) -> None:
+    template = _fleet_template(tmp_path, _board("pi1", 11), _board("pi2", 12, ", priority: 50").replace(
+        "fleet: pis", "fleet: slow"))
+    spec = load_cluster_spec([template], {})
+    assert [(g.name, g.priority) for g in spec.groups if g.role == "edge"] == [("pis", 100), ("slow", 50)]

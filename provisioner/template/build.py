@@ -8,6 +8,7 @@ never pass for the author's intent.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import math
 import re
@@ -47,6 +48,10 @@ ALWAYS_SECRETS = ("k3s_token",)
 """Secrets every deployment generates; the others are those its components refer to
 (``{secret.minio_password}``, ``{secret.oscar_password}``, ...)."""
 _SECRET_REF = re.compile(r"\{secret\.([A-Za-z0-9_.-]+)\}")
+_BOARD_DEFAULTS = {f.name: f.default for f in dataclasses.fields(BoardSpec)}
+BOARD_CPUS: int = _BOARD_DEFAULTS["cpus"]  # type: ignore[assignment]
+BOARD_MEMORY_MIB: int = _BOARD_DEFAULTS["memory_mib"]  # type: ignore[assignment]
+"""What an edge board that gives no num_cpus/mem_size is taken to have (a Raspberry Pi 4/5)."""
 
 
 class Builder:
@@ -127,8 +132,15 @@ class Builder:
     def machine(self, name: str, default_arch: str) -> MachineSpec:
         cpus = self.cap(name, "host", "num_cpus")
         memory = self.cap(name, "host", "mem_size")
-        if cpus is None or memory is None:
-            self.warn(f"host:{name}", f"node {name}: no num_cpus/mem_size given; 2 CPUs and 4 GiB assumed")
+        # An edge board that does not say is taken for a Raspberry Pi 4/5 (BoardSpec's defaults);
+        # a cloud machine for the smallest size worth running k3s and OSCAR's pods on.
+        default_cpus, default_mib = (BOARD_CPUS, BOARD_MEMORY_MIB) if self.is_a(name, EDGE) else (2, 4096)
+        missing = {key: assumed for key, value, assumed in (
+            ("num_cpus", cpus, f"{default_cpus} CPUs"), ("mem_size", memory, f"{default_mib // 1024} GiB"))
+            if value is None}
+        if missing:
+            self.warn(f"host:{name}", f"node {name}: no {'/'.join(missing)} given; "
+                      f"{' and '.join(missing.values())} assumed")
         disk = self.cap(name, "host", "disk_size")
         disk_gib = math.ceil(self.size(name, disk, "GiB", "disk_size")) if disk not in (None, "") else None
         arch_raw = self.cap(name, "os", "architecture")
@@ -141,8 +153,8 @@ class Builder:
         version = self.cap(name, "os", "version")
         instance_type = self.cap(name, "host", "instance_type")
         return MachineSpec(
-            cpus=int(cpus) if cpus is not None else 2,
-            memory_mib=math.ceil(self.size(name, memory, "MiB", "mem_size")) if memory else 4096,
+            cpus=int(cpus) if cpus is not None else default_cpus,
+            memory_mib=math.ceil(self.size(name, memory, "MiB", "mem_size")) if memory else default_mib,
             arch=arch,  # type: ignore[arg-type]
             gpus=int(self.cap(name, "host", "num_gpus") or 0),
             disk_gib=disk_gib or None,
@@ -276,16 +288,40 @@ class Builder:
                          proxy_jump=bool(self.prop(name, "proxy_jump", False)))
 
     def fleet(self, fleet: str, names: list[str]) -> GroupSpec:
+        """One node group of the boards that share a ``fleet`` name.
+
+        The elasticity daemon treats a group as alike nodes (one priority, labels, taints, arch and
+        way of powering them), so boards that disagree on those are an error naming both; boards of
+        different sizes are allowed, and the group counts each as the smallest (never promising
+        the packer room a board lacks)."""
         boards = tuple(self.board(name) for name in names)
         first = names[0]
-        labels = self.prop(first, "labels") or {}
-        taints = self.prop(first, "taints") or []
+        shared = {name: {
+            "priority": int(self.prop(name, "priority", 100)),
+            "labels": {str(k): str(v) for k, v in (self.prop(name, "labels") or {}).items()},
+            "taints": [str(t) for t in self.prop(name, "taints") or []],
+            "arch": board.arch,
+            "power": (board.power.type, board.power.power_on, board.power.power_off),
+        } for name, board in zip(names, boards, strict=True)}
+        for name in names[1:]:
+            for key, value in shared[name].items():
+                if value != shared[first][key]:
+                    shown = key if key != "power" else "power_on/power_off/wol_mac"
+                    raise self.fail(name, f"boards of fleet '{fleet}' disagree on {shown} ({first}: "
+                                    f"{_shown(shared[first][key])}, {name}: {_shown(value)}); a fleet is "
+                                    "one node group: give its boards the same, or another fleet name")
+        machine = self.machine(first, "arm64")
+        smallest = min(boards, key=lambda b: (b.cpus, b.memory_mib))
+        cpus, memory = min(b.cpus for b in boards), min(b.memory_mib for b in boards)
+        if any((b.cpus, b.memory_mib) != (cpus, memory) for b in boards):
+            self.warn(f"fleet:{fleet}", f"boards of fleet '{fleet}' differ in size; the elasticity "
+                      f"daemon counts each as {cpus} CPUs and {memory} MiB (the smallest, {smallest.name})")
         return GroupSpec(
-            name=fleet, role="edge", provider="fleet", machine=self.machine(first, "arm64"),
+            name=fleet, role="edge", provider="fleet",
+            machine=dataclasses.replace(machine, cpus=cpus, memory_mib=memory),
             count=len(boards), min=0, max=len(boards), boards=boards,
-            priority=max(int(self.prop(n, "priority", 100)) for n in names),
-            labels={str(k): str(v) for k, v in labels.items()}, taints=tuple(str(t) for t in taints),
-            source_node=first,
+            priority=shared[first]["priority"], labels=shared[first]["labels"],
+            taints=tuple(shared[first]["taints"]), source_node=first,
         )
 
     # -- software ------------------------------------------------------------------------------
@@ -394,16 +430,40 @@ class Builder:
         """Our front-end types carry the cluster-wide admin_cidr and dns_name."""
         return self.is_a(name, FRONT_END) or self.is_a(name, EDGE_FRONT_END)
 
-    def admin_cidr(self, front: GroupSpec) -> str:
-        name = front.name
-        value = self.prop(name, "admin_cidr") if self.has_cluster_props(name) else None
-        value = str(value or "0.0.0.0/0")
+    def im_cidrs(self, front: str) -> dict[int, tuple[str, str | None]]:
+        """The IM's per-port ``remote_cidr`` (e.g. ``kube_allowed_cidr``), each checked."""
+        found = im_compat.endpoint_cidrs(self.raw, front,
+                                         lambda value, node: self.ev.eval(value, f"node {node}", node))
+        for port, (cidr, feeding) in found.items():
+            self.check_cidr(front, cidr, f"remote_cidr of port {port}"
+                            + (f" (input {feeding})" if feeding else ""))
+        return found
+
+    def check_cidr(self, name: str, value: str, what: str) -> None:
         try:
             ipaddress.ip_network(value, strict=False)
         except ValueError:
-            raise self.fail(name, f"admin_cidr {value!r} is not a CIDR such as 203.0.113.0/24") from None
+            raise self.fail(name, f"{what} {value!r} is not a CIDR such as 203.0.113.0/24") from None
+
+    def admin_cidr(self, front: GroupSpec, im_cidrs: Mapping[int, tuple[str, str | None]]) -> str:
+        """Our front-end's ``admin_cidr``; for an IM template, the CIDR its endpoint ports are
+        restricted to (``kube_allowed_cidr``): who may reach the web ports may administer it."""
+        name = front.name
+        narrowing: str | None = None
+        if self.has_cluster_props(name):
+            value = str(self.prop(name, "admin_cidr") or "0.0.0.0/0")
+            self.check_cidr(name, value, "admin_cidr")
+            if "admin_cidr" in self.inputs.values:
+                narrowing = "admin_cidr"
+        else:
+            chosen = sorted(set(im_cidrs.values()), key=lambda c: (c[0] in ("0.0.0.0/0", "::/0"), c))
+            value, narrowing = chosen[0] if chosen else ("0.0.0.0/0", None)
+            if len({cidr for cidr, _ in chosen}) > 1:
+                self.warn("im:cidrs", f"the template restricts its ports to several CIDRs "
+                          f"({', '.join(sorted({c for c, _ in chosen}))}); SSH and the Kubernetes API "
+                          f"are allowed from {value} only")
         if value in ("0.0.0.0/0", "::/0"):
-            how = ("narrow it (e.g. -i admin_cidr=203.0.113.7/32)" if "admin_cidr" in self.inputs.values
+            how = (f"narrow it (e.g. -i {narrowing}=203.0.113.7/32)" if narrowing
                    else "this template cannot narrow it (oscar-deploy's templates have an admin_cidr input)")
             self.warnings.append(f"admin_cidr is {value}: SSH and the Kubernetes API are open to the "
                                  f"whole internet; {how}")
@@ -433,10 +493,19 @@ class Builder:
         for secret in (*referenced, *ALWAYS_SECRETS):
             if secret not in {s.name for s in secrets}:
                 secrets.append(SecretSpec(secret))
-        admin_cidr = self.admin_cidr(front)
+        im_cidrs = {} if self.has_cluster_props(front.name) else self.im_cidrs(front.name)
+        admin_cidr = self.admin_cidr(front, im_cidrs)
         return ClusterSpec(
             sources=self.origins.files, description=self.loaded.description, groups=groups,
             components=components, elastic=elastic, secrets=tuple(secrets), outputs=self.outputs(),
-            admin_cidr=admin_cidr, dns_name=str(dns) if dns else None, inputs=dict(self.inputs.values),
+            admin_cidr=admin_cidr, web_cidrs={port: cidr for port, (cidr, _) in im_cidrs.items()},
+            dns_name=str(dns) if dns else None, inputs=dict(self.inputs.values),
             warnings=tuple(self.warnings),
         )
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, tuple):  # (power type, power_on, power_off)
+        kind, on, off = value
+        return kind if kind != "command" else f"command {on!r}/{off!r}"
+    return repr(value)

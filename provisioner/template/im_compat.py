@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from provisioner.spec import ElasticSpec
+from provisioner.template.values import host_of
 
 IM_FRONT_END = "tosca.nodes.indigo.LRMS.FrontEnd"
 IM_WORKER_NODE = "tosca.nodes.indigo.LRMS.WorkerNode"
@@ -92,3 +93,31 @@ def elastic_from_clues(options: Any, warn: Callable[[str, str], None], node: str
         warn("clues:unknown", f"node {node}: CLUES options not implemented (ignored): "
              f"{', '.join(unknown)}")
     return ElasticSpec(**settings)  # type: ignore[arg-type]
+
+
+def endpoint_cidrs(nodes: Mapping[str, Any], front: str,
+                   evaluate: Callable[[Any, str], Any]) -> dict[int, tuple[str, str | None]]:
+    """The IM's per-port ``remote_cidr`` (``endpoint`` capability ``ports``) on the front-end and the
+    nodes it hosts: port → (CIDR, the input that feeds it, if one does). ``evaluate(value, node)``.
+
+    The IM's ``kubernetes.yaml`` restricts 80/443 to its ``kube_allowed_cidr`` input this way."""
+    found: dict[int, tuple[str, str | None]] = {}
+    for name, node in nodes.items():
+        if not isinstance(node, dict) or (name != front and host_of(node) != front):
+            continue
+        endpoint = ((node.get("capabilities") or {}).get("endpoint") or {})
+        ports = (endpoint.get("properties") or {}).get("ports") if isinstance(endpoint, dict) else None
+        if not isinstance(ports, dict):
+            continue
+        for spec in ports.values():
+            if not isinstance(spec, dict) or spec.get("remote_cidr") in (None, ""):
+                continue
+            raw = spec["remote_cidr"]
+            cidr = evaluate(raw, name)
+            port = evaluate(spec.get("source"), name)
+            if cidr in (None, "") or isinstance(port, bool) or not isinstance(port, int):
+                continue
+            feeding = raw.get("get_input") if isinstance(raw, dict) else None
+            found[port] = (str(cidr), feeding if isinstance(feeding, str) else None)
+    return found
+
