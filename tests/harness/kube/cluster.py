@@ -66,6 +66,10 @@ class ClusterSim:
         with self._lock:
             self.nodes.set_kubelet(name, up)
 
+    def kubelet_running(self, name: str) -> bool:
+        with self._lock:
+            return name not in self.nodes.down
+
     def add_daemonset(self, daemonset: DaemonSet) -> None:
         with self._lock:
             self.daemonsets.add(daemonset)

@@ -152,8 +152,11 @@ class KubeApiServer:
         return self.store.create("nodes", node)
 
     def restart_node(self, name: str, *, ready_after_s: float | None = None) -> None:
-        """A registered machine boots again: its kubelet resumes and reports Ready after the delay."""
-        self.sim.node_registered(name, ready_after_s)
+        """A registered machine boots again: its kubelet resumes and reports Ready after the delay.
+
+        A machine that is already up is left alone (powering on a running board does nothing)."""
+        if not self.sim.kubelet_running(name):
+            self.sim.node_registered(name, ready_after_s)
 
     def follow_machines(
         self, machines: Callable[[], Mapping[str, Mapping[str, Any]]], period_s: float = 0.1
