@@ -96,9 +96,9 @@ def check_invariants(jobs: Sequence[Job], groups: Sequence[NodeGroup], sim: SimR
 
 @pytest.mark.parametrize("name", ["oscar", "clues", "autoscaler", "static"])
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(jobs=jobs_strategy)
-def test_invariants_hold_on_random_traces(name: str, jobs: tuple[Job, ...]) -> None:
-    sim, result = simulate_one(jobs, GROUPS, make_policy(name, GROUPS))
+@given(jobs=jobs_strategy, scoring=st.sampled_from(["least_allocated", "most_allocated"]))
+def test_invariants_hold_on_random_traces(name: str, jobs: tuple[Job, ...], scoring: str) -> None:
+    sim, result = simulate_one(jobs, GROUPS, make_policy(name, GROUPS), EngineSettings(scoring=scoring))
     check_invariants(jobs, GROUPS, sim)
     assert result["jobs"] == len(jobs)
     assert result["jobs_unserved"] == sum(1 for r in sim.runs if r.start is None)
@@ -146,7 +146,7 @@ def test_node_hours_and_waits_match_hand_computation() -> None:
 def test_static_keeps_every_group_at_max_from_the_start() -> None:
     _, result = simulate_one([job(0, 10, 1, 512, 50), job(1, 20, 4, 512, 100, arch="arm64")], GROUPS,
                              StaticPolicy())
-    assert result["node_hours"] == pytest.approx((3 + 2) * 120 / 3600, abs=1e-6)
+    assert result["node_hours"] == pytest.approx((3 + 2) * (120 - 10) / 3600, abs=1e-6)  # from 1st submit
     assert result["wait_max_s"] == 0
 
 
@@ -263,6 +263,14 @@ def test_the_autoscaler_scales_up_by_binpacking_into_the_priority_group() -> Non
     jobs = [job(i, 0, 1, 512, 60) for i in range(6)]  # 6 CPUs: 2 nodes of 4
     sim, _ = simulate_one(jobs, [low, high], AutoscalerPolicy([low, high]))
     assert sim.scale_ups == 2 and {name[:4] for name, *_ in sim.node_intervals} == {"high"}
+
+
+def test_absolute_timestamps_start_the_clock_at_the_first_submission() -> None:
+    epoch = 1_700_000_000.0
+    group = NodeGroup("g", cpus=2, memory_mib=4096, max=2, boot_s=30)
+    sim, result = simulate_one([job(0, epoch + 5, 1, 512, 100)], [group], CluesPolicy([group]))
+    assert sim.node_intervals == [("g-1", "g", epoch + 5, epoch + 135, epoch + 35)]
+    assert result["node_hours"] == pytest.approx(130 / 3600, abs=1e-6) and result["policy_looks"] < 30
 
 
 # ---- scale ---------------------------------------------------------------------------------------

@@ -13,8 +13,9 @@ What is modelled, and how:
 - **Nodes** boot in their group's ``boot_s`` (power-on request → Ready), then are ``idle``/``used``;
   a power-off cordons the node, evicts its pods (they go back to pending and start again from
   scratch, as a drained Job pod does) and takes ``poweroff_s``. A node costs ``cost_per_hour`` from
-  the power-on request to the end of its power-off. Groups start with ``initial_on`` nodes Ready.
-- **When the policy looks**: every ``policy.period_s`` from t=0 (the daemon's tick, CLUES's
+  the power-on request to the end of its power-off. The clock starts at the first submission, with
+  ``initial_on`` nodes of each group Ready (billed from then).
+- **When the policy looks**: every ``policy.period_s`` (the daemon's tick, CLUES's
   scheduling period, the autoscaler's scan interval) and, for event-driven policies (the daemon),
   after a pod becomes unschedulable, batched like the daemon's watch: 0.2 s after the last such event
   but no later than 2 s after the first. The policy sees a ``ClusterView`` built from this state,
@@ -429,6 +430,9 @@ class Simulation:
     # ---- the loop --------------------------------------------------------------------------------
 
     def run(self) -> SimResult:
+        # The clock starts at the first submission, so traces with absolute timestamps (epoch
+        # seconds) neither tick through decades nor bill nodes kept on since 1970.
+        self.now = min((job.submit_s for job in self.jobs), default=0.0)
         for group in self.groups.values():
             for member in group.nodes:
                 self._new_node(group, member.name)
@@ -437,7 +441,7 @@ class Simulation:
                 self._power_on(off[0] if off else self._new_node(group, None), instantly=True)
         for run in self.runs:
             self._push(run.job.submit_s, _ARRIVE, run.job.index)
-        self._push(0.0, _TICK)
+        self._push(math.floor(self.now / self.policy.period_s) * self.policy.period_s, _TICK)
         last_submit = max((job.submit_s for job in self.jobs), default=0.0)
         stop_at = last_submit + self.settings.max_tail_s
         names = {i: name for name, i in self.node_index.items()}
