@@ -71,7 +71,7 @@ def test_lists_deserialise_into_client_models_with_resource_versions(
     pods = v1.list_namespaced_pod("default")
     assert isinstance(nodes, client.V1NodeList) and isinstance(pods, client.V1PodList)
     assert [n.metadata.name for n in nodes.items] == ["w1"]
-    assert nodes.items[0].status.allocatable["cpu"] == "2000m"
+    assert nodes.items[0].status.allocatable["cpu"] == "2"
     assert int(pods.metadata.resource_version) >= int(created.metadata.resource_version)
     assert v1.list_node(label_selector="oscar/group=edge").items == []
     assert v1.list_node(label_selector="!oscar/group").items == []
@@ -446,7 +446,7 @@ def test_configmaps_events_and_patch_flavours(kube_api: KubeApiServer, v1: Any) 
     )  # a list body is sent as a JSON patch
     assert [t.key for t in node.spec.taints] == ["oscar/draining"]
     ignored = v1.patch_node("w1", {"status": {"capacity": {"cpu": "99"}}})  # status goes through /status
-    assert ignored.status.capacity["cpu"] == "4000m"
+    assert ignored.status.capacity["cpu"] == "4"
     updated = v1.patch_node_status("w1", {"status": {"conditions": [{"type": "Custom", "status": "True"}]}})
     assert {"Custom", "Ready"} <= {c.type for c in updated.status.conditions}
 
@@ -515,7 +515,7 @@ def test_python_dash_m_serves_with_a_kubeconfig(served_by_hand: tuple[int, Path]
     _, kubeconfig = served_by_hand
     api = config.new_client_from_config(config_file=str(kubeconfig))
     nodes = client.CoreV1Api(api).list_node().items
-    assert [n.metadata.name for n in nodes] == ["w1"] and nodes[0].status.capacity["memory"] == "2048Mi"
+    assert [n.metadata.name for n in nodes] == ["w1"] and nodes[0].status.capacity["memory"] == "2097152Ki"
 
 
 def test_timing_scales_harness_seconds(kube_api_factory: Any) -> None:
@@ -617,7 +617,7 @@ def test_power_commands_boot_and_silence_nodes_from_a_shell(kube_api: KubeApiSer
 
     assert run("power_on", "board-1").returncode == 0
     node = v1.read_node("board-1")
-    assert node.metadata.labels["oscar/group"] == "edge" and node.status.capacity["cpu"] == "2000m"
+    assert node.metadata.labels["oscar/group"] == "edge" and node.status.capacity["cpu"] == "2"
     kube_api.wait_until(lambda: _ready(v1.read_node("board-1")), what="board Ready")
 
     assert run("power_off", "board-1").returncode == 0

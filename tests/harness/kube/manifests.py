@@ -16,8 +16,9 @@ Obj = dict[str, Any]
 
 
 def cpu_quantity(cpus: float) -> str:
-    """``1.5`` → ``1500m``: the project's ``cpus`` vocabulary in Kubernetes quantities."""
-    return f"{round(cpus * 1000)}m"
+    """``4`` → ``4``, ``1.5`` → ``1500m``: the project's ``cpus`` as a Kubernetes quantity."""
+    millis = round(cpus * 1000)
+    return str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
 
 
 def node_manifest(
@@ -36,7 +37,7 @@ def node_manifest(
     """A Node as a k3s agent registers it: capacity = allocatable, no conditions yet."""
     capacity = {
         "cpu": cpu_quantity(cpus),
-        "memory": f"{memory_mib}Mi",
+        "memory": f"{memory_mib * 1024}Ki",  # kubelets report memory in Ki
         "pods": str(pods),
         "ephemeral-storage": "50Gi",
     }
