@@ -11,6 +11,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from provisioner.config import load_settings
 from provisioner.errors import BadInput
 from provisioner.resources import templates_dir
 from provisioner.template import load_cluster_spec, parse_input_pairs
@@ -31,11 +32,15 @@ def _args(case: dict[str, Any]) -> list[str]:
     return args
 
 
+def _global_args(case: dict[str, Any]) -> list[str]:
+    return ["--config", str(BROKEN / case["config"])] if "config" in case else []
+
+
 def test_the_corpus_is_big_enough_and_every_file_is_used() -> None:
     assert len(CASES) >= 25
-    used = {arg for case in CASES for arg in case["args"]}
+    used = {arg for case in CASES for arg in [*case["args"], case.get("config")]}
     ignored = used | {"cases.yaml", "valid_minimal.yaml"}
-    unused = [p.name for p in BROKEN.glob("*.yaml") if p.name not in ignored]
+    unused = [p.name for p in [*BROKEN.glob("*.yaml"), *BROKEN.glob("*.cfg")] if p.name not in ignored]
     assert not unused, f"corpus files no case uses: {unused}"
 
 
@@ -48,7 +53,7 @@ def test_the_minimal_template_the_corpus_breaks_is_itself_valid() -> None:
 def test_cli_refuses_with_exit_2_and_names_file_and_culprit(case: dict[str, Any]) -> None:
     from provisioner.cli import main
 
-    result = CliRunner().invoke(main, ["validate", *_args(case)])
+    result = CliRunner().invoke(main, [*_global_args(case), "validate", *_args(case)])
     output = result.output
     assert result.exit_code == 2, output
     assert "Traceback" not in output
@@ -61,7 +66,12 @@ def test_cli_refuses_with_exit_2_and_names_file_and_culprit(case: dict[str, Any]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
-def test_loader_raises_bad_input_naming_file_and_culprit(case: dict[str, Any]) -> None:
+def test_loader_raises_bad_input_naming_file_and_culprit(case: dict[str, Any], tmp_path: Path) -> None:
+    if "config" in case:  # the settings are read before any template
+        with pytest.raises(BadInput) as caught:
+            load_settings(str(BROKEN / case["config"]), env={}, cwd=tmp_path, home=tmp_path)
+        assert all(expected in str(caught.value) for expected in case["expect"]), str(caught.value)
+        return
     args = _args(case)
     templates, pairs, inputs_file = [], [], None
     while args:

@@ -182,6 +182,25 @@ def check_scaling(name: str, count: int, low: int, high: int, where: str) -> Non
 
 
 _QUOTED = re.compile(r'"([^"]+)"')
+_SINGULAR = {"properties": "property", "capabilities": "capability", "requirements": "requirement",
+             "interfaces": "interface", "artifacts": "artifact"}
+_REWORDED = (
+    (re.compile(r'^"(\w+)" of template "[^"]+" is missing required field "\[(.*)\]"\.?$'),
+     lambda m: f"required {_SINGULAR.get(m[1], m[1])} {m[2]} is not set"),
+    (re.compile(r'^"(\w+)" of template "[^"]+" contains unknown field "([^"]+)"\..*$'),
+     lambda m: f"unknown {_SINGULAR.get(m[1], m[1])} '{m[2]}' (its type does not define it)"),
+    (re.compile(r'^Type "([^"]+)" is not a valid type\.?$'),
+     lambda m: f"type '{m[1]}' is not defined (a typo, or a missing import?)"),
+)
+"""tosca-parser's commonest messages, said the way a user thinks of them."""
+
+
+def _reword(line: str) -> str:
+    for pattern, say in _REWORDED:
+        match = pattern.match(line)
+        if match:
+            return say(match)
+    return line
 
 
 def parser_error(lines: list[str], origins: Origins, nodes: Mapping[str, Any]) -> TemplateError:
@@ -192,7 +211,8 @@ def parser_error(lines: list[str], origins: Origins, nodes: Mapping[str, Any]) -
         line = re.sub(r"^[A-Z][A-Za-z]+: ", "", line)  # the exception class name
         if line and line not in cleaned:
             cleaned.append(line)
-    text = " ".join(cleaned[:4]) + (f" (and {len(cleaned) - 4} more)" if len(cleaned) > 4 else "")
+    text = " ".join(_reword(line) for line in cleaned[:4]) + (
+        f" (and {len(cleaned) - 4} more)" if len(cleaned) > 4 else "")
     culprit = None
     for line in cleaned:
         for quoted in _QUOTED.findall(line):

@@ -96,10 +96,13 @@ class ResolvedInputs:
 
 def _convert(raw: str, kind: str) -> Any:
     """Text from -i to the declared type (tosca-parser validates the result afterwards)."""
-    if kind == "integer":
-        return int(raw.strip())
-    if kind in ("float", "number"):
-        return float(raw.strip())
+    try:
+        if kind == "integer":
+            return int(raw.strip())
+        if kind in ("float", "number"):
+            return float(raw.strip())
+    except ValueError:
+        raise ValueError(f'"{raw}" is not {"an integer" if kind == "integer" else "a number"}') from None
     if kind == "boolean":
         lowered = raw.strip().lower()
         if lowered in ("true", "yes", "on", "1"):
@@ -184,7 +187,8 @@ def resolve_inputs(declared: Mapping[str, Any], explicit: Mapping[str, Any],
                 value = _convert(raw, kind) if isinstance(raw, str) else raw
             except (ValueError, yaml.YAMLError) as error:
                 shown = "(hidden)" if secret else repr(raw)
-                raise TemplateError(f"-i value {shown} is not a valid {kind}: {_clean(error)}",
+                detail = f" ({_clean(error)})" if isinstance(error, yaml.YAMLError) else ""
+                raise TemplateError(f"-i value {shown} is not a valid {kind}{detail}",
                                     where=where, culprit=f"input {name}") from None
             value = _check_value(name, schema, value, where, "given", secret)
             if secret:
