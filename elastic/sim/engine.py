@@ -86,6 +86,9 @@ class SimNode:
     on_since: float | None = None
     """Start of the current paid interval (power-on request), None while off."""
     ready_at: float | None = None
+    cap_cpu: int = 0
+    cap_mem: int = 0
+    max_pods: int = 110
 
     @property
     def ready(self) -> bool:
@@ -167,6 +170,7 @@ class Simulation:
         self.counter = {name: 0 for name in self.groups}
         self.on_per_group = dict.fromkeys(self.groups, 0)
         self.node_index: dict[str, int] = {}
+        self.placeable_cache: dict[tuple[tuple[tuple[str, str], ...], str], bool] = {}
 
     # ---- building blocks -------------------------------------------------------------------------
 
@@ -187,7 +191,8 @@ class Simulation:
                 self.counter[group.name] += 1
                 name = f"{group.name}-{self.counter[group.name]}"
         labels = {**group.labels, "kubernetes.io/hostname": name, "oscar-deploy/group": group.name}
-        node = SimNode(name=name, group=group, state=NodeState.OFF, state_since=0.0, labels=labels)
+        node = SimNode(name=name, group=group, state=NodeState.OFF, state_since=0.0, labels=labels,
+                       cap_cpu=group.cpu_m, cap_mem=group.memory_mib, max_pods=group.max_pods)
         self.nodes[name] = node
         return node
 
@@ -320,7 +325,9 @@ class Simulation:
         self.new_pending = []
         if not candidates:
             return
-        ready = [n for n in self.nodes.values() if n.ready and not n.cordoned]
+        on = (NodeState.IDLE, NodeState.USED)
+        ready = [n for n in self.nodes.values() if n.state in on and not n.cordoned]
+        allowed = self.placeable_cache
         failed: set[tuple[int, int, tuple[tuple[str, str], ...]]] = set()
         most = self.settings.scoring == "most_allocated"
         newly_unschedulable = False
@@ -335,11 +342,17 @@ class Simulation:
                 best_score = -math.inf
                 for node in ready:
                     if (node.free_cpu < job.cpu_m or node.free_mem < job.memory_mib
-                            or len(node.pods) >= node.group.max_pods
-                            or not placeable(run.pod, node.labels, node.group.taints)):
+                            or len(node.pods) >= node.max_pods):
                         continue
-                    cpu_left = (node.free_cpu - job.cpu_m) / node.group.cpu_m
-                    mem_left = (node.free_mem - job.memory_mib) / node.group.memory_mib
+                    # Trace pods differ only by selector; a node's labels and taints never change.
+                    key = (signature[2], node.name)
+                    ok = allowed.get(key)
+                    if ok is None:
+                        ok = allowed[key] = placeable(run.pod, node.labels, node.group.taints)
+                    if not ok:
+                        continue
+                    cpu_left = (node.free_cpu - job.cpu_m) / node.cap_cpu
+                    mem_left = (node.free_mem - job.memory_mib) / node.cap_mem
                     score = (cpu_left + mem_left) / 2
                     if most:
                         score = -score
