@@ -101,13 +101,7 @@ class Actuator:
         for failed in decision.failed:
             self._submit(failed.node, self._mark_failed, failed)
         for off in decision.power_off:
-            record = self.ledger.get(off.node)
-            if record is None or record.state in (NodeState.DISABLED, NodeState.FAILED):
-                continue
-            if self._submit(off.node, self._power_off, off, pre=lambda r=record: self.ledger.put(
-                    r.moved(NodeState.POWERING_OFF, now))):
-                self.metrics.scale_downs.labels(off.group, "idle").inc()
-                self.metrics.last_activity.labels("scale_down").set(now)
+            self.power_off(off, now)
         for on in decision.power_on:
             self.power_on(on, now)
         self._tell_not_triggered(decision, now)
@@ -131,6 +125,18 @@ class Actuator:
         self.metrics.last_activity.labels("scale_up").set(now)
         log.info("power on %s (group %s): %s", name, action.group, action.reason)
         return name
+
+    def power_off(self, action: PowerOff, now: float, reason: str = "idle") -> bool:
+        record = self.ledger.get(action.node)
+        if record is None or record.state in (NodeState.DISABLED, NodeState.FAILED):
+            return False
+        if not self._submit(action.node, self._power_off, action,
+                            pre=lambda: self.ledger.put(record.moved(NodeState.POWERING_OFF, now))):
+            return False
+        self.metrics.scale_downs.labels(action.group, reason).inc()
+        self.metrics.last_activity.labels("scale_down").set(now)
+        log.info("power off %s (group %s): %s", action.node, action.group, action.reason)
+        return True
 
     def retry_power_offs(self, now: float) -> None:
         """Power-offs that failed earlier are tried again (the policy's timer ends a hopeless one)."""
@@ -239,7 +245,7 @@ class Actuator:
             return
         self._off_failed_at.pop(action.node, None)
         self._powered_off(record, manager)
-        log.info("powered off %s (group %s): %s", action.node, action.group, action.reason)
+        log.info("powered off %s (group %s)", action.node, action.group)
 
     def _powered_off(self, record: Record, manager: PowerManager) -> None:
         now = self.clock()

@@ -37,7 +37,18 @@ from elastic.lifecycle import (
     observe,
 )
 from elastic.metrics import Metrics
-from elastic.model import ClusterView, Decision, NodeGroup, NodeInfo, NodeState, PodInfo, PolicySettings
+from elastic.model import (
+    ClusterView,
+    Decision,
+    NodeGroup,
+    NodeInfo,
+    NodeState,
+    PodInfo,
+    PolicySettings,
+    PowerOff,
+    PowerOn,
+)
+from elastic.nodes import forget_requests, read_requests
 from elastic.policy import decide
 from elastic.policy.fit import GROUP_LABEL, HOSTNAME_LABEL
 from elastic.power import PowerManager
@@ -73,6 +84,8 @@ class DaemonSettings:
     lease_retry_s: float = 2.0
     namespace: str = "kube-system"
     status_every_s: float = 30.0
+    requests_every_s: float = 1.0
+    """How often the leader reads operator requests (``nodes enable|disable|poweron|poweroff|reset``)."""
 
 
 def settings_from_config(elastic: Any) -> DaemonSettings:
@@ -134,6 +147,7 @@ class Daemon:
         self._rebuild = False
         self._machines_at = float("-inf")
         self._status_written: tuple[str, float] = ("", float("-inf"))
+        self._requests_at = float("-inf")
 
     # ---- life --------------------------------------------------------------------------------------
     def start(self) -> Daemon:
@@ -238,6 +252,9 @@ class Daemon:
             if node and not (is_daemonset(pod) or is_mirror(pod)):
                 user_pods[node] = user_pods.get(node, 0) + 1
         self._observe(nodes, user_pods, now)
+        if now - self._requests_at >= min(self.settings.requests_every_s, self.settings.tick_s):
+            self._requests_at = now
+            self.handle_requests(nodes, now)
         if now - self._machines_at >= self.settings.tick_s:
             self._reconcile_machines(nodes, now)
         view = ClusterView(
@@ -300,6 +317,50 @@ class Daemon:
                     self.ledger.put(record.moved(NodeState.UNKNOWN, now))
             elif record.state not in (NodeState.POWERING_ON, NodeState.POWERING_OFF):
                 self.ledger.drop(record.name)  # a cloud worker whose Node went away: the machine is gone
+
+    def handle_requests(self, nodes: Mapping[str, Obj], now: float) -> None:
+        """Apply the operator's ``nodes`` requests (see ``elastic.nodes``) and remove them."""
+        try:
+            requests = read_requests(self.api)
+        except ApiException as error:
+            log.warning("reading operator requests: %s", error)
+            return
+        done: dict[str, str] = {}
+        for name, action in requests.items():
+            group = self.group_of(name, nodes.get(name))
+            if group is None:
+                log.warning("request %s %s: the node is in no group of this daemon; ignored", action, name)
+                done[name] = action
+                continue
+            if self.ledger.is_busy(name):
+                continue  # a worker is on it: next pass
+            done[name] = action
+            record = self.ledger.get(name)
+            base = record or Record(name, group, NodeState.UNKNOWN if name in nodes else NodeState.OFF, now)
+            new: Record | None = None
+            if action == "disable":
+                new = base.moved(NodeState.DISABLED, now)
+            elif action == "enable" and base.state is NodeState.DISABLED:
+                new = base.moved(NodeState.UNKNOWN if name in nodes else NodeState.OFF, now)
+            elif action == "reset" and base.state is NodeState.FAILED:
+                new = base.moved(NodeState.OFF, now, powered_on_at=None, idle_since=None)
+            elif action == "poweron" and base.state in (NodeState.OFF, NodeState.UNKNOWN):
+                self.actuator.power_on(PowerOn(group, name, "operator request"), now)
+            elif action == "poweroff" and base.state in (NodeState.IDLE, NodeState.USED, NodeState.UNKNOWN):
+                self.ledger.put(base)
+                self.actuator.power_off(PowerOff(name, group, "operator request"), now, reason="manual")
+            else:
+                log.warning("request %s %s: not possible while it is %s; ignored", action, name,
+                            base.state.value)
+            if new is not None:
+                log.info("operator request: %s %s → %s", action, name, new.state.value)
+                self.ledger.put(new)
+                if name in nodes:
+                    self._write_back(new, nodes[name])
+        try:
+            forget_requests(self.api, done)
+        except ApiException as error:
+            log.warning("clearing operator requests: %s", error)
 
     def _write_back(self, record: Record, node: Obj) -> None:
         """Patch the Node when its annotations (or group label) differ from the record."""

@@ -25,7 +25,7 @@ STATUS_CONFIGMAP = "oscar-deploy-elastic-status"
 DEFAULT_NAMESPACE = "kube-system"
 
 
-def _done(response: Any) -> None:
+def finish(response: Any) -> None:
     """Read a raw response to its end before its connection goes back to the pool (a connection
     returned with an unread body corrupts the next request on it)."""
     try:
@@ -70,7 +70,7 @@ class KubeApi:
             body["metadata"]["labels"] = dict(labels)
         if unschedulable is not None:
             body["spec"] = {"unschedulable": unschedulable}
-        _done(self.core.api_client.call_api(
+        finish(self.core.api_client.call_api(
             "/api/v1/nodes/{name}", "PATCH", path_params={"name": name}, body=body,
             header_params={"Content-Type": "application/merge-patch+json", "Accept": "application/json"},
             auth_settings=["BearerToken"], _preload_content=False, _return_http_data_only=True,
@@ -79,7 +79,7 @@ class KubeApi:
     def delete_node(self, name: str) -> None:
         """Delete a Node object; one already gone is fine."""
         try:
-            _done(self.core.delete_node(name, _preload_content=False))
+            finish(self.core.delete_node(name, _preload_content=False))
         except ApiException as error:
             if error.status != 404:
                 raise
@@ -90,7 +90,7 @@ class KubeApi:
         body = {"apiVersion": "policy/v1", "kind": "Eviction",
                 "metadata": {"name": name, "namespace": namespace}}
         try:
-            _done(self.core.create_namespaced_pod_eviction(name, namespace, body,
+            finish(self.core.create_namespaced_pod_eviction(name, namespace, body,
                                                      _preload_content=False))
         except ApiException as error:
             if error.status == 404:
@@ -122,12 +122,12 @@ class KubeApi:
                              "labels": {"app.kubernetes.io/managed-by": COMPONENT}},
                 "data": dict(data)}
         try:
-            _done(self.core.replace_namespaced_config_map(STATUS_CONFIGMAP, self.namespace, body,
+            finish(self.core.replace_namespaced_config_map(STATUS_CONFIGMAP, self.namespace, body,
                                                     _preload_content=False))
         except ApiException as error:
             if error.status != 404:
                 raise
-            _done(self.core.create_namespaced_config_map(self.namespace, body,
+            finish(self.core.create_namespaced_config_map(self.namespace, body,
                                                    _preload_content=False))
 
     # ---- events ----------------------------------------------------------------------------------
@@ -147,6 +147,6 @@ class KubeApi:
             "firstTimestamp": rfc3339(now)[:19] + "Z", "lastTimestamp": rfc3339(now)[:19] + "Z", "count": 1,
         }
         try:
-            _done(self.core.create_namespaced_event(ns, body, _preload_content=False))
+            finish(self.core.create_namespaced_event(ns, body, _preload_content=False))
         except (ApiException, OSError) as error:
             log.warning("event %s on %s %s/%s not recorded: %s", reason, kind, namespace, name, error)

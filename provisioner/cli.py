@@ -464,6 +464,130 @@ def simulate(obj: Context, trace: str, groups_file: str, policies: tuple[str, ..
         click.echo(render_results_table(results))
 
 
+# --- the elastic daemon and its nodes (elastic.service, elastic.nodes; imported lazily) ---------------
+
+
+def _elastic_groups(obj: Context, groups_file: str | None, deployment_ref: str | None) -> Any:
+    """Groups from --groups, or the cloud worker groups of a recorded deployment."""
+    from elastic.service import read_groups
+
+    if groups_file and deployment_ref:
+        raise click.UsageError("give --groups or --deployment, not both")
+    if deployment_ref:
+        from elastic.cloudpower import groups_from_deployment
+
+        from provisioner.state import StateStore
+
+        with StateStore.open(obj.state_path) as store:
+            return groups_from_deployment(store.get(deployment_ref))
+    return read_groups(groups_file)
+
+
+@main.command()
+@click.option("--kubeconfig", metavar="FILE", type=click.Path(dir_okay=False),
+              help="kubeconfig (default: in-cluster configuration, then ~/.kube/config).")
+@click.option("--deployment", "deployment_ref", metavar="ID", help="Scale this deployment's worker groups.")
+@click.option("--groups", "groups_file", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Node groups YAML (DESIGN §3), with each group's power: {type: cloud|command|wol}.")
+@click.option("--metrics-port", type=click.IntRange(min=0, max=65535), default=None, metavar="PORT",
+              help="Serve Prometheus /metrics on this port (default: [elastic] metrics_port; 0: off).")
+@click.option("--lease-duration", type=click.FloatRange(min=1.0), default=15.0, show_default=True,
+              metavar="SECONDS", help="Leader Lease duration; a standby takes over this long after a crash.")
+@click.option("--identity", metavar="NAME", help="This replica's name in the Lease (default: host + random).")
+@click.option("--auth", "auth", metavar="FILE", type=click.Path(dir_okay=False),
+              help="With --deployment: cloud credentials (IM auth-file format) for the cloud groups.")
+@click.pass_obj
+@handles_errors
+def daemon(obj: Context, kubeconfig: str | None, deployment_ref: str | None, groups_file: str | None,
+           metrics_port: int | None, lease_duration: float, identity: str | None, auth: str | None) -> None:
+    """Keep the cluster the right size: power worker nodes on for pending pods, off when idle."""
+    import dataclasses
+
+    from elastic.daemon import settings_from_config
+    from elastic.service import api_client, managers_for, run_daemon
+
+    groups = _elastic_groups(obj, groups_file, deployment_ref)
+    cloud = None
+    if any(g.power.get("type") == "cloud" for g in groups):
+        from elastic.cloudpower import cloud_managers
+
+        cloud = functools.partial(cloud_managers, state_path=obj.state_path, auth=auth, settings=obj.settings)
+    managers = managers_for(groups, cloud)
+    settings = settings_from_config(obj.settings.elastic)
+    settings = dataclasses.replace(settings, lease_duration_s=lease_duration,
+                                   renew_deadline_s=lease_duration * 2 / 3, lease_retry_s=lease_duration / 7)
+    port = obj.settings.elastic.metrics_port if metrics_port is None else metrics_port
+    run_daemon(api_client(kubeconfig), groups, managers, settings, metrics_port=port, identity=identity)
+
+
+@main.group(invoke_without_command=True)
+@click.option("--kubeconfig", metavar="FILE", type=click.Path(dir_okay=False),
+              help="kubeconfig (default: in-cluster configuration, then ~/.kube/config).")
+@click.option("--groups", "groups_file", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Node groups YAML: also list the boards that never registered.")
+@click.option("--deployment", "deployment_ref", metavar="ID", help="Groups of this deployment.")
+@click.pass_context
+@handles_errors
+def nodes(ctx: click.Context, kubeconfig: str | None, groups_file: str | None,
+          deployment_ref: str | None) -> None:
+    """The daemon's nodes: status (default), or ask it to enable, disable, poweron, poweroff, reset one."""
+    ctx.meta["elastic.nodes"] = (kubeconfig, groups_file, deployment_ref)
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(nodes_status)
+
+
+@nodes.command(name="status")
+@click.option("-o", "--output", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+@click.pass_obj
+@handles_errors
+def nodes_status(obj: Context, fmt: str = "table") -> None:
+    """A table of managed nodes: group, state, since when, Ready, user pods."""
+    from elastic.kubeapi import KubeApi
+    from elastic.nodes import format_since, status
+    from elastic.service import api_client
+
+    kubeconfig, groups_file, deployment_ref = click.get_current_context().meta["elastic.nodes"]
+    groups = _elastic_groups(obj, groups_file, deployment_ref) if groups_file or deployment_ref else ()
+    rows = status(KubeApi(api_client(kubeconfig)), groups)
+    if fmt == "json":
+        click.echo(json.dumps([r.to_json() for r in rows], indent=2))
+        return
+    header = ("NODE", "GROUP", "STATE", "SINCE", "READY", "PODS", "REQUESTED")
+    table = [header] + [(r.name, r.group, r.state, format_since(r.since), "yes" if r.ready else "no",
+                         str(r.pods), r.requested or "") for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def _node_request(action: str) -> Callable[..., Any]:
+    @click.argument("node")
+    @click.pass_obj
+    @handles_errors
+    def command(obj: Context, node: str) -> None:
+        from elastic.kubeapi import KubeApi
+        from elastic.nodes import request
+        from elastic.service import api_client
+
+        kubeconfig = click.get_current_context().meta["elastic.nodes"][0]
+        request(KubeApi(api_client(kubeconfig)), action, node)
+        click.echo(f"{action} {node}: requested; the daemon's leader acts on it within a pass", err=True)
+
+    command.__doc__ = {
+        "enable": "Manage NODE again after `disable`.",
+        "disable": "Never touch NODE (the daemon leaves it as it is).",
+        "poweron": "Power NODE on now through its group's power manager.",
+        "poweroff": "Cordon, drain and power NODE off now.",
+        "reset": "Put a failed NODE back to off, so the daemon may use it again.",
+    }[action]
+    return nodes.command(name=action)(command)
+
+
+for _action in ("enable", "disable", "poweron", "poweroff", "reset"):
+    _node_request(_action)
+
+
 # --- configuration: inventory, reconfigure, kubeconfig, ssh (provisioner.inventory, .configure) -------
 
 
