@@ -379,7 +379,10 @@ def test_eviction_respects_pod_disruption_budgets(kube_api: KubeApiServer, v1: A
     with pytest.raises(ApiException) as err:
         evict("web-1")
     assert err.value.status == 429 and "disruption budget" in err.value.body
-    assert {p.metadata.name for p in v1.list_namespaced_pod("default").items} == {"web-1"}
+    kube_api.wait_until(  # evicted pods terminate gracefully, then go
+        lambda: {p.metadata.name for p in v1.list_namespaced_pod("default").items} == {"web-1"},
+        what="evicted pods gone",
+    )
     status = kube_api.wait_until(
         lambda: (
             (s := policy.read_namespaced_pod_disruption_budget("web", "default").status)
@@ -676,3 +679,26 @@ def test_only_one_of_many_concurrent_lease_takeovers_wins(kube_api: KubeApiServe
         codes = list(pool.map(take_over, [f"replica-{i}" for i in range(8)]))
     assert sorted(codes) == [200] + [409] * 7
     assert leases.read_namespaced_lease("leader", "kube-system").spec.holder_identity.startswith("replica-")
+
+
+def test_running_pods_terminate_gracefully_and_stay_on_a_silent_node(kube_api_factory: Any) -> None:
+    server = kube_api_factory(timing=Timing(time_scale=0.01, period_s=0.02, termination_s=30))  # 0.3 s
+    v1 = client.CoreV1Api(server.api_client())
+    server.register_node("w1")
+    server.register_node("w2")
+    server.create_pod("a", node_selector={"kubernetes.io/hostname": "w1"})
+    server.create_pod("b", node_selector={"kubernetes.io/hostname": "w2"})
+    server.wait_until(lambda: len(server.pods(phase="Running")) == 2, what="pods running")
+
+    deleted = v1.delete_namespaced_pod("a", "default")
+    assert deleted.metadata.deletion_timestamp is not None  # Terminating, still listed
+    assert v1.read_namespaced_pod("a", "default").metadata.deletion_grace_period_seconds == 30
+    server.wait_until(lambda: not server.pods(node="w1"), what="the kubelet to finish terminating a")
+
+    server.set_node_ready("w2", False)
+    server.wait_until(lambda: not _ready(v1.read_node("w2")), what="w2 silent")
+    v1.delete_namespaced_pod("b", "default")
+    time.sleep(0.6)  # twice the termination time: no kubelet confirms, so the pod stays Terminating
+    assert v1.read_namespaced_pod("b", "default").metadata.deletion_timestamp is not None
+    v1.delete_namespaced_pod("b", "default", grace_period_seconds=0)  # kubectl delete --force
+    assert v1.list_namespaced_pod("default").items == []

@@ -37,7 +37,7 @@ from tests.harness.kube.store import (
     Store,
     timestamp,
 )
-from tests.harness.kube.strategy import prepare_update
+from tests.harness.kube.strategy import delete_pod, prepare_update
 
 Obj = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -265,7 +265,11 @@ class ApiHandler(BaseHTTPRequestHandler):
             if method == "DELETE":
                 listed = self._list(route, query)
                 for item in listed["items"]:
-                    store.delete(key, item["metadata"].get("namespace", ""), item["metadata"]["name"])
+                    item_ns, item_name = item["metadata"].get("namespace", ""), item["metadata"]["name"]
+                    if key == "pods":
+                        delete_pod(store, item_ns, item_name, None)
+                    else:
+                        store.delete(key, item_ns, item_name)
                 return self._send_json(200, listed)
             raise MethodNotAllowed(
                 f"the server does not allow this method on the requested resource ({method})"
@@ -329,9 +333,13 @@ class ApiHandler(BaseHTTPRequestHandler):
                     f"{preconditions['resourceVersion']}",
                     {"name": name, "kind": res.plural},
                 )
+            if key == "pods":  # graceful; the pod registry returns the object, others a Status
+                grace = query.get("gracePeriodSeconds")
+                if grace is None and isinstance(body, dict):
+                    grace = body.get("gracePeriodSeconds")
+                grace_s = None if grace in (None, "") else int(grace)
+                return self._send_json(200, delete_pod(store, ns, name, grace_s, preconditions.get("uid")))
             deleted = store.delete(key, ns, name, expect_uid=preconditions.get("uid"))
-            if key == "pods":  # the pod registry returns the deleted object; others return a Status
-                return self._send_json(200, deleted)
             return self._send_json(
                 200,
                 {

@@ -37,6 +37,7 @@ class Timing:
     period_s: float = 0.05  # real seconds between passes of the control loops
     node_ready_delay_s: float = 0.0  # harness seconds from registration to Ready (per-node override)
     scheduler_events: bool = True  # record Scheduled / FailedScheduling Events, as kube-scheduler does
+    termination_s: float = 1.0  # harness seconds a kubelet takes to stop a deleted pod (≤ its grace)
 
 
 class ClusterSim:
@@ -51,7 +52,7 @@ class ClusterSim:
         self.pod_gc = PodGarbageCollector(writer)
         self.daemonsets = DaemonSetController(writer, store)
         self.scheduler = Scheduler(writer, store, timing.scheduler_events)
-        self.kubelets = Kubelets(writer, timing.time_scale)
+        self.kubelets = Kubelets(writer, timing.time_scale, timing.termination_s)
         self.disruption = DisruptionController(writer)
         self._lock = threading.Lock()  # one pass at a time; knobs change between passes
         self._stop = threading.Event()

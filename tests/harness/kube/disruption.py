@@ -13,6 +13,7 @@ from typing import Any
 from tests.harness.kube.objects import Writer
 from tests.harness.kube.selectors import label_selector_from_dict, labels_match
 from tests.harness.kube.store import ApiError, Store, TooManyRequests
+from tests.harness.kube.strategy import delete_pod
 
 Obj = dict[str, Any]
 
@@ -64,9 +65,11 @@ def budget_status(pdb: Obj, pods: list[Obj]) -> Obj:
 
 
 def evict(store: Store, namespace: str, name: str) -> Obj:
-    """Delete the pod if its budgets allow, atomically with the budget check; return the deleted pod."""
+    """Delete the pod (gracefully) if its budgets allow, atomically with the budget check."""
     with store.cond:
         pod = store.get("pods", namespace, name)
+        if pod["metadata"].get("deletionTimestamp"):
+            return pod  # already terminating: the eviction has nothing left to do
         phase = (pod.get("status") or {}).get("phase")
         if phase not in ("Pending", "Succeeded", "Failed"):
             pods, _ = store.list("pods", namespace)
@@ -104,7 +107,7 @@ def evict(store: Store, namespace: str, name: str) -> Obj:
                             ]
                         },
                     )
-        return store.delete("pods", namespace, name)
+        return delete_pod(store, namespace, name, None)
 
 
 class DisruptionController:

@@ -2,7 +2,8 @@
 
 A bound pod starts on the next pass; it finishes ``harness/runtime-s`` harness seconds (scaled)
 after it started, with ``harness/exit-code`` (default 0); without the annotation it runs until
-deleted. Pods on a node whose kubelet is down do not progress.
+deleted. A deleted (Terminating) pod is removed ``termination_s`` (at most its grace period) after
+its kubelet sees it. Pods on a node whose kubelet is down do not progress, nor go.
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ Obj = dict[str, Any]
 class Kubelets:
     """Every node's kubelet, as far as pod phases and container states go."""
 
-    def __init__(self, writer: Writer, time_scale: float) -> None:
+    def __init__(self, writer: Writer, time_scale: float, termination_s: float = 1.0) -> None:
         self.writer = writer
         self.time_scale = time_scale
+        self.termination_s = termination_s
         self._started: dict[str, float] = {}  # pod uid → monotonic time it started running
+        self._stopping: dict[str, float] = {}  # pod uid → monotonic time its kubelet saw the deletion
 
     def sync(self, nodes: list[Obj], pods: list[Obj], down: set[str], now: float) -> None:
         ready_nodes = {
@@ -38,9 +41,19 @@ class Kubelets:
         }
         alive = {p["metadata"]["uid"] for p in pods}
         self._started = {uid: t for uid, t in self._started.items() if uid in alive}
+        self._stopping = {uid: t for uid, t in self._stopping.items() if uid in alive}
+        running_kubelets = {n["metadata"]["name"] for n in nodes} - down
         for pod in pods:
             meta = pod["metadata"]
-            if (pod.get("spec") or {}).get("nodeName") not in ready_nodes:
+            node = (pod.get("spec") or {}).get("nodeName")
+            if meta.get("deletionTimestamp"):
+                if node in running_kubelets:  # stop the containers, then remove the pod for good
+                    since = self._stopping.setdefault(meta["uid"], now)
+                    grace = float(meta.get("deletionGracePeriodSeconds") or 0)
+                    if now - since >= min(self.termination_s, grace) * self.time_scale:
+                        self.writer.delete("pods", meta["namespace"], meta["name"])
+                continue
+            if node not in ready_nodes:
                 continue
             phase = (pod.get("status") or {}).get("phase", "Pending")
             ns, name = meta["namespace"], meta["name"]

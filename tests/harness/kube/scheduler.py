@@ -50,9 +50,9 @@ class Scheduler:
         pending = []
         for pod in pods:
             spec = pod.get("spec") or {}
-            if scheduling.is_terminal(pod) or pod["metadata"].get("deletionTimestamp"):
+            if scheduling.is_terminal(pod):
                 continue
-            if spec.get("nodeName"):
+            if spec.get("nodeName"):  # a terminating pod holds its resources until it is gone
                 scheduling.add_usage(used, spec["nodeName"], self._requests_of(pod))
                 bound_active.add(pod["metadata"]["uid"])
             elif spec.get("schedulerName", COMPONENT) == COMPONENT:

@@ -7,10 +7,11 @@ or field fails here as it would on a cluster.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from tests.harness.kube.routes import Route
-from tests.harness.kube.store import BadRequest, Invalid
+from tests.harness.kube.store import BadRequest, Invalid, Store, timestamp
 
 Obj = dict[str, Any]
 
@@ -50,3 +51,34 @@ def prepare_update(route: Route, old: Obj, new: Obj) -> Obj:
                 {"name": old["metadata"]["name"], "kind": "pods"},
             )
     return new
+
+
+def delete_pod(
+    store: Store, namespace: str, name: str, grace_s: int | None, expect_uid: str | None = None
+) -> Obj:
+    """Delete a pod as the pod registry does: gracefully when it runs on a node.
+
+    An unbound or finished pod, or ``grace_s == 0``, goes at once. Otherwise the pod gets a
+    ``deletionTimestamp`` (grace: the request's, else ``terminationGracePeriodSeconds``, else 30 s)
+    and stays, Terminating, until its kubelet has stopped it (see ``kubelet.py``): on a node whose
+    kubelet is down it stays until forced or until its node is deleted, as on a real cluster.
+    """
+    with store.cond:
+        pod = store.get("pods", namespace, name)
+        if expect_uid and expect_uid != pod["metadata"]["uid"]:
+            return store.delete("pods", namespace, name, expect_uid=expect_uid)  # raises the 409
+        spec, phase = pod.get("spec") or {}, (pod.get("status") or {}).get("phase")
+        if grace_s is None:
+            grace_s = int(spec.get("terminationGracePeriodSeconds", 30))
+        if grace_s <= 0 or not spec.get("nodeName") or phase in ("Succeeded", "Failed"):
+            return store.delete("pods", namespace, name)
+        current = pod["metadata"].get("deletionGracePeriodSeconds")
+        if current is not None and current <= grace_s:
+            return pod  # already terminating at least as fast
+
+        def terminate(obj: Obj) -> Obj:
+            obj["metadata"]["deletionTimestamp"] = timestamp(time.time() + grace_s)
+            obj["metadata"]["deletionGracePeriodSeconds"] = grace_s
+            return obj
+
+        return store.write("pods", namespace, name, terminate)
