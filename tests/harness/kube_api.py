@@ -18,8 +18,9 @@ machines ``fn()`` lists, e.g. emulator instances), ``power_commands(**node_optio
 ``get(resource, name, namespace)``, ``compact()`` (force 410), ``wait_until(predicate)``,
 ``sim.tick()`` (one deterministic pass of the control loops).
 
-Harness seconds (pod ``harness/runtime-s`` annotation, node ready delay, ``tolerationSeconds``) are
-multiplied by ``Timing.time_scale``; the fixture uses 0.01. By hand::
+Harness seconds (pod ``harness/runtime-s`` annotation, node ready delay, ``tolerationSeconds``, the
+``termination_s`` a deleted running pod stays Terminating) are multiplied by ``Timing.time_scale``;
+the fixture uses 0.01. By hand::
 
     python -m tests.harness.kube_api --port 8001 --node w1:4:8192 --time-scale 0.1 --kubeconfig /tmp/kc
     python -m tests.harness.kube.ctl --server http://127.0.0.1:8001 up w2 --cpus 2
