@@ -120,15 +120,17 @@ def template_options(func: Callable[..., Any]) -> Callable[..., Any]:
         multiple=True,
         metavar="DIR",
         type=click.Path(file_okay=False),
-        help="Read an import whose file name is found in DIR from there, never fetched (repeatable).",
+        help="Read an import whose file name is found in DIR from there, never fetched (repeatable; "
+             "e.g. a copy of the IM's custom_types.yaml).",
     )(func)
     func = click.option(
         "--inputs", "inputs_file", metavar="FILE", type=click.Path(dir_okay=False),
-        help="YAML file of input values.",
+        help="YAML file mapping input names to values.",
     )(func)
     func = click.option(
         "-i", "--input", "input_pairs", multiple=True, metavar="NAME=VALUE",
-        help="Set an input (repeatable; wins over --inputs).",
+        help="Set an input declared by the template (repeatable; wins over --inputs; an explicit "
+             "weak password is kept).",
     )(func)
     func = click.argument("templates", nargs=-1, required=True, metavar="TEMPLATE...")(func)
     return func
@@ -157,7 +159,22 @@ def load_spec(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, 
 @handles_errors
 def validate(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, ...],
              inputs_file: str | None, import_paths: tuple[str, ...]) -> None:
-    """Check TEMPLATE(s) and inputs; change nothing."""
+    """Check TEMPLATE(s) and inputs; change nothing.
+
+    \b
+    TEMPLATE is a file, or a shipped template by name:
+      oscar-aws, oscar-openstack, oscar-edge (Raspberry Pi boards), oscar-hybrid (edge + AWS).
+
+    Several TEMPLATEs merge in order, as the IM Dashboard merges a child into its parent: a later
+    file's inputs, node templates and outputs add to or replace the earlier ones. Every input has
+    its default unless set with -i or --inputs (-i wins). An import found by file name in an
+    --import-path DIR is read from there; otherwise a URL import is fetched once and cached.
+    Machines whose template names no cloud go to [provisioner] default_provider (config).
+
+    Prints "valid" on stdout and warnings (unsafe defaults, ignored IM properties) on stderr.
+    Exit status 2, with one message naming the file and the node, input or property at fault,
+    when anything is wrong.
+    """
     spec = load_spec(obj, templates, input_pairs, inputs_file, import_paths)
     from provisioner.plan import make_plan
 
@@ -174,7 +191,16 @@ def validate(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, .
 @handles_errors
 def plan(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, ...],
          inputs_file: str | None, import_paths: tuple[str, ...], fmt: str) -> None:
-    """Show what `create` would build: groups, sizes, images, rules, components, cost."""
+    """Show what `create` would build: groups, sizes, images, rules, components, cost.
+
+    Offline: EC2 sizes and prices come from the data libcloud ships (the cheapest current-generation
+    type that fits, unless the template names one); OpenStack flavors are matched at create time.
+    TEMPLATE(s), -i, --inputs and --import-path as for `validate`. Secret values are never shown:
+    the plan lists the secrets `create` will generate, and masks outputs built from them.
+
+    -o json prints exactly one JSON document on stdout (its fields are in the README, "Plan JSON");
+    warnings always go to stderr.
+    """
     spec = load_spec(obj, templates, input_pairs, inputs_file, import_paths)
     from provisioner.plan import make_plan, plan_to_json, render_plan_table
 

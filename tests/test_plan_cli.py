@@ -93,3 +93,34 @@ def test_an_unknown_default_provider_is_a_config_error_naming_file_and_key(tmp_p
     done = oscar_deploy("--config", str(config), "validate", MINIMAL, tmp_path=tmp_path)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert str(config) in done.stderr and "default_provider" in done.stderr and "'gcp'" in done.stderr
+
+
+SHIPPED = ("oscar-aws", "oscar-openstack", "oscar-edge", "oscar-hybrid")
+
+
+def installed_command() -> list[str]:
+    """The installed ``oscar-deploy`` beside this interpreter (the venv's), else the module."""
+    beside = Path(sys.executable).parent / "oscar-deploy"
+    return [str(beside)] if beside.exists() else [sys.executable, "-m", "provisioner.cli"]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_templates_validate_and_plan_by_name_from_any_directory_with_no_inputs(
+        name: str, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**os.environ, "OSCAR_DEPLOY_GENERAL_CACHE_DIR": str(tmp_path / "cache"), "HOME": str(tmp_path)}
+    env.pop("OSCAR_DEPLOY_CONFIG", None)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*installed_command(), *args], capture_output=True, text=True, cwd=elsewhere,
+                              env=env, timeout=120)
+
+    valid = run("validate", f"{name}.yaml")
+    assert valid.returncode == 0 and f"{name}.yaml: valid" in valid.stdout, valid.stderr
+    planned = run("plan", name, "-o", "json")
+    assert planned.returncode == 0, planned.stderr
+    document = json.loads(planned.stdout)
+    assert Path(document["sources"][0]).name == f"{name}.yaml" and document["groups"]
+    assert "Traceback" not in planned.stderr and "0.0.0.0/0" in planned.stderr
+    assert not list(elsewhere.iterdir()), "planning wrote into the working directory"

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from provisioner.errors import TemplateError
-from provisioner.resources import types_dir
+from provisioner.resources import templates_dir, types_dir
 
 TYPE_SECTIONS = (
     "node_types", "capability_types", "relationship_types", "data_types", "interface_types",
@@ -39,12 +39,29 @@ MERGED_SECTIONS = ("inputs", "node_templates", "outputs")
 _Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+def shipped_template(path: Path) -> Path:
+    """``path`` itself, or, when no such file exists and it is a bare name (``oscar-aws.yaml`` or
+    ``oscar-aws``), the shipped template of that name: the installed tool plans its own templates
+    from any working directory."""
+    if path.exists() or len(path.parts) != 1:
+        return path
+    for name in (path.name, f"{path.name}.yaml"):
+        candidate = templates_dir() / name
+        if candidate.is_file():
+            return candidate
+    return path
+
+
 def read_yaml(path: Path, *, what: str = "template") -> Any:
     """Read one YAML file; a missing, empty or malformed file is a TemplateError naming file and line."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise TemplateError(f"{what} file not found", where=str(path)) from None
+        hint = ""
+        if what == "template" and len(path.parts) == 1:
+            shipped = ", ".join(sorted(p.name for p in templates_dir().glob("*.yaml")))
+            hint = f" (nor is it a shipped template: {shipped})"
+        raise TemplateError(f"{what} file not found{hint}", where=str(path)) from None
     except (OSError, UnicodeDecodeError) as error:
         raise TemplateError(f"cannot read {what}: {error}", where=str(path)) from None
     if not text.strip():
@@ -238,6 +255,7 @@ def load_templates(paths: Sequence[Path], resolver: ImportResolver) -> Loaded:
     """
     if not paths:
         raise TemplateError("no template given")
+    paths = [shipped_template(Path(p)) for p in paths]
     origins = Origins(files=tuple(str(p) for p in paths))
     merged: dict[str, Any] = {}
     types: dict[str, dict[str, Any]] = {}
