@@ -58,6 +58,7 @@ from elastic.view import (
     node_ready,
     node_resources,
     node_taints,
+    parse_time,
     pod_info,
     unschedulable_condition,
 )
@@ -298,7 +299,9 @@ class Daemon:
             if record is None:
                 annotations = node["metadata"].get("annotations") or {}
                 record = from_annotations(name, annotations, group) or first_sight(
-                    name, group, ready=ready, user_pods=user_pods.get(name, 0), now=now)
+                    name, group, ready=ready, user_pods=user_pods.get(name, 0), now=now,
+                    registered_at=parse_time(node["metadata"].get("creationTimestamp")),
+                    fleet=bool(self.groups[group].nodes))
             moved = observe(record, ready=ready, user_pods=user_pods.get(name, 0), now=now)
             if record.state is NodeState.POWERING_ON and moved.state in (NodeState.IDLE, NodeState.USED):
                 self.ledger.succeed_group(group)

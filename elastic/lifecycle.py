@@ -115,10 +115,19 @@ def _on(record: Record, user_pods: int, now: float, *, fresh: bool) -> Record:
     return record.moved(NodeState.IDLE, now, idle_since=idle_since)
 
 
-def first_sight(name: str, group: str, *, ready: bool, user_pods: int, now: float) -> Record:
-    """A node of a group the daemon has no record of (first start, or powered on by hand)."""
-    base = Record(name, group, NodeState.UNKNOWN, now)
-    return observe(base, ready=ready, user_pods=user_pods, now=now) if ready else base
+def first_sight(name: str, group: str, *, ready: bool, user_pods: int, now: float,
+                registered_at: float | None = None, fleet: bool = True) -> Record:
+    """A node of a group the daemon has no record of (first start, or powered on by hand).
+
+    Ready: idle or used. Not Ready: a board is off (that is how a powered-off board looks); a cloud
+    worker (``fleet`` False) is still booting since it registered (``registered_at``), so its
+    capacity counts and ``max_wait_poweron`` applies to it."""
+    if ready:
+        return observe(Record(name, group, NodeState.UNKNOWN, now), ready=True, user_pods=user_pods, now=now)
+    if fleet:
+        return Record(name, group, NodeState.OFF, now)
+    since = registered_at if registered_at is not None else now
+    return Record(name, group, NodeState.POWERING_ON, since, powered_on_at=since)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

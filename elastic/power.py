@@ -13,16 +13,22 @@ cause (a command's exit status and the tail of its stderr), never a secret.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+import secrets
 import shlex
 import socket
 import subprocess
-from collections.abc import Mapping
-from typing import Protocol
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Protocol
 
 from elastic.model import GroupNode, NodeGroup
-from provisioner.errors import BadInput, OscarDeployError
+from provisioner.errors import BadInput, CapacityError, CloudError, OscarDeployError
+
+if TYPE_CHECKING:
+    from provisioner.clouds.base import CloudDriver
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +166,82 @@ class WolPower:
 
     def machines(self, group: NodeGroup) -> dict[str, float] | None:
         return None
+
+
+@dataclasses.dataclass(frozen=True)
+class LaunchSpec:
+    """What a new cloud worker of a group is made of (resolved by the engine when it created the
+    deployment: sizes cheapest first, the image id, the deployment's key pair and security group)."""
+
+    sizes: tuple[str, ...]
+    image: str
+    key_name: str
+    security_group: str
+    user_data: str | None = None
+    """cloud-init that joins the worker to k3s (``provisioner.cloudinit``)."""
+    network: str | None = None
+    zone: str | None = None
+    disk_gib: int | None = None
+    public_ip: bool = False
+
+
+class CloudPower:
+    """``power: {type: cloud, deployment: ID}``: a power-on creates a tagged worker (DESIGN §2: tags
+    ``oscar-deploy:deployment``/``:group``, name ``oscar-deploy-<id>-<group>-<random>``) that joins by
+    cloud-init under its name; a power-off terminates it. The cloud's list by tag is the truth of what
+    exists, so a worker created by a replica that died is found again (``machines``)."""
+
+    ephemeral = True
+
+    def __init__(self, driver: CloudDriver, deployment: str, launch: Mapping[str, LaunchSpec],
+                 clock: Callable[[], float] = time.time) -> None:
+        self.driver = driver
+        self.deployment = deployment
+        self.launch = dict(launch)
+        self.clock = clock
+
+    def new_name(self, group: NodeGroup) -> str:
+        from provisioner.clouds.base import resource_name
+
+        return resource_name(self.deployment, group.name, secrets.token_hex(3))
+
+    def power_on(self, group: NodeGroup, node: str) -> None:
+        from provisioner.clouds.base import NodeRequest
+
+        spec = self.launch.get(group.name)
+        if spec is None:
+            raise PowerError(f"power on {node}: no launch settings for group {group.name}")
+        failures: list[str] = []
+        for size in spec.sizes:
+            request = NodeRequest(
+                deployment=self.deployment, group=group.name, name=node, size=size, image=spec.image,
+                key_name=spec.key_name, security_group=spec.security_group, user_data=spec.user_data,
+                public_ip=spec.public_ip, zone=spec.zone, disk_gib=spec.disk_gib, network=spec.network)
+            try:
+                self.driver.create_node(request)
+                return
+            except CapacityError as error:
+                failures.append(f"{size}: {error}")
+            except CloudError as error:
+                raise PowerError(f"power on {node}: {error}") from None
+        raise PowerError(f"power on {node}: no capacity ({'; '.join(failures) or 'no size to try'})")
+
+    def power_off(self, group: NodeGroup, node: str) -> None:
+        try:
+            for machine in self.driver.list_nodes(self.deployment):
+                if machine.name == node:
+                    self.driver.destroy_node(machine)
+        except CloudError as error:
+            raise PowerError(f"power off {node}: {error}") from None
+
+    def machines(self, group: NodeGroup) -> dict[str, float] | None:
+        try:
+            listed = self.driver.list_nodes(self.deployment)
+        except CloudError as error:
+            raise PowerError(f"listing the workers of group {group.name}: {error}") from None
+        now = self.clock()
+        return {m.name: m.created_at or now for m in listed
+                if m.group == group.name and m.state in ("pending", "running", "unknown")}
 
 
 def manager_for(group: NodeGroup, cloud_factory: Mapping[str, object] | None = None) -> PowerManager:

@@ -1,0 +1,114 @@
+"""The daemon with ``cloud`` power: workers created in the EC2 emulator through the project's EC2
+driver (stock libcloud), registered by the harness once the emulator runs them, terminated when idle.
+
+The harness plays the part of cloud-init and of a cloud controller: a running instance tagged with
+the deployment becomes a Node named like the instance; a terminated one loses its Node.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from elastic.model import NodeGroup
+from elastic.power import CloudPower, LaunchSpec, manager_for
+from provisioner.clouds.base import TAG_DEPLOYMENT, TAG_GROUP, FirewallRule
+from provisioner.clouds.ec2 import Ec2Driver
+from provisioner.config import ProvisionerSettings
+from provisioner.credentials import AwsCredentials, CredentialSource
+from provisioner.engine.keys import new_private_key, public_key_of
+from tests.test_daemon import board_group, start_daemon, state  # noqa: F401 (fixture)
+
+REGION = "eu-west-1"
+DEPLOYMENT = "d1e1a571c"
+FAST_CLOUD = ProvisionerSettings(api_retries=3, retry_base_s=0.01, retry_max_s=0.05, create_timeout_s=30)
+
+
+@pytest.fixture
+def cloud(ec2_emulator: Any, kube_api: Any) -> tuple[NodeGroup, CloudPower]:
+    credentials = AwsCredentials("AKIDOSCARTESTKEY0001", "s3cr3t-never-shown",
+                                 CredentialSource("environment"), region=REGION,
+                                 endpoint_url=ec2_emulator.endpoint)
+    driver = Ec2Driver(credentials, REGION, FAST_CLOUD)
+    key = driver.ensure_key_pair(DEPLOYMENT, public_key_of(new_private_key()))
+    security_group = driver.ensure_security_group(DEPLOYMENT, [FirewallRule("tcp", 22, 22, "0.0.0.0/0")])
+    image = driver.resolve_image("ubuntu", "24.04", "amd64", None)
+    launch = LaunchSpec(sizes=("t3.medium",), image=image, key_name=key, security_group=security_group,
+                        user_data="#cloud-config\n{}\n")
+    group = NodeGroup(name="cloud", cpus=2, memory_mib=4096, max=3, priority=1, cost_per_hour=0.04,
+                      power={"type": "cloud", "deployment": DEPLOYMENT})
+
+    def machines() -> dict[str, dict[str, Any]]:
+        return {
+            i["tags"]["Name"]: {"cpus": 2, "memory_mib": 4096, "ready_after_s": 30,
+                                "labels": {"oscar-deploy/group": i["tags"].get(TAG_GROUP, "")}}
+            for i in ec2_emulator.inventory(REGION)["instances"]
+            if i["state"] == "running" and i["tags"].get(TAG_DEPLOYMENT) == DEPLOYMENT
+        }
+
+    kube_api.follow_machines(machines, period_s=0.05)
+    return group, CloudPower(driver, DEPLOYMENT, {"cloud": launch})
+
+
+def running_instances(ec2_emulator: Any) -> list[dict[str, Any]]:
+    return [i for i in ec2_emulator.leftovers(DEPLOYMENT, REGION)["instances"]]
+
+
+def test_edge_first_then_cloud_workers_and_every_instance_terminated_when_idle(
+        kube_api: Any, ec2_emulator: Any, cloud: Any, start_daemon: Any) -> None:  # noqa: F811
+    group, power = cloud
+    edge = board_group(kube_api, "edge", boards=1, priority=10)
+    daemon = start_daemon([edge, group], managers={"edge": manager_for(edge), "cloud": power})
+    kube_api.create_pods(3, "job", cpus=1.5, runtime_s=150)
+
+    kube_api.wait_until(lambda: len(kube_api.pods(phase="Running")) == 3, timeout=30, what="pods running")
+    hosts = sorted(p["spec"]["nodeName"] for p in kube_api.pods())
+    assert hosts[0] == "edge-0"  # the edge board first, the cloud for the rest
+    workers = hosts[1:]
+    assert all(h.startswith(f"oscar-deploy-{DEPLOYMENT}-cloud-") for h in workers)
+    instances = running_instances(ec2_emulator)
+    assert sorted(i["tags"]["Name"] for i in instances) == workers
+    assert all(i["tags"][TAG_GROUP] == "cloud" and i["type"] == "t3.medium" for i in instances)
+
+    kube_api.wait_until(lambda: len(kube_api.pods(phase="Succeeded")) == 3, timeout=30, what="pods done")
+    kube_api.wait_until(lambda: not running_instances(ec2_emulator), timeout=30, what="instances terminated")
+    kube_api.wait_until(lambda: not any(n["metadata"]["name"] in workers for n in kube_api.nodes()),
+                        timeout=30, what="worker Nodes deleted")
+    kube_api.wait_until(lambda: state(kube_api, "edge-0") == "off", timeout=30, what="board off")
+    assert daemon.ledger.get(workers[0]) is None
+    value = daemon.metrics.registry.get_sample_value
+    assert value("oscar_deploy_elastic_scale_ups_total", {"group": "cloud", "reason": "pending_pods"}) == 2
+    assert value("oscar_deploy_elastic_scale_downs_total", {"group": "cloud", "reason": "idle"}) == 2
+
+
+def test_a_cloud_without_capacity_backs_off_and_the_pods_go_to_the_boards(
+        kube_api: Any, ec2_emulator: Any, cloud: Any, start_daemon: Any) -> None:  # noqa: F811
+    group, power = cloud
+    group = dataclasses.replace(group, priority=20)  # the cloud is tried first here
+    edge = board_group(kube_api, "edge", boards=1, priority=1)
+    no_capacity = {"code": "InsufficientInstanceCapacity", "actions": ["RunInstances"]}
+    ec2_emulator.set_faults({"rules": [no_capacity]})
+    daemon = start_daemon([edge, group], managers={"edge": manager_for(edge), "cloud": power})
+    kube_api.create_pod("job", cpus=1.5, runtime_s=100000)
+
+    kube_api.wait_until(lambda: kube_api.pods(phase="Running"), timeout=30, what="pod running")
+    assert kube_api.get("pods", "job", "default")["spec"]["nodeName"] == "edge-0"
+    assert not running_instances(ec2_emulator)
+    assert daemon.ledger.backoff()["cloud"].failures == 1
+    value = daemon.metrics.registry.get_sample_value
+    assert value("oscar_deploy_elastic_power_on_failures_total", {"group": "cloud"}) == 1
+
+
+def test_a_restarted_daemon_adopts_a_booting_instance_instead_of_creating_another(
+        kube_api: Any, ec2_emulator: Any, cloud: Any, start_daemon: Any) -> None:  # noqa: F811
+    group, power = cloud
+    # a worker some earlier replica created for this pod before it died: tagged, not registered yet
+    name = power.new_name(group)
+    kube_api.create_pod("job", cpus=1.5, runtime_s=100000)
+    power.power_on(group, name)
+    start_daemon([group], managers={"cloud": power})
+    kube_api.wait_until(lambda: kube_api.pods(phase="Running"), timeout=30, what="pod running")
+    assert kube_api.get("pods", "job", "default")["spec"]["nodeName"] == name
+    assert [i["tags"]["Name"] for i in running_instances(ec2_emulator)] == [name]
