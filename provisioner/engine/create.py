@@ -61,6 +61,9 @@ class CreateRequest:
     credentials: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     """Provider → ``CredentialSource.to_json()``: where the credentials came from."""
     configure: bool = True
+    configure_step: Callable[..., None] | None = None
+    """The configuration step (keyword arguments ``store``, ``deployment``, ``settings``,
+    ``progress``); None: ``provisioner.configure.configure_deployment`` when that module exists."""
 
 
 def recorded_plan(plan: Plan, targets: Sequence[GroupTarget]) -> dict[str, Any]:
@@ -298,7 +301,7 @@ def create(store: StateStore, request: CreateRequest, driver_factory: DriverFact
             _adopt_boards(store, dep, targets)
             if request.configure:
                 _wait_reachable(store, dep, targets, drivers, settings, progress)
-                step = _configure_step()
+                step = request.configure_step or _configure_step()
                 if step is not None:
                     step(store=store, deployment=store.get(dep.id), settings=settings, progress=progress)
         except BaseException as error:

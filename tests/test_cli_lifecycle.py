@@ -1,0 +1,226 @@
+"""create / list / show / outputs / scale / destroy through the real command, against the cloud
+emulators with the stock-libcloud drivers (DESIGN §3-§4): exit codes, one JSON document on stdout,
+masked secrets, no credential anywhere (state file, output, logs), resume after kill -9 without a
+duplicate, destroy of a deployment whose local record was lost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from provisioner.clouds.base import TAG_DEPLOYMENT, resource_prefix
+from provisioner.resources import tosca_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+REGION = "eu-west-1"
+KEY_ID = "AKIDCLILIFECYCLE0001"
+SECRET = "cli-Lifecycle-s3cret-9fJq2x"
+AWS_TEMPLATE = str(tosca_dir() / "templates" / "oscar-aws.yaml")
+OPENSTACK_TEMPLATE = str(tosca_dir() / "templates" / "oscar-openstack.yaml")
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture
+def env(tmp_path: Path, cache_dir: Path) -> dict[str, str]:
+    home = tmp_path / "home"
+    home.mkdir()
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith(("AWS_", "OS_", "OSCAR_DEPLOY_"))}
+    return {**clean, "HOME": str(home), "PYTHONPATH": str(ROOT), "COLUMNS": "200",
+            "OSCAR_DEPLOY_GENERAL_CACHE_DIR": str(cache_dir),
+            "OSCAR_DEPLOY_PROVISIONER_RETRY_BASE_S": "0.01", "OSCAR_DEPLOY_PROVISIONER_RETRY_MAX_S": "0.05",
+            "OSCAR_DEPLOY_PROVISIONER_API_RETRIES": "10", "OSCAR_DEPLOY_PROVISIONER_CREATE_TIMEOUT_S": "60",
+            "OSCAR_DEPLOY_PROVISIONER_SSH_TIMEOUT_S": "3"}
+
+
+def cli(tmp_path: Path, env: dict[str, str], *args: str,
+        timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "provisioner.cli", "--state", str(tmp_path / "state" / "state.db"), *args]
+    return subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=timeout,
+                          stdin=subprocess.DEVNULL, check=False)
+
+
+def aws_auth(tmp_path: Path, endpoint: str) -> str:
+    path = tmp_path / "auth.dat"
+    path.write_text(f"id = ec2; type = EC2; username = {KEY_ID}; password = {SECRET}; region = {REGION}; "
+                    f"host = {endpoint}\n")
+    return str(path)
+
+
+def live(inventory: dict[str, list[dict[str, Any]]], deployment: str) -> dict[str, list[dict[str, Any]]]:
+    prefix = resource_prefix(deployment)
+
+    def ours(item: dict[str, Any]) -> bool:
+        tags = item.get("tags") or {}
+        name = tags.get("Name") or item.get("name") or ""
+        return tags.get(TAG_DEPLOYMENT) == deployment or name.startswith(prefix)
+
+    out = {kind: [i for i in items if ours(i)] for kind, items in inventory.items()}
+    out["instances"] = [i for i in out["instances"] if i["state"] != "terminated"]
+    return out
+
+
+def state_bytes(tmp_path: Path) -> bytes:
+    """Everything the state directory holds on disk (the SQLite file, its WAL, per-deployment files)."""
+    return b"".join(p.read_bytes() for p in sorted((tmp_path / "state").rglob("*")) if p.is_file())
+
+
+def test_ec2_lifecycle_through_the_cli(tmp_path: Path, env: dict[str, str], ec2_emulator: Any) -> None:
+    auth = aws_auth(tmp_path, ec2_emulator.endpoint)
+    outputs: list[str] = []
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        done = cli(tmp_path, env, *args)
+        outputs.extend([done.stdout, done.stderr])
+        assert done.returncode == 0, done.stderr
+        return done
+
+    created = run("create", AWS_TEMPLATE, "-i", "wn_num=2", "-i", "admin_cidr=10.0.0.0/8", "--name", "lab",
+                  "--auth", auth, "--no-configure", "--yes")
+    assert "deployment lab (" in created.stdout
+    listed = json.loads(run("list", "-o", "json").stdout)
+    assert [(d["name"], d["status"], d["node_count"]) for d in listed] == [("lab", "created", 3)]
+    dep_id = listed[0]["id"]
+    # the auth file's region wins over the template's default (DESIGN §3)
+    assert listed[0]["locations"] == [{"provider": "aws", "region": REGION}]
+    inventory = live(ec2_emulator.inventory(REGION), dep_id)
+    assert len(inventory["instances"]) == 3
+
+    shown = json.loads(run("show", "lab", "-o", "json").stdout)
+    assert {n["name"] for n in shown["nodes"]} == {i["tags"]["Name"] for i in inventory["instances"]}
+    assert set(shown["secrets"].values()) == {"********"}
+    assert shown["credentials"]["aws"] == {"kind": "auth-file", "path": auth, "entry": "ec2"}
+    unmasked = cli(tmp_path, env, "show", dep_id, "-o", "json", "--show-secrets")  # not in `outputs`
+    revealed = json.loads(unmasked.stdout)["secrets"]
+    assert len(revealed["k3s_token"]) == 64 and "PRIVATE KEY" in revealed["ssh_private_key"]
+    front = next(n for n in shown["nodes"] if n["group"] == "front")
+    endpoints = json.loads(run("outputs", "lab", "-o", "json").stdout)
+    assert endpoints["oscar_endpoint"] == f"https://{front['addresses']['public'][0]}/"
+    assert run("outputs", "lab").stdout.startswith("oscar_endpoint: https://")
+    assert "lab" in run("list").stdout and "oscar-deploy-" in run("show", "lab").stdout
+
+    run("scale", "lab", "wn", "3")
+    assert len(live(ec2_emulator.inventory(REGION), dep_id)["instances"]) == 4
+    bad = cli(tmp_path, env, "scale", "lab", "wn", "99")
+    assert bad.returncode == 2 and "takes 0 to 4" in bad.stderr and "Traceback" not in bad.stderr
+
+    gone = run("destroy", "lab", "--yes")
+    assert "removed aws eu-west-1: instance" in gone.stdout and "key pair" in gone.stdout
+    assert all(not items for items in live(ec2_emulator.inventory(REGION), dep_id).values())
+    again = run("destroy", "lab", "--yes")
+    assert "0 resource(s) removed (nothing was left)" in again.stdout
+
+    # the cloud credentials are nowhere: not in the state file, not in any output or log line
+    assert SECRET.encode() not in state_bytes(tmp_path)
+    assert KEY_ID.encode() not in state_bytes(tmp_path)
+    assert not any(SECRET in text or KEY_ID in text for text in outputs)
+    # and generated secrets never reach the output unless asked for
+    assert not any(revealed["k3s_token"] in text or revealed["oscar_password"] in text for text in outputs)
+
+
+def test_missing_credentials_exit_2_before_anything(tmp_path: Path, env: dict[str, str],
+                                                    ec2_emulator: Any) -> None:
+    auth = tmp_path / "auth.dat"
+    auth.write_text("id = ost; type = OpenStack; host = http://127.0.0.1:1; username = u; password = p; "
+                    "tenant = t\n")
+    done = cli(tmp_path, env, "create", AWS_TEMPLATE, "--name", "x", "--auth", str(auth), "--yes")
+    assert done.returncode == 2, done.stderr
+    assert "EC2" in done.stderr and "Traceback" not in done.stderr
+    none = cli(tmp_path, env, "create", AWS_TEMPLATE, "--name", "x", "--yes")  # no env, no ~/.aws
+    assert none.returncode == 2 and "Traceback" not in none.stderr
+    assert json.loads(cli(tmp_path, env, "list", "-o", "json").stdout) == []
+    assert ec2_emulator.calls == []
+
+
+def test_openstack_lifecycle_through_the_cli(tmp_path: Path, env: dict[str, str],
+                                            openstack_server: Any) -> None:
+    auth = tmp_path / "auth.dat"
+    auth.write_text(f"id = ost; type = OpenStack; host = {openstack_server.endpoint}/v3; username = demo; "
+                    "password = secret; tenant = demo; domain = Default; region = RegionOne\n")
+    done = cli(tmp_path, env, "create", OPENSTACK_TEMPLATE, "-i", "wn_num=1", "-i", "admin_cidr=10.0.0.0/8",
+               "--name", "ost", "--auth", str(auth), "--no-configure", "--yes")
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(cli(tmp_path, env, "show", "ost", "-o", "json").stdout)
+    prefix = resource_prefix(shown["id"])
+    servers = [s for s in openstack_server.state()["servers"] if s["name"].startswith(prefix)]
+    assert sorted(s["name"] for s in servers) == sorted(n["name"] for n in shown["nodes"])
+    assert all(s["metadata"][TAG_DEPLOYMENT] == shown["id"] for s in servers)
+    front = next(n for n in shown["nodes"] if n["group"] == "front")
+    assert front["addresses"]["public"], "the front-end has a floating IP"
+    assert cli(tmp_path, env, "scale", "ost", "wn", "2").returncode == 0
+    assert len([s for s in openstack_server.state()["servers"] if "-wn-" in s["name"]]) == 2
+    gone = cli(tmp_path, env, "destroy", "ost", "--yes")
+    assert gone.returncode == 0, gone.stderr
+    assert all(not items for items in openstack_server.leftovers(shown["id"]).values())
+
+
+def test_kill_9_then_create_again_then_destroy(tmp_path: Path, env: dict[str, str],
+                                               ec2_emulator: Any) -> None:
+    """kill -9 of `create` at random points; the re-run finishes without a second copy of any node."""
+    auth = aws_auth(tmp_path, ec2_emulator.endpoint)
+    ec2_emulator.set_faults({"seed": 7, "latency_s": 0.1})
+    args = ["create", AWS_TEMPLATE, "-i", "wn_num=3", "-i", "admin_cidr=10.0.0.0/8", "--name", "crash",
+            "--auth", auth, "--no-configure", "--yes"]
+    argv = [sys.executable, "-m", "provisioner.cli", "--state", str(tmp_path / "state" / "state.db"), *args]
+    rng = random.Random(20261126)
+    seen: list[int] = []
+    for _attempt in range(4):
+        # a random point of the run: after the k-th cloud call it made, plus a fraction of one call
+        calls_before = len(ec2_emulator.calls)
+        kill_after = rng.randint(1, 16)
+        proc = subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while len(ec2_emulator.calls) - calls_before < kill_after and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0, 0.1))
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait() == -signal.SIGKILL, "create finished before the kill: nothing was tested"
+        machines = ec2_emulator.inventory(REGION)["instances"]
+        seen.append(len([i for i in machines if i["state"] != "terminated"]))
+    assert json.loads(cli(tmp_path, env, "list", "-o", "json").stdout)[0]["status"] == "creating"
+    print("machines after each kill:", seen)
+    assert max(seen) > 0, f"no kill came after a machine existed: {seen}"
+    finished = cli(tmp_path, env, *args, timeout=180)
+    assert finished.returncode == 0, finished.stderr
+    dep_id = json.loads(cli(tmp_path, env, "list", "-o", "json").stdout)[0]["id"]
+    names = [i["tags"]["Name"] for i in live(ec2_emulator.inventory(REGION), dep_id)["instances"]]
+    assert sorted(names) == sorted(set(names)) and len(names) == 4
+    runs = [c for c in ec2_emulator.calls if c.action == "RunInstances" and not c.fault]
+    assert len(runs) >= 4
+    ec2_emulator.set_faults({})
+    assert cli(tmp_path, env, "destroy", "crash", "--yes").returncode == 0
+    assert all(not items for items in live(ec2_emulator.inventory(REGION), dep_id).values())
+
+
+def test_destroy_sweeps_when_the_local_record_is_lost(tmp_path: Path, env: dict[str, str],
+                                                      ec2_emulator: Any) -> None:
+    auth = aws_auth(tmp_path, ec2_emulator.endpoint)
+    done = cli(tmp_path, env, "create", AWS_TEMPLATE, "-i", "admin_cidr=10.0.0.0/8", "--auth", auth,
+               "--no-configure", "--yes")
+    assert done.returncode == 0, done.stderr
+    dep_id = json.loads(cli(tmp_path, env, "list", "-o", "json").stdout)[0]["id"]
+    for path in (tmp_path / "state").rglob("state.db*"):
+        path.unlink()
+    assert live(ec2_emulator.inventory(REGION), dep_id)["instances"]
+    unknown = cli(tmp_path, env, "destroy", "not-an-id", "--yes", "--auth", auth)
+    assert unknown.returncode == 2 and "8-hex-digit id" in unknown.stderr
+    swept = cli(tmp_path, env, "destroy", dep_id, "--provider", "aws", "--region", REGION, "--auth", auth,
+                "--yes")
+    assert swept.returncode == 0, swept.stderr
+    assert "instance" in swept.stdout
+    assert all(not items for items in live(ec2_emulator.inventory(REGION), dep_id).values())
