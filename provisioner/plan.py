@@ -134,6 +134,9 @@ class Plan:
     warnings: tuple[str, ...]
     """The planner's own warnings (the spec's are in ``spec.warnings``; the CLI prints both once)."""
     spec: ClusterSpec = dataclasses.field(repr=False, compare=False)
+    elastic: Mapping[str, float | int] | None = None
+    """The elasticity daemon's settings (the template's, else ``[elastic]`` of the configuration);
+    None when the template installs no daemon."""
 
     @property
     def cost_per_hour(self) -> float:
@@ -176,7 +179,22 @@ def make_plan(spec: ClusterSpec, settings: Settings) -> Plan:
         dns_name=spec.dns_name or None,
         warnings=tuple(warnings),
         spec=spec,
+        elastic=plan_elastic(spec, settings),
     )
+
+
+ELASTIC_FIELDS = ("idle_time_s", "max_wait_poweron_s", "max_wait_poweroff_s", "extra_free", "max_booting",
+                  "max_nodes")
+"""The settings a template may give the elasticity daemon (``ElasticSpec``)."""
+
+
+def plan_elastic(spec: ClusterSpec, settings: Settings) -> dict[str, float | int] | None:
+    """Each elasticity setting as the daemon will run it: the template's value, else the config's."""
+    if spec.elastic is None:
+        return None
+    given = dataclasses.asdict(spec.elastic)
+    return {name: given[name] if given.get(name) is not None else getattr(settings.elastic, name)
+            for name in ELASTIC_FIELDS}
 
 
 def _open_to_world(cidr: str) -> bool:
@@ -441,6 +459,7 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         "cost_per_hour": plan.cost_per_hour,
         "max_cost_per_hour": plan.max_cost_per_hour,
         "cost_complete": plan.cost_complete,
+        "elastic": dict(plan.elastic) if plan.elastic is not None else None,
         "warnings": [*plan.spec.warnings, *plan.warnings],
     }
 

@@ -358,3 +358,24 @@ def test_cheapest_fit_never_misses_a_cheaper_fitting_size(cpus: int, memory_gib:
     else:
         assert chosen is not None and chosen.price_per_hour == min(fitting)
         assert chosen.cpus >= cpus and chosen.memory_mib >= memory_gib * 1024 and chosen.arch == arch
+
+
+def test_ports_a_template_restricts_keep_their_cidr_and_the_rest_stay_public(settings: Settings) -> None:
+    spec = cluster(aws_group("front", "front-end"), admin_cidr="198.51.100.0/24",
+                   web_cidrs={443: "198.51.100.0/24", 30300: "192.0.2.0/24"},
+                   components=(ComponentSpec("minio", {}),))
+    rules = {r.port_from: r.source for r in make_plan(spec, settings).security_rules}
+    assert rules == {22: "198.51.100.0/24", 6443: "198.51.100.0/24", 80: "0.0.0.0/0",
+                     443: "198.51.100.0/24", 30300: "192.0.2.0/24", 30303: "0.0.0.0/0", None: "cluster"}
+
+
+def test_elastic_settings_are_the_templates_else_the_configs(settings: Settings) -> None:
+    from provisioner.spec import ElasticSpec
+
+    assert plan_to_json(make_plan(cluster(aws_group("front", "front-end")), settings))["elastic"] is None
+    spec = cluster(aws_group("front", "front-end"), elastic=ElasticSpec(idle_time_s=60.0, max_booting=3))
+    elastic = plan_to_json(make_plan(spec, settings))["elastic"]
+    defaults = settings.elastic
+    assert elastic == {"idle_time_s": 60.0, "max_wait_poweron_s": defaults.max_wait_poweron_s,
+                       "max_wait_poweroff_s": defaults.max_wait_poweroff_s,
+                       "extra_free": defaults.extra_free, "max_booting": 3, "max_nodes": defaults.max_nodes}

@@ -360,7 +360,8 @@ class Builder:
                                                     "max_wait_poweron"),
                     max_wait_poweroff_s=self.seconds(name, self.prop(name, "max_wait_poweroff"),
                                                      "max_wait_poweroff"),
-                    extra_free=self.prop(name, "extra_free"), max_booting=self.prop(name, "max_booting"))
+                    extra_free=self.prop(name, "extra_free"), max_booting=self.prop(name, "max_booting"),
+                    max_nodes=self.prop(name, "max_nodes"))
                 add("elastic", {}, name)
             elif kind == "minio":
                 add("minio", {"access_key": self.prop(name, "access_key", "minio"),
