@@ -10,15 +10,18 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from elastic.actuator import ActuatorSettings
 from elastic.daemon import Daemon, DaemonSettings
 from elastic.lifecycle import POWERED_ON_AT, STATE
 from elastic.model import GroupNode, NodeGroup, PolicySettings
 from elastic.power import manager_for
+from provisioner.cli import main
 
 FAST = DaemonSettings(
     policy=PolicySettings(idle_time_s=1.0, cooldown_s=0.0, max_wait_poweron_s=20.0, max_wait_poweroff_s=20.0,
@@ -117,7 +120,7 @@ def test_a_full_edge_group_sends_the_rest_to_the_next_group(kube_api: Any, start
 
 
 def test_a_board_that_never_registers_fails_and_its_pods_go_to_the_next_group(
-        kube_api: Any, start_daemon: Any) -> None:
+        kube_api: Any, start_daemon: Any, tmp_path: Path) -> None:
     edge = board_group(kube_api, "edge", boards=1, priority=10)
     # its power-on "works" but the board never boots (a dead PoE port)
     edge = dataclasses.replace(edge, power={**edge.power, "power_on": "true"})
@@ -135,6 +138,13 @@ def test_a_board_that_never_registers_fails_and_its_pods_go_to_the_next_group(
     assert "edge-0" in status["state"] and "Backoff" in status["status"]
     text = daemon.metrics.exposition().decode()
     assert 'oscar_deploy_elastic_power_on_failures_total{group="edge"} 1.0' in text
+
+    # the operator fixed the port: `nodes reset` puts the board back to off, usable again
+    kubeconfig = str(kube_api.write_kubeconfig(tmp_path / "kubeconfig"))
+    result = CliRunner().invoke(main, ["nodes", "--kubeconfig", kubeconfig, "reset", "edge-0"])
+    assert result.exit_code == 0, result.output
+    kube_api.wait_until(lambda: (r := daemon.ledger.get("edge-0")) is not None and r.state.value == "off",
+                        timeout=10, what="edge-0 reset to off")
 
 
 def test_latency_from_unschedulable_to_power_on_request_is_recorded(kube_api: Any, start_daemon: Any) -> None:

@@ -1,0 +1,245 @@
+"""The daemon's parts on their own: lifecycle transitions and backoff (pure), API objects → model,
+the Wake-on-LAN packet on the wire, the watch's relist after ``410 Gone``, the metrics exposition
+under ``promtool``, draining against a PodDisruptionBudget, and the ``nodes`` commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from kubernetes import client
+
+from elastic.kubeapi import KubeApi
+from elastic.lifecycle import Backoff, Ledger, Record, first_sight, load_dump, next_backoff, observe
+from elastic.metrics import Metrics
+from elastic.model import GroupNode, NodeGroup, NodeState
+from elastic.power import CommandPower, PowerError, WolPower, fill, magic_packet
+from elastic.view import pod_info, quantity
+from elastic.watch import Informer
+from provisioner.cli import main
+from provisioner.errors import BadInput
+from tests.test_daemon import board_group, ready, start_daemon, state  # noqa: F401 (fixture)
+
+GROUP = NodeGroup("edge", cpus=2, memory_mib=4096, max=2,
+                  nodes=(GroupNode("b1", "10.0.0.1", "aa:bb:cc:dd:ee:01"), GroupNode("b2")))
+
+
+# ---- lifecycle (pure) ------------------------------------------------------------------------------
+
+def test_a_powering_on_node_becomes_idle_when_ready_then_used_then_idle_again() -> None:
+    rec = Record("b1", "edge", NodeState.POWERING_ON, 100.0, powered_on_at=100.0)
+    assert observe(rec, ready=False, user_pods=0, now=150.0) == rec  # still booting
+    idle = observe(rec, ready=True, user_pods=0, now=160.0)
+    assert (idle.state, idle.since, idle.idle_since) == (NodeState.IDLE, 160.0, 160.0)
+    assert idle.powered_on_at == 100.0
+    used = observe(idle, ready=True, user_pods=2, now=170.0)
+    assert (used.state, used.idle_since) == (NodeState.USED, None)
+    again = observe(used, ready=True, user_pods=0, now=200.0)
+    assert (again.state, again.idle_since) == (NodeState.IDLE, 200.0)
+    assert observe(again, ready=True, user_pods=0, now=260.0).idle_since == 200.0  # the idle clock runs on
+    assert observe(again, ready=False, user_pods=0, now=270.0).state is NodeState.UNKNOWN
+
+
+def test_operator_and_transitional_states_are_left_alone() -> None:
+    for state_ in (NodeState.DISABLED, NodeState.FAILED, NodeState.POWERING_OFF):
+        rec = Record("b1", "edge", state_, 1.0)
+        assert observe(rec, ready=True, user_pods=3, now=9.0) == rec
+
+
+def test_first_sight_of_a_not_ready_node_is_off_for_a_board_and_booting_for_a_cloud_worker() -> None:
+    assert first_sight("b1", "edge", ready=False, user_pods=0, now=50.0).state is NodeState.OFF
+    cloud = first_sight("w1", "cloud", ready=False, user_pods=0, now=50.0, registered_at=40.0, fleet=False)
+    assert (cloud.state, cloud.powered_on_at) == (NodeState.POWERING_ON, 40.0)
+    assert first_sight("b1", "edge", ready=True, user_pods=1, now=50.0).state is NodeState.USED
+
+
+def test_backoff_doubles_up_to_its_max_and_the_ledger_resets_it_after_a_success() -> None:
+    b1 = next_backoff(None, 0.0, 300, 1800)
+    b2 = next_backoff(b1, 1000.0, 300, 1800)
+    b4 = next_backoff(next_backoff(b2, 2000.0, 300, 1800), 5000.0, 300, 1800)
+    assert (b1.until, b2.until, b4.until, b4.failures) == (300.0, 1600.0, 6800.0, 4)
+    assert next_backoff(Backoff(9, 0), 0.0, 300, 1800).until == 1800.0
+    ledger = Ledger()
+    ledger.fail_group("edge", 0.0, 300, 1800)
+    ledger.put(Record("b2", "edge", NodeState.FAILED, 5.0))
+    ledger.put(Record("b1", "edge", NodeState.USED, 5.0))
+    records, backoff = load_dump(ledger.dump(registered={"b1"}))  # what the status ConfigMap keeps
+    assert [r.name for r in records] == ["b2"] and backoff["edge"].failures == 1
+    ledger.succeed_group("edge")
+    assert ledger.backoff_until() == {}
+    assert load_dump("not json") == ([], {})
+
+
+# ---- view ------------------------------------------------------------------------------------------
+
+def test_a_pod_manifest_becomes_the_policy_s_pod(kube_api: Any) -> None:
+    pod = kube_api.pod_manifest("p", cpus=1.5, memory_mib=300, gpus=1, node_selector={"arch": "arm64"},
+                                tolerations=[{"key": "edge", "operator": "Exists"}], owner_kind="DaemonSet")
+    pod["metadata"].update(namespace="ns", creationTimestamp="2026-01-01T00:00:00Z")
+    pod["spec"]["initContainers"] = [{"name": "i", "resources": {"requests": {"cpu": "2", "memory": "1Gi"}}}]
+    pod["status"] = {"phase": "Pending", "conditions": [
+        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+         "lastTransitionTime": "2026-01-01T00:00:05Z"}]}
+    info = pod_info(pod)
+    assert (info.key, info.cpu_m, info.memory_mib, info.gpus) == ("ns/p", 2000, 1024, 1)
+    assert info.node_selector == {"arch": "arm64"} and info.tolerations[0].operator == "Exists"
+    assert info.daemonset and info.unschedulable_since == info.created_at + 5
+    assert pod_info(pod, unschedulable_seen_at=123.5).unschedulable_since == 123.5
+    assert quantity("1.5Gi") == 1.5 * 2**30 and quantity("250m") * 1000 == 250
+
+
+# ---- power managers ----------------------------------------------------------------------------------
+
+def test_wake_on_lan_sends_the_magic_packet_to_the_configured_address() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(("127.0.0.1", 0))
+        receiver.settimeout(5)
+        WolPower("127.0.0.1", receiver.getsockname()[1]).power_on(GROUP, "b1")
+        packet, _ = receiver.recvfrom(1024)
+    assert packet == b"\xff" * 6 + bytes.fromhex("aabbccddee01") * 16 and len(packet) == 102
+    with pytest.raises(PowerError, match="no 'mac'"):
+        WolPower("127.0.0.1", 9).power_on(GROUP, "b2")
+    with pytest.raises(BadInput, match="MAC address"):
+        magic_packet("aa:bb")
+
+
+def test_power_commands_get_quoted_placeholders_and_report_failures(tmp_path: Path) -> None:
+    assert fill("plug {address} {node} {group} ${HOME}", GROUP, "b1") == "plug 10.0.0.1 b1 edge ${HOME}"
+    out = tmp_path / "out"
+    CommandPower(f"echo $OSCAR_NODE {{address}} > {out}", "true").power_on(GROUP, "b1")
+    assert out.read_text().split() == ["b1", "10.0.0.1"]
+    with pytest.raises(PowerError, match=r"status 3: port 7 is dead"):
+        CommandPower("echo 'port 7 is dead' >&2; exit 3", "true").power_on(GROUP, "b1")
+    with pytest.raises(PowerError, match=r"still running after 0\.2s"):
+        CommandPower("sleep 5", "true", timeout_s=0.2).power_on(GROUP, "b1")
+
+
+# ---- watch ------------------------------------------------------------------------------------------
+
+def test_the_watch_relists_after_410_gone_and_misses_nothing(kube_api: Any) -> None:
+    seen: list[tuple[str, str]] = []
+    informer = Informer(KubeApi(kube_api.api_client()), "nodes",
+                        lambda kind, new, old: seen.append((kind, ((new or old) or {}).get("metadata", {})
+                                                           .get("name", ""))),
+                        watch_timeout_s=1).start()
+    try:
+        assert informer.synced.wait(5)
+        kube_api.register_node("n1")
+        kube_api.wait_until(lambda: informer.get("/n1"), timeout=5, what="n1 cached")
+        kube_api.compact()  # history gone: the next resume from an old version gets 410
+        kube_api.register_node("n2")
+        kube_api.delete_node("n1")
+        kube_api.wait_until(lambda: informer.relists >= 1 or informer.get("/n2"), timeout=10, what="n2")
+        kube_api.wait_until(lambda: informer.get("/n2") and not informer.get("/n1"), timeout=10,
+                            what="cache current")
+    finally:
+        informer.stop()
+    assert ("ADDED", "n1") in seen and ("ADDED", "n2") in seen and ("DELETED", "n1") in seen
+
+
+# ---- metrics -----------------------------------------------------------------------------------------
+
+PROMTOOL = os.environ.get("PROMTOOL") or str(
+    Path(__file__).resolve().parents[1] / ".cache/prometheus/usr/bin/promtool")
+
+
+@pytest.mark.skipif(not Path(PROMTOOL).is_file(),
+                    reason="promtool not found ($PROMTOOL is set by scripts/test.sh)")
+def test_metrics_pass_promtool_check_metrics() -> None:
+    promtool = PROMTOOL
+    metrics = Metrics()
+    metrics.set_nodes(["edge", "cloud"], {("edge", "idle"): 2, ("cloud", "powering_on"): 1})
+    metrics.scale_ups.labels("cloud", "pending_pods").inc()
+    metrics.scale_downs.labels("edge", "idle").inc()
+    metrics.power_on_failures.labels("cloud").inc()
+    metrics.decision_duration.observe(0.01)
+    metrics.pending_to_request.observe(0.3)
+    metrics.last_activity.labels("main").set(time.time())
+    metrics.unschedulable_pods.set(4)
+    metrics.leader.set(1)
+    text = metrics.exposition()
+    result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+    assert b'oscar_deploy_elastic_nodes{group="edge",state="idle"} 2.0' in text
+    assert b'oscar_deploy_elastic_nodes{group="edge",state="off"} 0.0' in text
+
+
+# ---- drain against a PodDisruptionBudget, operator requests ------------------------------------------
+
+def test_poweroff_drains_through_the_eviction_api_and_waits_for_the_budget(
+        kube_api: Any, start_daemon: Any, kube_client: Any, tmp_path: Path) -> None:  # noqa: F811
+    group = board_group(kube_api, "edge", boards=1)
+    kube_api.register_node("edge-0", cpus=2, memory_mib=4096)
+    for i in range(2):
+        kube_api.create_pod(f"web-{i}", cpus=0.5, labels={"app": "web"})
+    kube_api.wait_until(lambda: len(kube_api.pods(phase="Running")) == 2, timeout=10, what="web running")
+    policy = client.PolicyV1Api(kube_client)
+    policy.create_namespaced_pod_disruption_budget("default", {
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "web"},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}}})
+    start_daemon([group])
+    kube_api.wait_until(lambda: state(kube_api, "edge-0") == "used", timeout=10, what="edge-0 used")
+
+    kubeconfig = kube_api.write_kubeconfig(tmp_path / "kubeconfig")
+    result = CliRunner().invoke(main, ["nodes", "--kubeconfig", str(kubeconfig), "poweroff", "edge-0"])
+    assert result.exit_code == 0, result.output
+    # one pod goes; the budget holds the other while the node stays cordoned and powering off
+    kube_api.wait_until(lambda: [p["metadata"]["name"] for p in kube_api.pods()] == ["web-1"], timeout=10,
+                        what="web-0 evicted")
+    time.sleep(0.5)
+    assert state(kube_api, "edge-0") == "powering_off" and ready(kube_api, "edge-0")
+    assert kube_api.get("nodes", "edge-0")["spec"]["unschedulable"] is True
+    policy.delete_namespaced_pod_disruption_budget("web", "default")  # the retry now gets through
+    kube_api.wait_until(lambda: state(kube_api, "edge-0") == "off", timeout=10, what="edge-0 off")
+    assert kube_api.pods() == []
+
+    status = CliRunner().invoke(main, ["nodes", "--kubeconfig", str(kubeconfig), "status", "-o", "json"])
+    assert status.exit_code == 0, status.output
+    rows = json.loads(status.stdout)
+    assert [(r["name"], r["group"], r["state"]) for r in rows] == [("edge-0", "edge", "off")]
+
+
+def test_nodes_disable_enable_and_reset_go_through_the_leader(
+        kube_api: Any, start_daemon: Any, tmp_path: Path) -> None:  # noqa: F811
+    group = board_group(kube_api, "edge", boards=2)
+    daemon = start_daemon([group])
+    kubeconfig = str(kube_api.write_kubeconfig(tmp_path / "kc"))
+
+    def nodes(*args: str) -> Any:
+        result = CliRunner().invoke(main, ["nodes", "--kubeconfig", kubeconfig, *args])
+        assert result.exit_code == 0, result.output
+        return result
+
+    nodes("disable", "edge-0")
+    kube_api.wait_until(lambda: (r := daemon.ledger.get("edge-0")) and r.state is NodeState.DISABLED,
+                        timeout=10, what="edge-0 disabled")
+    kube_api.create_pods(2, "job", cpus=1.5, runtime_s=100000)  # two pods, but edge-0 is not to be touched
+    kube_api.wait_until(lambda: kube_api.pods(phase="Running"), timeout=10, what="one pod running")
+    time.sleep(0.5)
+    assert [p["spec"].get("nodeName") for p in kube_api.pods(phase="Running")] == ["edge-1"]
+    assert state(kube_api, "edge-0") is None  # never powered on
+
+    nodes("enable", "edge-0")
+    kube_api.wait_until(lambda: len(kube_api.pods(phase="Running")) == 2, timeout=10, what="both running")
+    table = nodes("--groups", str(write_groups(tmp_path, group)), "status").output
+    assert "edge-0" in table and "used" in table
+
+    missing = CliRunner().invoke(main, ["nodes", "--kubeconfig", str(tmp_path / "nope"), "status"])
+    assert missing.exit_code == 2 and "kubeconfig file not found" in missing.output
+
+
+def write_groups(tmp_path: Path, group: NodeGroup) -> Path:
+    import yaml
+
+    path = tmp_path / "groups.yaml"
+    path.write_text(yaml.safe_dump([{"name": group.name, "cpus": group.cpus, "memory_mib": group.memory_mib,
+                                     "max": group.max, "nodes": [{"name": n.name} for n in group.nodes],
+                                     "power": dict(group.power)}]))
+    return path
