@@ -161,7 +161,14 @@ def make_plan(spec: ClusterSpec, settings: Settings) -> Plan:
     """Decide everything ``create`` needs; raise ``BadInput`` (naming the node) if it cannot be built."""
     cache_dir = Path(settings.general.cache_dir).expanduser()
     warnings: list[str] = []
-    groups = tuple(_plan_group(g, cache_dir, warnings) for g in spec.groups)
+    try:
+        groups = tuple(_plan_group(g, cache_dir, warnings) for g in spec.groups)
+    except TemplateError as error:
+        if error.where or not spec.sources:
+            raise
+        # The planner knows nodes, not files: name the template(s) the way the loader does.
+        message = str(error).removeprefix(f"{error.culprit}: ") if error.culprit else str(error)
+        raise TemplateError(message, where=", ".join(spec.sources), culprit=error.culprit) from None
     if _open_to_world(spec.admin_cidr) and not any(spec.admin_cidr in w for w in spec.warnings):
         warnings.append(
             f"admin CIDR is {spec.admin_cidr}: SSH and the Kubernetes API are open to the whole "

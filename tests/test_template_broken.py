@@ -11,8 +11,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from provisioner.config import load_settings
+from provisioner.config import GeneralSettings, Settings, load_settings
 from provisioner.errors import BadInput
+from provisioner.plan import make_plan
 from provisioner.resources import templates_dir
 from provisioner.template import load_cluster_spec, parse_input_pairs
 
@@ -83,7 +84,9 @@ def test_loader_raises_bad_input_naming_file_and_culprit(case: dict[str, Any], t
         else:
             templates.append(Path(arg))
     with pytest.raises(BadInput) as caught:
-        load_cluster_spec(templates, parse_input_pairs(pairs, inputs_file))
+        spec = load_cluster_spec(templates, parse_input_pairs(pairs, inputs_file))
+        if case.get("stage") == "plan":
+            make_plan(spec, Settings(GeneralSettings(cache_dir=str(tmp_path / "cache"))))
     message = str(caught.value)
     assert "\n" not in message.strip()
     for expected in case["expect"]:

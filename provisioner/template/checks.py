@@ -211,26 +211,19 @@ def parser_error(lines: list[str], origins: Origins, nodes: Mapping[str, Any]) -
         line = re.sub(r"^[A-Z][A-Za-z]+: ", "", line)  # the exception class name
         if line and line not in cleaned:
             cleaned.append(line)
-    text = " ".join(_reword(line) for line in cleaned[:4]) + (
-        f" (and {len(cleaned) - 4} more)" if len(cleaned) > 4 else "")
-    culprit = None
-    for line in cleaned:
-        for quoted in _QUOTED.findall(line):
-            if quoted in nodes:
-                culprit = quoted
-                break
-        if culprit:
-            break
-    if culprit is None:  # e.g. '"abc" is not an integer.': find the property holding that value
-        for line in cleaned:
-            for quoted in _QUOTED.findall(line):
-                found = _property_with_value(nodes, quoted)
-                if found:
-                    culprit, prop = found
-                    text = text if prop == "type" else f"property {prop}: {text}"
-                    break
-            if culprit:
-                break
+    named = next((quoted for line in cleaned for quoted in _QUOTED.findall(line) if quoted in nodes), None)
+    culprit = named
+    said = []
+    for line in cleaned[:4]:
+        text = _reword(line)
+        if named is None:  # e.g. '"abc" is not an integer.': name the property holding that value
+            found = next(filter(None, (_property_with_value(nodes, q) for q in _QUOTED.findall(line))), None)
+            if found:
+                culprit = culprit or found[0]
+                if found[1] != "type":
+                    text = f"property {found[1]}: {text}"
+        said.append(text)
+    text = " ".join(said) + (f" (and {len(cleaned) - 4} more)" if len(cleaned) > 4 else "")
     where = origins.of_node(culprit) if culprit else origins.all_files
     return TemplateError(text or "the template failed validation", where=where,
                          culprit=f"node {culprit}" if culprit else None)
@@ -251,7 +244,9 @@ def _property_with_value(nodes: Mapping[str, Any], text: str) -> tuple[str, str]
             if not isinstance(properties, dict):
                 continue
             for prop, value in properties.items():
-                if not isinstance(value, (dict, list)) and str(value) == text:
+                inner = list(value.values()) if isinstance(value, dict) else value
+                inner = inner if isinstance(inner, list) else []
+                if str(value) == text or any(str(item) == text for item in inner):
                     return name, f"{prefix}{prop}"
     return None
 
