@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import random
 import shlex
 import signal
 import subprocess
@@ -131,3 +132,31 @@ def test_kill_9_and_restart_carries_on_from_annotations(kube_api: Any, daemon_pr
     output, _ = second.communicate(timeout=20)
     assert second.returncode == 0, output
     assert not kube_api.get("leases", "oscar-deploy-elastic", "kube-system")["spec"].get("holderIdentity")
+
+
+KILL_RUNS = int(os.environ.get("ELASTIC_KILL_RUNS", "20"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(KILL_RUNS))
+def test_kill_9_at_a_random_moment_leaves_nothing_extra_on_and_drains_no_busy_node(
+        kube_api: Any, daemon_process: Any, tmp_path: Path, seed: int) -> None:
+    rng = random.Random(seed)
+    log = tmp_path / "power-on.log"
+    jobs = rng.randint(1, 3)
+    group = logged_group(kube_api, log, boards=4, ready_after_s=rng.choice([0, 30, 80]))
+    groups_file = write_groups(tmp_path / "groups.yaml", group)
+    first = daemon_process(groups_file, "replica-a")
+    kube_api.create_pods(jobs, "job", cpus=1.5, runtime_s=rng.uniform(150, 300))
+    time.sleep(rng.uniform(0.0, 4.0))  # before, during or after the power-ons
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+
+    daemon_process(groups_file, "replica-b")
+    kube_api.wait_until(lambda: len(kube_api.pods(phase="Succeeded")) == jobs, timeout=40, what="jobs done")
+    kube_api.wait_until(lambda: all(state(kube_api, n) == "off" for n in set(powered(log))), timeout=40,
+                        what="every board powered on was powered off")
+    assert len(powered(log)) == jobs  # one board per job: none powered on twice or beyond demand
+    assert not any(ready(kube_api, f"edge-{i}") for i in range(4))
+    # no user pod was evicted from a busy node: every job ran to completion where it started
+    assert all(p["status"]["phase"] == "Succeeded" for p in kube_api.pods())
