@@ -112,3 +112,39 @@ def test_a_restarted_daemon_adopts_a_booting_instance_instead_of_creating_anothe
     kube_api.wait_until(lambda: kube_api.pods(phase="Running"), timeout=30, what="pod running")
     assert kube_api.get("pods", "job", "default")["spec"]["nodeName"] == name
     assert [i["tags"]["Name"] for i in running_instances(ec2_emulator)] == [name]
+
+
+def test_daemon_deployment_groups_create_workers_that_join_by_cloud_init(
+        ec2_emulator: Any, tmp_path: Any) -> None:
+    """``daemon --deployment``: groups and power managers from a deployment ``create`` recorded."""
+    from elastic.cloudpower import cloud_managers, groups_from_deployment
+    from provisioner.config import GeneralSettings, Settings
+    from provisioner.engine import create
+    from provisioner.state import StateStore
+    from tests.test_engine_clouds import aws_request
+
+    settings = Settings(general=GeneralSettings(cache_dir=str(tmp_path / "cache")), provisioner=FAST_CLOUD)
+    credentials = AwsCredentials("AKIDOSCARTESTKEY0001", "s3cr3t-never-shown",
+                                 CredentialSource("environment"), region=REGION,
+                                 endpoint_url=ec2_emulator.endpoint)
+    auth = tmp_path / "auth.dat"
+    auth.write_text(f"id = aws; type = EC2; username = AKIDOSCARTESTKEY0001; password = s3cr3t-never-shown; "
+                    f"region = {REGION}; host = {ec2_emulator.endpoint}\n")
+    state_path = tmp_path / "state.db"
+    with StateStore.open(state_path) as store:
+        dep = create(store, aws_request(settings, "elastic", wn_num=0), lambda _p, region: Ec2Driver(
+            credentials, region, settings.provisioner), settings)
+        dep = store.get(dep.id)
+    groups = groups_from_deployment(dep)
+    assert [g.name for g in groups] == ["wn"] and groups[0].power == {"type": "cloud", "deployment": dep.id}
+    managers = cloud_managers(groups, state_path=state_path, auth=str(auth), settings=settings)
+
+    power = managers["wn"]
+    name = power.new_name(groups[0])
+    power.power_on(groups[0], name)
+    (worker,) = [i for i in ec2_emulator.leftovers(dep.id, REGION)["instances"] if i["tags"]["Name"] == name]
+    assert worker["tags"][TAG_GROUP] == "wn" and worker["key_name"].startswith(f"oscar-deploy-{dep.id}-")
+    assert worker["user_data"].startswith("#cloud-config") and ":6443" in worker["user_data"]
+    assert power.machines(groups[0]) is not None and name in power.machines(groups[0])
+    power.power_off(groups[0], name)
+    assert name not in {i["tags"]["Name"] for i in ec2_emulator.leftovers(dep.id, REGION)["instances"]}
