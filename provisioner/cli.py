@@ -501,7 +501,6 @@ def _elastic_groups(obj: Context, groups_file: str | None, deployment_ref: str |
         raise click.UsageError("give --groups or --deployment, not both")
     if deployment_ref:
         from elastic.cloudpower import groups_from_deployment
-
         from provisioner.state import StateStore
 
         with StateStore.open(obj.state_path) as store:
@@ -522,15 +521,21 @@ def _elastic_groups(obj: Context, groups_file: str | None, deployment_ref: str |
 @click.option("--identity", metavar="NAME", help="This replica's name in the Lease (default: host + random).")
 @click.option("--auth", "auth", metavar="FILE", type=click.Path(dir_okay=False),
               help="With --deployment: cloud credentials (IM auth-file format) for the cloud groups.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: one JSON object per log line (for log collectors).")
 @click.pass_obj
 @handles_errors
 def daemon(obj: Context, kubeconfig: str | None, deployment_ref: str | None, groups_file: str | None,
-           metrics_port: int | None, lease_duration: float, identity: str | None, auth: str | None) -> None:
+           metrics_port: int | None, lease_duration: float, identity: str | None, auth: str | None,
+           log_format: str) -> None:
     """Keep the cluster the right size: power worker nodes on for pending pods, off when idle."""
     import dataclasses
 
     from elastic.daemon import settings_from_config
-    from elastic.service import api_client, managers_for, run_daemon
+    from elastic.service import api_client, managers_for, run_daemon, use_json_logs
+
+    if log_format == "json":
+        use_json_logs()
 
     groups = _elastic_groups(obj, groups_file, deployment_ref)
     cloud = None
