@@ -228,6 +228,10 @@ class Actuator:
             record = record.moved(NodeState.POWERING_OFF, self.clock())
             self.ledger.put(record)
         self.persist(record, unschedulable=True)
+        node = self.node_object(action.node)
+        if node is not None:
+            self.api.event("Node", "", action.node, node["metadata"].get("uid"), "ScaleDown",
+                           f"cordoned and draining before power-off: {action.reason}", self.clock())
         if not self._drain(action.node):
             now = self.clock()
             back = record.moved(NodeState.USED, now, idle_since=None)

@@ -8,6 +8,7 @@ released so a standby takes over at once).
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import threading
@@ -27,6 +28,26 @@ log = logging.getLogger(__name__)
 
 CloudFactory = Callable[[Sequence[NodeGroup]], Mapping[str, PowerManager]]
 """Builds the power managers of the ``cloud`` groups (they need the state file and credentials)."""
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line (time, level, logger, message, and any ``extra`` fields), for log
+    collectors; ``oscar-deploy daemon --log-format json``."""
+
+    _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc = {"time": round(record.created, 3), "level": record.levelname.lower(), "logger": record.name,
+               "message": record.getMessage()}
+        doc.update({k: v for k, v in record.__dict__.items() if k not in self._STANDARD})
+        if record.exc_info:
+            doc["exception"] = self.formatException(record.exc_info)
+        return json.dumps(doc, default=str)
+
+
+def use_json_logs() -> None:
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(JsonFormatter())
 
 
 def api_client(kubeconfig: str | None) -> Any:

@@ -100,6 +100,8 @@ def test_pending_pods_power_boards_on_and_idle_boards_are_drained_and_powered_of
                         what="kubelets stopped")
     text = daemon.metrics.exposition().decode()
     assert 'oscar_deploy_elastic_scale_ups_total{group="edge",reason="pending_pods"} 3.0' in text
+    reasons = {(e["involvedObject"]["name"], e["reason"]) for e in events(kube_api)}
+    assert {("job-0", "TriggeredScaleUp"), ("edge-0", "ScaleDown")} <= reasons
     assert 'oscar_deploy_elastic_scale_downs_total{group="edge",reason="idle"} 3.0' in text
 
     # a new job powers one board on again: uncordoned, Ready, the job runs there
@@ -108,6 +110,21 @@ def test_pending_pods_power_boards_on_and_idle_boards_are_drained_and_powered_of
     again = kube_api.get("pods", "again", "default")["spec"]["nodeName"]
     assert kube_api.get("nodes", again)["spec"].get("unschedulable") in (None, False)
     assert sum(1 for n in nodes_used if ready(kube_api, n)) == 1
+
+
+def events(kube_api: Any) -> list[dict[str, Any]]:
+    return kube_api.store.list("events")[0]
+
+
+def test_a_pod_no_group_can_take_gets_a_not_triggered_event(kube_api: Any, start_daemon: Any) -> None:
+    daemon = start_daemon([board_group(kube_api)])
+    kube_api.create_pod("huge", cpus=16, runtime_s=10)
+    found = kube_api.wait_until(lambda: [e for e in events(kube_api) if e["reason"] == "NotTriggerScaleUp"],
+                                timeout=10, what="NotTriggerScaleUp event")
+    assert found[0]["involvedObject"]["name"] == "huge" and found[0]["source"]["component"]
+    assert "pod didn't trigger scale-up" in found[0]["message"]
+    assert daemon.metrics.registry.get_sample_value("oscar_deploy_elastic_unschedulable_pods") == 1
+    assert not daemon.ledger.records() or all(r.state.value == "off" for r in daemon.ledger.records())
 
 
 def test_a_full_edge_group_sends_the_rest_to_the_next_group(kube_api: Any, start_daemon: Any) -> None:

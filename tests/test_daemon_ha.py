@@ -5,6 +5,7 @@ status ConfigMap, with no board powered on twice and none left on."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import random
 import shlex
@@ -81,7 +82,7 @@ def daemon_process(kube_api: Any, tmp_path: Path) -> Iterator[Any]:
         proc = subprocess.Popen(
             [sys.executable, "-m", "provisioner.cli", "daemon", "--kubeconfig", str(kubeconfig),
              "--groups", str(groups_file), "--metrics-port", "0", "--lease-duration", "2",
-             "--identity", identity],
+             "--identity", identity, "--log-format", "json"],
             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         procs.append(proc)
         return proc
@@ -131,6 +132,8 @@ def test_kill_9_and_restart_carries_on_from_annotations(kube_api: Any, daemon_pr
     second.send_signal(signal.SIGTERM)  # a clean stop: exit 0 and the Lease released
     output, _ = second.communicate(timeout=20)
     assert second.returncode == 0, output
+    logs = [json.loads(line) for line in output.splitlines() if line.strip()]  # structured: JSON lines
+    assert any(e["logger"] == "elastic.actuator" and "power off" in e["message"] for e in logs)
     assert not kube_api.get("leases", "oscar-deploy-elastic", "kube-system")["spec"].get("holderIdentity")
 
 
