@@ -121,11 +121,19 @@ def test_create_scale_destroy_on_ec2(ec2_emulator: Any, store: Any, settings: Se
     assert data["attached_to"] == front["id"]
     recorded = store.nodes(dep.id)
     assert {n.cloud_id for n in recorded} == {i["id"] for i in inventory["instances"]}
-    assert next(n for n in recorded if n.group == "front").addresses["public"]
+    front_node = next(n for n in recorded if n.group == "front")
+    assert front_node.addresses["public"]
+    # workers join by cloud-init: the front-end's private address and the join token; never SSH
+    server = f"https://{front_node.addresses['private'][0]}:6443"
+    token = store.secret(dep.id, "k3s_token")
+    workers = [i for i in inventory["instances"] if i["tags"][TAG_GROUP] == "wn"]
+    assert all(server in (i["user_data"] or "") and token in i["user_data"] for i in workers)
+    assert front["user_data"] is None
 
     scale(store, dep.id, "wn", 4, factory, settings)
-    assert len([i for i in live(ec2_emulator.inventory(REGION), dep.id)["instances"]
-                if i["tags"][TAG_GROUP] == "wn"]) == 4
+    machines = live(ec2_emulator.inventory(REGION), dep.id)["instances"]
+    workers = [i for i in machines if i["tags"][TAG_GROUP] == "wn"]
+    assert len(workers) == 4 and all(server in (i["user_data"] or "") for i in workers)
     result = scale(store, dep.id, "wn", 1, factory, settings)
     assert result.removed == tuple(node_name(dep.id, "wn", i) for i in (4, 3, 2))
 

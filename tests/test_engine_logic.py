@@ -40,7 +40,8 @@ class FakeDriver:
         self.create_calls: list[NodeRequest] = []
         self.no_capacity: set[tuple[str, str | None]] = set()
         """(size, zone) pairs that answer with a capacity error; zone None = the default zone."""
-        self.next_create_errors: list[Exception] = []
+        self.next_create_errors: dict[str, list[Exception]] = {}
+        """Group → errors its next create calls raise."""
         self.die_first_of_group: str | None = None
         """The next machine of this group goes to 'unknown' (Nova's ERROR) instead of running."""
         self.zones = ["us-east-1a", "us-east-1b"]
@@ -72,8 +73,8 @@ class FakeDriver:
     def create_node(self, request: NodeRequest) -> CloudNode:
         with self._lock:
             self.create_calls.append(request)
-            if self.next_create_errors:
-                raise self.next_create_errors.pop(0)
+            if self.next_create_errors.get(request.group):
+                raise self.next_create_errors[request.group].pop(0)
             if (request.size, request.zone) in self.no_capacity:
                 raise CapacityError(f"EC2 RunInstances: InsufficientInstanceCapacity: no {request.size}")
             dies = request.group == self.die_first_of_group
@@ -199,7 +200,7 @@ def test_a_machine_that_dies_while_booting_is_replaced_not_duplicated(store: Sta
 def test_a_node_that_cannot_be_created_fails_with_the_clouds_message(store: StateStore,
                                                                      settings: Settings) -> None:
     driver = FakeDriver()
-    driver.next_create_errors = [CloudError("EC2 RunInstances: InvalidParameterValue: bad subnet")]
+    driver.next_create_errors = {"wn": [CloudError("EC2 RunInstances: InvalidParameterValue: bad subnet")]}
     with pytest.raises(CloudError, match="InvalidParameterValue: bad subnet"):
         run(store, settings, driver, wn_num=2)
     dep = store.get("c1")
@@ -219,7 +220,7 @@ def test_a_node_that_cannot_be_created_fails_with_the_clouds_message(store: Stat
 def test_throttling_that_outlasts_the_drivers_retries_fails_the_node(store: StateStore,
                                                                     settings: Settings) -> None:
     driver = FakeDriver()
-    driver.next_create_errors = [Throttled("EC2 RunInstances: RequestLimitExceeded: slow down")]
+    driver.next_create_errors = {"front": [Throttled("EC2 RunInstances: RequestLimitExceeded: slow down")]}
     with pytest.raises(CloudError, match="RequestLimitExceeded"):
         run(store, settings, driver, wn_num=0)
 

@@ -40,7 +40,7 @@ from provisioner.engine.sites import (
     resolve_sizes,
 )
 from provisioner.engine.targets import GroupTarget, group_targets, targets_to_json, wanted_names
-from provisioner.errors import CloudError, OscarDeployError, RemoteError
+from provisioner.errors import CloudError, NotFound, OscarDeployError, RemoteError
 from provisioner.plan import Plan, plan_to_json
 from provisioner.spec import ClusterSpec
 from provisioner.state import Deployment, StateStore, generate_secret, write_private_file
@@ -62,7 +62,7 @@ class CreateRequest:
     """Provider → ``CredentialSource.to_json()``: where the credentials came from."""
     configure: bool = True
     configure_step: Callable[..., None] | None = None
-    """The configuration step (keyword arguments ``store``, ``deployment``, ``settings``,
+    """The configuration step (keyword arguments ``store``, ``deployment``, ``plan``, ``settings``,
     ``progress``); None: ``provisioner.configure.configure_deployment`` when that module exists."""
 
 
@@ -177,17 +177,20 @@ class _Creator:
     """One ``create`` run: the deployment's record, drivers and progress."""
 
     def __init__(self, store: StateStore, dep: Deployment, targets: Sequence[GroupTarget],
-                 drivers: Drivers, settings: Settings, progress: Progress) -> None:
+                 drivers: Drivers, settings: Settings, progress: Progress, spec: ClusterSpec | None = None
+                 ) -> None:
         self.store = store
         self.dep = dep
         self.targets = targets
         self.drivers = drivers
         self.settings = settings
         self.progress = progress
+        self.spec = spec
         self.volumes: dict[str, str] = {}
 
     def machines(self, public_key: str) -> None:
-        """Key pairs, security groups, images; then every missing machine, launched in parallel."""
+        """Key pairs, security groups, images, sizes; then the front-end, then (told by cloud-init
+        where the front-end is) the workers: each stage's missing machines launched in parallel."""
         cloud = [t for t in self.targets if t.cloud]
         if not cloud:
             return
@@ -204,33 +207,57 @@ class _Creator:
         for site in sites.values():
             for node in site.driver.list_nodes(self.dep.id):
                 existing.setdefault(node.name, node)
+        if existing:
+            log.info("resuming: %d machine(s) of the deployment already exist", len(existing))
+            self.store.add_event(self.dep.id, "resume", f"{len(existing)} machine(s) found in the cloud")
+        fronts = [g for g in cloud if g.role == "front-end"]
+        workers = [g for g in cloud if g.role != "front-end"]
+        if fronts:
+            running = self._stage(fronts, sites, images, sizes, existing, with_user_data=False)
+            self._finish_front_ends(sites, running)
+        if workers:
+            self._stage(workers, sites, images, sizes, existing, with_user_data=True)
+
+    def _user_data(self, group: GroupTarget) -> str | None:
+        """Cloud-init that makes a worker join the front-end's k3s (``provisioner.cloudinit``)."""
+        from provisioner.cloudinit import worker_user_data
+
+        try:
+            return worker_user_data(self.store, self.store.get(self.dep.id), group.name, spec=self.spec)
+        except NotFound as error:
+            log.warning("group %s: workers boot without cloud-init user data: %s", group.name, error)
+            return None
+
+    def _stage(self, groups: Sequence[GroupTarget], sites: Mapping[tuple[str, str | None], Site],
+               images: Mapping[str, str], sizes: Mapping[str, tuple[str, ...]],
+               existing: Mapping[str, CloudNode], *, with_user_data: bool) -> dict[str, CloudNode]:
+        """Launch the groups' missing machines, wait for the booting ones; every machine by name."""
         jobs: list[NodeJob] = []
         booting: list[tuple[NodeJob, CloudNode]] = []
-        for group in cloud:
+        running: dict[str, CloudNode] = {}
+        for group in groups:
             site = sites[(group.provider, group.region)]
+            user_data = self._user_data(group) if with_user_data and group.count else None
             for name in wanted_names(self.dep.id, group):
-                job = NodeJob(group, name, images[group.name], site, sizes[group.name])
+                job = NodeJob(group, name, images[group.name], site, sizes[group.name], user_data)
                 node = existing.get(name)
                 if node is not None:  # resume: the cloud has it; adopt it, never a second copy
                     self.store.record_node(self.dep.id, group=group.name, name=name, provider=group.provider,
                                            region=group.region, cloud_id=node.id,
                                            addresses=addresses_of(node), state=node.state)
-                    if node.state != "running":
+                    if node.state == "running":
+                        running[name] = node
+                    else:
                         booting.append((job, node))
                     continue
                 self.store.record_node(self.dep.id, group=group.name, name=name, provider=group.provider,
                                        region=group.region, state="creating")
                 jobs.append(job)
-        if existing:
-            log.info("resuming: %d machine(s) of the deployment already exist", len(existing))
-            self.store.add_event(self.dep.id, "resume", f"{len(existing)} machine(s) found in the cloud")
         launch = Launch(self.store, self.dep.id, jobs, waiting=booting,
                         parallel=self.settings.provisioner.parallel_creates,
                         timeout_s=self.settings.provisioner.create_timeout_s, progress=self.progress,
                         after_create=self._after_create)
-        running = launch.run()
-        already = {n.name: n for n in existing.values() if n.state == "running"}
-        self._finish_front_ends(sites, {**already, **running})
+        return {**running, **launch.run()}
 
     def _after_create(self, job: NodeJob, node: CloudNode) -> None:
         """Right after the front-end's create call: its data volume, in the zone it landed in."""
@@ -296,14 +323,15 @@ def create(store: StateStore, request: CreateRequest, driver_factory: DriverFact
             public_key = public_key_of(secrets[SSH_KEY_SECRET], f"oscar-deploy-{dep.id}") \
                 if SSH_KEY_SECRET in secrets else ""
             drivers = Drivers(driver_factory)
-            creator = _Creator(store, dep, targets, drivers, settings, progress)
+            _adopt_boards(store, dep, targets)  # first: an edge front-end's address is a board's
+            creator = _Creator(store, dep, targets, drivers, settings, progress, request.plan.spec)
             creator.machines(public_key)
-            _adopt_boards(store, dep, targets)
             if request.configure:
                 _wait_reachable(store, dep, targets, drivers, settings, progress)
                 step = request.configure_step or _configure_step()
                 if step is not None:
-                    step(store=store, deployment=store.get(dep.id), settings=settings, progress=progress)
+                    step(store=store, deployment=store.get(dep.id), plan=request.plan, settings=settings,
+                         progress=progress)
         except BaseException as error:
             store.set_status(dep.id, "failed")
             reason = str(error) if isinstance(error, OscarDeployError) else type(error).__name__

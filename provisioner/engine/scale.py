@@ -10,6 +10,7 @@ elastic daemon see the new size.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -35,8 +36,10 @@ from provisioner.engine.targets import (
     targets_from_json,
     targets_to_json,
 )
-from provisioner.errors import BadInput, CloudError
+from provisioner.errors import BadInput, CloudError, NotFound
 from provisioner.state import Deployment, StateStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +67,17 @@ def scalable_group(dep: Deployment, group: str, count: int) -> GroupTarget:
         raise BadInput(f"deployment {dep.name}: group {group!r} takes {found.min} to {found.max} nodes, "
                        f"not {count} (the template's min/max)")
     return found
+
+
+def _user_data(store: StateStore, dep: Deployment, group: str) -> str | None:
+    """Cloud-init that makes a new worker join the front-end's k3s (``provisioner.cloudinit``)."""
+    from provisioner.cloudinit import worker_user_data
+
+    try:
+        return worker_user_data(store, dep, group)
+    except NotFound as error:
+        log.warning("group %s: new workers boot without cloud-init user data: %s", group, error)
+        return None
 
 
 def _members(driver: CloudDriver, deployment: str, group: str) -> list[CloudNode]:
@@ -102,11 +116,12 @@ def scale(store: StateStore, ref: str, group: str, count: int, driver_factory: D
                                  rules)[(target.provider, target.region)]
             image = resolve_images([target], drivers)[group]
             sizes = resolve_sizes([target], drivers)[group]
+            user_data = _user_data(store, store.get(dep.id), group)
             jobs = []
             for name in names_to_add(dep.id, group, [m.name for m in members], count):
                 store.record_node(dep.id, group=group, name=name, provider=target.provider,
                                   region=target.region, state="creating")
-                jobs.append(NodeJob(target, name, image, site, sizes))
+                jobs.append(NodeJob(target, name, image, site, sizes, user_data))
             store.add_event(dep.id, "scale", f"{group}: {len(members)} → {count}")
             Launch(store, dep.id, jobs, parallel=settings.provisioner.parallel_creates,
                    timeout_s=settings.provisioner.create_timeout_s, progress=progress,

@@ -60,6 +60,9 @@ class GroupTarget:
     network: str | None = None
     volume_gib: int | None = None
     boards: tuple[BoardTarget, ...] = ()
+    labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Kubernetes node labels and taints (``key=value:Effect``) of the group's nodes (cloud-init)."""
+    taints: tuple[str, ...] = ()
 
     @property
     def cloud(self) -> bool:
@@ -101,7 +104,8 @@ def group_targets(plan: Plan, cache_dir: Path | None = None) -> tuple[GroupTarge
             name=g.name, role=g.role, provider=g.provider, region=g.region, count=g.count, min=g.min,
             max=g.max, sizes=size_candidates(g, cache_dir), size_explicit=g.size.explicit, cpus=g.cpus,
             memory_mib=g.memory_mib, arch=g.arch, image=image, disk_gib=g.disk_gib,
-            network=g.spec.network, volume_gib=g.volume_gib, boards=boards,
+            network=g.spec.network, volume_gib=g.volume_gib, boards=boards, labels=dict(g.spec.labels),
+            taints=tuple(g.spec.taints),
         ))
     return tuple(out)
 
@@ -116,6 +120,7 @@ def targets_from_json(data: Sequence[Mapping[str, Any]]) -> tuple[GroupTarget, .
         fields = dict(item)
         fields["sizes"] = tuple(fields.get("sizes") or ())
         fields["boards"] = tuple(BoardTarget(**b) for b in fields.get("boards") or ())
+        fields["taints"] = tuple(fields.get("taints") or ())
         out.append(GroupTarget(**fields))
     return tuple(out)
 
