@@ -86,7 +86,7 @@ class Actuator:
         self.pool = ThreadPoolExecutor(self.settings.workers, thread_name_prefix="actuator")
         self._off_failed_at: dict[str, float] = {}
         self._told: dict[str, tuple[str, float]] = {}
-        self._requested: set[str] = set()
+        self._requested: dict[str, float] = {}
         self._lock = threading.Lock()
         self.stopped = threading.Event()
 
@@ -188,7 +188,9 @@ class Actuator:
             seen = self.unschedulable_seen(key)
             with self._lock:
                 first = key not in self._requested
-                self._requested.add(key)
+                self._requested[key] = issued
+                if len(self._requested) > 50000:  # keys of long-gone pods: keep the last hour's
+                    self._requested = {k: t for k, t in self._requested.items() if issued - t < 3600}
             if seen is not None and first:
                 self.metrics.pending_to_request.observe(max(issued - seen, 0.0))
         try:

@@ -74,11 +74,16 @@ def api_client(kubeconfig: str | None) -> Any:
                        f"pass --kubeconfig FILE") from None
 
 
-def managers_for(groups: Sequence[NodeGroup], cloud: CloudFactory | None = None) -> dict[str, PowerManager]:
-    """A power manager per group; every group must say how it is powered."""
+def managers_for(groups: Sequence[NodeGroup], cloud: CloudFactory | None = None,
+                 where: str | None = None) -> dict[str, PowerManager]:
+    """A power manager per group; every group must say how it is powered (``where``, the groups
+    file, prefixes the message when one does not)."""
     cloud_groups = [g for g in groups if g.power.get("type") == "cloud"]
     cloud_managers = dict(cloud(cloud_groups)) if cloud and cloud_groups else {}
-    return {g.name: manager_for(g, cloud_managers) for g in groups}
+    try:
+        return {g.name: manager_for(g, cloud_managers) for g in groups}
+    except BadInput as error:
+        raise BadInput(f"{where}: {error}" if where else str(error)) from None
 
 
 def read_groups(groups_file: str | None) -> tuple[NodeGroup, ...]:

@@ -543,7 +543,7 @@ def daemon(obj: Context, kubeconfig: str | None, deployment_ref: str | None, gro
         from elastic.cloudpower import cloud_managers
 
         cloud = functools.partial(cloud_managers, state_path=obj.state_path, auth=auth, settings=obj.settings)
-    managers = managers_for(groups, cloud)
+    managers = managers_for(groups, cloud, where=groups_file or f"deployment {deployment_ref}")
     settings = settings_from_config(obj.settings.elastic)
     settings = dataclasses.replace(settings, lease_duration_s=lease_duration,
                                    renew_deadline_s=lease_duration * 2 / 3, lease_retry_s=lease_duration / 7)
