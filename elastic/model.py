@@ -167,8 +167,9 @@ class PolicySettings:
     """The knobs of ``decide()``. Defaults are the daemon's defaults (``[elastic]`` in the config);
     the README explains each one and the simulation evidence behind it."""
 
-    idle_time_s: float = 300.0
-    cooldown_s: float = 120.0
+    idle_time_s: float = 60.0
+    """About one boot time: the ski-rental break-even (README, Elastic policy)."""
+    cooldown_s: float = 30.0
     max_wait_poweron_s: float = 600.0
     max_wait_poweroff_s: float = 300.0
     extra_free: int = 0

@@ -60,9 +60,9 @@ class ProvisionerSettings:
 
 @dataclasses.dataclass(frozen=True)
 class ElasticSettings:
-    idle_time_s: float = 300.0
-    """A worker with no user pods this long is drained and powered off."""
-    cooldown_s: float = 120.0
+    idle_time_s: float = 60.0
+    """A worker with no user pods this long is drained and powered off (about one boot time)."""
+    cooldown_s: float = 30.0
     """A node is never powered off this soon after its power-on."""
     max_wait_poweron_s: float = 600.0
     """A node not Ready this long after power-on is failed and removed."""

@@ -53,7 +53,7 @@ def test_aws_template_maps_inputs_onto_groups() -> None:
     assert front.volume is not None and (front.volume.size_gib, front.volume.mount) == (100, "/pv")
     assert (workers.role, workers.count, workers.min, workers.max) == ("worker", 3, 0, 6)
     assert workers.machine.instance_type == "m6i.large" and workers.machine.disk_gib == 20
-    assert spec.elastic is not None and spec.elastic.idle_time_s == 300
+    assert spec.elastic is not None and spec.elastic.idle_time_s == 60
 
 
 def test_openstack_template_names_network_and_region() -> None:

@@ -65,8 +65,9 @@ class EngineSettings:
     batch_idle_s: float = 0.2
     batch_max_s: float = 2.0
     max_tail_s: float = 6 * 3600.0
-    scoring: str = "least_allocated"
-    """kube-scheduler's default; ``most_allocated`` packs instead."""
+    scoring: str = "most_allocated"
+    """What our k3s runs: kube-scheduler with a ``MostAllocated`` scoring profile (the k3s_server role),
+    so nodes empty and can be powered off; ``least_allocated`` is kube-scheduler's stock spreading."""
 
 
 @dataclasses.dataclass
