@@ -185,3 +185,51 @@ def test_fault_run_creates_then_leaves_nothing(seed: int, ec2_emulator: Any, sto
     assert injected, "the run met no fault: the test would prove nothing"
     assert all(not items for items in live(ec2_emulator.inventory(REGION), dep.id).values())
     assert_others_survive(ec2_emulator, mine)
+
+
+OTHER_PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHcJ7e1ovCbHgXoNh3Ue8k5iS4eIr0y8a6y8nF0JcTmV other"
+OPENSTACK_TEMPLATE = tosca_dir() / "templates" / "oscar-openstack.yaml"
+OPENSTACK_FAULTS = [
+    {"code": "NoValidHost", "rate": 0.5, "instance_type": "m1.medium"},
+    {"code": "overLimit", "rate": 0.1},
+    {"code": "computeFault", "rate": 0.05},
+    {"code": "ServiceUnavailable", "rate": 0.05},
+]
+"""A fifth of the mutating calls refused (429, 500, 503), and the planned flavor's servers put in
+ERROR with Nova's "No valid host" half the time: the next flavor that fits must take over."""
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_openstack_fault_run_creates_then_leaves_nothing(seed: int, openstack_server: Any, store: Any,
+                                                         settings: Settings) -> None:
+    from libcloud.compute.drivers.openstack import OpenStack_2_NodeDriver
+
+    from provisioner.clouds.openstack import OpenStackDriver
+    from provisioner.credentials import OpenStackCredentials
+
+    credentials = OpenStackCredentials(openstack_server.endpoint + "/v3", "password", "secret",
+                                       CredentialSource("environment"), username="demo", project_name="demo",
+                                       region="RegionOne")
+
+    def factory(_provider: str, region: str | None) -> OpenStackDriver:
+        return OpenStackDriver(credentials, region, settings.provisioner)
+
+    other = OpenStack_2_NodeDriver(**openstack_server.driver_kwargs())
+    other.import_key_pair_from_string("someone-elses-key", OTHER_PUBLIC_KEY)
+    other.create_node(name="someone-elses-vm", size=other.list_sizes()[0], image=other.list_images()[0])
+    spec = load_cluster_spec([OPENSTACK_TEMPLATE], {"wn_num": "2", "admin_cidr": "10.0.0.0/8"},
+                             import_paths=[], cache_dir=Path(settings.general.cache_dir))
+    openstack_server.set_faults({"seed": seed, "rules": OPENSTACK_FAULTS})
+    dep = create(store, CreateRequest(make_plan(spec, settings), name=f"os{seed}", configure=False), factory,
+                 settings)
+    left = openstack_server.leftovers(dep.id)
+    assert sorted(s["name"] for s in left["servers"]) == sorted(
+        [node_name(dep.id, "front", 1), *(node_name(dep.id, "wn", i) for i in (1, 2))])
+    assert all(s["status"] == "ACTIVE" for s in left["servers"])
+    destroy(store, dep.id, factory)
+    openstack_server.set_faults({})
+    assert any(c.get("fault") for c in openstack_server.calls), "no fault met: the test would prove nothing"
+    assert all(not items for items in openstack_server.leftovers(dep.id).values())
+    state = openstack_server.state()
+    assert "someone-elses-key" in [k["name"] for k in state["keypairs"]]
+    assert "someone-elses-vm" in [s["name"] for s in state["servers"]]
