@@ -349,3 +349,23 @@ def test_region_order_input_then_credential_then_template(settings: Settings) ->
                               cache_dir=Path(settings.general.cache_dir))
     regions = with_credential_regions(given, {"aws": "eu-west-1"}, {"region": "eu-central-1"})
     assert {g.region for g in regions.groups} == {"eu-central-1"}
+
+
+def test_progress_bars_only_on_a_terminal_and_never_when_quiet() -> None:
+    import io
+
+    from provisioner.engine.progress import NullProgress, RichProgress, make_progress
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert isinstance(make_progress(io.StringIO(), quiet=False), NullProgress)  # a pipe, a CI log
+    assert isinstance(make_progress(Tty(), quiet=True), NullProgress)
+    stream = Tty()
+    progress = make_progress(stream, quiet=False)
+    assert isinstance(progress, RichProgress)
+    with progress.phase("creating machines", 3) as bar:
+        for _ in range(3):
+            bar.advance()
+    assert "creating machines" in stream.getvalue() and "3/3" in stream.getvalue()
