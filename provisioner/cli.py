@@ -294,7 +294,7 @@ def create(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, ...
         click.confirm(f"Create {machines} machine(s), about ${the_plan.cost_per_hour:.4f}/h?", abort=True,
                       err=True)
     request = CreateRequest(
-        plan=the_plan, name=name, templates=tuple(str(Path(t).resolve()) for t in templates),
+        plan=the_plan, name=name, templates=tuple(the_plan.sources),
         credentials={p: c.source.to_json() for p, c in credentials.items()}, configure=not no_configure)
     with _open_store(obj) as store:
         boards = {g.name: g.spec.boards for g in the_plan.groups if g.provider == "fleet"}
@@ -660,16 +660,22 @@ def inventory(obj: Context, deployment_ref: str, list_: bool, host: str | None, 
 
 @main.command()
 @click.argument("deployment_ref", metavar="ID")
+@click.option("--vars", "vars_file", metavar="FILE", type=click.Path(dir_okay=False),
+              help="YAML mapping of playbook variables that win over the generated ones "
+                   "(e.g. airgap_dir: /srv/oscar-airgap).")
 @click.pass_obj
 @handles_errors
-def reconfigure(obj: Context, deployment_ref: str) -> None:
+def reconfigure(obj: Context, deployment_ref: str, vars_file: str | None) -> None:
     """Run the configuration (Ansible) of deployment ID again, e.g. after a version change."""
-    from provisioner.configure import configure_deployment
+    from provisioner.configure import configure_deployment, read_vars_file
     from provisioner.state import StateStore
 
+    extra = read_vars_file(Path(vars_file)) if vars_file else None
     with StateStore.open(obj.state_path) as store, store.lock(deployment_ref) as dep:
-        configure_deployment(store, dep, settings=obj.settings, progress=obj.verbosity >= 0)
-    click.echo(f"{dep.name} ({dep.id}): configured", err=True)
+        result = configure_deployment(store, dep, settings=obj.settings, progress=obj.verbosity >= 0,
+                                      extra_vars=extra)
+    click.echo(f"{dep.name} ({dep.id}): configured, {result.total_changed} change(s); "
+               f"log: {result.log_path}", err=True)
 
 
 @main.command()

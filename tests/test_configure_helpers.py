@@ -123,3 +123,78 @@ def cli(state: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def as_dict(value: Any) -> dict[str, Any]:
     return dict(value) if isinstance(value, dict) else {}
+
+
+# --- air-gap directory of stand-in artifacts (clearly named test doubles) ----------------------------
+
+CALLS = "/var/lib/oscar-test-doubles/k3s-install.calls"
+"""Where the stand-in install script records each call on a board (one JSON line per call)."""
+
+FAKE_K3S = """#!/bin/sh
+# TEST DOUBLE of the k3s binary (tests/test_configure_helpers.py): reports a version, does nothing else.
+echo "k3s version {version} (test double)"
+"""
+
+FAKE_INSTALL = r"""#!/bin/sh
+# TEST DOUBLE of k3s's install.sh (tests/test_configure_helpers.py). It records how it was called,
+# then leaves what the real script leaves behind on a systemd host: the service's unit file and, for a
+# server, the kubeconfig k3s writes (a stand-in pointing at 127.0.0.1:6443).
+set -eu
+mkdir -p /var/lib/oscar-test-doubles
+python3 - "$@" >> {calls} <<'PY'
+import json, os, sys, time
+keys = ("INSTALL_K3S_EXEC", "INSTALL_K3S_VERSION", "INSTALL_K3S_SKIP_DOWNLOAD")
+print(json.dumps({{"at": time.time(), "args": sys.argv[1:], "token_in_env": "K3S_TOKEN" in os.environ,
+                  **{{k: os.environ.get(k) for k in keys}}}}))
+PY
+mkdir -p /etc/systemd/system /etc/rancher/k3s
+if [ "$INSTALL_K3S_EXEC" = server ]; then
+  echo "# TEST DOUBLE unit" > /etc/systemd/system/k3s.service
+  umask 077
+  cat > /etc/rancher/k3s/k3s.yaml <<'KC'
+apiVersion: v1
+kind: Config
+clusters:
+- cluster:
+    certificate-authority-data: VEVTVCBET1VCTEU=
+    server: https://127.0.0.1:6443
+  name: default
+contexts:
+- context: {{cluster: default, user: default}}
+  name: default
+current-context: default
+users:
+- name: default
+  user: {{token: test-double-not-a-credential}}
+KC
+else
+  echo "# TEST DOUBLE unit" > /etc/systemd/system/k3s-agent.service
+fi
+"""
+
+
+def fake_airgap_dir(path: Path, version: str = "v1.32.9+k3s1") -> Path:
+    """An air-gap dir whose every artifact is a stand-in (named so in its first lines)."""
+    path.mkdir(parents=True, exist_ok=True)
+    for arch, binary in (("amd64", "k3s"), ("arm64", "k3s-arm64")):
+        (path / binary).write_text(FAKE_K3S.format(version=version))
+        (path / f"k3s-airgap-images-{arch}.tar.zst").write_text(f"TEST DOUBLE of k3s's {arch} images\n")
+    (path / "install.sh").write_text(FAKE_INSTALL.format(calls=CALLS))
+    for item in path.iterdir():
+        item.chmod(0o755)
+    return path
+
+
+def board_vars(airgap: Path) -> dict[str, Any]:
+    """What differs on a board host from a real board: no internet (installed packages only, no apt
+    update), the host's kernel (files written, not applied), /boot under /opt (overlaid), no reboot,
+    no real k3s to wait for."""
+    return {
+        "airgap_dir": str(airgap),
+        "common_packages": ["ca-certificates", "curl"],
+        "common_apt_update": False,
+        "common_apply_kernel_settings": False,
+        "common_boot_cmdline_files": ["/opt/boot/firmware/cmdline.txt"],
+        "common_reboot_for_cgroups": False,
+        "k3s_wait": False,
+    }

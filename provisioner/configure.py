@@ -1,0 +1,384 @@
+"""The configuration step: run ``playbooks/site.yml`` on a deployment's front-end and edge boards.
+
+The engine calls, after provisioning (and ``reconfigure ID`` calls again)::
+
+    configure_deployment(store, deployment, plan=None, settings=None, *, progress=True,
+                         extra_vars=None) -> ConfigureResult
+
+``plan`` (a ``provisioner.plan.Plan``) is optional: without it the template is read again from the
+deployment's record (``provisioner.inventory.recorded_spec``). ``progress`` is ``True`` (one line per
+task on stderr), ``False`` (silent), or the engine's ``Progress`` object (a phase for the run).
+``extra_vars`` wins over the generated variables (e.g. ``{"airgap_dir": "/srv/oscar-airgap"}``).
+
+How a run goes:
+
+* ansible-runner in a private data dir made inside the deployment's directory (0700): the generated
+  inventory (``provisioner.inventory``) and the variables (``configuration_vars``: components, their
+  properties, the generated secrets) in ``env/extravars``, written 0600 and removed with the whole
+  dir after the run, whatever happens. The project is the shipped ``playbooks/`` dir.
+* Every Ansible event goes to the deployment's log (``<deployment dir>/configure.log``, appended; the
+  ``configure-log`` event in the state file points at it) and to the progress display on stderr.
+  Secret values never reach either: every task that handles one is ``no_log``.
+* A task that fails ends the run with ``RemoteError`` (exit 1) naming the host, the task and
+  Ansible's message. Hosts that are unreachable (and nothing else failed) are retried, the whole
+  (idempotent) play again, ``[provisioner] ansible_unreachable_retries`` times with a growing pause;
+  then ``RemoteError`` names them. A retry runs on those hosts only (``--limit``): the others
+  finished, and no host's variables depend on another's facts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+
+from provisioner.config import Settings
+from provisioner.errors import BadInput, NotFound, RemoteError
+from provisioner.inventory import Inventory, deployment_inventory, recorded_spec, render_yaml
+from provisioner.resources import playbooks_dir
+from provisioner.spec import ClusterSpec
+from provisioner.state import Deployment, StateStore
+
+log = logging.getLogger(__name__)
+
+PLAYBOOK = "site.yml"
+LOG_FILE = "configure.log"
+KUBECONFIG_FILE = "kubeconfig"
+K3S_PORT = 6443
+
+
+@dataclasses.dataclass(frozen=True)
+class HostFailure:
+    host: str
+    task: str
+    message: str
+    unreachable: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigureResult:
+    """What the last attempt did, per host (Ansible's recap)."""
+
+    ok: Mapping[str, int]
+    changed: Mapping[str, int]
+    attempts: int
+    log_path: Path
+
+    @property
+    def total_changed(self) -> int:
+        return sum(self.changed.values())
+
+
+# --- variables (pure) ------------------------------------------------------------------------------
+
+
+def _filled(value: Any, secrets: Mapping[str, str]) -> Any:
+    """A component property with ``{secret.NAME}`` placeholders replaced by the stored values."""
+    if isinstance(value, str):
+        for name, secret in secrets.items():
+            value = value.replace(f"{{secret.{name}}}", secret)
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _filled(v, secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_filled(v, secrets) for v in value]
+    return value
+
+
+def configuration_vars(deployment: Deployment, spec: ClusterSpec | None, secrets: Mapping[str, str],
+                       inventory: Inventory, deployment_dir: Path) -> dict[str, Any]:
+    """The extra variables of a run: who the deployment is, what to install, the secrets it needs."""
+    plan = deployment.plan
+    components = [str(c["name"]) for c in plan.get("components") or []]
+    props: dict[str, Any] = {}
+    if spec is not None:
+        components = sorted({c.name.lower() for c in spec.components} | {"k3s"})
+        for component in spec.components:
+            props[component.name.lower().replace("-", "_")] = _filled(dict(component.properties), secrets)
+    fronts = [h for h in inventory.hosts if h.role == "front-end"]
+    front_address = fronts[0].address if fronts else None
+    providers = {str(g.get("provider")) for g in plan.get("groups") or []}
+    hybrid = "fleet" in providers and bool(providers - {"fleet"})
+    minio = props.get("minio", {})
+    oscar = props.get("oscar", {})
+    out: dict[str, Any] = {
+        "oscar_deployment_id": deployment.id,
+        "oscar_deployment_name": deployment.name,
+        "oscar_components": components,
+        "oscar_dns_name": plan.get("dns_name") or "",
+        "oscar_front_address": front_address or "",
+        "oscar_admin_cidr": plan.get("admin_cidr") or "0.0.0.0/0",
+        "oscar_hosts": {h.name: h.address for h in inventory.hosts},
+        "oscar_kubeconfig_dest": str(deployment_dir / KUBECONFIG_FILE),
+        "k3s_server_url": f"https://{front_address}:{K3S_PORT}" if front_address else "",
+        "k3s_token": secrets.get("k3s_token", ""),
+        # The hybrid template: boards behind NAT and cloud nodes talk over WireGuard (DESIGN §1).
+        "k3s_wireguard": hybrid,
+        "minio_access_key": str(minio.get("access_key") or "minio"),
+        "minio_secret_key": str(minio.get("secret_key") or secrets.get("minio_password", "")),
+        "minio_api_port": int(minio.get("api_port") or 30300),
+        "minio_console_port": int(minio.get("console_port") or 30303),
+        "oscar_username": str(oscar.get("username") or "oscar"),
+        "oscar_password": str(oscar.get("password") or secrets.get("oscar_password", "")),
+        "elastic_groups": _elastic_groups(plan, spec, deployment.id),
+    }
+    for key in ("oidc_issuer", "oidc_subject", "oidc_groups"):
+        if oscar.get(key):
+            out[f"oscar_{key}"] = oscar[key]
+    return out
+
+
+def _elastic_groups(plan: Mapping[str, Any], spec: ClusterSpec | None, deployment_id: str
+                    ) -> list[dict[str, Any]]:
+    """The elastic daemon's groups (DESIGN §3 groups format) for the groups it may scale."""
+    out = []
+    for group in plan.get("groups") or []:
+        if group.get("role") == "front-end":
+            continue
+        entry: dict[str, Any] = {
+            "name": group["name"], "cpus": group.get("cpus"), "memory_mib": group.get("memory_mib"),
+            "min": group.get("min", 0), "max": group.get("max", 0), "priority": group.get("priority", 0),
+            "cost_per_hour": group.get("price_per_hour") or 0.0,
+            "labels": {"oscar-deploy/group": group["name"]},
+        }
+        group_spec = None
+        if spec is not None:
+            with contextlib.suppress(KeyError):
+                group_spec = spec.group(str(group["name"]))
+        if group.get("provider") == "fleet" and group_spec is not None:
+            boards = group_spec.boards
+            entry["nodes"] = [{"name": b.name, "address": b.address, **({"mac": b.power.mac} if b.power.mac
+                                                                          else {})} for b in boards]
+            first = boards[0].power if boards else None
+            if first is not None and first.type == "command":
+                entry["power"] = {"type": "command", "power_on": first.power_on, "power_off": first.power_off}
+            elif first is not None and first.type == "wol":
+                entry["power"] = {"type": "wol"}
+        elif group.get("provider") != "fleet":
+            entry["power"] = {"type": "cloud", "deployment": deployment_id}
+        out.append(entry)
+    return out
+
+
+def read_vars_file(path: Path) -> dict[str, Any]:
+    """A YAML mapping of playbook variables (``reconfigure --vars``); ``BadInput`` naming the file."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise BadInput(f"{path}: cannot read the variables: {error}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+        raise BadInput(f"{path}: expected a mapping of variable names to values")
+    return data
+
+
+# --- events (progress and log) ---------------------------------------------------------------------
+
+
+class _Events:
+    """Collects what a run says: failures by host, the recap, and one log/progress line per event."""
+
+    def __init__(self, logfile: IO[str], show: Callable[[str], None]) -> None:
+        self.logfile = logfile
+        self.show = show
+        self.failures: list[HostFailure] = []
+        self.stats: dict[str, dict[str, int]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, event: Mapping[str, Any]) -> bool:
+        kind = event.get("event", "")
+        data = event.get("event_data") or {}
+        stdout = str(event.get("stdout") or "").strip()
+        with self._lock:
+            if stdout:
+                self.logfile.write(stdout + "\n")
+                self.logfile.flush()
+            if kind == "playbook_on_task_start":
+                self.show(f"  {data.get('task', '')}")
+            elif kind == "runner_on_failed" and not data.get("ignore_errors"):
+                self.failures.append(HostFailure(str(data.get("host")), str(data.get("task")),
+                                                 _message(data.get("res") or {})))
+            elif kind == "runner_on_unreachable":
+                self.failures.append(HostFailure(str(data.get("host")), str(data.get("task")),
+                                                 _message(data.get("res") or {}), unreachable=True))
+            elif kind == "playbook_on_stats":
+                self.stats = {key: dict(data.get(key) or {}) for key in ("ok", "changed", "failures", "dark")}
+        return True
+
+
+def _message(res: Mapping[str, Any]) -> str:
+    """Ansible's reason, shortest useful form (no_log results say so themselves)."""
+    for key in ("msg", "stderr", "stdout", "reason"):
+        value = res.get(key)
+        if value:
+            text = " ".join(str(value).split())
+            return text[:500] + ("…" if len(text) > 500 else "")
+    return json.dumps(res)[:300] if res else "no message"
+
+
+# --- the run ---------------------------------------------------------------------------------------
+
+
+def kubeconfig_path(store: StateStore, deployment: Deployment) -> Path:
+    """The kubeconfig the configuration fetched (0600); ``NotFound`` if there is none yet."""
+    path = store.deployment_dir(deployment.id) / KUBECONFIG_FILE
+    if not path.exists():
+        raise NotFound(f"deployment {deployment.name} has no kubeconfig yet: it is fetched when the "
+                       f"configuration runs (`oscar-deploy reconfigure {deployment.name}`)")
+    return path
+
+
+def log_path(store: StateStore, deployment: Deployment) -> Path:
+    return store.deployment_dir(deployment.id) / LOG_FILE
+
+
+@contextlib.contextmanager
+def _private_data_dir(parent: Path, inventory: Inventory, variables: Mapping[str, Any]) -> Iterator[Path]:
+    """ansible-runner's input dir: inventory and extra vars (0600), removed with everything in it."""
+    directory = Path(tempfile.mkdtemp(prefix="ansible-", dir=parent))
+    try:
+        (directory / "inventory").mkdir(mode=0o700)
+        (directory / "inventory" / "hosts.yml").write_text(render_yaml(inventory))
+        (directory / "env").mkdir(mode=0o700)
+        fd = os.open(directory / "env" / "extravars", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            yaml.safe_dump(dict(variables), handle, sort_keys=True)
+        yield directory
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            (directory / "env" / "extravars").unlink()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _envvars() -> dict[str, str]:
+    """ansible-playbook from this environment (ansible-runner needs it on PATH), plain output."""
+    bin_dir = str(Path(sys.executable).parent)
+    return {
+        "PATH": f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_RETRY_FILES_ENABLED": "0",
+        "ANSIBLE_HOST_KEY_CHECKING": "True",
+        "ANSIBLE_PYTHON_INTERPRETER": "auto_silent",
+        "ANSIBLE_ROLES_PATH": str(playbooks_dir() / "roles"),
+        "ANSIBLE_GALAXY_DISABLE_GPG_VERIFY": "1",
+    }
+
+
+def run_playbook(inventory: Inventory, variables: Mapping[str, Any], *, workdir: Path, logfile: IO[str],
+                 show: Callable[[str], None], playbook: str = PLAYBOOK, limit: str | None = None,
+                 check: bool = False) -> _Events:
+    """One ansible-runner run of ``playbook``; returns what it reported."""
+    import ansible_runner
+
+    events = _Events(logfile, show)
+    with _private_data_dir(workdir, inventory, variables) as data_dir:
+        cmdline = "--check --diff" if check else None
+        ansible_runner.run(
+            private_data_dir=str(data_dir), project_dir=str(playbooks_dir()), playbook=playbook,
+            inventory=str(data_dir / "inventory" / "hosts.yml"), envvars=_envvars(), limit=limit,
+            cmdline=cmdline, event_handler=events, quiet=True, json_mode=False, rotate_artifacts=1,
+        )
+    return events
+
+
+def configure_deployment(
+    store: StateStore,
+    deployment: Deployment,
+    plan: Any = None,
+    settings: Settings | None = None,
+    *,
+    progress: Any = True,
+    extra_vars: Mapping[str, Any] | None = None,
+    playbook: str = PLAYBOOK,
+    sleep: Callable[[float], None] = time.sleep,
+) -> ConfigureResult:
+    """Configure ``deployment`` (see the module docstring); ``RemoteError`` when a host fails."""
+    settings = settings or Settings()
+    directory = store.deployment_dir(deployment.id)
+    spec = getattr(plan, "spec", None) or recorded_spec(deployment, store.secrets(deployment.id),
+                                                        Path(settings.general.cache_dir).expanduser())
+    inventory = deployment_inventory(store, deployment, spec=spec, cloud_user=settings.provisioner.ssh_user)
+    if not inventory.hosts:
+        raise RemoteError(f"deployment {deployment.name}: no front-end or edge board to configure "
+                          "(none has an address yet)")
+    variables = {**configuration_vars(deployment, spec, store.secrets(deployment.id), inventory, directory),
+                 **dict(extra_vars or {})}
+    path = log_path(store, deployment)
+    retries = max(0, settings.provisioner.ansible_unreachable_retries)
+    store.add_event(deployment.id, "configure", f"started on {len(inventory.hosts)} host(s); log: {path}")
+    with _display(progress) as show, open(path, "a", encoding="utf-8") as logfile:
+        os.chmod(path, 0o600)
+        attempt = 0
+        limit: str | None = None
+        while True:
+            attempt += 1
+            logfile.write(f"\n=== {datetime.now(UTC).isoformat(timespec='seconds')} {playbook} "
+                          f"attempt {attempt}{f' on {limit}' if limit else ''} ===\n")
+            events = run_playbook(inventory, variables, workdir=directory, logfile=logfile, show=show,
+                                  playbook=playbook, limit=limit)
+            failed = [f for f in events.failures if not f.unreachable]
+            unreachable = _unreachable(events)
+            if failed:
+                store.add_event(deployment.id, "configure-failed", _describe(failed))
+                raise RemoteError(f"configuration failed: {_describe(failed)} (log: {path})")
+            if not unreachable:
+                break
+            if attempt > retries:
+                message = "; ".join(f"{f.host} ({inventory.host(f.host).address}) is unreachable: {f.message}"
+                                    for f in unreachable)
+                store.add_event(deployment.id, "configure-failed", message)
+                raise RemoteError(f"{message} (after {attempt} attempts; log: {path})")
+            pause = min(settings.provisioner.retry_max_s, settings.provisioner.retry_base_s * 2 ** attempt)
+            show(f"  unreachable: {', '.join(f.host for f in unreachable)}; retrying in {pause:.0f} s")
+            sleep(pause)
+            # The others finished: only the unreachable hosts run again (their variables need no other
+            # host's facts: the server URL and token are extra vars).
+            limit = ",".join(f.host for f in unreachable)
+    store.add_event(deployment.id, "configure", f"done ({sum(events.stats.get('changed', {}).values())} "
+                                                "change(s))")
+    return ConfigureResult(ok=events.stats.get("ok", {}), changed=events.stats.get("changed", {}),
+                           attempts=attempt, log_path=path)
+
+
+def _unreachable(events: _Events) -> list[HostFailure]:
+    seen: dict[str, HostFailure] = {}
+    for failure in events.failures:
+        if failure.unreachable:
+            seen.setdefault(failure.host, failure)
+    return list(seen.values())
+
+
+def _describe(failures: list[HostFailure]) -> str:
+    return "; ".join(f"{f.host}: task '{f.task}': {f.message}" for f in failures)
+
+
+@contextlib.contextmanager
+def _display(progress: Any) -> Iterator[Callable[[str], None]]:
+    """Where task lines go: stderr (True), nowhere (False), or the engine's Progress (a phase)."""
+    if progress is True:
+        def show(line: str) -> None:
+            print(line, file=sys.stderr, flush=True)
+
+        print("configuring (Ansible):", file=sys.stderr, flush=True)
+        yield show
+    elif progress is False or progress is None:
+        yield lambda _line: None
+    else:
+        with progress.phase("configuring (Ansible)", 1) as phase:
+            yield lambda line: log.info("%s", line.strip())
+            phase.advance()

@@ -1,0 +1,196 @@
+"""The configuration step for real: ansible-runner runs playbooks/site.yml on three board hosts (front-end
+board-1, edge boards pi1 as `pi` with sudo and pi2 through the front-end), with an air-gap dir of
+stand-in artifacts that record how they were called. What each board ends up with is read back over
+SSH; a second run changes nothing; a version change upgrades the server before the agents; a failing
+task and an unreachable board are named."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from provisioner.config import ProvisionerSettings, Settings
+from provisioner.configure import configure_deployment, kubeconfig_path
+from provisioner.errors import RemoteError
+from provisioner.state import StateStore
+from tests.harness.boards import Board
+from tests.test_configure_helpers import (
+    CALLS,
+    allow_sudo,
+    board_template,
+    board_vars,
+    cli,
+    fake_airgap_dir,
+    record_board_deployment,
+)
+
+CMDLINE = "console=serial0,115200 root=PARTUUID=6c586e13-02 rootfstype=ext4 fsck.repair=yes rootwait"
+
+
+@pytest.fixture(scope="module")
+def site(board_hosts: list[Board], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    tmp = tmp_path_factory.mktemp("configure")
+    allow_sudo(board_hosts)
+    board_hosts[1].run(f"mkdir -p /opt/boot/firmware && echo '{CMDLINE}' > /opt/boot/firmware/cmdline.txt")
+    template = board_template(board_hosts, tmp / "boards.yaml", users=("root", "pi", "root"))
+    state = tmp / "state" / "state.db"
+    store = StateStore.open(state)
+    dep = record_board_deployment(store, template)
+    airgap = fake_airgap_dir(tmp / "airgap")
+    yield {"store": store, "dep": dep, "fleet": board_hosts, "airgap": airgap, "tmp": tmp, "state": state,
+           "vars": board_vars(airgap)}
+    store.close()
+
+
+def _calls(board: Board) -> list[dict[str, Any]]:
+    out = board.run(f"cat {CALLS} 2>/dev/null || true").stdout
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def _config(board: Board) -> tuple[str, dict[str, Any]]:
+    mode = board.run("stat -c %a /etc/rancher/k3s/config.yaml").stdout.strip()
+    return mode, yaml.safe_load(board.run("cat /etc/rancher/k3s/config.yaml").stdout)
+
+
+def test_first_run_configures_every_board(site: dict[str, Any]) -> None:
+    store, dep, fleet = site["store"], site["dep"], site["fleet"]
+    result = configure_deployment(store, dep, progress=False, extra_vars=site["vars"])
+    assert result.total_changed > 0 and result.attempts == 1
+    front, pi1, pi2 = fleet
+    token = store.secret(dep.id, "k3s_token")
+    names = {front.address: "front", pi1.address: "pi1", pi2.address: "pi2"}
+    for board, name in zip(fleet, ("front", "pi1", "pi2"), strict=True):
+        # common: hostname, /etc/hosts naming every node, kernel settings files, the stand-in binary.
+        assert board.run("hostname; cat /etc/hostname").stdout.split() == [name, name]
+        hosts = board.run("cat /etc/hosts").stdout
+        for address, other in names.items():
+            assert f"{address} {other}" in hosts
+        assert board.run("cat /etc/modules-load.d/k3s.conf").stdout.split() == ["overlay", "br_netfilter"]
+        assert "net.ipv4.ip_forward = 1" in board.run("cat /etc/sysctl.d/90-k3s.conf").stdout
+        assert "TEST DOUBLE of the k3s binary" in board.run("cat /usr/local/bin/k3s").stdout
+        assert board.run("test -f /var/lib/rancher/k3s/agent/images/k3s-airgap-images-amd64.tar.zst",
+                         check=False).returncode == 0
+    # k3s server: its config (0600) holds the stored token, labels and the API's names.
+    mode, config = _config(front)
+    assert mode == "600" and config["token"] == token and config["write-kubeconfig-mode"] == "0600"
+    assert config["node-label"] == ["oscar-deploy/group=front", "oscar-deploy/role=front-end",
+                                    "oscar-deploy/arch=amd64"]
+    assert front.address in config["tls-san"] and "flannel-backend" not in config
+    assert [(c["INSTALL_K3S_EXEC"], c["INSTALL_K3S_VERSION"], c["INSTALL_K3S_SKIP_DOWNLOAD"])
+            for c in _calls(front)] == [("server", "v1.32.9+k3s1", "true")]
+    # k3s agents: server URL, token, group/arch/template labels and taints; installed as agents.
+    for board in (pi1, pi2):
+        mode, config = _config(board)
+        assert mode == "600"
+        assert config["server"] == f"https://{front.address}:6443" and config["token"] == token
+        assert config["node-label"] == ["oscar-deploy/group=pis", "oscar-deploy/role=edge",
+                                        "oscar-deploy/arch=arm64", "oscar-deploy/site=edge"]
+        assert config["node-taint"] == ["oscar-deploy/edge=true:PreferNoSchedule"]
+        calls = _calls(board)
+        assert [c["INSTALL_K3S_EXEC"] for c in calls] == ["agent"] and not calls[0]["token_in_env"]
+    # Raspberry Pi OS: the memory cgroup flags added once to the command line, reboot flagged.
+    assert pi1.run("cat /opt/boot/firmware/cmdline.txt").stdout.split() == \
+        [*CMDLINE.split(), "cgroup_memory=1", "cgroup_enable=memory"]
+    assert pi1.run("test -f /var/run/reboot-required", check=False).returncode == 0
+    assert front.run("test -f /var/run/reboot-required", check=False).returncode == 1
+    # The kubeconfig came back to the operator, 0600, pointing at the front-end.
+    kubeconfig = kubeconfig_path(store, dep)
+    assert stat.S_IMODE(kubeconfig.stat().st_mode) == 0o600
+    assert yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"] == \
+        f"https://{front.address}:6443"
+    # The log has the run and no secret; the extra-vars file went with the run's private dir.
+    log = result.log_path.read_text()
+    assert "Write the k3s agent's configuration" in log
+    assert stat.S_IMODE(result.log_path.stat().st_mode) == 0o600
+    for secret in store.secrets(dep.id).values():
+        assert secret not in log
+    assert not list(store.deployment_dir(dep.id).glob("ansible-*"))
+    assert any(e.kind == "configure" and str(result.log_path) in e.message for e in store.events(dep.id))
+
+
+def test_second_run_through_reconfigure_changes_nothing(site: dict[str, Any]) -> None:
+    """`oscar-deploy reconfigure ID --vars FILE` runs the same step again: nothing left to change."""
+    variables = site["tmp"] / "board-vars.yml"
+    variables.write_text(yaml.safe_dump(site["vars"]))
+    result = cli(site["state"], "reconfigure", "edge-test", "--vars", str(variables), cwd=site["tmp"])
+    assert result.returncode == 0, result.stderr
+    assert "configuring (Ansible):" in result.stderr
+    assert "Write the k3s agent's configuration" in result.stderr
+    assert "edge-test" in result.stderr and "0 change(s)" in result.stderr
+    assert [len(_calls(b)) for b in site["fleet"]] == [1, 1, 1]
+    bad = site["tmp"] / "bad-vars.yml"
+    bad.write_text("- a list\n")
+    refused = cli(site["state"], "reconfigure", "edge-test", "--vars", str(bad), cwd=site["tmp"])
+    assert refused.returncode == 2 and "bad-vars.yml" in refused.stderr
+
+
+def test_a_failing_task_is_named_with_its_host_and_message(site: dict[str, Any]) -> None:
+    pi2 = site["fleet"][2]
+    pi2.run("mv /etc/rancher /etc/rancher.saved && touch /etc/rancher")
+    try:
+        with pytest.raises(RemoteError) as caught:
+            configure_deployment(site["store"], site["dep"], progress=False, extra_vars=site["vars"])
+    finally:
+        pi2.run("rm -f /etc/rancher && mv /etc/rancher.saved /etc/rancher")
+    message = str(caught.value)
+    assert message.startswith("configuration failed: pi2: task 'Make k3s's config directory': ")
+    assert "front:" not in message and "pi1:" not in message
+    assert any(e.kind == "configure-failed" for e in site["store"].events(site["dep"].id))
+
+
+def test_an_unreachable_board_is_named_after_its_retries(site: dict[str, Any]) -> None:
+    ping = site["tmp"] / "ping.yml"
+    ping.write_text("- name: Ping\n  hosts: all\n  gather_facts: false\n  tasks:\n"
+                    "    - name: Ping\n      ansible.builtin.ping:\n")
+    pi1 = site["fleet"][1]
+    settings = Settings(provisioner=ProvisionerSettings(ansible_unreachable_retries=2, retry_base_s=0.01))
+    pauses: list[float] = []
+    pi1.power_off()
+    try:
+        with pytest.raises(RemoteError) as caught:
+            configure_deployment(site["store"], site["dep"], settings=settings, progress=False,
+                                 playbook=str(ping), sleep=pauses.append)
+    finally:
+        pi1.power_on()
+    assert len(pauses) == 2 and pauses[0] < pauses[1]
+    message = str(caught.value)
+    assert message.startswith(f"pi1 ({pi1.address}) is unreachable") and "after 3 attempts" in message
+    assert "front" not in message and "pi2" not in message
+
+
+def test_a_board_back_between_attempts_is_configured_by_the_retry(site: dict[str, Any]) -> None:
+    pi1 = site["fleet"][1]
+    settings = Settings(provisioner=ProvisionerSettings(ansible_unreachable_retries=1, retry_base_s=0.01))
+    pi1.power_off()
+    try:
+        result = configure_deployment(site["store"], site["dep"], settings=settings, progress=False,
+                                      extra_vars=site["vars"], sleep=lambda _s: pi1.power_on())
+    finally:
+        if not pi1.is_on():
+            pi1.power_on()
+    assert result.attempts == 2 and set(result.ok) == {"front", "pi1", "pi2"}
+
+
+def test_kubeconfig_command_prints_the_fetched_files_path(site: dict[str, Any]) -> None:
+    path = cli(site["state"], "kubeconfig", "edge-test", cwd=site["tmp"])
+    assert path.returncode == 0 and Path(path.stdout.strip()) == kubeconfig_path(site["store"], site["dep"])
+    missing = cli(site["state"], "kubeconfig", "nope", cwd=site["tmp"])
+    assert missing.returncode == 1 and "nope" in missing.stderr
+
+
+def test_a_version_change_upgrades_the_server_before_the_agents(site: dict[str, Any]) -> None:
+    """Last in the module: the boards stay on the new version."""
+    airgap = fake_airgap_dir(site["tmp"] / "airgap-next", version="v1.33.5+k3s1")
+    variables = {**site["vars"], "airgap_dir": str(airgap), "k3s_version": "v1.33.5+k3s1"}
+    configure_deployment(site["store"], site["dep"], progress=False, extra_vars=variables)
+    front, pi1, pi2 = (_calls(b) for b in site["fleet"])
+    assert [c["INSTALL_K3S_VERSION"] for c in front] == ["v1.32.9+k3s1", "v1.33.5+k3s1"]
+    assert [c["INSTALL_K3S_VERSION"] for c in pi1] == [c["INSTALL_K3S_VERSION"] for c in pi2] == \
+        ["v1.32.9+k3s1", "v1.33.5+k3s1"]
+    assert front[-1]["at"] < min(pi1[-1]["at"], pi2[-1]["at"])
+    assert "v1.33.5+k3s1" in site["fleet"][1].run("/usr/local/bin/k3s --version").stdout
