@@ -19,7 +19,7 @@ from provisioner.clouds.ec2 import Ec2Driver
 from provisioner.config import ProvisionerSettings
 from provisioner.credentials import AwsCredentials, CredentialSource
 from provisioner.engine.keys import new_private_key, public_key_of
-from tests.test_daemon import board_group, start_daemon, state  # noqa: F401 (fixture)
+from tests.test_daemon import FAST, board_group, start_daemon, state  # noqa: F401 (fixture)
 
 REGION = "eu-west-1"
 DEPLOYMENT = "d1e1a571c"
@@ -27,7 +27,8 @@ FAST_CLOUD = ProvisionerSettings(api_retries=3, retry_base_s=0.01, retry_max_s=0
 
 
 @pytest.fixture
-def cloud(ec2_emulator: Any, kube_api: Any) -> tuple[NodeGroup, CloudPower]:
+def cloud_power(ec2_emulator: Any) -> tuple[NodeGroup, CloudPower]:
+    """The ``cloud`` group and its power manager on the emulator; no machine ever registers."""
     credentials = AwsCredentials("AKIDOSCARTESTKEY0001", "s3cr3t-never-shown",
                                  CredentialSource("environment"), region=REGION,
                                  endpoint_url=ec2_emulator.endpoint)
@@ -39,6 +40,12 @@ def cloud(ec2_emulator: Any, kube_api: Any) -> tuple[NodeGroup, CloudPower]:
                         user_data="#cloud-config\n{}\n")
     group = NodeGroup(name="cloud", cpus=2, memory_mib=4096, max=3, priority=1, cost_per_hour=0.04,
                       power={"type": "cloud", "deployment": DEPLOYMENT})
+    return group, CloudPower(driver, DEPLOYMENT, {"cloud": launch})
+
+
+@pytest.fixture
+def cloud(ec2_emulator: Any, kube_api: Any, cloud_power: Any) -> tuple[NodeGroup, CloudPower]:
+    """``cloud_power`` with the harness registering each running instance as a Node (cloud-init)."""
 
     def machines() -> dict[str, dict[str, Any]]:
         return {
@@ -49,7 +56,7 @@ def cloud(ec2_emulator: Any, kube_api: Any) -> tuple[NodeGroup, CloudPower]:
         }
 
     kube_api.follow_machines(machines, period_s=0.05)
-    return group, CloudPower(driver, DEPLOYMENT, {"cloud": launch})
+    return cloud_power
 
 
 def running_instances(ec2_emulator: Any) -> list[dict[str, Any]]:
@@ -77,7 +84,8 @@ def test_edge_first_then_cloud_workers_and_every_instance_terminated_when_idle(
     kube_api.wait_until(lambda: not any(n["metadata"]["name"] in workers for n in kube_api.nodes()),
                         timeout=30, what="worker Nodes deleted")
     kube_api.wait_until(lambda: state(kube_api, "edge-0") == "off", timeout=30, what="board off")
-    assert daemon.ledger.get(workers[0]) is None
+    kube_api.wait_until(lambda: not [r for r in daemon.ledger.records() if r.group == "cloud"], timeout=10,
+                        what="cloud records forgotten once their workers are gone")
     value = daemon.metrics.registry.get_sample_value
     assert value("oscar_deploy_elastic_scale_ups_total", {"group": "cloud", "reason": "pending_pods"}) == 2
     assert value("oscar_deploy_elastic_scale_downs_total", {"group": "cloud", "reason": "idle"}) == 2
@@ -148,3 +156,22 @@ def test_daemon_deployment_groups_create_workers_that_join_by_cloud_init(
     assert power.machines(groups[0]) is not None and name in power.machines(groups[0])
     power.power_off(groups[0], name)
     assert name not in {i["tags"]["Name"] for i in ec2_emulator.leftovers(dep.id, REGION)["instances"]}
+
+
+def test_a_worker_that_never_joins_is_terminated_and_its_pod_goes_to_the_next_group(
+        kube_api: Any, ec2_emulator: Any, cloud_power: Any, start_daemon: Any) -> None:  # noqa: F811
+    group, power = cloud_power  # the instance runs, but its cloud-init never joins k3s
+    group = dataclasses.replace(group, priority=20)
+    edge = board_group(kube_api, "edge", boards=1, priority=1)
+    settings = dataclasses.replace(FAST, policy=dataclasses.replace(FAST.policy, max_wait_poweron_s=2.0))
+    daemon = start_daemon([edge, group], settings, managers={"edge": manager_for(edge), "cloud": power})
+    kube_api.create_pod("job", cpus=1.5, runtime_s=100000)
+
+    kube_api.wait_until(lambda: running_instances(ec2_emulator), timeout=20, what="a worker created")
+    kube_api.wait_until(lambda: kube_api.pods(phase="Running"), timeout=30, what="pod running")
+    assert kube_api.get("pods", "job", "default")["spec"]["nodeName"] == "edge-0"
+    kube_api.wait_until(lambda: not running_instances(ec2_emulator), timeout=20, what="worker terminated")
+    assert daemon.ledger.backoff()["cloud"].failures == 1
+    assert not [r for r in daemon.ledger.records() if r.group == "cloud"]
+    value = daemon.metrics.registry.get_sample_value
+    assert value("oscar_deploy_elastic_scale_downs_total", {"group": "cloud", "reason": "failed"}) == 1
