@@ -134,11 +134,25 @@ def configuration_vars(deployment: Deployment, spec: ClusterSpec | None, secrets
         "oscar_username": str(oscar.get("username") or "oscar"),
         "oscar_password": str(oscar.get("password") or secrets.get("oscar_password", "")),
         "elastic_groups": _elastic_groups(plan, spec, deployment.id),
+        "oscar_deploy_version": _own_version(),
     }
+    front_group = next((g for g in plan.get("groups") or [] if g.get("role") == "front-end"), {})
+    if front_group.get("volume_gib"):  # the front-end's data volume, mounted at /pv (NFS, MinIO)
+        out["oscar_data_dir"] = "/pv"
+        out["nfs_data_volume"] = True
     for key in ("oidc_issuer", "oidc_subject", "oidc_groups"):
         if oscar.get(key):
             out[f"oscar_{key}"] = oscar[key]
     return out
+
+
+def _own_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("oscar-deploy")
+    except metadata.PackageNotFoundError:
+        return "latest"
 
 
 def _elastic_groups(plan: Mapping[str, Any], spec: ClusterSpec | None, deployment_id: str

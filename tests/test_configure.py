@@ -21,6 +21,7 @@ from provisioner.state import StateStore
 from tests.harness.boards import Board
 from tests.test_configure_helpers import (
     CALLS,
+    REPO,
     allow_sudo,
     board_template,
     board_vars,
@@ -111,6 +112,75 @@ def test_first_run_configures_every_board(site: dict[str, Any]) -> None:
         assert secret not in log
     assert not list(store.deployment_dir(dep.id).glob("ansible-*"))
     assert any(e.kind == "configure" and str(result.log_path) in e.message for e in store.events(dep.id))
+
+
+MANIFESTS = "/var/lib/rancher/k3s/server/manifests"
+CHARTS = "/var/lib/rancher/k3s/server/static/charts"
+
+
+def _documents(board: Board, path: str) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(board.run(f"cat {path}").stdout) if d]
+
+
+def test_the_front_end_gets_the_services_manifests_and_charts_valid_and_private(site: dict[str, Any]) -> None:
+    """What k3s will apply on the front-end: every core resource valid for the k3s version's API
+    (kubernetes-validate, strict, offline), files 0600, charts served locally, secrets as generated."""
+    import kubernetes_validate
+
+    store, dep, front = site["store"], site["dep"], site["fleet"][0]
+    stats = front.run(f"cd {MANIFESTS} && stat -c '%n %a' *").stdout
+    listing = dict(line.split() for line in stats.splitlines())
+    assert listing == dict.fromkeys([
+        "oscar-00-cert-manager.yaml", "oscar-cert-issuer.yaml", "oscar-nfs-csi.yaml",
+        "oscar-nfs-storageclass.yaml",
+        "oscar-minio-credentials.yaml", "oscar-minio.yaml", "oscar-10-knative-serving-crds.yaml",
+        "oscar-11-knative-serving-core.yaml", "oscar-12-knative-kourier.yaml", "oscar-oscar.yaml",
+        "oscar-oscar-ingress.yaml", "oscar-elastic.yaml"], "600")
+    core = front.run(f"cat {MANIFESTS}/oscar-11-knative-serving-core.yaml").stdout
+    assert "TEST DOUBLE of serving-core.yaml" in core
+    charts = front.run(f"ls {CHARTS}").stdout.split()
+    assert sorted(charts) == ["csi-driver-nfs-v4.11.0.tgz", "minio-5.4.0.tgz", "oscar-3.6.4.tgz"]
+    assert "helm (test double)" in front.run("helm version").stdout
+    k8s = ".".join(yaml.safe_load((REPO / "playbooks/group_vars/all/versions.yml").read_text())["k3s_version"]
+                   .lstrip("v").split(".")[:2])
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for name in listing:
+        if "knative-serving" in name or "kourier" in name or "cert-manager" in name:
+            continue  # upstream release manifests (stand-ins here)
+        for doc in _documents(front, f"{MANIFESTS}/{name}"):
+            by_kind.setdefault(doc["kind"], []).append(doc)
+            if not doc["apiVersion"].startswith(("helm.cattle.io/", "cert-manager.io/")):  # CRDs: no schema
+                kubernetes_validate.validate(doc, k8s, strict=True)
+    secrets = store.secrets(dep.id)
+    minio_secret = next(d for d in by_kind["Secret"] if d["metadata"]["name"] == "minio-root")
+    assert minio_secret["stringData"] == {"rootUser": "minio", "rootPassword": secrets["minio_password"]}
+    charts_by_name = {d["metadata"]["name"]: d["spec"] for d in by_kind["HelmChart"]}
+    assert charts_by_name["minio"]["chart"] == "https://%{KUBERNETES_API}%/static/charts/minio-5.4.0.tgz"
+    minio = yaml.safe_load(charts_by_name["minio"]["valuesContent"])
+    assert (minio["existingSecret"], minio["service"]["nodePort"], minio["consoleService"]["nodePort"]) == \
+        ("minio-root", 30300, 30303)
+    oscar = yaml.safe_load(charts_by_name["oscar"]["valuesContent"])
+    assert (oscar["authPass"], oscar["serverlessBackend"], oscar["volume"]["storageClassName"]) == \
+        (secrets["oscar_password"], "knative", "nfs")
+    assert oscar["minIO"]["secretKey"] == secrets["minio_password"]
+    storage = by_kind["StorageClass"][0]
+    assert storage["parameters"]["server"] == front.address and storage["provisioner"] == "nfs.csi.k8s.io"
+    # No DNS name: a self-signed issuer and a certificate for the front-end's address.
+    issuers = {d["metadata"]["name"] for d in by_kind["ClusterIssuer"]}
+    assert issuers == {"oscar-selfsigned-root", "oscar-selfsigned"}
+    assert by_kind["Certificate"][-1]["spec"]["ipAddresses"] == [front.address]
+    # The elastic daemon: least privilege, its groups, the join token in its Secret.
+    role = by_kind["ClusterRole"][0]["rules"]
+    assert {(tuple(r["resources"]), tuple(r["verbs"])) for r in role} == {
+        (("nodes",), ("get", "list", "watch", "patch")), (("pods",), ("get", "list", "watch")),
+        (("pods/eviction",), ("create",)), (("events",), ("create", "patch"))}
+    groups = yaml.safe_load(next(d for d in by_kind["ConfigMap"])["data"]["groups.yaml"])
+    assert [(g["name"], [n["name"] for n in g["nodes"]]) for g in groups] == [("pis", ["pi1", "pi2"])]
+    daemon_secret = next(d for d in by_kind["Secret"] if d["metadata"]["name"] == "oscar-deploy-elastic")
+    assert daemon_secret["stringData"]["K3S_TOKEN"] == secrets["k3s_token"]
+    assert by_kind["Service"][0]["spec"]["ports"][0]["port"] == 9153
+    exports = front.run("cat /etc/exports.d/oscar.exports").stdout
+    assert "/var/lib/oscar-deploy/data/nfs " in exports and f"{site['fleet'][1].address}(rw," in exports
 
 
 def test_second_run_through_reconfigure_changes_nothing(site: dict[str, Any]) -> None:

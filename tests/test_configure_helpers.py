@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from provisioner.config import Settings
 from provisioner.plan import make_plan, plan_to_json
 from provisioner.state import Deployment, StateStore
@@ -65,6 +67,10 @@ def board_template(fleet: list[Board], path: Path, *, jump_last: bool = True, us
     parts.append("""
     minio:
       type: oscar_deploy.nodes.MinIO
+      requirements:
+        - host: front
+    knative:
+      type: oscar_deploy.nodes.Knative
       requirements:
         - host: front
     oscar:
@@ -182,13 +188,40 @@ def fake_airgap_dir(path: Path, version: str = "v1.32.9+k3s1") -> Path:
     (path / "install.sh").write_text(FAKE_INSTALL.format(calls=CALLS))
     for item in path.iterdir():
         item.chmod(0o755)
+    versions = yaml.safe_load((REPO / "playbooks/group_vars/all/versions.yml").read_text())
+    for arch in ("amd64", "arm64"):
+        _fake_tarball(path / f"helm-{versions['helm_version']}-linux-{arch}.tar.gz", f"linux-{arch}/helm",
+                      "#!/bin/sh\n# TEST DOUBLE of helm\necho 'helm (test double)'\n")
+    charts = {"csi-driver-nfs": versions["csi_driver_nfs_version"], "minio": versions["minio_chart_version"],
+              "oscar": versions["oscar_chart_version"]}
+    for chart, version in charts.items():
+        _fake_tarball(path / f"{chart}-{version}.tgz", f"{chart}/Chart.yaml",
+                      f"# TEST DOUBLE of the {chart} chart\nname: {chart}\nversion: {version}\n")
+    double = "# TEST DOUBLE of {what}: an empty manifest\n"
+    manifests = {f"cert-manager-{versions['cert_manager_version']}.yaml": "cert-manager.yaml",
+                 f"serving-crds-{versions['knative_serving_version']}.yaml": "serving-crds.yaml",
+                 f"serving-core-{versions['knative_serving_version']}.yaml": "serving-core.yaml",
+                 f"kourier-{versions['knative_kourier_version']}.yaml": "kourier.yaml"}
+    for name, what in manifests.items():
+        (path / name).write_text(double.format(what=what))
     return path
+
+
+def _fake_tarball(path: Path, member: str, text: str) -> None:
+    import io
+    import tarfile
+
+    data = text.encode()
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo(member)
+        info.size, info.mode = len(data), 0o755
+        tar.addfile(info, io.BytesIO(data))
 
 
 def board_vars(airgap: Path) -> dict[str, Any]:
     """What differs on a board host from a real board: no internet (installed packages only, no apt
     update), the host's kernel (files written, not applied), /boot under /opt (overlaid), no reboot,
-    no real k3s to wait for."""
+    no real k3s to wait for, the NFS server's package not installable."""
     return {
         "airgap_dir": str(airgap),
         "common_packages": ["ca-certificates", "curl"],
@@ -197,4 +230,5 @@ def board_vars(airgap: Path) -> dict[str, Any]:
         "common_boot_cmdline_files": ["/opt/boot/firmware/cmdline.txt"],
         "common_reboot_for_cgroups": False,
         "k3s_wait": False,
+        "nfs_packages": [],
     }
