@@ -243,8 +243,8 @@ class Daemon:
         started = time.perf_counter()
         now = self.clock()
         if self._rebuild:
+            self.rebuild()  # an API error leaves the flag set: the next pass tries again
             self._rebuild = False
-            self.rebuild()
         nodes = {o["metadata"]["name"]: o for o in self.nodes.items()}
         pods = [p for p in self.pods.items() if _phase(p) not in FINISHED]
         user_pods: dict[str, int] = {}
