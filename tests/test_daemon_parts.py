@@ -4,10 +4,12 @@ under ``promtool``, draining against a PodDisruptionBudget, and the ``nodes`` co
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -243,3 +245,81 @@ def write_groups(tmp_path: Path, group: NodeGroup) -> Path:
                                      "max": group.max, "nodes": [{"name": n.name} for n in group.nodes],
                                      "power": dict(group.power)}]))
     return path
+
+
+class CuttableProxy:
+    """A TCP proxy to the API server whose link can be cut (every connection reset, new ones refused)
+    and restored: what a flaky network or an API server restart looks like to a watch."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.up = threading.Event()
+        self.up.set()
+        self.conns: list[socket.socket] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client_sock, _ = self.listener.accept()
+            except OSError:
+                return
+            if not self.up.is_set():
+                client_sock.close()
+                continue
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            with self.lock:
+                self.conns += [client_sock, upstream]
+            for a, b in ((client_sock, upstream), (upstream, client_sock)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        self.up.clear()
+        with self.lock:
+            for s in self.conns:
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+            self.conns.clear()
+
+    def restore(self) -> None:
+        self.up.set()
+
+    def close(self) -> None:
+        self.cut()
+        self.listener.close()
+
+
+def test_the_watch_reconnects_with_backoff_and_resumes_where_it_stopped(kube_api: Any) -> None:
+    proxy = CuttableProxy(kube_api.port)
+    config = client.Configuration()
+    config.host = f"http://127.0.0.1:{proxy.port}"
+    informer = Informer(KubeApi(client.ApiClient(config)), "nodes", watch_timeout_s=30).start()
+    try:
+        assert informer.synced.wait(5)
+        kube_api.register_node("n1")
+        kube_api.wait_until(lambda: informer.get("/n1"), timeout=5, what="n1 cached")
+        proxy.cut()
+        kube_api.register_node("n2")  # happens while the watch is down
+        time.sleep(1.5)  # a few failed reconnects, spaced by the backoff
+        assert informer.reconnects >= 2 and informer.get("/n2") is None
+        proxy.restore()
+        kube_api.wait_until(lambda: informer.get("/n2"), timeout=15, what="n2 after the reconnect")
+        assert informer.relists == 0  # resumed from its resourceVersion: no full relist was needed
+    finally:
+        informer.stop()
+        proxy.close()
