@@ -89,8 +89,8 @@ def test_ec2_lifecycle_through_the_cli(tmp_path: Path, env: dict[str, str], ec2_
         assert done.returncode == 0, done.stderr
         return done
 
-    created = run("create", AWS_TEMPLATE, "-i", "wn_num=2", "-i", "admin_cidr=10.0.0.0/8", "--name", "lab",
-                  "--auth", auth, "--no-configure", "--yes")
+    created = run("-v", "create", AWS_TEMPLATE, "-i", "wn_num=2", "-i", "admin_cidr=10.0.0.0/8",
+                  "--name", "lab", "--auth", auth, "--no-configure", "--yes")  # -v: DEBUG logs too
     assert "deployment lab (" in created.stdout
     listed = json.loads(run("list", "-o", "json").stdout)
     assert [(d["name"], d["status"], d["node_count"]) for d in listed] == [("lab", "created", 3)]
@@ -224,3 +224,28 @@ def test_destroy_sweeps_when_the_local_record_is_lost(tmp_path: Path, env: dict[
     assert swept.returncode == 0, swept.stderr
     assert "instance" in swept.stdout
     assert all(not items for items in live(ec2_emulator.inventory(REGION), dep_id).values())
+
+
+def test_ctrl_c_stops_create_cleanly_and_a_rerun_finishes(tmp_path: Path, env: dict[str, str],
+                                                          ec2_emulator: Any) -> None:
+    auth = aws_auth(tmp_path, ec2_emulator.endpoint)
+    ec2_emulator.set_faults({"latency_s": 0.1})
+    args = ["create", AWS_TEMPLATE, "-i", "wn_num=2", "-i", "admin_cidr=10.0.0.0/8", "--name", "intr",
+            "--auth", auth, "--no-configure", "--yes"]
+    argv = [sys.executable, "-m", "provisioner.cli", "--state", str(tmp_path / "state" / "state.db"), *args]
+    proc = subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, text=True)
+    deadline = time.monotonic() + 60
+    while not any(c.action == "RunInstances" for c in ec2_emulator.calls) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert json.loads(cli(tmp_path, env, "list", "-o", "json").stdout)[0]["status"] == "failed"
+    ec2_emulator.set_faults({})
+    assert cli(tmp_path, env, *args).returncode == 0
+    dep_id = json.loads(cli(tmp_path, env, "list", "-o", "json").stdout)[0]["id"]
+    names = [i["tags"]["Name"] for i in live(ec2_emulator.inventory(REGION), dep_id)["instances"]]
+    assert len(names) == len(set(names)) == 3
+    assert cli(tmp_path, env, "destroy", "intr", "--yes").returncode == 0
