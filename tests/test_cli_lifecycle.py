@@ -249,3 +249,21 @@ def test_ctrl_c_stops_create_cleanly_and_a_rerun_finishes(tmp_path: Path, env: d
     names = [i["tags"]["Name"] for i in live(ec2_emulator.inventory(REGION), dep_id)["instances"]]
     assert len(names) == len(set(names)) == 3
     assert cli(tmp_path, env, "destroy", "intr", "--yes").returncode == 0
+
+
+def test_a_node_the_cloud_cannot_create_fails_with_its_message(tmp_path: Path, env: dict[str, str],
+                                                                ec2_emulator: Any) -> None:
+    auth = aws_auth(tmp_path, ec2_emulator.endpoint)
+    no_capacity = {"code": "InsufficientInstanceCapacity", "actions": ["RunInstances"]}
+    ec2_emulator.set_faults({"rules": [no_capacity]})
+    done = cli(tmp_path, env, "create", AWS_TEMPLATE, "-i", "admin_cidr=10.0.0.0/8", "--name", "full",
+               "--auth", auth, "--no-configure", "--yes")
+    assert done.returncode == 1
+    assert "InsufficientInstanceCapacity" in done.stderr and "front-1" in done.stderr
+    assert "Traceback" not in done.stderr
+    shown = json.loads(cli(tmp_path, env, "show", "full", "-o", "json").stdout)
+    assert shown["status"] == "failed"
+    assert any(e["kind"] == "capacity" for e in shown["events"])  # it did fall back before giving up
+    ec2_emulator.set_faults({})
+    assert cli(tmp_path, env, "destroy", "full", "--yes").returncode == 0
+    assert all(not items for items in live(ec2_emulator.inventory(REGION), shown["id"]).values())
