@@ -369,3 +369,29 @@ def test_progress_bars_only_on_a_terminal_and_never_when_quiet() -> None:
         for _ in range(3):
             bar.advance()
     assert "creating machines" in stream.getvalue() and "3/3" in stream.getvalue()
+
+
+def test_hybrid_deployment_adopts_boards_and_workers_join_the_front_end(store: StateStore,
+                                                                        settings: Settings) -> None:
+    driver = FakeDriver()
+    spec = load_cluster_spec([tosca_dir() / "templates" / "oscar-hybrid.yaml"], {"admin_cidr": "10.0.0.0/8"},
+                             import_paths=[], cache_dir=Path(settings.general.cache_dir))
+    providers: list[str] = []
+
+    def factory(provider: str, _region: str | None) -> FakeDriver:
+        providers.append(provider)
+        return driver
+
+    request = CreateRequest(make_plan(spec, settings), name="hy", configure=False)
+    dep = create(store, request, factory, settings)
+    nodes = {n.name: n for n in store.nodes(dep.id)}
+    assert {n.state for n in nodes.values() if n.provider == "fleet"} == {"adopted"}
+    assert sorted(n.group for n in nodes.values()) == ["front", "pis", "pis", "pis"]
+    assert providers == ["aws"]  # boards are recorded from the plan; no cloud is asked about them
+    assert [r.group for r in driver.create_calls] == ["front"]
+    assert driver.create_calls[0].user_data is None  # the front-end is configured over SSH instead
+    scale(store, dep.id, "wn", 1, factory, settings)
+    joined = driver.create_calls[-1]
+    assert joined.group == "wn" and joined.user_data is not None
+    assert "https://10.0.0.9:6443" in joined.user_data  # the front-end's private address
+    assert store.secret(dep.id, "k3s_token") in joined.user_data
