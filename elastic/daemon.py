@@ -149,6 +149,7 @@ class Daemon:
         self._machines_at = float("-inf")
         self._status_written: tuple[str, float] = ("", float("-inf"))
         self._requests_at = float("-inf")
+        self._pod_cache: dict[str, tuple[str, float | None, PodInfo]] = {}
 
     # ---- life --------------------------------------------------------------------------------------
     def start(self) -> Daemon:
@@ -453,10 +454,19 @@ class Daemon:
         )
 
     def _pod_infos(self, pods: Sequence[Obj]) -> list[PodInfo]:
+        """Pods as the policy sees them; converted again only when the object changed (a busy cluster
+        has many pods and few changes per pass)."""
         infos = []
+        cache: dict[str, tuple[str, float | None, PodInfo]] = {}
         for pod in pods:
             meta = pod["metadata"]
-            infos.append(pod_info(pod, self.unschedulable_seen.get(f"{meta['namespace']}/{meta['name']}")))
+            key = f"{meta['namespace']}/{meta['name']}"
+            version, seen = meta.get("resourceVersion") or "", self.unschedulable_seen.get(key)
+            hit = self._pod_cache.get(key)
+            info = hit[2] if hit is not None and hit[0] == version and hit[1] == seen else pod_info(pod, seen)
+            cache[key] = (version, seen, info)
+            infos.append(info)
+        self._pod_cache = cache
         return infos
 
     def _pods_on(self, node: str) -> list[Obj]:

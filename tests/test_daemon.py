@@ -123,7 +123,9 @@ def test_a_pod_no_group_can_take_gets_a_not_triggered_event(kube_api: Any, start
                                 timeout=10, what="NotTriggerScaleUp event")
     assert found[0]["involvedObject"]["name"] == "huge" and found[0]["source"]["component"]
     assert "pod didn't trigger scale-up" in found[0]["message"]
-    assert daemon.metrics.registry.get_sample_value("oscar_deploy_elastic_unschedulable_pods") == 1
+    kube_api.wait_until(  # published at the end of the pass that sent the event
+        lambda: daemon.metrics.registry.get_sample_value("oscar_deploy_elastic_unschedulable_pods") == 1,
+        timeout=5, what="unschedulable_pods gauge")
     assert not daemon.ledger.records() or all(r.state.value == "off" for r in daemon.ledger.records())
 
 
