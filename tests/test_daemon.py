@@ -150,11 +150,15 @@ def test_a_board_that_never_registers_fails_and_its_pods_go_to_the_next_group(
 
     kube_api.wait_until(lambda: kube_api.pods(phase="Running"), timeout=20, what="pod running")
     assert kube_api.get("pods", "job", "default")["spec"]["nodeName"] == "burst-0"
-    record = daemon.ledger.get("edge-0")
-    assert record is not None and record.state.value == "failed"
+    kube_api.wait_until(lambda: (r := daemon.ledger.get("edge-0")) is not None and r.state.value == "failed",
+                        timeout=10, what="edge-0 failed")  # its worker also ran the power-off command
     assert daemon.ledger.backoff()["edge"].failures == 1
-    status = kube_api.get("configmaps", "oscar-deploy-elastic-status", "kube-system")["data"]
-    assert "edge-0" in status["state"] and "Backoff" in status["status"]
+
+    def status() -> dict[str, str]:
+        return kube_api.get("configmaps", "oscar-deploy-elastic-status", "kube-system")["data"]
+
+    kube_api.wait_until(lambda: '"failed"' in status()["state"], timeout=10, what="status ConfigMap")
+    assert "edge-0" in status()["state"] and "Backoff" in status()["status"]
     text = daemon.metrics.exposition().decode()
     assert 'oscar_deploy_elastic_power_on_failures_total{group="edge"} 1.0' in text
 

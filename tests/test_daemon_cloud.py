@@ -172,6 +172,7 @@ def test_a_worker_that_never_joins_is_terminated_and_its_pod_goes_to_the_next_gr
     assert kube_api.get("pods", "job", "default")["spec"]["nodeName"] == "edge-0"
     kube_api.wait_until(lambda: not running_instances(ec2_emulator), timeout=20, what="worker terminated")
     assert daemon.ledger.backoff()["cloud"].failures == 1
-    assert not [r for r in daemon.ledger.records() if r.group == "cloud"]
+    kube_api.wait_until(lambda: not [r for r in daemon.ledger.records() if r.group == "cloud"], timeout=10,
+                        what="the failed worker forgotten")
     value = daemon.metrics.registry.get_sample_value
     assert value("oscar_deploy_elastic_scale_downs_total", {"group": "cloud", "reason": "failed"}) == 1
