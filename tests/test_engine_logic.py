@@ -298,6 +298,18 @@ def test_destroy_sweeps_and_is_idempotent(store: StateStore, settings: Settings)
     assert destroy(store, dep.id, lambda _p, _r: driver) == []
 
 
+def test_no_size_that_fits_fails_before_any_machine(store: StateStore, settings: Settings) -> None:
+    driver = FakeDriver()
+    driver.offered = ()  # an OpenStack project whose flavors are all too small
+    template = tosca_dir() / "templates" / "oscar-openstack.yaml"
+    spec = load_cluster_spec([template], {"admin_cidr": "10.0.0.0/8"}, import_paths=[],
+                             cache_dir=Path(settings.general.cache_dir))
+    request = CreateRequest(make_plan(spec, settings), name="os", configure=False)
+    with pytest.raises(CloudError, match="no size offers group front's 2 CPUs, 4096 MiB"):
+        create(store, request, lambda _p, _r: driver, settings)
+    assert driver.create_calls == []
+
+
 def test_sizes_to_try() -> None:
     from provisioner.engine.sites import ordered_sizes
 

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from provisioner.clouds.base import CloudDriver, FirewallRule
 from provisioner.engine.launch import Site
 from provisioner.engine.targets import MAX_SIZES, GroupTarget
+from provisioner.errors import CloudError
 from provisioner.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,12 @@ def resolve_sizes(targets: Sequence[GroupTarget], drivers: Drivers) -> dict[str,
         driver = drivers(t.provider, t.region)
         explicit = t.sizes[0] if t.size_explicit and t.sizes else None
         live = driver.sizes_that_fit(t.cpus, t.memory_mib, t.arch, t.disk_gib, explicit=explicit)
-        return ordered_sizes(t.sizes, live, t.size_explicit)
+        found = ordered_sizes(t.sizes, live, t.size_explicit)
+        if not found:
+            disk = f", {t.disk_gib} GiB disk" if t.disk_gib else ""
+            raise CloudError(f"{driver.provider} {driver.region}: no size offers group {t.name}'s "
+                             f"{t.cpus} CPUs, {t.memory_mib} MiB{disk} ({t.arch})")
+        return found
 
     if not cloud:
         return {}
