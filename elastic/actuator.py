@@ -99,7 +99,7 @@ class Actuator:
         """Record every action now and start its slow part on a worker."""
         now = self.clock()
         for failed in decision.failed:
-            self._submit(failed.node, self._mark_failed, failed)
+            self.mark_failed(failed)
         for off in decision.power_off:
             self.power_off(off, now)
         for on in decision.power_on:
@@ -125,6 +125,10 @@ class Actuator:
         self.metrics.last_activity.labels("scale_up").set(now)
         log.info("power on %s (group %s): %s", name, action.group, action.reason)
         return name
+
+    def mark_failed(self, action: MarkFailed) -> bool:
+        """Remove a node that failed (the policy's timers, or a glitch the loop saw)."""
+        return self._submit(action.node, self._mark_failed, action)
 
     def power_off(self, action: PowerOff, now: float, reason: str = "idle") -> bool:
         record = self.ledger.get(action.node)

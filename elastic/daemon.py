@@ -40,6 +40,7 @@ from elastic.metrics import Metrics
 from elastic.model import (
     ClusterView,
     Decision,
+    MarkFailed,
     NodeGroup,
     NodeInfo,
     NodeState,
@@ -308,6 +309,7 @@ class Daemon:
                 self.ledger.succeed_group(group)
                 log.info("node %s (group %s) is Ready %.1fs after power-on", name, group,
                          now - (record.powered_on_at or record.since))
+            moved = self._glitch(moved, now)
             self.ledger.put(moved)
             self._write_back(moved, node)
         for record in self.ledger.records():
@@ -321,6 +323,20 @@ class Daemon:
                     self.ledger.put(record.moved(NodeState.UNKNOWN, now))
             elif record.state not in (NodeState.POWERING_ON, NodeState.POWERING_OFF):
                 self.ledger.drop(record.name)  # a cloud worker whose Node went away: the machine is gone
+
+    def _glitch(self, record: Record, now: float) -> Record:
+        """CLUES's glitch rule: a node on that stays NotReady (``unknown``) for ``max_wait_poweron_s``
+        lost its power or its machine. A board is counted off (it can be powered on again); a cloud
+        worker is removed like a failed one, so it no longer fills its group's max."""
+        grace = self.settings.policy.max_wait_poweron_s
+        if record.state is not NodeState.UNKNOWN or now - record.since <= grace:
+            return record
+        if self.groups[record.group].nodes:
+            log.warning("node %s NotReady for %.0fs: counted as off", record.name, now - record.since)
+            return record.moved(NodeState.OFF, now, powered_on_at=None, idle_since=None)
+        reason = f"NotReady for {now - record.since:.0f}s"
+        self.actuator.mark_failed(MarkFailed(record.name, record.group, reason))
+        return record
 
     def handle_requests(self, nodes: Mapping[str, Obj], now: float) -> None:
         """Apply the operator's ``nodes`` requests (see ``elastic.nodes``) and remove them."""

@@ -180,3 +180,20 @@ def test_latency_from_unschedulable_to_power_on_request_is_recorded(kube_api: An
     samples = sample("oscar_deploy_elastic_pending_to_request_seconds_count")
     total = sample("oscar_deploy_elastic_pending_to_request_seconds_sum")
     assert samples == 1 and total is not None and total < 1.0
+
+
+def test_a_board_that_loses_power_is_counted_off_and_powered_on_again_when_needed(
+        kube_api: Any, start_daemon: Any) -> None:
+    group = board_group(kube_api, boards=1)
+    # idle long enough that the daemon itself would not power the board off during the test
+    settings = dataclasses.replace(FAST, policy=dataclasses.replace(FAST.policy, max_wait_poweron_s=1.0,
+                                                                    idle_time_s=60.0))
+    start_daemon([group], settings)
+    kube_api.create_pod("first", cpus=1.0, runtime_s=20)
+    kube_api.wait_until(lambda: kube_api.pods(phase="Succeeded"), timeout=10, what="first job done")
+    kube_api.set_node_ready("edge-0", False)  # the plug was pulled: no power-off by the daemon
+    kube_api.wait_until(lambda: state(kube_api, "edge-0") == "unknown", timeout=10, what="edge-0 unknown")
+    kube_api.wait_until(lambda: state(kube_api, "edge-0") == "off", timeout=10, what="glitch: counted off")
+    kube_api.create_pod("second", cpus=1.0, runtime_s=100000)
+    kube_api.wait_until(lambda: kube_api.pods(phase="Running"), timeout=20, what="second job runs")
+    assert kube_api.get("pods", "second", "default")["spec"]["nodeName"] == "edge-0"
