@@ -663,9 +663,10 @@ def inventory(obj: Context, deployment_ref: str, list_: bool, host: str | None, 
 @click.option("--vars", "vars_file", metavar="FILE", type=click.Path(dir_okay=False),
               help="YAML mapping of playbook variables that win over the generated ones "
                    "(e.g. airgap_dir: /srv/oscar-airgap).")
+@click.option("--check", is_flag=True, help="Dry run: show what would change, change nothing.")
 @click.pass_obj
 @handles_errors
-def reconfigure(obj: Context, deployment_ref: str, vars_file: str | None) -> None:
+def reconfigure(obj: Context, deployment_ref: str, vars_file: str | None, check: bool) -> None:
     """Run the configuration (Ansible) of deployment ID again, e.g. after a version change."""
     from provisioner.configure import configure_deployment, read_vars_file
     from provisioner.state import StateStore
@@ -673,8 +674,9 @@ def reconfigure(obj: Context, deployment_ref: str, vars_file: str | None) -> Non
     extra = read_vars_file(Path(vars_file)) if vars_file else None
     with StateStore.open(obj.state_path) as store, store.lock(deployment_ref) as dep:
         result = configure_deployment(store, dep, settings=obj.settings, progress=obj.verbosity >= 0,
-                                      extra_vars=extra)
-    click.echo(f"{dep.name} ({dep.id}): configured, {result.total_changed} change(s); "
+                                      extra_vars=extra, check=check)
+    done = "would change" if check else "configured,"
+    click.echo(f"{dep.name} ({dep.id}): {done} {result.total_changed} change(s); "
                f"log: {result.log_path}", err=True)
 
 

@@ -9,6 +9,7 @@ The engine calls, after provisioning (and ``reconfigure ID`` calls again)::
 deployment's record (``provisioner.inventory.recorded_spec``). ``progress`` is ``True`` (one line per
 task on stderr), ``False`` (silent), or the engine's ``Progress`` object (a phase for the run).
 ``extra_vars`` wins over the generated variables (e.g. ``{"airgap_dir": "/srv/oscar-airgap"}``).
+``check=True`` is a dry run (``ansible-playbook --check --diff``): what would change, nothing changed.
 
 How a run goes:
 
@@ -319,6 +320,7 @@ def configure_deployment(
     progress: Any = True,
     extra_vars: Mapping[str, Any] | None = None,
     playbook: str = PLAYBOOK,
+    check: bool = False,
     sleep: Callable[[float], None] = time.sleep,
 ) -> ConfigureResult:
     """Configure ``deployment`` (see the module docstring); ``RemoteError`` when a host fails."""
@@ -334,7 +336,8 @@ def configure_deployment(
                  **dict(extra_vars or {})}
     path = log_path(store, deployment)
     retries = max(0, settings.provisioner.ansible_unreachable_retries)
-    store.add_event(deployment.id, "configure", f"started on {len(inventory.hosts)} host(s); log: {path}")
+    what = "dry run (check mode)" if check else "started"
+    store.add_event(deployment.id, "configure", f"{what} on {len(inventory.hosts)} host(s); log: {path}")
     with _display(progress) as show, open(path, "a", encoding="utf-8") as logfile:
         os.chmod(path, 0o600)
         attempt = 0
@@ -344,7 +347,7 @@ def configure_deployment(
             logfile.write(f"\n=== {datetime.now(UTC).isoformat(timespec='seconds')} {playbook} "
                           f"attempt {attempt}{f' on {limit}' if limit else ''} ===\n")
             events = run_playbook(inventory, variables, workdir=directory, logfile=logfile, show=show,
-                                  playbook=playbook, limit=limit)
+                                  playbook=playbook, limit=limit, check=check)
             failed = [f for f in events.failures if not f.unreachable]
             unreachable = _unreachable(events)
             if failed:

@@ -264,3 +264,21 @@ def test_a_version_change_upgrades_the_server_before_the_agents(site: dict[str, 
         ["v1.32.9+k3s1", "v1.33.5+k3s1"]
     assert front[-1]["at"] < min(pi1[-1]["at"], pi2[-1]["at"])
     assert "v1.33.5+k3s1" in site["fleet"][1].run("/usr/local/bin/k3s --version").stdout
+
+
+def test_check_mode_on_fresh_boards_reports_changes_and_changes_nothing(board_factory: Any,
+                                                                       tmp_path: Path) -> None:
+    """A dry run (`reconfigure --check`) on boards never configured: the kernel settings applied for
+    real (modules, sysctls) and everything a real k3s needs, in check mode; the boards stay untouched."""
+    fleet = board_factory(2, prefix="dry")
+    template = board_template(fleet, tmp_path / "boards.yaml", jump_last=False)
+    with StateStore.open(tmp_path / "state.db") as store:
+        dep = record_board_deployment(store, template, name="dry")
+        variables = {**board_vars(fake_airgap_dir(tmp_path / "airgap")),
+                     "common_apply_kernel_settings": True, "k3s_wait": True}
+        before = [b.run("hostname; ls /etc/rancher /usr/local/bin 2>&1; cat /etc/hosts").stdout for b in fleet]
+        result = configure_deployment(store, dep, progress=False, extra_vars=variables, check=True)
+        assert result.total_changed > 0 and set(result.changed) == {"front", "pi1"}
+        after = [b.run("hostname; ls /etc/rancher /usr/local/bin 2>&1; cat /etc/hosts").stdout for b in fleet]
+        assert after == before
+        assert any("dry run" in e.message for e in store.events(dep.id))
