@@ -10,10 +10,12 @@ to k3s. Credentials are read again from where the deployment recorded they came 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from elastic.daemon import DaemonSettings
 from elastic.model import NodeGroup
 from elastic.power import CloudPower, LaunchSpec, PowerManager
 from provisioner.errors import BadInput
@@ -94,3 +96,17 @@ def cloud_managers(groups: Sequence[NodeGroup], *, state_path: Path, auth: str |
                 )
                 managers[target.name] = CloudPower(driver, dep.id, {target.name: launch})
     return managers
+
+
+POLICY_KEYS = ("idle_time_s", "max_wait_poweron_s", "max_wait_poweroff_s", "extra_free", "max_booting",
+               "max_nodes")
+"""The elasticity settings a template may give (``provisioner.spec.ElasticSpec``), recorded in the plan."""
+
+
+def with_deployment_settings(deployment: Any, settings: DaemonSettings) -> DaemonSettings:
+    """The daemon's settings with the deployment's recorded elasticity settings (the template's
+    values, already merged with ``[elastic]`` at plan time) laid over them."""
+    recorded = deployment.plan.get("elastic") or {}
+    changes = {key: type(getattr(settings.policy, key))(recorded[key]) for key in POLICY_KEYS
+               if recorded.get(key) is not None}
+    return dataclasses.replace(settings, policy=dataclasses.replace(settings.policy, **changes))

@@ -547,6 +547,12 @@ def daemon(obj: Context, kubeconfig: str | None, deployment_ref: str | None, gro
     settings = settings_from_config(obj.settings.elastic)
     settings = dataclasses.replace(settings, lease_duration_s=lease_duration,
                                    renew_deadline_s=lease_duration * 2 / 3, lease_retry_s=lease_duration / 7)
+    if deployment_ref:  # the template's elasticity settings, recorded in the deployment's plan
+        from elastic.cloudpower import with_deployment_settings
+        from provisioner.state import StateStore
+
+        with StateStore.open(obj.state_path) as store:
+            settings = with_deployment_settings(store.get(deployment_ref), settings)
     port = obj.settings.elastic.metrics_port if metrics_port is None else metrics_port
     run_daemon(api_client(kubeconfig), groups, managers, settings, metrics_port=port, identity=identity)
 

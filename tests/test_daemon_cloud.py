@@ -125,7 +125,8 @@ def test_a_restarted_daemon_adopts_a_booting_instance_instead_of_creating_anothe
 def test_daemon_deployment_groups_create_workers_that_join_by_cloud_init(
         ec2_emulator: Any, tmp_path: Any) -> None:
     """``daemon --deployment``: groups and power managers from a deployment ``create`` recorded."""
-    from elastic.cloudpower import cloud_managers, groups_from_deployment
+    from elastic.cloudpower import cloud_managers, groups_from_deployment, with_deployment_settings
+    from elastic.daemon import DaemonSettings
     from provisioner.config import GeneralSettings, Settings
     from provisioner.engine import create
     from provisioner.state import StateStore
@@ -140,10 +141,13 @@ def test_daemon_deployment_groups_create_workers_that_join_by_cloud_init(
                     f"region = {REGION}; host = {ec2_emulator.endpoint}\n")
     state_path = tmp_path / "state.db"
     with StateStore.open(state_path) as store:
-        dep = create(store, aws_request(settings, "elastic", wn_num=0), lambda _p, region: Ec2Driver(
-            credentials, region, settings.provisioner), settings)
+        request = aws_request(settings, "elastic", wn_num=0, idle_time="7 m")
+        dep = create(store, request, lambda _p, region: Ec2Driver(credentials, region, settings.provisioner),
+                     settings)
         dep = store.get(dep.id)
     groups = groups_from_deployment(dep)
+    policy = with_deployment_settings(dep, DaemonSettings()).policy  # the template's idle_time input
+    assert (policy.idle_time_s, policy.max_wait_poweron_s) == (420.0, 600.0)
     assert [g.name for g in groups] == ["wn"] and groups[0].power == {"type": "cloud", "deployment": dep.id}
     managers = cloud_managers(groups, state_path=state_path, auth=str(auth), settings=settings)
 
