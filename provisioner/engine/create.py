@@ -20,6 +20,7 @@ import importlib.util
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -195,28 +196,44 @@ class _Creator:
         if not cloud:
             return
         rules = firewall_rules(self.dep.plan.get("security_rules") or [])
-        with self.progress.phase("preparing key pairs, security groups, images, sizes", 3) as bar:
-            sites = prepare_sites(self.store, self.dep.id, cloud_locations(cloud), self.drivers,
-                                  public_key, rules)
-            bar.advance()
-            images = resolve_images(cloud, self.drivers)
-            bar.advance()
-            sizes = resolve_sizes(cloud, self.drivers)
-            bar.advance()
-        existing: dict[str, CloudNode] = {}
-        for site in sites.values():
-            for node in site.driver.list_nodes(self.dep.id):
-                existing.setdefault(node.name, node)
+        locations = cloud_locations(cloud)
+        for location in locations:  # made here: the factory need not be thread-safe
+            self.drivers(*location)
+        with self.progress.phase("preparing key pairs, security groups, images, sizes", 4) as bar, \
+                ThreadPoolExecutor(max_workers=4) as pool:  # none depends on another: side by side
+            def step(fn: Callable[..., Any], *args: Any) -> Any:
+                result = fn(*args)
+                bar.advance()
+                return result
+
+            pending_sites = pool.submit(step, prepare_sites, self.store, self.dep.id, locations, self.drivers,
+                                        public_key, rules)
+            pending_images = pool.submit(step, resolve_images, cloud, self.drivers)
+            pending_sizes = pool.submit(step, resolve_sizes, cloud, self.drivers)
+            pending_existing = pool.submit(step, self._existing, locations)
+            sites, images, sizes = pending_sites.result(), pending_images.result(), pending_sizes.result()
+            existing = pending_existing.result()
         if existing:
             log.info("resuming: %d machine(s) of the deployment already exist", len(existing))
             self.store.add_event(self.dep.id, "resume", f"{len(existing)} machine(s) found in the cloud")
         fronts = [g for g in cloud if g.role == "front-end"]
         workers = [g for g in cloud if g.role != "front-end"]
-        if fronts:
-            running = self._stage(fronts, sites, images, sizes, existing, with_user_data=False)
-            self._finish_front_ends(sites, running)
-        if workers:
-            self._stage(workers, sites, images, sizes, existing, with_user_data=True)
+        running = self._stage(fronts, sites, images, sizes, existing, with_user_data=False) if fronts else {}
+        # workers only need the front-end's private address (recorded at its create call), so its
+        # volume and public address are seen to while they launch
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            finishing = pool.submit(self._finish_front_ends, sites, running)
+            if workers:
+                self._stage(workers, sites, images, sizes, existing, with_user_data=True)
+            finishing.result()
+
+    def _existing(self, locations: Sequence[tuple[str, str | None]]) -> dict[str, CloudNode]:
+        """What the cloud already has of the deployment, by node name (resume adopts these)."""
+        found: dict[str, CloudNode] = {}
+        for location in locations:
+            for node in self.drivers(*location).list_nodes(self.dep.id):
+                found.setdefault(node.name, node)
+        return found
 
     def _user_data(self, group: GroupTarget) -> str | None:
         """Cloud-init that makes a worker join the front-end's k3s (``provisioner.cloudinit``)."""

@@ -68,8 +68,10 @@ def prepare_sites(store: StateStore, deployment: str, locations: Sequence[Locati
     slow; none of these depend on each other)."""
     def one(location: Location) -> Site:
         driver = drivers(*location)
-        key_name = driver.ensure_key_pair(deployment, public_key)
-        group_id = driver.ensure_security_group(deployment, rules)
+        with ThreadPoolExecutor(max_workers=1) as side:  # the key pair while the group is made
+            key = side.submit(driver.ensure_key_pair, deployment, public_key)
+            group_id = driver.ensure_security_group(deployment, rules)
+            key_name = key.result()
         store.add_event(deployment, "site-ready",
                         f"{driver.provider} {driver.region}: key pair {key_name}, security group {group_id}")
         return Site(driver, key_name, group_id)
