@@ -197,6 +197,10 @@ class Ec2Fixups:
         self.injector = injector
         self.calls: list[CallRecord] = []
         self._lock = threading.Lock()
+        # moto's backends are not thread-safe (a subnet's IP iterator raised "generator already
+        # executing" under parallel RunInstances), so its work runs one request at a time; injected
+        # latency is slept before, outside this lock, so parallel clients still overlap as on EC2.
+        self._moto_lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -270,13 +274,14 @@ class Ec2Fixups:
             captured["status"], captured["headers"] = status, headers
             return lambda _chunk: None
 
-        result = self.app(environ, capture)
-        try:
-            body = b"".join(result)
-        finally:
-            close = getattr(result, "close", None)
-            if close:
-                close()
+        with self._moto_lock:
+            result = self.app(environ, capture)
+            try:
+                body = b"".join(result)
+            finally:
+                close = getattr(result, "close", None)
+                if close:
+                    close()
         body = fix_response_body(int(captured["status"].split()[0]), body)
         headers = [(k, v) for k, v in captured["headers"] if k.lower() != "content-length"]
         headers.append(("Content-Length", str(len(body))))
