@@ -308,7 +308,7 @@ def create(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, ...
 
 @main.command(name="list")
 @click.option("-o", "--output", "fmt", type=click.Choice(["table", "json"]), default="table",
-              show_default=True)
+              show_default=True, help="Output format; json prints one document on stdout.")
 @click.pass_obj
 @handles_errors
 def list_(obj: Context, fmt: str) -> None:
@@ -323,12 +323,12 @@ def list_(obj: Context, fmt: str) -> None:
 @main.command()
 @click.argument("deployment", metavar="ID")
 @click.option("-o", "--output", "fmt", type=click.Choice(["table", "json"]), default="table",
-              show_default=True)
+              show_default=True, help="Output format; json prints one document on stdout.")
 @click.option("--show-secrets", is_flag=True, help="Show secret values and secret outputs unmasked.")
 @click.pass_obj
 @handles_errors
 def show(obj: Context, deployment: str, fmt: str, show_secrets: bool) -> None:
-    """A deployment: nodes, outputs, secrets (masked), recent events."""
+    """Deployment ID (its id or --name): nodes, outputs, secrets (masked), recent events."""
     from provisioner.engine.views import render_show, show_json
 
     with _open_store(obj) as store:
@@ -341,12 +341,12 @@ def show(obj: Context, deployment: str, fmt: str, show_secrets: bool) -> None:
 @main.command(name="outputs")
 @click.argument("deployment", metavar="ID")
 @click.option("-o", "--output", "fmt", type=click.Choice(["table", "json"]), default="table",
-              show_default=True)
+              show_default=True, help="Output format; json prints one document on stdout.")
 @click.option("--show-secrets", is_flag=True, help="Show outputs built from secrets unmasked.")
 @click.pass_obj
 @handles_errors
 def outputs_(obj: Context, deployment: str, fmt: str, show_secrets: bool) -> None:
-    """The template's outputs, filled in from the created nodes and secrets."""
+    """The template's outputs for deployment ID, filled in from its nodes and secrets."""
     from provisioner.engine.views import outputs, render_outputs
 
     with _open_store(obj) as store:
@@ -468,7 +468,7 @@ def scale(obj: Context, deployment: str, group: str, count: int, auth: str | Non
               help="YAML of oscar policy settings (default: the daemon's defaults).")
 @click.option("--report", "report", type=click.Path(), help="Write a report (PNG + page) here.")
 @click.option("-o", "--output", "fmt", type=click.Choice(["table", "json"]), default="table",
-              show_default=True)
+              show_default=True, help="Output format; json prints one document on stdout.")
 @click.pass_obj
 @handles_errors
 def simulate(obj: Context, trace: str, groups_file: str, policies: tuple[str, ...],
@@ -575,7 +575,7 @@ def nodes(ctx: click.Context, kubeconfig: str | None, groups_file: str | None,
 
 @nodes.command(name="status")
 @click.option("-o", "--output", "fmt", type=click.Choice(["table", "json"]), default="table",
-              show_default=True)
+              show_default=True, help="Output format; json prints one document on stdout.")
 @click.pass_obj
 @handles_errors
 def nodes_status(obj: Context, fmt: str = "table") -> None:
