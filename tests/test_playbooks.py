@@ -59,6 +59,7 @@ def test_a_broken_role_fails_the_lint(tmp_path: Path) -> None:
 
 TEMPLATES = {
     "server-config.yaml": "roles/k3s_server/templates/server-config.yaml.j2",
+    "scheduler-config.yaml": "roles/k3s_server/templates/scheduler-config.yaml.j2",
     "agent-config.yaml": "roles/k3s_agent/templates/agent-config.yaml.j2",
     "issuer.yaml": "roles/cert_manager/templates/oscar-cert-issuer.yaml.j2",
     "oscar-ingress.yaml": "roles/oscar/templates/oscar-oscar-ingress.yaml.j2",
@@ -163,3 +164,20 @@ def test_the_agent_config_matches_the_cloud_init_join_for_the_same_node(tmp_path
     join = WorkerJoin(BASE["k3s_server_url"], BASE["k3s_token"], "wn", arch="amd64", role="worker",
                       labels={"tier": "burst"}, taints=("gpu=true:NoSchedule",))
     assert docs["agent-config.yaml"][0] == agent_config(join)
+
+
+def test_the_scheduler_packs_so_idle_nodes_appear(tmp_path: Path) -> None:
+    """k3s runs kube-scheduler with MostAllocated scoring (what the simulator models), reading its
+    API connection from the config file; an operator can switch it off."""
+    docs = _render(tmp_path, {**BASE, "oscar_dns_name": ""})
+    server = docs["server-config.yaml"][0]
+    assert server["kube-scheduler-arg"] == ["config=/etc/rancher/k3s/scheduler-config.yaml"]
+    scheduler = docs["scheduler-config.yaml"][0]
+    assert scheduler["kind"] == "KubeSchedulerConfiguration"
+    kubeconfig = scheduler["clientConnection"]["kubeconfig"]
+    assert kubeconfig == "/var/lib/rancher/k3s/server/cred/scheduler.kubeconfig"
+    (fit,) = scheduler["profiles"][0]["pluginConfig"]
+    assert fit["name"] == "NodeResourcesFit" and fit["args"]["scoringStrategy"]["type"] == "MostAllocated"
+    (tmp_path / "off").mkdir()
+    spread = _render(tmp_path / "off", {**BASE, "oscar_dns_name": "", "k3s_server_scheduler_packing": False})
+    assert "kube-scheduler-arg" not in spread["server-config.yaml"][0]
