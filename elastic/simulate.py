@@ -22,7 +22,7 @@ from elastic.sim.baselines import AutoscalerPolicy, CluesPolicy, StaticPolicy
 from elastic.sim.bounds import lower_bound_boot_aware_node_hours, lower_bound_node_hours
 from elastic.sim.engine import EngineSettings, Policy, SimResult, Simulation
 from elastic.sim.fit import placeable
-from elastic.sim.report import render_results_table, write_report
+from elastic.sim.report import prepare_report_dir, render_results_table, write_report
 from elastic.sim.trace import Job, TraceError, load_trace
 from provisioner.errors import BadInput, OscarDeployError
 
@@ -212,6 +212,8 @@ def run_simulations(trace: Path, groups_file: Path, policies: list[str], *, sett
     overrides = load_settings_file(settings_file)
     engine = EngineSettings(**overrides.get("engine", {}))
     built = [make_policy(name, groups, overrides.get(name)) for name in policies]
+    if report is not None:
+        prepare_report_dir(report)
     sims: list[SimResult] = []
     results: list[dict[str, Any]] = []
     for policy in built:

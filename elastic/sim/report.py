@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from elastic.sim.engine import SimResult
+from provisioner.errors import BadInput, OscarDeployError
 
 TABLE_COLUMNS = (
     ("policy", "policy", "{}"),
@@ -92,6 +93,18 @@ def plot_runs(sims: Sequence[SimResult], results: Sequence[dict[str, Any]], png:
     plt.close(fig)
 
 
+def prepare_report_dir(report: Path) -> None:
+    """Make the directory ``--report`` writes into, so an unusable path is refused as bad input (exit 2)
+    before the runs, not as an internal error after minutes of simulation."""
+    if report.parent.exists() and not report.parent.is_dir():
+        raise BadInput(f"{report}: cannot write the report: {report.parent} is not a directory")
+    try:
+        report.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInput(f"{report}: cannot write the report: cannot make {report.parent}: "
+                       f"{exc.strerror or exc}") from None
+
+
 def write_report(sims: Sequence[SimResult], results: Sequence[dict[str, Any]], report: Path,
                  title: str) -> tuple[Path, Path]:
     """Write ``report`` as a PNG and a Markdown page beside it; return both paths.
@@ -100,11 +113,17 @@ def write_report(sims: Sequence[SimResult], results: Sequence[dict[str, Any]], r
     """
     base = report.with_suffix("") if report.suffix in (".png", ".md", ".html") else report
     png, page = base.with_name(base.name + ".png"), base.with_name(base.name + ".md")
-    plot_runs(sims, results, png, title)
+    try:
+        plot_runs(sims, results, png, title)
+    except OSError as exc:
+        raise OscarDeployError(f"{png}: cannot write the report: {exc.strerror or exc}") from None
     text = [f"# {title}", "", markdown_table(results), "",
             f"Lower bounds (DESIGN §5): {results[0]['lower_bound_node_hours']:.2f} node-hours "
             "with zero boot, "
             f"{results[0]['lower_bound_boot_aware_node_hours']:.2f} boot-aware.", "",
             f"![demand and nodes on per group]({png.name})", ""]
-    page.write_text("\n".join(text), encoding="utf-8")
+    try:
+        page.write_text("\n".join(text), encoding="utf-8")
+    except OSError as exc:
+        raise OscarDeployError(f"{page}: cannot write the report: {exc.strerror or exc}") from None
     return png, page
