@@ -57,7 +57,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from provisioner.errors import NotFound, StateError
+from provisioner.errors import BadInput, NotFound, StateError
 
 Status = Literal["creating", "created", "failed", "destroying", "destroyed"]
 STATUSES: tuple[str, ...] = ("creating", "created", "failed", "destroying", "destroyed")
@@ -66,6 +66,10 @@ BUSY_TIMEOUT_MS = 15_000
 """How long a writer waits for another process's write transaction (they last milliseconds)."""
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+class InvalidName(StateError, BadInput):
+    """A ``--name`` the state file cannot take: bad input (exit 2), refused before anything is recorded."""
 
 # Each step moves the schema from version i to i+1. Append only; never edit a released step.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -416,7 +420,7 @@ class StateStore:
         An existing ``name`` is a ``StateError``: the engine looks it up first to resume.
         """
         if name is not None and not _NAME_RE.match(name):
-            raise StateError(
+            raise InvalidName(
                 f"deployment name {name!r} is not valid: use 1-63 letters, digits, '.', '_' or '-', "
                 "starting with a letter or digit")
         _check_status(status)

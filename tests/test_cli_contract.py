@@ -261,6 +261,8 @@ BAD_INPUT: list[tuple[list[str], str]] = [
     (["plan", "oscar-aws", "-o", "yaml"], "'yaml' is not one of"),
     (["create", "oscar-aws", "-i", "wn_num", "--name", "contract", "--yes"], "expected NAME=VALUE"),
     (["create", "oscar-aws", "--name", "other", "--no-configure", "--yes"], "no AWS credentials"),
+    (["create", "oscar-aws", "--name", "no spaces", "--auth", "{auth}", "--no-configure", "--yes"],
+     "'no spaces' is not valid"),
     (["simulate", "{trace}"], "Missing option '--groups'"),
     (["simulate", "{trace}", "--groups", "{groups}", "--policy", "greedy"], "'greedy' is not one of"),
     (["simulate", "{missing}", "--groups", "{groups}"], "missing.yaml"),
@@ -287,7 +289,7 @@ def runner_env(sandbox: dict[str, Any]) -> dict[str, str | None]:
 def test_bad_input_exits_2_with_one_message_and_changes_nothing(
         args: list[str], says: str, deployed: dict[str, Any], files: dict[str, str],
         runner_env: dict[str, str | None]) -> None:
-    argv = [a.format(**files) for a in args]
+    argv = [a.format(**files, auth=deployed["auth"]) for a in args]
     before = snapshot(deployed["state"])
     done = invoke("--state", str(deployed["state"]), *argv, env=runner_env)
     assert done.exit_code == 2, (done.exit_code, done.stderr, done.exception)
