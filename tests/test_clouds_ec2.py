@@ -267,6 +267,21 @@ def test_capacity_error_surfaces_typed_without_retrying(
     assert len(driver.list_nodes("d1")) == 1
 
 
+def test_zones_are_the_available_ones_and_a_zone_places_the_machine_there(
+        driver: Ec2Driver, ec2_emulator: Any, boto: Any, public_key: str) -> None:
+    listed = boto.describe_availability_zones(Filters=[{"Name": "state", "Values": ["available"]}])
+    available = sorted(z["ZoneName"] for z in listed["AvailabilityZones"])
+    assert len(available) >= 2
+    assert driver.list_zones() == available
+    key = driver.ensure_key_pair("d1", public_key)
+    sg = driver.ensure_security_group("d1", RULES)
+    node = driver.create_node(_request(driver, "d1", "wn", 1, key, sg, zone=available[1]))
+    machine = next(i for i in ec2_emulator.inventory(REGION)["instances"] if i["id"] == node.id)
+    assert machine["zone"] == node.zone == available[1]
+    pinned = Ec2Driver(_credentials(ec2_emulator.endpoint), REGION, FAST, subnet=_private_subnet(boto))
+    assert pinned.list_zones() == []  # one subnet, one zone: nothing to fall back to
+
+
 def test_credentials_never_in_errors_or_logs(
         ec2_emulator: Any, caplog: pytest.LogCaptureFixture, public_key: str) -> None:
     driver = Ec2Driver(_credentials(ec2_emulator.endpoint), REGION,

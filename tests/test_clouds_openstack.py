@@ -279,3 +279,15 @@ def test_a_fresh_driver_lists_sizes_by_flavor_name(openstack_server: Any, driver
     sg = driver.ensure_security_group("d1", RULES)
     driver.create_node(_request(driver, "d1", "wn", 1, "", sg, size="m1.medium"))
     assert [n.size for n in _driver(openstack_server).list_nodes("d1")] == ["m1.medium"]
+
+
+def test_zones_from_nova_or_none_when_the_cloud_does_not_serve_them(driver: OpenStackDriver) -> None:
+    from provisioner.clouds.openstack import available_zones
+
+    # the test server has no os-availability-zone API (404): no other zone to fall back to
+    assert driver.list_zones() == []
+    answer = {"availabilityZoneInfo": [  # Nova's answer, as the API reference shows it
+        {"zoneName": "zone-b", "zoneState": {"available": True}, "hosts": None},
+        {"zoneName": "zone-down", "zoneState": {"available": False}, "hosts": None},
+        {"zoneName": "nova", "zoneState": {"available": True}, "hosts": None}]}
+    assert available_zones(answer) == ["nova", "zone-b"]

@@ -153,6 +153,31 @@ def test_keep_data_keeps_only_the_volume(ec2_emulator: Any, store: Any, settings
     assert not left["instances"] and not left["security_groups"] and not left["key_pairs"]
 
 
+def test_a_zone_out_of_capacity_for_every_size_falls_back_to_the_next_zone(
+        ec2_emulator: Any, store: Any, settings: Settings, factory: Any, boto: Any) -> None:
+    zones = sorted(z["ZoneName"] for z in boto.describe_availability_zones()["AvailabilityZones"])
+    first, second = zones[0], zones[1]
+    ec2_emulator.set_faults({"rules": [{"code": "InsufficientInstanceCapacity", "actions": ["RunInstances"],
+                                        "zone": first}]})
+    dep = create(store, aws_request(settings, "zones", wn_num=1), factory, settings)
+    refused = [c for c in ec2_emulator.calls if c.action == "RunInstances" and c.fault]
+    ec2_emulator.set_faults({})
+    assert len(refused) >= 2, "the default zone refused nothing: the test would prove nothing"
+    machines = live(ec2_emulator.inventory(REGION), dep.id)["instances"]
+    assert sorted(i["tags"]["Name"] for i in machines) == sorted([node_name(dep.id, "front", 1),
+                                                                  node_name(dep.id, "wn", 1)])
+    assert {i["zone"] for i in machines} == {second}
+    front = next(i for i in machines if i["tags"][TAG_GROUP] == "front")
+    data = next(v for v in live(ec2_emulator.inventory(REGION), dep.id)["volumes"])
+    assert data["zone"] == second and data["attached_to"] == front["id"]  # the volume follows the machine
+    assert {n.state for n in store.nodes(dep.id)} == {"running"}
+    events = store.events(dep.id)
+    assert any(e.kind == "capacity" for e in events)
+    assert any(e.kind == "node-created" and second in e.message for e in events)
+    destroy(store, dep.id, factory)
+    assert all(not items for items in live(ec2_emulator.inventory(REGION), dep.id).values())
+
+
 PLANNED_SIZE = "t3a.medium"
 """The cheapest type that fits 2 CPUs / 4 GiB in eu-west-1: the one the plan picks."""
 FAULTS = [

@@ -82,6 +82,8 @@ class NodeRequest:
     zone: str | None = None
     disk_gib: int | None = None
     network: str | None = None
+    """Subnet id (EC2) or network id/name (OpenStack); None: the default VPC's subnet of ``zone`` /
+    the project's only network."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,6 +139,12 @@ class CloudDriver(Protocol):
         """Sizes (EC2 types, OpenStack flavor names) that give at least this, cheapest first (OpenStack
         has no prices: fewest vCPUs, then RAM, then disk), so the engine can fall back on a
         ``CapacityError``; only ``explicit`` when given (NotFound if the cloud has no such size)."""
+        ...
+
+    def list_zones(self) -> list[str]:
+        """The zones a machine can be placed in, by name, in the order the engine falls back to them
+        after a ``CapacityError`` in the default zone (``NodeRequest.zone=None``); ``[]`` when the
+        cloud has no zones to choose from (or the driver is pinned to one subnet)."""
         ...
 
     def create_node(self, request: NodeRequest) -> CloudNode:

@@ -20,6 +20,10 @@ How the contract maps onto EC2 (DESIGN §2, issue 3):
   resume or ``destroy`` finds it).
 - **Network**: a given subnet, else the default VPC's default subnet of the requested zone (or the
   first zone); ``public_ip`` asks ``RunInstances`` for a public address on the primary interface.
+- **Zones** (capacity fallback): ``list_zones`` is the region's *available* zones
+  (``DescribeAvailabilityZones``) that have a default-VPC subnet, so a ``NodeRequest.zone`` always
+  maps to a subnet there; a driver pinned to one subnet has nothing to fall back to (``[]``). A
+  request naming its own subnet (``network``) stays in that subnet's zone whatever ``zone`` says.
 - libcloud drivers are not thread-safe (one HTTP connection each), so each thread gets its own.
 """
 
@@ -124,6 +128,7 @@ class Ec2Driver:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._subnets: list[Any] | None = None
+        self._zones: list[str] | None = None
         self._named_subnets: dict[str, Any] = {}
         self._images: dict[str, Any] = {}
 
@@ -175,6 +180,21 @@ class Ec2Driver:
             raise NotFound(f"EC2 {self.region}: the default VPC has no subnet in zone {zone!r} "
                            "(name a subnet)")
         return in_zone[0]
+
+    def list_zones(self) -> list[str]:
+        """Available zones with a default subnet, by name (asked once per driver)."""
+        if self.subnet:
+            return []
+        with self._lock:
+            cached = self._zones
+        if cached is None:
+            found = self._call("DescribeAvailabilityZones", "ex_list_availability_zones", only_available=True)
+            with_subnet = {s.extra.get("zone") for s in self._default_subnets()}
+            cached = sorted(str(z.name) for z in found
+                            if z.zone_state == "available" and z.name in with_subnet)
+            with self._lock:
+                self._zones = cached
+        return list(cached)
 
     def _vpc_id(self) -> str:
         return str(self._subnet_for(None, None).extra["vpc_id"])

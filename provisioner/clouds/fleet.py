@@ -124,6 +124,10 @@ class FleetDriver:
                        explicit: str | None = None) -> list[str]:
         return []
 
+    def list_zones(self) -> list[str]:
+        """Boards are where they are: no zone to fall back to."""
+        return []
+
     def create_node(self, request: NodeRequest) -> CloudNode:
         for group, board in self._all():
             if board.name == request.name:

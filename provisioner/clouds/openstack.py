@@ -16,6 +16,9 @@ How the contract maps onto OpenStack (DESIGN §2, issue 3):
 - **Capacity**: Nova accepts a server and only later puts it in ERROR with "No valid host was
   found", so ``create_node`` waits until the server has left BUILD (bounded by
   ``create_timeout_s``) and turns that fault into ``CapacityError`` after deleting the server.
+- **Zones**: ``list_zones`` reads Nova's ``os-availability-zone`` (available zones only); a cloud
+  that does not serve it (404: the extension is off, as on the test server) has none to offer, and a
+  server without a zone goes where Nova's scheduler puts it.
 - **Sweep** order: floating IPs of the deployment's servers first (found through their ports, which
   vanish with the servers), then servers (waiting until gone), volumes, security groups, key pairs.
 - libcloud drivers are not thread-safe (one HTTP connection each), so each thread gets its own;
@@ -93,6 +96,13 @@ def pick_image(images: Sequence[Mapping[str, Any]], distribution: str, version: 
     return max(chosen, key=lambda i: (str(i.get("created_at") or ""), str(i.get("name") or "")), default=None)
 
 
+def available_zones(answer: Mapping[str, Any]) -> list[str]:
+    """Zone names from Nova's ``GET /os-availability-zone`` answer, available ones only, sorted."""
+    zones = answer.get("availabilityZoneInfo") or []
+    return sorted(str(z["zoneName"]) for z in zones
+                  if z.get("zoneName") and (z.get("zoneState") or {}).get("available"))
+
+
 class OpenStackDriver:
     """``CloudDriver`` for one OpenStack project and region."""
 
@@ -113,6 +123,7 @@ class OpenStackDriver:
         self._sleep = sleep
         self._local = threading.local()
         self._flavors: list[Mapping[str, Any]] | None = None
+        self._zones: list[str] | None = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -241,6 +252,20 @@ class OpenStackDriver:
         if explicit:
             return [str(self._flavor(explicit)["name"])]
         return [str(f["name"]) for f in flavor_order(self._flavor_list(), cpus, memory_mib, disk_gib)]
+
+    def list_zones(self) -> list[str]:
+        with self._lock:
+            cached = self._zones
+        if cached is None:
+            try:
+                cached = available_zones(self._json("ListAvailabilityZones", "connection",
+                                                    "/os-availability-zone"))
+            except NotFound:
+                log.info("OpenStack: no os-availability-zone API here; no other zone to fall back to")
+                cached = []
+            with self._lock:
+                self._zones = cached
+        return list(cached)
 
     # -- machines -----------------------------------------------------------------------------------
     def _network(self, wanted: str | None) -> Any | None:

@@ -3,7 +3,10 @@
 
 ``launch`` creates a batch of named nodes at most ``parallel_creates`` at a time. Each node has a
 list of attempts, ``(size, zone)``: the planned size and the next cheapest that fit in the cloud's
-default zone, then the same sizes zone by zone. A ``CapacityError`` (EC2's
+default zone, then the same sizes zone by zone (``CloudDriver.list_zones``, asked only once the
+default zone has run out, so a launch without capacity errors makes no extra call; the default zone
+comes round again by name, one wasted call per size on a path that is already slow). A
+``CapacityError`` (EC2's
 ``InsufficientInstanceCapacity``, Nova's "No valid host") moves to the next attempt; so does a
 machine that dies while booting (Nova puts a server it could not place in ERROR): it is destroyed
 first, since its name is the idempotency key. Throttled calls were already retried by the driver
@@ -68,16 +71,14 @@ def addresses_of(node: CloudNode) -> dict[str, list[str]]:
 
 
 def attempts_for(job: NodeJob) -> list[tuple[str, str | None]]:
-    """(size, zone) in the order tried: sizes in the default zone, then in each zone the cloud lists."""
+    """(size, zone) tried first: the sizes in the cloud's default zone (zone None)."""
+    return [(s, None) for s in job.sizes or job.group.sizes or ("",)]
+
+
+def zone_attempts(job: NodeJob, zones: Sequence[str]) -> list[tuple[str, str | None]]:
+    """(size, zone) tried once the default zone is out of capacity: the sizes again, zone by zone."""
     sizes = job.sizes or job.group.sizes or ("",)
-    zones: list[str] = []
-    lister = getattr(job.site.driver, "list_zones", None)
-    if callable(lister):
-        try:
-            zones = [str(z) for z in lister()]
-        except OscarDeployError as error:  # fallback zones are a bonus, not a requirement
-            log.debug("cannot list zones of %s: %s", job.site.label, error)
-    return [(s, None) for s in sizes] + [(s, z) for z in zones for s in sizes]
+    return [(s, z) for z in zones for s in sizes]
 
 
 class Launch:
@@ -98,6 +99,10 @@ class Launch:
         self.clock = clock
         self.sleep = sleep
         self._attempts: dict[str, list[tuple[str, str | None]]] = {}
+        self._zones: dict[int, list[str]] = {}
+        """id(driver) → its zones, listed the first time a node runs out of capacity there"""
+        self._zoned: set[str] = set()
+        """nodes whose attempts already include every zone"""
         self._failures: dict[str, str] = {}
         self._ids: dict[str, str] = {}
         """node name → the cloud id of the machine this run created for it"""
@@ -112,11 +117,32 @@ class Launch:
     def _event(self, kind: str, message: str) -> None:
         self.store.add_event(self.deployment, kind, message)
 
+    def _zones_of(self, site: Site) -> list[str]:
+        """The site's zones, asked once per launch and only when some node needs them (no extra call
+        on the path without capacity errors); a cloud that cannot list them has none to offer."""
+        key = id(site.driver)
+        with self._lock:
+            if key in self._zones:
+                return self._zones[key]
+        try:
+            zones = [str(z) for z in site.driver.list_zones()]
+        except OscarDeployError as error:  # fallback zones are a bonus, not a requirement
+            log.warning("cannot list the zones of %s, so no other zone is tried: %s", site.label, error)
+            zones = []
+        with self._lock:
+            return self._zones.setdefault(key, zones)
+
     def _create(self, job: NodeJob) -> CloudNode | None:
-        """Create ``job``'s machine, trying the next (size, zone) on capacity errors."""
+        """Create ``job``'s machine, trying the next (size, zone) on capacity errors: every size in
+        the default zone, then every size in each zone the cloud lists."""
         attempts = self._attempts.setdefault(job.name, attempts_for(job))
         last: OscarDeployError | None = None
-        while attempts:
+        while True:
+            if not attempts and job.name not in self._zoned:
+                self._zoned.add(job.name)
+                attempts.extend(zone_attempts(job, self._zones_of(job.site)))
+            if not attempts:
+                break
             size, zone = attempts.pop(0)
             request = NodeRequest(
                 deployment=self.deployment, group=job.group.name, name=job.name, size=size,
@@ -139,7 +165,8 @@ class Launch:
                 self._ids[job.name] = node.id
             self.store.update_node(self.deployment, job.name, cloud_id=node.id, state=node.state,
                                    addresses=addresses_of(node))
-            self._event("node-created", f"{job.name} is {node.id} ({size}{', ' + zone if zone else ''})")
+            where = node.zone or zone
+            self._event("node-created", f"{job.name} is {node.id} ({size}{', ' + where if where else ''})")
             self.after_create(job, node)
             return node
         self._fail(job, f"no capacity left to try: {last}" if last else "no size to create it with")
