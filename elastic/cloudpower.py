@@ -1,8 +1,9 @@
-"""``daemon --deployment ID``: node groups and cloud power managers from a recorded deployment.
+"""``daemon --deployment ID``: node groups and power managers from a recorded deployment.
 
-The recorded plan gives the cloud worker groups (size, image, min/max, priority, labels); the engine's
-own helpers give what a new worker is made of, exactly as ``create`` and ``scale`` make one: the
-deployment's key pair and security group (``ensure_*`` are idempotent, so this finds the existing
+The recorded plan gives the cloud worker groups (size, image, min/max, priority, labels) and the edge
+fleets (each board's address, SSH login and power settings, ``board_specs`` of the plan JSON); the
+engine's own helpers give what a new worker is made of, exactly as ``create`` and ``scale`` make one:
+the deployment's key pair and security group (``ensure_*`` are idempotent, so this finds the existing
 ones), the image id, the sizes to try on capacity errors, and the cloud-init user data that joins it
 to k3s. Credentials are read again from where the deployment recorded they came from, or ``--auth``
 (DESIGN §2: never from the state file).
@@ -11,28 +12,42 @@ to k3s. Credentials are read again from where the deployment recorded they came 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from elastic.daemon import DaemonSettings
-from elastic.model import NodeGroup
+from elastic.groups import parse_taints
+from elastic.model import GroupNode, NodeGroup
 from elastic.power import CloudPower, LaunchSpec, PowerManager
 from provisioner.errors import BadInput
 
+log = logging.getLogger(__name__)
 
-def groups_from_deployment(deployment: Any) -> tuple[NodeGroup, ...]:
-    """The deployment's cloud worker groups as daemon groups with ``power: {type: cloud}``."""
+
+def groups_from_deployment(deployment: Any, known_hosts: str | None = None) -> tuple[NodeGroup, ...]:
+    """The deployment's elastic groups, in plan order: cloud worker groups (``power: {type: cloud}``)
+    and edge fleets (their template's power command or Wake-on-LAN, with an SSH shutdown before the
+    cut through each board's own login; ``known_hosts`` is the deployment's, where ``configure``
+    trusted the boards' host keys)."""
     from provisioner.engine.targets import targets_from_json
 
     plan = deployment.plan
-    planned = {str(g["name"]): g for g in plan.get("groups") or []}
+    targets = {t.name: t for t in targets_from_json(plan.get("targets") or [])}
     groups = []
-    for target in targets_from_json(plan.get("targets") or []):
-        if not target.cloud or target.role != "worker":
+    for info in plan.get("groups") or []:
+        name = str(info["name"])
+        target = targets.get(name)
+        if info.get("provider") == "fleet":
+            if info.get("role") == "edge":
+                fleet = _fleet_group(deployment, info, target, known_hosts)
+                if fleet is not None:
+                    groups.append(fleet)
             continue
-        info = planned.get(target.name, {})
-        labels = {str(k): str(v) for k, v in (info.get("labels") or {}).items()}
+        if target is None or not target.cloud or target.role != "worker":
+            continue
+        labels = {str(k): str(v) for k, v in (target.labels or info.get("labels") or {}).items()}
         groups.append(NodeGroup(
             name=target.name,
             cpus=float(info.get("size_cpus") or target.cpus),
@@ -41,11 +56,73 @@ def groups_from_deployment(deployment: Any) -> tuple[NodeGroup, ...]:
             cost_per_hour=float(info.get("price_per_hour") or 0.0),
             priority=int(info.get("priority") or 0),
             labels={**labels, "kubernetes.io/arch": target.arch},
+            taints=parse_taints(list(target.taints), f"deployment {deployment.name}: group {name!r}"),
             power={"type": "cloud", "deployment": deployment.id},
         ))
     if not groups:
-        raise BadInput(f"deployment {deployment.name}: no cloud worker group for the daemon to scale")
+        raise BadInput(f"deployment {deployment.name}: no cloud worker group or powered edge fleet for the "
+                       f"daemon to scale")
     return tuple(groups)
+
+
+def deployment_groups(store: Any, ref: str) -> tuple[NodeGroup, ...]:
+    """``groups_from_deployment`` of a deployment in ``store`` (a ``StateStore``), with the
+    deployment's ``known_hosts`` file when ``configure`` wrote one."""
+    from provisioner.inventory import KNOWN_HOSTS_FILE
+
+    deployment = store.get(ref)
+    known_hosts = store.deployment_dir(deployment.id) / KNOWN_HOSTS_FILE
+    return groups_from_deployment(deployment, str(known_hosts) if known_hosts.is_file() else None)
+
+
+def _fleet_group(deployment: Any, info: Mapping[str, Any], target: Any,
+                 known_hosts: str | None) -> NodeGroup | None:
+    """An edge fleet as a daemon group, or None (with a warning) when the daemon cannot power it."""
+    name = str(info["name"])
+    boards = info.get("board_specs")
+    if boards is None:
+        log.warning("deployment %s: group %s: its boards' power settings are not recorded (planned by an "
+                    "older version); not scaled (run the daemon with --groups for it)", deployment.name, name)
+        return None
+    if not boards:
+        return None
+    power = boards[0].get("power") or {}
+    kind = power.get("type")
+    if kind not in ("command", "wol"):
+        log.warning("deployment %s: group %s: its boards have no power_on command nor wol_mac; the daemon "
+                    "leaves them on", deployment.name, name)
+        return None
+    settings: dict[str, Any] = {"type": kind}
+    if kind == "command":
+        settings["power_on"] = power["power_on"]
+    if power.get("power_off"):
+        settings["power_off"] = power["power_off"]
+    jumped = [str(b["name"]) for b in boards if b.get("proxy_jump")]
+    if jumped:  # reached through the front-end: the daemon's own ssh cannot log in directly
+        log.warning("deployment %s: group %s: %s reached through the front-end; no SSH shutdown before the "
+                    "power cut", deployment.name, name, ", ".join(jumped))
+        if "power_off" not in settings:
+            log.warning("deployment %s: group %s: no power_off command either; not scaled", deployment.name,
+                        name)
+            return None
+    else:
+        settings["shutdown"] = {"known_hosts": known_hosts} if known_hosts else {}
+    labels = {str(k): str(v) for k, v in ((target.labels if target else None) or {}).items()}
+    arch = str(info.get("arch") or "arm64")
+    return NodeGroup(
+        name=name,
+        cpus=float(info.get("cpus") or 4), memory_mib=int(info.get("memory_mib") or 8192),
+        min=int(info.get("min") or 0), max=int(info.get("max") or len(boards)),
+        priority=int(info.get("priority") or 0),
+        labels={**labels, "kubernetes.io/arch": arch},
+        taints=parse_taints(list(target.taints) if target else [], f"deployment {deployment.name}: group "
+                            f"{name!r}"),
+        nodes=tuple(GroupNode(name=str(b["name"]), address=str(b["address"]),
+                              mac=(b.get("power") or {}).get("mac"), ssh_user=b.get("ssh_user") or None,
+                              ssh_port=int(b["ssh_port"]) if b.get("ssh_port") else None,
+                              ssh_key=b.get("ssh_key") or None) for b in boards),
+        power=settings,
+    )
 
 
 def cloud_managers(groups: Sequence[NodeGroup], *, state_path: Path, auth: str | None,

@@ -99,9 +99,12 @@ def settings_from_config(elastic: Any) -> DaemonSettings:
         pending_grace_s=elastic.pending_grace_s,
         system_namespaces=frozenset(n.strip() for n in elastic.system_namespaces.split(",") if n.strip()),
     )
-    actuator = ActuatorSettings(backoff_min_s=elastic.backoff_min_s, backoff_max_s=elastic.backoff_max_s)
+    actuator = ActuatorSettings(backoff_min_s=elastic.backoff_min_s, backoff_max_s=elastic.backoff_max_s,
+                                drain_timeout_s=elastic.drain_timeout_s,
+                                eviction_retry_s=elastic.eviction_retry_s)
     return DaemonSettings(policy=policy, actuator=actuator, batch_idle_s=elastic.batch_idle_s,
-                          batch_max_s=elastic.batch_max_s, tick_s=elastic.tick_s)
+                          batch_max_s=elastic.batch_max_s, tick_s=elastic.tick_s,
+                          namespace=elastic.namespace)
 
 
 class Daemon:

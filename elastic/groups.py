@@ -30,9 +30,12 @@ GROUP_KEYS = frozenset({
 POWER_TYPES = frozenset({"cloud", "wol", "command"})
 POWER_KEYS = {
     "cloud": frozenset({"type", "deployment"}),
-    "wol": frozenset({"type", "broadcast", "port", "power_off"}),
-    "command": frozenset({"type", "power_on", "power_off", "timeout_s"}),
+    "wol": frozenset({"type", "broadcast", "port", "power_off", "shutdown"}),
+    "command": frozenset({"type", "power_on", "power_off", "timeout_s", "shutdown"}),
 }
+SHUTDOWN_KEYS = frozenset({"user", "port", "key", "known_hosts", "wait_s", "settle_s", "command"})
+"""``power.shutdown``: the SSH login that halts a board before its power cut (``power.SshShutdown``)."""
+NODE_KEYS = frozenset({"name", "address", "mac", "ssh_user", "ssh_port", "ssh_key"})
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 _TAINT_RE = re.compile(r"^(?P<key>[^=:\s]+)(=(?P<value>[^:\s]*))?:(?P<effect>\w+)$")
 _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -123,6 +126,11 @@ def _parse_group(item: Any, where: str, index: int) -> NodeGroup:
     power = _power(item.get("power"), here)
     if power.get("type") in ("wol", "command") and not nodes:
         raise GroupsError(f"{here}: power type {power['type']!r} needs a 'nodes' list")
+    if "shutdown" in power:
+        for node in nodes:
+            if not node.address:
+                raise GroupsError(f"{here}: node {node.name!r}: power 'shutdown' halts boards over SSH, so "
+                                  f"every node needs an 'address'")
     return NodeGroup(
         name=name,
         cpus=cpus,
@@ -170,6 +178,11 @@ def _labels(value: Any, here: str) -> dict[str, str]:
     return labels
 
 
+def parse_taints(value: Any, here: str) -> tuple[Taint, ...]:
+    """Taints as ``key=value:Effect`` strings or mappings (also the recorded plan's), checked."""
+    return _taints(value, here)
+
+
 def _taints(value: Any, here: str) -> tuple[Taint, ...]:
     """Taints as ``key=value:Effect`` strings (kubectl's form) or ``{key, value, effect}`` mappings."""
     if value is None:
@@ -198,19 +211,23 @@ def _nodes(value: Any, here: str) -> tuple[GroupNode, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
-        raise GroupsError(f"{here}: 'nodes' must be a list of {{name, address, mac}}")
+        raise GroupsError(f"{here}: 'nodes' must be a list of {{{', '.join(sorted(NODE_KEYS))}}}")
     nodes = []
     for raw in value:
         if not isinstance(raw, Mapping) or not isinstance(raw.get("name"), str):
             raise GroupsError(f"{here}: node {raw!r} must be a mapping with a 'name'")
-        unknown = set(raw) - {"name", "address", "mac"}
+        unknown = set(raw) - NODE_KEYS
         if unknown:
-            raise GroupsError(f"{here}: node {raw['name']!r}: unknown key(s) {sorted(map(str, unknown))}")
-        address, mac = raw.get("address"), raw.get("mac")
-        for key, field in (("address", address), ("mac", mac)):
-            if field is not None and not isinstance(field, str):
+            raise GroupsError(f"{here}: node {raw['name']!r}: unknown key(s) {sorted(map(str, unknown))} "
+                              f"(known: {', '.join(sorted(NODE_KEYS))})")
+        for key in ("address", "mac", "ssh_user", "ssh_key"):
+            if raw.get(key) is not None and not isinstance(raw[key], str):
                 raise GroupsError(f"{here}: node {raw['name']!r}: {key!r} must be a string (quote it)")
-        nodes.append(GroupNode(name=raw["name"], address=address, mac=mac))
+        port = raw.get("ssh_port")
+        if port is not None:
+            port = _port(port, f"{here}: node {raw['name']!r}", "ssh_port")
+        nodes.append(GroupNode(name=raw["name"], address=raw.get("address"), mac=raw.get("mac"),
+                               ssh_user=raw.get("ssh_user"), ssh_port=port, ssh_key=raw.get("ssh_key")))
     return tuple(nodes)
 
 
@@ -233,10 +250,41 @@ def _power(value: Any, here: str) -> dict[str, Any]:
                 f"{here}: power key {key!r} is unknown for type {kind!r} "
                 f"(known: {', '.join(sorted(POWER_KEYS[kind]))})"
             )
+    if "shutdown" in value:
+        _shutdown(value["shutdown"], here)
+    for key in ("power_on", "power_off"):
+        if key in value and (not isinstance(value[key], str) or not value[key].strip()):
+            raise GroupsError(f"{here}: power {key!r} must be a command string, got {value[key]!r}")
     if kind == "command":
-        for key in ("power_on", "power_off"):
-            if not isinstance(value.get(key), str) or not value[key].strip():
-                raise GroupsError(f"{here}: power type 'command' needs a {key!r} command string")
+        if "power_on" not in value:
+            raise GroupsError(f"{here}: power type 'command' needs a 'power_on' command string")
+        if "power_off" not in value and "shutdown" not in value:
+            raise GroupsError(f"{here}: power type 'command' needs a 'power_off' command string (the power "
+                              f"cut), a 'shutdown' mapping (halt over SSH), or both")
     if kind == "cloud" and not isinstance(value.get("deployment"), str):
         raise GroupsError(f"{here}: power type 'cloud' needs 'deployment' (a deployment id or name)")
     return dict(value)
+
+
+def _port(value: Any, here: str, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise GroupsError(f"{here}: {key!r} must be a port number 1-65535, got {value!r}")
+    return value
+
+
+def _shutdown(value: Any, here: str) -> None:
+    """``power.shutdown: {user, port, key, known_hosts, wait_s, settle_s, command}``, all optional
+    (``{}`` halts as ``pi`` on port 22 with ssh's default keys)."""
+    where = f"{here}: power 'shutdown'"
+    if not isinstance(value, Mapping):
+        raise GroupsError(f"{where} must be a mapping such as {{user: pi, port: 22, key: ~/.ssh/id_ed25519}} "
+                          f"(use {{}} for the defaults), got {value!r}")
+    for key, field in value.items():
+        if not isinstance(key, str) or key not in SHUTDOWN_KEYS:
+            raise GroupsError(f"{where}: unknown key {key!r} (known: {', '.join(sorted(SHUTDOWN_KEYS))})")
+        if key == "port":
+            _port(field, where, key)
+        elif key in ("wait_s", "settle_s"):
+            _number(field, where, key)
+        elif not isinstance(field, str) or not field.strip():
+            raise GroupsError(f"{where}: {key!r} must be a non-empty string (quote it), got {field!r}")

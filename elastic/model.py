@@ -120,6 +120,10 @@ class GroupNode:
     name: str
     address: str | None = None
     mac: str | None = None
+    ssh_user: str | None = None
+    """This board's SSH login for the shutdown before a power cut, over the group's ``power.shutdown``."""
+    ssh_port: int | None = None
+    ssh_key: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

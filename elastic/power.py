@@ -4,6 +4,9 @@
   way edge operators drive PoE switch ports and smart plugs; also the simplest way to test the daemon.
 * ``wol``: a Wake-on-LAN magic packet to the board's MAC, sent to a configurable broadcast address
   (default 255.255.255.255:9); power-off by an optional command.
+* ``shutdown`` (in a ``command`` or ``wol`` group): before the power cut, the board is shut down
+  cleanly over SSH (``SshShutdown``) and the cut waits until its SSH port stops answering, so an SD
+  card is never cut mid-write; the cut command is then optional.
 * ``cloud``: a tagged worker created through ``provisioner.clouds`` that joins by cloud-init, destroyed
   on power-off (``elastic.cloudpower``, loaded only for cloud groups).
 
@@ -22,6 +25,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from elastic.model import GroupNode, NodeGroup
@@ -97,15 +101,126 @@ def run_command(template: str, group: NodeGroup, node: str, timeout_s: float, wh
                          f"{' / '.join(tail) or 'no output'}")
 
 
+DEFAULT_SHUTDOWN = "sudo -n shutdown -h now || shutdown -h now || poweroff"
+"""What runs on a board to halt it: passwordless sudo first, then as the login itself (root)."""
+SSH_EXIT_DISCONNECTED = 255
+"""ssh's own failure status: it could not connect, or the board closed the session while halting."""
+SSH_REFUSED = ("Permission denied", "Host key verification failed", "REMOTE HOST IDENTIFICATION HAS CHANGED")
+"""ssh messages that mean the shutdown never ran: no point waiting for the board to halt."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SshShutdown:
+    """``power: {shutdown: {user, port, key, known_hosts, wait_s, settle_s, command}}``: how a board
+    is halted over SSH before its power is cut. A node's ``ssh_user``/``ssh_port``/``ssh_key`` win
+    over the group's. The host key is trusted on first use (``StrictHostKeyChecking=accept-new``) into
+    ``known_hosts`` (default: ssh's own); the user's ssh config applies (a ``ProxyJump`` works)."""
+
+    user: str = "pi"
+    port: int = 22
+    key: str | None = None
+    known_hosts: str | None = None
+    wait_s: float = 60.0
+    """How long the board may take to stop answering on its SSH port after the shutdown command."""
+    settle_s: float = 5.0
+    """Extra wait after the port went quiet, for the kernel to finish halting, before the cut."""
+    command: str = DEFAULT_SHUTDOWN
+    connect_timeout_s: float = 10.0
+
+    @classmethod
+    def from_power(cls, power: Mapping[str, object]) -> SshShutdown | None:
+        """The ``shutdown`` mapping of a group's ``power`` (checked by ``elastic.groups``), or None."""
+        raw = power.get("shutdown")
+        if raw is None:
+            return None
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in dict(raw).items() if k in known})  # type: ignore[call-overload]
+
+    def login(self, member: GroupNode) -> tuple[str, int, str | None]:
+        """(user, port, key) for this board: its own settings, else the group's."""
+        return (member.ssh_user or self.user, member.ssh_port or self.port, member.ssh_key or self.key)
+
+    def argv(self, member: GroupNode) -> list[str]:
+        """The ssh command line that runs ``command`` on the board (no password prompt: BatchMode)."""
+        user, port, key = self.login(member)
+        argv = ["ssh", "-p", str(port), "-o", "BatchMode=yes",
+                "-o", f"ConnectTimeout={self.connect_timeout_s:g}", "-o", "StrictHostKeyChecking=accept-new",
+                "-o", "ControlMaster=no", "-o", "ControlPath=none", "-o", "LogLevel=ERROR"]
+        if key:
+            argv += ["-i", str(Path(key).expanduser()), "-o", "IdentitiesOnly=yes"]
+        if self.known_hosts:
+            argv += ["-o", f"UserKnownHostsFile={Path(self.known_hosts).expanduser()}"]
+        return [*argv, f"{user}@{member.address}", "--", self.command]
+
+
+def ssh_answers(address: str, port: int, timeout_s: float = 1.0) -> bool:
+    """True while something accepts TCP connections on the board's SSH port."""
+    try:
+        with socket.create_connection((address, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def shut_down(shutdown: SshShutdown, group: NodeGroup, node: str) -> str | None:
+    """Halt a board over SSH and wait until its SSH port stops answering. None once it is down (or
+    was already); otherwise why it is still up (the caller cuts the power anyway, or fails)."""
+    member = _member(group, node)
+    if not member.address:
+        raise PowerError(f"power off {node}: group {group.name} gives it no 'address' for the SSH shutdown")
+    user, port, _ = shutdown.login(member)
+    where = f"{user}@{member.address}:{port}"
+    if not ssh_answers(member.address, port):
+        log.info("power off %s: %s does not answer SSH; taken as already halted", node, where)
+        return None
+    log.debug("power off %s: shutting down over SSH (%s)", node, where)
+    try:
+        result = subprocess.run(shutdown.argv(member), stdin=subprocess.DEVNULL, capture_output=True,
+                                text=True, timeout=shutdown.connect_timeout_s + 30, check=False)
+        status, tail = result.returncode, (result.stderr or result.stdout).strip().splitlines()[-2:]
+    except subprocess.TimeoutExpired:  # the session hangs while the board halts: wait for the port
+        status, tail = SSH_EXIT_DISCONNECTED, ["ssh session still open after the shutdown command"]
+    said = " / ".join(tail) or "no output"
+    if status not in (0, SSH_EXIT_DISCONNECTED) or any(m in said for m in SSH_REFUSED):
+        return f"shutdown over SSH ({where}) exited with status {status}: {said}"
+    deadline = time.monotonic() + shutdown.wait_s
+    while ssh_answers(member.address, port):
+        if time.monotonic() > deadline:
+            detail = f" (ssh: {said})" if status else ""
+            return f"{where} still answers SSH {shutdown.wait_s:g}s after the shutdown command{detail}"
+        time.sleep(0.2)
+    if shutdown.settle_s > 0:
+        time.sleep(shutdown.settle_s)
+    log.info("power off %s: halted over SSH (%s)", node, where)
+    return None
+
+
+def power_off_board(shutdown: SshShutdown | None, cut: str | None, group: NodeGroup, node: str,
+                    timeout_s: float) -> None:
+    """An edge board's power-off: SSH shutdown (when configured), wait, then the power cut (when
+    configured). A board that will not halt still gets its power cut; with no cut it is a
+    ``PowerError`` (the actuator retries it)."""
+    if shutdown is not None:
+        still_up = shut_down(shutdown, group, node)
+        if still_up is not None:
+            if not cut:
+                raise PowerError(f"power off {node}: {still_up}")
+            log.warning("power off %s: %s; cutting its power anyway", node, still_up)
+    if cut:
+        run_command(cut, group, node, timeout_s, "power off")
+
+
 class CommandPower:
-    """``power: {type: command, power_on: CMD, power_off: CMD, timeout_s: 60}``."""
+    """``power: {type: command, power_on: CMD, power_off: CMD, timeout_s: 60, shutdown: {...}}``."""
 
     ephemeral = False
 
-    def __init__(self, power_on: str, power_off: str, timeout_s: float = 60.0) -> None:
+    def __init__(self, power_on: str, power_off: str | None, timeout_s: float = 60.0,
+                 shutdown: SshShutdown | None = None) -> None:
         self.on_command = power_on
         self.off_command = power_off
         self.timeout_s = timeout_s
+        self.shutdown = shutdown
 
     def new_name(self, group: NodeGroup) -> str:
         raise PowerError(f"group {group.name}: command power only switches the nodes it lists")
@@ -114,7 +229,7 @@ class CommandPower:
         run_command(self.on_command, group, node, self.timeout_s, "power on")
 
     def power_off(self, group: NodeGroup, node: str) -> None:
-        run_command(self.off_command, group, node, self.timeout_s, "power off")
+        power_off_board(self.shutdown, self.off_command, group, node, self.timeout_s)
 
     def machines(self, group: NodeGroup) -> dict[str, float] | None:
         return None
@@ -133,14 +248,15 @@ def magic_packet(mac: str) -> bytes:
 
 
 class WolPower:
-    """``power: {type: wol, broadcast: 255.255.255.255, port: 9, power_off: CMD}``."""
+    """``power: {type: wol, broadcast: 255.255.255.255, port: 9, power_off: CMD, shutdown: {...}}``."""
 
     def __init__(self, broadcast: str = "255.255.255.255", port: int = 9, power_off: str | None = None,
-                 timeout_s: float = 60.0) -> None:
+                 timeout_s: float = 60.0, shutdown: SshShutdown | None = None) -> None:
         self.broadcast = broadcast
         self.port = port
         self.off_command = power_off
         self.timeout_s = timeout_s
+        self.shutdown = shutdown
 
     ephemeral = False
 
@@ -161,8 +277,7 @@ class WolPower:
                                  f"{error.strerror or error}") from None
 
     def power_off(self, group: NodeGroup, node: str) -> None:
-        if self.off_command:
-            run_command(self.off_command, group, node, self.timeout_s, "power off")
+        power_off_board(self.shutdown, self.off_command, group, node, self.timeout_s)
 
     def machines(self, group: NodeGroup) -> dict[str, float] | None:
         return None
@@ -248,11 +363,13 @@ def manager_for(group: NodeGroup, cloud_factory: Mapping[str, object] | None = N
     """The power manager a group's ``power:`` mapping asks for (checked by ``elastic.groups``)."""
     power = dict(group.power)
     kind = power.get("type")
+    shutdown = SshShutdown.from_power(power)
     if kind == "command":
-        return CommandPower(power["power_on"], power["power_off"], float(power.get("timeout_s", 60)))
+        return CommandPower(power["power_on"], power.get("power_off"), float(power.get("timeout_s", 60)),
+                            shutdown)
     if kind == "wol":
         return WolPower(str(power.get("broadcast", "255.255.255.255")), int(power.get("port", 9)),
-                        power.get("power_off"))
+                        power.get("power_off"), shutdown=shutdown)
     if kind == "cloud":
         if cloud_factory is None or group.name not in cloud_factory:
             raise BadInput(f"group {group.name}: cloud power needs the deployment's driver "

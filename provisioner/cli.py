@@ -494,17 +494,17 @@ def simulate(obj: Context, trace: str, groups_file: str, policies: tuple[str, ..
 
 
 def _elastic_groups(obj: Context, groups_file: str | None, deployment_ref: str | None) -> Any:
-    """Groups from --groups, or the cloud worker groups of a recorded deployment."""
+    """Groups from --groups, or the cloud worker groups and edge fleets of a recorded deployment."""
     from elastic.service import read_groups
 
     if groups_file and deployment_ref:
         raise click.UsageError("give --groups or --deployment, not both")
     if deployment_ref:
-        from elastic.cloudpower import groups_from_deployment
+        from elastic.cloudpower import deployment_groups
         from provisioner.state import StateStore
 
         with StateStore.open(obj.state_path) as store:
-            return groups_from_deployment(store.get(deployment_ref))
+            return deployment_groups(store, deployment_ref)
     return read_groups(groups_file)
 
 
@@ -586,7 +586,7 @@ def nodes_status(obj: Context, fmt: str = "table") -> None:
 
     kubeconfig, groups_file, deployment_ref = click.get_current_context().meta["elastic.nodes"]
     groups = _elastic_groups(obj, groups_file, deployment_ref) if groups_file or deployment_ref else ()
-    rows = status(KubeApi(api_client(kubeconfig)), groups)
+    rows = status(KubeApi(api_client(kubeconfig), obj.settings.elastic.namespace), groups)
     if fmt == "json":
         click.echo(json.dumps([r.to_json() for r in rows], indent=2))
         return
@@ -608,7 +608,7 @@ def _node_request(action: str) -> Callable[..., Any]:
         from elastic.service import api_client
 
         kubeconfig = click.get_current_context().meta["elastic.nodes"][0]
-        request(KubeApi(api_client(kubeconfig)), action, node)
+        request(KubeApi(api_client(kubeconfig), obj.settings.elastic.namespace), action, node)
         click.echo(f"{action} {node}: requested; the daemon's leader acts on it within a pass", err=True)
 
     command.__doc__ = {

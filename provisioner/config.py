@@ -82,6 +82,12 @@ class ElasticSettings:
     backoff_max_s: float = 1800.0
     system_namespaces: str = "kube-system,kube-public,kube-node-lease"
     metrics_port: int = 9153
+    drain_timeout_s: float = 120.0
+    """How long a scale-down retries evictions (PodDisruptionBudgets) before it is undone."""
+    eviction_retry_s: float = 2.0
+    """Wait between eviction attempts while draining."""
+    namespace: str = "kube-system"
+    """Namespace of the daemon's Lease and status/requests ConfigMaps (the ``nodes`` commands too)."""
 
 
 @dataclasses.dataclass(frozen=True)

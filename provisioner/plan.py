@@ -24,7 +24,7 @@ from provisioner.config import Settings
 from provisioner.errors import TemplateError
 from provisioner.images import ImagePlan, plan_image
 from provisioner.resources import playbooks_dir
-from provisioner.spec import Arch, ClusterSpec, GroupSpec, Provider, Role
+from provisioner.spec import Arch, BoardSpec, ClusterSpec, GroupSpec, Provider, Role
 
 JSON_FORMAT = 1
 """Bumped only when a field of ``plan -o json`` changes meaning or disappears (new fields are free)."""
@@ -442,6 +442,18 @@ def _group_json(group: GroupPlan) -> dict[str, Any]:
         "boards": list(group.boards),
         "volume_gib": group.volume_gib,
         "priority": group.spec.priority,
+        "board_specs": [_board_json(b) for b in group.spec.boards],
+    }
+
+
+def _board_json(board: BoardSpec) -> dict[str, Any]:
+    """An adopted board as the elasticity daemon needs it from the state file: its SSH login (the
+    shutdown before a power cut) and how it is powered (``BoardSpec``; ``ssh_key`` is a path)."""
+    return {
+        "name": board.name, "address": board.address, "ssh_user": board.ssh_user,
+        "ssh_port": board.ssh_port, "ssh_key": board.ssh_key, "proxy_jump": board.proxy_jump,
+        "arch": board.arch, "cpus": board.cpus, "memory_mib": board.memory_mib,
+        "power": dataclasses.asdict(board.power),
     }
 
 
