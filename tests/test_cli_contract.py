@@ -30,7 +30,6 @@ from provisioner.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 IM_STYLE = ROOT / "tests" / "golden" / "im-style"
-IM_TEMPLATE = [str(IM_STYLE / "parent.yaml"), str(IM_STYLE / "child.yaml"), "--import-path", str(IM_STYLE)]
 REGION = "eu-west-1"
 
 
@@ -51,10 +50,18 @@ def clean_env(home: Path, cache: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """A HOME, a cache and an environment shared by this module's subprocesses."""
+    """A HOME, a cache and an environment shared by this module's subprocesses, and `im`: the IM-style
+    parent + elastic child of tests/golden (an output built from the `admin_token` secret), copied with
+    their URL import made a local file, so commands that read the templates again never go online."""
     base = tmp_path_factory.mktemp("contract")
     (base / "home").mkdir()
-    return {"base": base, "env": clean_env(base / "home", base / "cache")}
+    (base / "im").mkdir()
+    for name in ("parent.yaml", "child.yaml", "im_types.yaml"):
+        text = (IM_STYLE / name).read_text().replace("https://example.invalid/tosca/im_types.yaml",
+                                                     "im_types.yaml")
+        (base / "im" / name).write_text(text)
+    return {"base": base, "env": clean_env(base / "home", base / "cache"),
+            "im": [str(base / "im" / "parent.yaml"), str(base / "im" / "child.yaml")]}
 
 
 def run(sandbox: dict[str, Any], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -194,7 +201,7 @@ def deployed(sandbox: dict[str, Any], ec2_emulator_server: Any) -> dict[str, Any
                     f"region = {REGION}; host = {ec2_emulator_server.endpoint}\n")
     auth.chmod(0o600)
     state = base / "state" / "state.db"
-    created = run(sandbox, "--state", str(state), "-v", "create", *IM_TEMPLATE, "-i", "wn_num=1",
+    created = run(sandbox, "--state", str(state), "-v", "create", *sandbox["im"], "-i", "wn_num=1",
                   "--name", "contract", "--auth", str(auth), "--no-configure", "--yes", timeout=180)
     assert created.returncode == 0, created.stderr
     with StateStore.open(state) as store:
@@ -334,9 +341,10 @@ def test_ssh_takes_a_command_after_double_dash(deployed: dict[str, Any],
 
 # --- 3. `-o json`: one document on stdout and nothing else, also under -v ---------------------------
 
-def json_commands(deployed: dict[str, Any], files: dict[str, str]) -> list[list[str]]:
+def json_commands(sandbox: dict[str, Any], deployed: dict[str, Any],
+                  files: dict[str, str]) -> list[list[str]]:
     state = ["--state", str(deployed["state"])]
-    return [[*state, "-v", "plan", *IM_TEMPLATE, "-o", "json"],
+    return [[*state, "-v", "plan", *sandbox["im"], "-o", "json"],
             [*state, "-v", "list", "-o", "json"],
             [*state, "-v", "show", "contract", "-o", "json"],
             [*state, "-v", "outputs", "contract", "-o", "json"],
@@ -346,13 +354,13 @@ def json_commands(deployed: dict[str, Any], files: dict[str, str]) -> list[list[
 
 def test_json_output_is_one_document_on_stdout_even_with_v(sandbox: dict[str, Any], deployed: dict[str, Any],
                                                            files: dict[str, str]) -> None:
-    for argv in json_commands(deployed, files):
+    for argv in json_commands(sandbox, deployed, files):
         done = run(sandbox, *argv)
         assert done.returncode == 0, (argv, done.stderr)
         document = json.loads(done.stdout)  # the whole of stdout is the one document
         assert document, argv
         assert "Traceback" not in done.stderr
-    assert "warning:" in run(sandbox, "-v", "plan", *IM_TEMPLATE, "-o", "json").stderr, \
+    assert "warning:" in run(sandbox, "-v", "plan", *sandbox["im"], "-o", "json").stderr, \
         "the warnings went to stderr"
 
 
@@ -414,7 +422,7 @@ def test_secrets_stay_out_of_default_output_and_logs(sandbox: dict[str, Any],
             assert done.returncode == 0, (command, done.stderr)
             texts[" ".join([*verbose, *command])] = done.stdout + done.stderr
     explicit = "Expl1citAdminToken-NotShown42"
-    planned = run(sandbox, "-v", "plan", *IM_TEMPLATE, "-i", f"admin_token={explicit}", "-o", "json")
+    planned = run(sandbox, "-v", "plan", *sandbox["im"], "-i", f"admin_token={explicit}", "-o", "json")
     assert planned.returncode == 0, planned.stderr
     texts["plan -v -i admin_token=..."] = planned.stdout + planned.stderr
     secret_pieces = {**fragments(deployed["secrets"]), "explicit admin_token": explicit[:12],
