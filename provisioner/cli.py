@@ -92,7 +92,8 @@ def setup_logging(verbosity: int) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--config", "config", metavar="FILE", help="Configuration file (default: looked up).")
+@click.option("--config", "config", metavar="FILE", type=click.Path(exists=True, dir_okay=False),
+              help="Configuration file (default: looked up).")
 @click.option("--state", "state", metavar="PATH", help="State file (default from [general] state).")
 @click.option("-v", "--verbose", count=True, help="More output; -v shows tracebacks.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors and results.")
@@ -448,12 +449,25 @@ def scale(obj: Context, deployment: str, group: str, count: int, auth: str | Non
         dep = store.get(deployment)
         scalable_group(dep, group, count)  # bad input is refused before reading credentials
         credentials = _recorded_credentials(dep, auth)
+
+        def busy(members: Any) -> list[str]:
+            """Asked only on a shrink: which workers run user pods, from the kubeconfig configure fetched."""
+            from provisioner.configure import kubeconfig_path
+            from provisioner.engine.cluster import busy_workers
+
+            return busy_workers(kubeconfig_path(store, dep), members)
+
         result = run_scale(store, dep.id, group, count, _driver_factory(credentials, obj.settings),
-                           obj.settings, progress=_progress(obj))
+                           obj.settings, progress=_progress(obj), busy=busy)
+    if result.busy_unknown:
+        click.echo(f"warning: cannot tell idle workers from busy ones, so the newest went first: "
+                   f"{result.busy_unknown}", err=True)
     for name in result.added:
         click.echo(f"added {name}")
     for name in result.removed:
-        click.echo(f"removed {name}")
+        click.echo(f"removed {name}" + (" (busy: its pods stop with it)" if name in result.busy else ""))
+    if kept := [n for n in result.busy if n not in result.removed]:
+        click.echo(f"kept {', '.join(kept)}: busy (running user pods)")
     click.echo(f"{dep.name} group {group}: {result.before} → {result.after} node(s)")
 
 
