@@ -268,3 +268,52 @@ def test_a_node_the_cloud_cannot_create_fails_with_its_message(tmp_path: Path, e
     ec2_emulator.set_faults({})
     assert cli(tmp_path, env, "destroy", "full", "--yes").returncode == 0
     assert all(not items for items in live(ec2_emulator.inventory(REGION), shown["id"]).values())
+
+
+def test_scale_down_removes_an_idle_worker_before_the_newest_busy_one(
+        tmp_path: Path, env: dict[str, str], ec2_emulator: Any, kube_api: Any) -> None:
+    from provisioner.clouds.ec2 import Ec2Driver
+    from provisioner.credentials import AwsCredentials, CredentialSource
+    from provisioner.engine.targets import pick_removals
+    from provisioner.state import StateStore
+
+    auth = aws_auth(tmp_path, ec2_emulator.endpoint)
+    created = cli(tmp_path, env, "create", AWS_TEMPLATE, "-i", "wn_num=3", "-i", "admin_cidr=10.0.0.0/8",
+                  "--name", "busy", "--auth", auth, "--no-configure", "--yes")
+    assert created.returncode == 0, created.stderr
+    dep_id = json.loads(cli(tmp_path, env, "list", "-o", "json").stdout)[0]["id"]
+    driver = Ec2Driver(AwsCredentials(KEY_ID, SECRET, CredentialSource("environment"), region=REGION,
+                                      endpoint_url=ec2_emulator.endpoint), REGION)
+
+    def workers() -> list[Any]:
+        return [n for n in driver.list_nodes(dep_id) if n.group == "wn"]
+
+    # no kubeconfig yet (configure never ran): newest first, with a warning on stderr
+    newest = pick_removals(workers(), 2)[0].name
+    blind = cli(tmp_path, env, "scale", "busy", "wn", "2")
+    assert blind.returncode == 0, blind.stderr
+    assert "warning: cannot tell idle workers from busy ones" in blind.stderr
+    assert "no kubeconfig" in blind.stderr
+    assert f"removed {newest}\n" in blind.stdout
+    assert newest not in {n.name for n in workers()}
+
+    # the cluster knows better: the newest remaining worker runs a user pod, the other only a DaemonSet's
+    # pod and a finished one, so the older, idle worker goes
+    with StateStore.open(tmp_path / "state" / "state.db") as store:
+        kube_api.write_kubeconfig(store.deployment_dir(dep_id) / "kubeconfig")
+    busy, idle = (n.name for n in pick_removals(workers(), 0))
+    for name in (busy, idle):
+        kube_api.register_node(name)
+    kube_api.add_daemonset("flannel")
+    kube_api.create_pod("done", node_selector={"kubernetes.io/hostname": idle}, runtime_s=1)
+    kube_api.create_pod("job", node_selector={"kubernetes.io/hostname": busy}, runtime_s=3600)
+    kube_api.wait_until(lambda: kube_api.pods(node=busy, phase="Running")
+                        and kube_api.pods(node=idle, phase="Succeeded")
+                        and len(kube_api.pods(namespace="kube-system", phase="Running")) == 2,
+                        what="the job running, the short pod done, a DaemonSet pod on each node")
+    done = cli(tmp_path, env, "scale", "busy", "wn", "1")
+    assert done.returncode == 0, done.stderr
+    assert "warning" not in done.stderr
+    assert f"removed {idle}\n" in done.stdout and f"kept {busy}: busy (running user pods)" in done.stdout
+    assert [n.name for n in workers()] == [busy]
+    assert cli(tmp_path, env, "destroy", "busy", "--yes").returncode == 0

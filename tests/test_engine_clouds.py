@@ -178,6 +178,60 @@ def test_a_zone_out_of_capacity_for_every_size_falls_back_to_the_next_zone(
     assert all(not items for items in live(ec2_emulator.inventory(REGION), dep.id).values())
 
 
+def _hostname(node: Any) -> str:
+    return "ip-" + node.private_ips[0].replace(".", "-")
+
+
+def test_scale_in_asks_the_cluster_matching_nodes_by_address_and_falls_back_when_it_cannot(
+        ec2_emulator: Any, store: Any, settings: Settings, factory: Any, kube_api: Any,
+        tmp_path: Path) -> None:
+    import socket
+
+    from provisioner.engine.cluster import busy_workers
+    from provisioner.engine.targets import pick_removals
+
+    dep = create(store, aws_request(settings, "kube", wn_num=2), factory, settings)
+    driver = factory("aws", REGION)
+    newest, older = pick_removals([n for n in driver.list_nodes(dep.id) if n.group == "wn"], 0)
+    # k3s names a node after the machine's hostname, not its cloud name: matched by its InternalIP
+    for node in (newest, older):
+        kube_api.register_node(_hostname(node), address=node.private_ips[0])
+    kube_api.create_pod("job", node_selector={"kubernetes.io/hostname": _hostname(newest)}, runtime_s=3600)
+    kube_api.wait_until(lambda: kube_api.pods(node=_hostname(newest), phase="Running"), what="the job runs")
+    kubeconfig = kube_api.write_kubeconfig(tmp_path / "kubeconfig")
+    result = scale(store, dep.id, "wn", 1, factory, settings, busy=lambda m: busy_workers(kubeconfig, m))
+    assert (result.removed, result.busy, result.busy_unknown) == ((older.name,), (newest.name,), None)
+    assert [n.name for n in driver.list_nodes(dep.id) if n.group == "wn"] == [newest.name]
+
+    # the API unreachable: the newest goes first, and the result says why
+    scale(store, dep.id, "wn", 2, factory, settings)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    dead = tmp_path / "dead-kubeconfig"
+    dead.write_text(kubeconfig.read_text().replace(kube_api.url, f"http://127.0.0.1:{closed}"))
+    members = [n for n in driver.list_nodes(dep.id) if n.group == "wn"]
+    blind = scale(store, dep.id, "wn", 1, factory, settings,
+                  busy=lambda m: busy_workers(dead, m, timeout_s=2))
+    assert blind.removed == (pick_removals(members, 1)[0].name,) and blind.busy == ()
+    assert blind.busy_unknown and "cannot be reached" in blind.busy_unknown
+    assert f"127.0.0.1:{closed}" in blind.busy_unknown
+    destroy(store, dep.id, factory)
+
+
+def test_only_bound_unfinished_pods_of_users_make_a_node_busy() -> None:
+    from provisioner.engine.cluster import user_pod_nodes
+
+    def pod(node: str | None, phase: str = "Running", **meta: Any) -> dict[str, Any]:
+        return {"metadata": meta, "spec": {"nodeName": node} if node else {}, "status": {"phase": phase}}
+
+    pods = [pod("a"), pod("b", "Pending"), pod("c", "Succeeded"), pod("d", "Failed"), pod(None, "Pending"),
+            pod("e", ownerReferences=[{"kind": "DaemonSet", "name": "flannel"}]),
+            pod("f", annotations={"kubernetes.io/config.mirror": "x"}),
+            pod("g", ownerReferences=[{"kind": "ReplicaSet", "name": "web-1"}])]
+    assert user_pod_nodes(pods) == {"a", "b", "g"}
+
+
 PLANNED_SIZE = "t3a.medium"
 """The cheapest type that fits 2 CPUs / 4 GiB in eu-west-1: the one the plan picks."""
 FAULTS = [

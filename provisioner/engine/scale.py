@@ -3,8 +3,10 @@
 Works from the recorded plan (no template needed) and from what the cloud lists. Growing creates
 the lowest free node indices with the same launch machinery as ``create`` (parallel, capacity
 fallback); shrinking removes idle nodes before busy ones and, among those, the newest first, and
-waits until they are gone. The recorded plan's count follows, so a resumed ``create`` or the
-elastic daemon see the new size.
+waits until they are gone. Which nodes are busy is given, or asked of a ``BusyProbe`` (the CLI's
+asks the cluster, ``provisioner.engine.cluster``) only when the group shrinks; a probe that fails
+leaves newest-first, and the result says why. The recorded plan's count follows, so a resumed
+``create`` or the elastic daemon see the new size.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from provisioner.clouds.base import CloudDriver, CloudNode
@@ -36,10 +38,14 @@ from provisioner.engine.targets import (
     targets_from_json,
     targets_to_json,
 )
-from provisioner.errors import BadInput, CloudError, NotFound
+from provisioner.errors import BadInput, CloudError, NotFound, OscarDeployError
 from provisioner.state import Deployment, StateStore
 
 log = logging.getLogger(__name__)
+
+BusyProbe = Callable[[Sequence[CloudNode]], Iterable[str]]
+"""``probe(members)`` → the names of the members that run user work; ``OscarDeployError`` if it
+cannot tell."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +55,10 @@ class ScaleResult:
     after: int
     added: tuple[str, ...]
     removed: tuple[str, ...]
+    busy: tuple[str, ...] = ()
+    """Members that run user work (a shrink removes them last)."""
+    busy_unknown: str | None = None
+    """Why a shrink could not tell busy from idle (then the newest went first); None if it could."""
 
 
 def scalable_group(dep: Deployment, group: str, count: int) -> GroupTarget:
@@ -95,11 +105,11 @@ def _with_count(plan: dict[str, Any], group: str, count: int) -> dict[str, Any]:
 
 
 def scale(store: StateStore, ref: str, group: str, count: int, driver_factory: DriverFactory,
-          settings: Settings, *, progress: Progress | None = None, busy: Iterable[str] = (),
+          settings: Settings, *, progress: Progress | None = None, busy: Iterable[str] | BusyProbe = (),
           clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep
           ) -> ScaleResult:
     """Bring ``group`` of deployment ``ref`` to ``count`` nodes. ``busy`` names nodes that run
-    user work (removed last)."""
+    user work (removed last), or is a probe asked only when the group shrinks."""
     progress = progress or NullProgress()
     dep = store.get(ref)
     target = scalable_group(dep, group, count)
@@ -109,6 +119,8 @@ def scale(store: StateStore, ref: str, group: str, count: int, driver_factory: D
         members = _members(driver, dep.id, group)
         added: list[str] = []
         removed: list[str] = []
+        busy_names: list[str] = []
+        unknown: str | None = None
         if count > len(members):
             rules = firewall_rules(dep.plan.get("security_rules") or [])
             public_key = public_key_of(store.secret(dep.id, "ssh_private_key"), f"oscar-deploy-{dep.id}")
@@ -128,7 +140,8 @@ def scale(store: StateStore, ref: str, group: str, count: int, driver_factory: D
                    clock=clock, sleep=sleep).run()
             added = [j.name for j in jobs]
         elif count < len(members):
-            victims = pick_removals(members, count, busy)
+            busy_names, unknown = _busy_members(busy, members)
+            victims = pick_removals(members, count, busy_names)
             store.add_event(dep.id, "scale", f"{group}: {len(members)} → {count}")
             with progress.phase(f"removing {len(victims)} {group} node(s)", len(victims)) as bar:
                 for node in victims:
@@ -141,7 +154,21 @@ def scale(store: StateStore, ref: str, group: str, count: int, driver_factory: D
                 store.add_event(dep.id, "node-removed", f"{node.name} ({node.id})")
             removed = [n.name for n in victims]
         store.set_plan(dep.id, _with_count(dict(dep.plan), group, count))
-    return ScaleResult(group, len(members), count, tuple(added), tuple(removed))
+    return ScaleResult(group, len(members), count, tuple(added), tuple(removed), tuple(busy_names), unknown)
+
+
+def _busy_members(busy: Iterable[str] | BusyProbe,
+                  members: Sequence[CloudNode]) -> tuple[list[str], str | None]:
+    """The members that are busy, and why that is unknown when the probe could not tell."""
+    if not callable(busy):
+        names = set(busy)
+        return [m.name for m in members if m.name in names], None
+    try:
+        names = set(busy(members))
+    except OscarDeployError as error:
+        log.info("cannot tell idle workers from busy ones: %s", error)
+        return [], str(error)
+    return [m.name for m in members if m.name in names], None
 
 
 def _wait_gone(driver: CloudDriver, deployment: str, ids: set[str], timeout_s: float,
