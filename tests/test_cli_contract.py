@@ -467,3 +467,38 @@ def test_a_kubeconfig_that_is_not_yaml_is_bad_input(tmp_path: Path,
     done = invoke("nodes", "--kubeconfig", str(kubeconfig), "status", env=runner_env)
     assert done.exit_code == 2 and str(kubeconfig) in done.stderr, done.stderr
     assert "internal error" not in done.stderr
+
+
+# --- 6. the rest of DESIGN §3's rules, as seen from the command line --------------------------------
+
+def test_a_region_given_with_i_wins_over_the_auth_files(sandbox: dict[str, Any], deployed: dict[str, Any],
+                                                       ec2_emulator_server: Any) -> None:
+    """DESIGN §3: an input given with -i wins, then the auth file's region (`deployed` used the auth
+    file's eu-west-1), then the template's default; and ID is the id or the name. Then `scale` and
+    `destroy` at -v: their logs carry no secret either."""
+    from provisioner.state import StateStore
+
+    state = str(sandbox["base"] / "region" / "state.db")
+    done = run(sandbox, "--state", state, "-v", "create", "oscar-aws", "-i", "wn_num=0",
+               "-i", "region=us-west-2", "-i", "admin_cidr=10.0.0.0/8", "--auth", str(deployed["auth"]),
+               "--name", "west", "--no-configure", "--yes", timeout=180)
+    assert done.returncode == 0, done.stderr
+    listed = json.loads(run(sandbox, "--state", state, "list", "-o", "json").stdout)
+    assert [d["locations"] for d in listed] == [[{"provider": "aws", "region": "us-west-2"}]]
+    assert [i["state"] for i in ec2_emulator_server.inventory("us-west-2")["instances"]] == ["running"]
+    by_id = json.loads(run(sandbox, "--state", state, "show", listed[0]["id"], "-o", "json").stdout)
+    assert by_id["name"] == "west"
+    first = json.loads(run(sandbox, "--state", str(deployed["state"]), "list", "-o", "json").stdout)
+    assert first[0]["locations"] == [{"provider": "aws", "region": REGION}]
+
+    with StateStore.open(state) as store:
+        secrets = store.secrets(listed[0]["id"])
+    texts = [done.stdout + done.stderr]
+    for command in (["scale", "west", "wn", "1"], ["destroy", "west", "--yes"]):
+        later = run(sandbox, "--state", state, "-v", *command, timeout=180)
+        assert later.returncode == 0, (command, later.stderr)
+        texts.append(later.stdout + later.stderr)
+    leaks = [name for name, piece in fragments(secrets).items() if any(piece in text for text in texts)]
+    assert not leaks, f"secrets in the logs of create/scale/destroy -v: {leaks}"
+    assert "removed aws us-west-2: instance" in texts[-1]
+    assert all(i["state"] == "terminated" for i in ec2_emulator_server.inventory("us-west-2")["instances"])
