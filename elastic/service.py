@@ -52,6 +52,7 @@ def use_json_logs() -> None:
 
 def api_client(kubeconfig: str | None) -> Any:
     """A ``kubernetes`` ApiClient: the given kubeconfig, else in-cluster, else ``~/.kube/config``."""
+    import yaml
     from kubernetes import client, config
     from kubernetes.config.config_exception import ConfigException
 
@@ -60,8 +61,9 @@ def api_client(kubeconfig: str | None) -> Any:
             raise BadInput(f"{kubeconfig}: kubeconfig file not found")
         try:
             return config.new_client_from_config(config_file=kubeconfig)
-        except (ConfigException, ValueError, KeyError, TypeError) as error:
-            raise BadInput(f"{kubeconfig}: not a usable kubeconfig: {error}") from None
+        except (ConfigException, ValueError, KeyError, TypeError, yaml.YAMLError) as error:
+            reason = " ".join(str(error).split())  # a YAML error spans lines
+            raise BadInput(f"{kubeconfig}: not a usable kubeconfig: {reason}") from None
     try:
         config.load_incluster_config()
         return client.ApiClient()
@@ -69,7 +71,7 @@ def api_client(kubeconfig: str | None) -> Any:
         pass
     try:
         return config.new_client_from_config()
-    except (ConfigException, OSError) as error:
+    except (ConfigException, OSError, yaml.YAMLError) as error:
         raise BadInput(f"no Kubernetes configuration: not in a cluster and no kubeconfig ({error}); "
                        f"pass --kubeconfig FILE") from None
 

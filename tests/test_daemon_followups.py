@@ -338,6 +338,14 @@ def test_nodes_status_of_a_deployment_lists_its_boards(store: Any, kube_api: Any
     assert {"pi1", "pi2", "pi3"} <= set(rows) and rows["pi2"]["group"] == "pis"
 
 
+def test_a_kubeconfig_that_is_not_yaml_is_bad_input(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("clusters: [\n")
+    result = CliRunner().invoke(main, ["nodes", "--kubeconfig", str(kubeconfig), "status"])
+    assert result.exit_code == 2, result.output
+    assert f"{kubeconfig}: not a usable kubeconfig" in result.output and "Traceback" not in result.output
+
+
 # ---- [elastic] drain_timeout_s, eviction_retry_s, namespace ------------------------------------------
 
 def test_the_config_file_sets_the_drain_timeout_and_the_daemon_s_namespace(
