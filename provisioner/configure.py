@@ -3,7 +3,11 @@
 The engine calls, after provisioning (and ``reconfigure ID`` calls again)::
 
     configure_deployment(store, deployment, plan=None, settings=None, *, progress=True,
-                         extra_vars=None) -> ConfigureResult
+                         extra_vars=None, check=False) -> ConfigureResult
+
+(and gives every new cloud worker ``provisioner.cloudinit.worker_user_data(store, deployment, group)``
+as user data: workers join by cloud-init, never over SSH). ``kubeconfig_path`` and ``log_path`` name
+the files a run leaves in the deployment's directory (for ``kubeconfig`` and ``show``).
 
 ``plan`` (a ``provisioner.plan.Plan``) is optional: without it the template is read again from the
 deployment's record (``provisioner.inventory.recorded_spec``). ``progress`` is ``True`` (one line per
@@ -17,14 +21,14 @@ How a run goes:
   inventory (``provisioner.inventory``) and the variables (``configuration_vars``: components, their
   properties, the generated secrets) in ``env/extravars``, written 0600 and removed with the whole
   dir after the run, whatever happens. The project is the shipped ``playbooks/`` dir.
-* Every Ansible event goes to the deployment's log (``<deployment dir>/configure.log``, appended; the
-  ``configure-log`` event in the state file points at it) and to the progress display on stderr.
-  Secret values never reach either: every task that handles one is ``no_log``.
+* Every Ansible event goes to the deployment's log (``<deployment dir>/configure.log``, 0600,
+  appended; the ``configure`` event in the state file names it) and to the progress display on
+  stderr. Secret values never reach either: tasks that template them are ``no_log`` or ``diff: false``.
 * A task that fails ends the run with ``RemoteError`` (exit 1) naming the host, the task and
-  Ansible's message. Hosts that are unreachable (and nothing else failed) are retried, the whole
-  (idempotent) play again, ``[provisioner] ansible_unreachable_retries`` times with a growing pause;
-  then ``RemoteError`` names them. A retry runs on those hosts only (``--limit``): the others
-  finished, and no host's variables depend on another's facts.
+  Ansible's message. Hosts that are unreachable (and nothing else failed) are retried
+  ``[provisioner] ansible_unreachable_retries`` times with a growing pause, then ``RemoteError``
+  names them with their address. A retry runs the (idempotent) playbook on those hosts only
+  (``--limit``): the others finished, and no host's variables depend on another's facts.
 """
 
 from __future__ import annotations
