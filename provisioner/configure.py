@@ -12,7 +12,8 @@ the files a run leaves in the deployment's directory (for ``kubeconfig`` and ``s
 ``plan`` (a ``provisioner.plan.Plan``) is optional: without it the template is read again from the
 deployment's record (``provisioner.inventory.recorded_spec``). ``progress`` is ``True`` (one line per
 task on stderr), ``False`` (silent), or the engine's ``Progress`` object (a phase for the run).
-``extra_vars`` wins over the generated variables (e.g. ``{"airgap_dir": "/srv/oscar-airgap"}``).
+``extra_vars`` wins over the generated variables (e.g. ``{"airgap_dir": "/srv/oscar-airgap"}``), and
+over the YAML file a ``[provisioner] ansible_vars`` setting names, if the settings have that key.
 ``check=True`` is a dry run (``ansible-playbook --check --diff``): what would change, nothing changed.
 
 How a run goes:
@@ -336,8 +337,11 @@ def configure_deployment(
     if not inventory.hosts:
         raise RemoteError(f"deployment {deployment.name}: no front-end or edge board to configure "
                           "(none has an address yet)")
+    # A site-wide variables file (e.g. airgap_dir for offline sites) when the settings name one.
+    vars_file = str(getattr(settings.provisioner, "ansible_vars", "") or "")
+    site_vars = read_vars_file(Path(vars_file).expanduser()) if vars_file else {}
     variables = {**configuration_vars(deployment, spec, store.secrets(deployment.id), inventory, directory),
-                 **dict(extra_vars or {})}
+                 **site_vars, **dict(extra_vars or {})}
     path = log_path(store, deployment)
     retries = max(0, settings.provisioner.ansible_unreachable_retries)
     what = "dry run (check mode)" if check else "started"
