@@ -327,6 +327,59 @@ def test_an_older_record_without_board_settings_still_scales_its_cloud_group(
     assert "group pis: its boards' power settings are not recorded" in caplog.text
 
 
+def _board_template(board: Board, path: Path, power_on: str, power_off: str) -> Path:
+    """An edge-only template: a front-end board that is never contacted here and the board host
+    ``board`` as the fleet's one worker, with its SSH login (port 2222, root) and power commands."""
+    def host(arch: str) -> dict[str, Any]:
+        return {"host": {"properties": {"num_cpus": 2, "mem_size": "4 GiB"}},
+                "os": {"properties": {"type": "linux", "distribution": "debian", "version": "12",
+                                      "architecture": arch}}}
+
+    template = {
+        "tosca_definitions_version": "tosca_simple_yaml_1_0",
+        "imports": [{"oscar_deploy_types": str(REPO / "tosca/types/oscar-deploy-types.yaml")}],
+        "topology_template": {"node_templates": {
+            "front": {"type": "oscar_deploy.nodes.EdgeFrontEnd", "properties": {"address": "192.0.2.10"},
+                      "capabilities": host("amd64")},
+            board.name: {"type": "oscar_deploy.nodes.EdgeBoard", "capabilities": host("arm64"),
+                         "properties": {"address": board.address, "ssh_port": board.port, "ssh_user": "root",
+                                        "ssh_key": str(board.key_path), "fleet": "pis",
+                                        "power_on": power_on, "power_off": power_off}},
+        }},
+    }
+    path.write_text(yaml.safe_dump(template, sort_keys=False))
+    return path
+
+
+def test_daemon_deployment_halts_a_recorded_board_over_ssh_before_cutting_its_power(
+        board: Board, store: Any, kube_api: Any, start_daemon: Any, tmp_path: Path) -> None:  # noqa: F811
+    """``daemon --deployment``'s path end to end: the board's login and power commands recorded by the
+    plan, the deployment's known_hosts, the daemon powering it on for a pod and off when idle."""
+    from provisioner.inventory import KNOWN_HOSTS_FILE
+
+    install_double(board)
+    kube = kube_api.power_commands(cpus=2, memory_mib=4096, ready_after_s=20)
+    cuts = tmp_path / "cuts.log"
+    template = _board_template(board, tmp_path / "edge.yaml",
+                               f"{power_command([board], 'poweron')} && {kube['power_on']}",
+                               f"{cut_recorder(board, cuts)} && {kube['power_off']}")
+    dep = record(store, template, {}, "boards")
+    known = store.deployment_dir(dep.id) / KNOWN_HOSTS_FILE
+    known.write_text(board.known_hosts.read_text())  # as configure left it: the board's key trusted
+    (group,) = deployment_groups(store, dep.id)
+    assert group.nodes == (GroupNode(board.name, board.address, ssh_user="root", ssh_port=board.port,
+                                     ssh_key=str(board.key_path)),)
+    settle = {**group.power, "shutdown": {**group.power["shutdown"], "settle_s": 0}}
+    group = dataclasses.replace(group, power=settle)  # no 5 s wait for a kernel that is not there
+    start_daemon([group])
+    kube_api.create_pod("job", cpus=1.5, runtime_s=50)
+    kube_api.wait_until(lambda: kube_api.pods(phase="Succeeded"), timeout=20, what="job done")
+    assert kube_api.get("pods", "job", "default")["spec"]["nodeName"] == board.name
+    kube_api.wait_until(lambda: state(kube_api, board.name) == "off", timeout=30, what="board off")
+    assert not board.is_on() and cuts.read_text().splitlines() == [f"cut {board.name} while off"]
+    assert double_calls(board) == ["root shutdown -h now"]
+
+
 def test_nodes_status_of_a_deployment_lists_its_boards(store: Any, kube_api: Any, tmp_path: Path) -> None:
     dep = record(store, HYBRID, {}, "hyb")
     kubeconfig = str(kube_api.write_kubeconfig(tmp_path / "kc"))
