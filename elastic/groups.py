@@ -4,6 +4,11 @@ A list of mappings ``{name, cpus, memory_mib, min, max, boot_s, cost_per_hour, p
 taints, gpus, max_pods, power, nodes}`` parsed into ``elastic.model.NodeGroup``. Every problem is a
 ``BadInput`` naming the file, the group and the key, so an operator can fix it without reading code.
 
+Edge boards: ``nodes: [{name, address, mac, ssh_user, ssh_port, ssh_key}]`` and, in a ``command`` or
+``wol`` power mapping, ``shutdown: {user, port, key, known_hosts, wait_s, settle_s, command}`` (all
+optional) to halt a board over SSH before ``power_off`` cuts its power; with ``shutdown`` the cut is
+optional and every node needs an ``address``. A node's ``ssh_*`` win over the group's ``shutdown``.
+
 YAML 1.1 trap: PyYAML reads bare ``on``/``off``/``yes``/``no`` as booleans, so ``power: {on: CMD}``
 would silently become ``{True: CMD}``. This loader keeps YAML 1.2's rule (only ``true``/``false`` are
 booleans): such keys stay strings and are then rejected by name (``power_on``/``power_off`` are the
