@@ -49,6 +49,8 @@ class ProvisionerSettings:
     ansible_unreachable_retries: int = 3
     ssh_user: str = "ubuntu"
     """Login user on cloud images when the template does not say."""
+    ansible_vars: str = ""
+    """A YAML file of playbook variables for every configure run (e.g. airgap_dir on offline sites)."""
     default_provider: str = "aws"
     """Cloud (aws or openstack) of machines whose template names none, e.g. the IM's templates."""
 

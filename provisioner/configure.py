@@ -193,6 +193,14 @@ def _elastic_groups(plan: Mapping[str, Any], spec: ClusterSpec | None, deploymen
     return out
 
 
+def playbook_variables(generated: Mapping[str, Any], site_vars_file: str,
+                       extra_vars: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The variables a run gets: the deployment's own, then the site's file (``[provisioner]
+    ansible_vars``, e.g. ``airgap_dir``), then the caller's (``reconfigure --vars``): later wins."""
+    site = read_vars_file(Path(site_vars_file).expanduser()) if site_vars_file else {}
+    return {**generated, **site, **dict(extra_vars or {})}
+
+
 def read_vars_file(path: Path) -> dict[str, Any]:
     """A YAML mapping of playbook variables (``reconfigure --vars``); ``BadInput`` naming the file."""
     try:
@@ -337,11 +345,9 @@ def configure_deployment(
     if not inventory.hosts:
         raise RemoteError(f"deployment {deployment.name}: no front-end or edge board to configure "
                           "(none has an address yet)")
-    # A site-wide variables file (e.g. airgap_dir for offline sites) when the settings name one.
-    vars_file = str(getattr(settings.provisioner, "ansible_vars", "") or "")
-    site_vars = read_vars_file(Path(vars_file).expanduser()) if vars_file else {}
-    variables = {**configuration_vars(deployment, spec, store.secrets(deployment.id), inventory, directory),
-                 **site_vars, **dict(extra_vars or {})}
+    variables = playbook_variables(
+        configuration_vars(deployment, spec, store.secrets(deployment.id), inventory, directory),
+        settings.provisioner.ansible_vars, extra_vars)
     path = log_path(store, deployment)
     retries = max(0, settings.provisioner.ansible_unreachable_retries)
     what = "dry run (check mode)" if check else "started"

@@ -67,3 +67,21 @@ def test_bad_config_is_an_error_naming_it(tmp_path: Path, text: str, env: dict[s
 def test_missing_explicit_config_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_settings(str(tmp_path / "nope.cfg"), env={}, cwd=tmp_path, home=tmp_path)
+
+
+def test_site_playbook_variables_sit_between_the_generated_ones_and_the_callers(tmp_path: Path) -> None:
+    """An offline site names its airgap_dir once in [provisioner] ansible_vars; --vars still wins."""
+    from provisioner.configure import playbook_variables
+    from provisioner.errors import BadInput
+
+    site = tmp_path / "site.yml"
+    site.write_text("airgap_dir: /srv/airgap\nk3s_version: v9.9.9+k3s1\n")
+    env = {"OSCAR_DEPLOY_PROVISIONER_ANSIBLE_VARS": str(site)}
+    settings = load_settings(env=env, cwd=tmp_path, home=tmp_path)
+    variables = playbook_variables({"k3s_version": "v1.32.9+k3s1", "k3s_token": "t"},
+                                   settings.provisioner.ansible_vars, {"k3s_version": "v1.33.0+k3s1"})
+    assert variables == {"k3s_version": "v1.33.0+k3s1", "k3s_token": "t", "airgap_dir": "/srv/airgap"}
+    assert playbook_variables({"a": 1}, "", None) == {"a": 1}
+    site.write_text("- not\n- a mapping\n")
+    with pytest.raises(BadInput, match=r"site\.yml: expected a mapping"):
+        playbook_variables({}, str(site), None)
