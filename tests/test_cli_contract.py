@@ -426,6 +426,7 @@ def test_secrets_stay_out_of_default_output_and_logs(sandbox: dict[str, Any],
                              ["outputs", "contract", "-o", "json"],
                              ["inventory", "contract"], ["inventory", "contract", "--list"])]
     argvs.append(["-v", "plan", *sandbox["im"], "-i", f"admin_token={explicit}", "-o", "json"])
+    before = snapshot(deployed["state"])
     for argv, done in zip(argvs, run_all(sandbox, argvs), strict=True):
         assert done.returncode == 0, (argv, done.stderr)
         texts[" ".join(argv[2:] if argv[0] == "--state" else argv)] = done.stdout + done.stderr
@@ -434,6 +435,8 @@ def test_secrets_stay_out_of_default_output_and_logs(sandbox: dict[str, Any],
     leaks = [(where, name) for where, text in texts.items() for name, piece in secret_pieces.items()
              if piece in text]
     assert not leaks, f"secrets in default output or logs: {leaks}"
+    # (`inventory` may add the deployment's empty known_hosts file, which its SSH options name)
+    assert snapshot(deployed["state"])[0] == before[0], "a read-only command changed the state"
     shown = json.loads(run(sandbox, *state, "show", "contract", "-o", "json").stdout)
     assert set(shown["secrets"]) >= {"admin_token", "k3s_token", "ssh_private_key"}
     assert all(o["value"] == "********" for o in shown["outputs"] if o["secret"])
