@@ -11,6 +11,7 @@ The installed `oscar-deploy` runs as a subprocess where the whole path matters (
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -66,7 +67,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def run(sandbox: dict[str, Any], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """The installed command, as a user runs it from an empty directory."""
+    """The installed command, as a user runs it (from the sandbox, not the repository)."""
     return subprocess.run([*installed_command(), *args], capture_output=True, text=True, env=sandbox["env"],
                           cwd=sandbox["base"], timeout=timeout, stdin=subprocess.DEVNULL, check=False)
 
@@ -77,8 +78,9 @@ def run_all(sandbox: dict[str, Any], argvs: list[list[str]]) -> list[subprocess.
         return list(pool.map(lambda argv: run(sandbox, *argv), argvs))
 
 
-def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
-    """The command in process (for the many fast cases); exceptions are not caught into text."""
+def invoke(*args: str, env: dict[str, str | None] | None = None) -> Result:
+    """The command in process, for the many fast cases. A crash is kept in ``result.exception`` (never
+    printed), so the tests check it is the ``SystemExit`` of a refusal."""
     return CliRunner().invoke(main, list(args), prog_name="oscar-deploy", env=env)
 
 
@@ -222,7 +224,7 @@ def deployed(sandbox: dict[str, Any], ec2_emulator_server: Any) -> dict[str, Any
 def snapshot(state: Path) -> tuple[list[str], list[str]]:
     """What a state directory holds, as a user would compare it: every SQL row, and the files beside
     the database (SQLite's own -wal/-shm journal files aside)."""
-    with sqlite3.connect(f"file:{state}?mode=ro", uri=True) as conn:
+    with contextlib.closing(sqlite3.connect(f"file:{state}?mode=ro", uri=True)) as conn:
         rows = list(conn.iterdump())
     files = sorted(str(p.relative_to(state.parent)) for p in state.parent.rglob("*")
                    if not p.name.endswith(("-wal", "-shm")))
@@ -450,8 +452,6 @@ def test_show_secrets_reveals_them(sandbox: dict[str, Any], deployed: dict[str, 
     assert deployed["secrets"]["admin_token"] in table and deployed["secrets"]["k3s_token"] in table
 
 
-@pytest.mark.xfail(strict=True, reason="engine records the plan's masked output values ('********'), so "
-                   "`outputs/show --show-secrets` cannot fill in an output built from a secret (DESIGN §3)")
 def test_show_secrets_reveals_outputs_built_from_secrets(sandbox: dict[str, Any],
                                                          deployed: dict[str, Any]) -> None:
     state = ["--state", str(deployed["state"])]
