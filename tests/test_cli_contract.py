@@ -393,6 +393,16 @@ def test_read_commands_on_a_missing_state_file_create_it_private_or_not_at_all(
     assert json.loads(run(sandbox, "--state", str(empty), "list", "-o", "json").stdout) == []
 
 
+def test_everything_under_the_state_directory_is_private(deployed: dict[str, Any]) -> None:
+    """DESIGN §2: the state file (generated secrets) is 0600; the per-deployment directory with the
+    private SSH key is only the owner's too, whatever the umask."""
+    state: Path = deployed["state"]
+    wide = [(str(p), oct(stat.S_IMODE(p.stat().st_mode))) for p in [state.parent, *state.parent.rglob("*")]
+            if stat.S_IMODE(p.stat().st_mode) & 0o077]
+    assert not wide, f"readable by others: {wide}"
+    assert (state.parent / "deployments" / deployed["id"]).is_dir()
+
+
 def test_a_state_path_that_is_not_a_state_file_is_refused_clearly(sandbox: dict[str, Any]) -> None:
     garbage = sandbox["base"] / "garbage.db"
     garbage.write_bytes(b"this is not an SQLite database, and must not be overwritten\n" * 20)

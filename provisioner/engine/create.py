@@ -68,8 +68,14 @@ class CreateRequest:
 
 
 def recorded_plan(plan: Plan, targets: Sequence[GroupTarget]) -> dict[str, Any]:
-    """The plan as the state file keeps it: the ``plan -o json`` document plus the engine's targets."""
-    return {**plan_to_json(plan), "targets": targets_to_json(targets)}
+    """The plan as the state file keeps it: the ``plan -o json`` document plus the engine's targets.
+
+    Outputs keep their unmasked templates: a secret in them is a ``{secret.NAME}`` placeholder, never
+    a value, and ``outputs --show-secrets`` needs the placeholder to fill it in."""
+    doc = plan_to_json(plan)
+    doc["outputs"] = [{**shown, "value": output.value} for shown, output in zip(doc["outputs"], plan.outputs,
+                                                                                  strict=True)]
+    return {**doc, "targets": targets_to_json(targets)}
 
 
 def key_path(store: StateStore, deployment_id: str) -> Path:
