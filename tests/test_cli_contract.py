@@ -162,14 +162,18 @@ def test_every_command_and_option_of_design_3_exists_with_that_spelling(
         assert values <= shown, f"`{' '.join(path)} {option}` offers {shown}, DESIGN §3 needs {values}"
 
 
-def test_nodes_offers_every_subcommand_and_simulate_policy_repeats(
+def test_nodes_offers_every_subcommand_and_the_repeatable_options_repeat(
         help_pages: dict[tuple[str, ...], str]) -> None:
     _, _, subcommands = parse_help(help_pages[("nodes",)])
     assert {"status", "enable", "disable", "poweron", "poweroff", "reset"} <= subcommands
     _, _, commands = parse_help(help_pages[()])
     assert {p[0] for p in CONTRACT if p} <= commands
-    policy = next(p for p in main.commands["simulate"].params if p.name == "policies")
-    assert isinstance(policy, click.Option) and policy.multiple, "--policy must be repeatable"
+    repeatable = {"validate": ("-i", "--import-path"), "plan": ("-i", "--import-path"),
+                  "create": ("-i", "--import-path"), "simulate": ("--policy",)}
+    for command, spellings in repeatable.items():
+        for spelling in spellings:
+            option = next(p for p in main.commands[command].params if spelling in p.opts)
+            assert isinstance(option, click.Option) and option.multiple, f"`{command} {spelling}` must repeat"
 
 
 def walk(command: click.Command,
