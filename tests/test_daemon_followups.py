@@ -566,19 +566,10 @@ def _missing(rbac: dict[str, Any]) -> list[str]:
     return missing
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "playbooks/roles/elastic (in progress): the ClusterRole lacks nodes: delete (the daemon deletes a "
-    "terminated cloud worker's Node); the Role lacks get/patch on ConfigMap oscar-deploy-elastic-requests "
-    "(`nodes enable|disable|poweron|poweroff|reset`); and the Deployment does not set "
-    "OSCAR_DEPLOY_ELASTIC_NAMESPACE to the Role's namespace, so the daemon uses kube-system, where it may "
-    "touch no Lease or ConfigMap"))
 def test_the_elastic_role_grants_every_call_the_daemon_makes(elastic_rbac: dict[str, Any]) -> None:
     assert _missing(elastic_rbac) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "playbooks/roles/elastic (in progress): the ClusterRole grants patch on events, which the daemon "
-    "never does (it only creates events)"))
 def test_the_elastic_role_grants_nothing_cluster_wide_beyond_the_daemon_s_calls(
         elastic_rbac: dict[str, Any]) -> None:
     rules = elastic_rbac["cluster_rules"] + [r for rs in elastic_rbac["roles"].values() for r in rs]
