@@ -92,6 +92,7 @@ def setup_logging(verbosity: int) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="oscar-deploy", prog_name="oscar-deploy")
 @click.option("--config", "config", metavar="FILE", type=click.Path(exists=True, dir_okay=False),
               help="Configuration file (default: looked up).")
 @click.option("--state", "state", metavar="PATH", help="State file (default from [general] state).")
@@ -527,7 +528,8 @@ def _elastic_groups(obj: Context, groups_file: str | None, deployment_ref: str |
               help="kubeconfig (default: in-cluster configuration, then ~/.kube/config).")
 @click.option("--deployment", "deployment_ref", metavar="ID", help="Scale this deployment's worker groups.")
 @click.option("--groups", "groups_file", metavar="FILE", type=click.Path(dir_okay=False),
-              help="Node groups YAML (DESIGN §3), with each group's power: {type: cloud|command|wol}.")
+              help="Node groups YAML (README, \"Elastic daemon\"): name, cpus, memory_mib, min, max, boot_s, "
+                   "cost_per_hour, priority, labels, and power: {type: cloud|command|wol}.")
 @click.option("--metrics-port", type=click.IntRange(min=0, max=65535), default=None, metavar="PORT",
               help="Serve Prometheus /metrics on this port (default: [elastic] metrics_port; 0: off).")
 @click.option("--lease-duration", type=click.FloatRange(min=1.0), default=15.0, show_default=True,

@@ -71,6 +71,10 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 class InvalidName(StateError, BadInput):
     """A ``--name`` the state file cannot take: bad input (exit 2), refused before anything is recorded."""
 
+
+class UnknownDeployment(NotFound, BadInput):
+    """An ID argument that names no deployment: bad input (exit 2), like any other wrong argument."""
+
 # Each step moves the schema from version i to i+1. Append only; never edit a released step.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
@@ -451,7 +455,7 @@ class StateStore:
         rows = self._read("SELECT * FROM deployments WHERE id = ? UNION ALL "
                           "SELECT * FROM deployments WHERE name = ? AND id <> ?", (ref, ref, ref))
         if not rows:
-            raise NotFound(f"no deployment with id or name {ref!r} in {self.path}")
+            raise UnknownDeployment(f"no deployment with id or name {ref!r} in {self.path}")
         return _deployment(rows[0])
 
     def find(self, ref: str) -> Deployment | None:

@@ -332,11 +332,11 @@ UNKNOWN = [["show", "ghost"], ["show", "ghost", "-o", "json"], ["outputs", "ghos
 def test_an_unknown_deployment_is_refused_naming_it(args: list[str], deployed: dict[str, Any],
                                                     files: dict[str, str],
                                                     runner_env: dict[str, str | None]) -> None:
-    """DESIGN §3 does not say whether an unknown ID is bad input (2) or a run-time failure (1): either,
-    with one line that names it, nothing on stdout and nothing changed."""
+    """An unknown ID is a wrong argument, so bad input (DESIGN §3: exit 2), with one line that names
+    it, nothing on stdout and nothing changed."""
     before = snapshot(deployed["state"])
     done = invoke("--state", str(deployed["state"]), *[a.format(**files) for a in args], env=runner_env)
-    assert done.exit_code in (1, 2) and isinstance(done.exception, SystemExit), done.exception
+    assert done.exit_code == 2 and isinstance(done.exception, SystemExit), done.exception
     assert done.stdout == ""
     assert len(done.stderr.strip().splitlines()) == 1 and "'ghost'" in done.stderr, done.stderr
     assert snapshot(deployed["state"]) == before
