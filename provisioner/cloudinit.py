@@ -9,29 +9,36 @@ playbooks use, so a worker ends up like a board the ``common`` and ``k3s_agent``
   token, node labels (``oscar-deploy/group``, ``oscar-deploy/role``, ``oscar-deploy/arch`` and the
   template's) and taints, the same keys ``k3s_agent`` writes; then k3s's own install script at the
   pinned tag of ``playbooks/group_vars/all/versions.yml``, which checks the binary's checksum.
+* the node's name (DESIGN §3: a node registers under its ``name``): a cloud worker's hostname is the
+  cloud's (``ip-10-…`` on EC2), so its user data sets k3s ``node-name`` to its cloud name, and the
+  hostname too, as the ``common`` role does for boards (which then register under their hostname, so
+  ``k3s_agent`` needs no ``node-name``). User data is therefore rendered per machine, not per group.
 
 ``render_user_data`` is pure (tests validate its output against cloud-init's JSON schema);
-``worker_user_data`` reads a recorded deployment for the engine, which passes the result to every
-cloud worker it creates.
+``worker_join`` reads a recorded deployment once per group, ``node_user_data`` renders it for each
+machine the engine or the elasticity daemon creates.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from provisioner.errors import NotFound, TemplateError
+from provisioner.errors import BadInput, NotFound, TemplateError
 from provisioner.resources import playbooks_dir
 
 K3S_CONFIG = "/etc/rancher/k3s/config.yaml"
 K3S_PORT = 6443
 INSTALL_URL = "https://raw.githubusercontent.com/k3s-io/k3s/{version}/install.sh"
 """k3s's install script at the pinned release tag (not get.k3s.io's moving copy)."""
+NODE_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+"""What is both a hostname label and a Kubernetes node name (``resource_name`` makes such names)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +54,8 @@ class WorkerJoin:
     taints: Sequence[str] = ()
     k3s_version: str | None = None
     """None: the version in versions.yml."""
+    node_name: str | None = None
+    """The Node name to register under (and the hostname); None: the machine's own hostname."""
 
 
 @functools.cache
@@ -76,19 +85,30 @@ def node_labels(group: str, role: str, arch: str, labels: Mapping[str, str]) -> 
 
 
 def agent_config(join: WorkerJoin) -> dict[str, Any]:
-    """The k3s agent's ``config.yaml`` (the keys ``k3s_agent``'s template writes)."""
+    """The k3s agent's ``config.yaml`` (the keys ``k3s_agent``'s template writes, plus ``node-name``
+    when the join names the node: boards need none, their hostname is their name)."""
     config: dict[str, Any] = {
         "server": join.server_url,
         "token": join.token,
         "node-label": node_labels(join.group, join.role, join.arch, join.labels),
     }
+    if join.node_name is not None:
+        config["node-name"] = checked_node_name(join.node_name)
     if join.taints:
         config["node-taint"] = list(join.taints)
     return config
 
 
+def checked_node_name(name: str) -> str:
+    """``name`` if k3s and the hostname accept it (one lowercase DNS label), else ``BadInput``."""
+    if not NODE_NAME.fullmatch(name):
+        raise BadInput(f"node name {name!r}: expected at most 63 lowercase letters, digits and '-', "
+                       "starting and ending with a letter or digit")
+    return name
+
+
 def render_user_data(join: WorkerJoin, common: Mapping[str, Any] | None = None) -> str:
-    """The ``#cloud-config`` document for a worker of ``join.group``."""
+    """The ``#cloud-config`` document for a worker of ``join.group`` (named ``join.node_name``)."""
     common = common_settings() if common is None else common
     version = join.k3s_version or k3s_version()
     modules = [str(m) for m in common.get("common_kernel_modules") or []]
@@ -115,12 +135,31 @@ def render_user_data(join: WorkerJoin, common: Mapping[str, Any] | None = None) 
             ["sh", "-c", install],
         ],
     }
+    if join.node_name is not None:
+        # the hostname is the node's name, as ``common`` sets a board's; cloud-init keeps the short
+        # name even where the distro prefers the cloud's FQDN, and maps it to 127.0.1.1 so it resolves
+        doc = {"hostname": checked_node_name(join.node_name), "prefer_fqdn_over_hostname": False,
+               "manage_etc_hosts": "localhost", **doc}
     return "#cloud-config\n" + yaml.safe_dump(doc, sort_keys=False, width=1000)
 
 
-def worker_user_data(store: Any, deployment: Any, group: str, *, spec: Any = None) -> str:
-    """The user data for a new worker of ``group`` in a recorded deployment (``StateStore``,
-    ``Deployment``): the front-end's private address and the stored ``k3s_token``.
+def node_user_data(join: WorkerJoin, node_name: str) -> str:
+    """The user data of the one machine that registers as Node ``node_name``."""
+    return render_user_data(dataclasses.replace(join, node_name=node_name))
+
+
+def worker_user_data(store: Any, deployment: Any, group: str, *, spec: Any = None,
+                     node_name: str | None = None) -> str:
+    """The user data for a new worker of ``group`` named ``node_name`` (``worker_join``, rendered).
+    Without ``node_name`` the worker registers under the hostname the cloud gives it, which the
+    daemon and DESIGN §3 do not expect: pass the machine's name."""
+    join = worker_join(store, deployment, group, spec=spec)
+    return render_user_data(dataclasses.replace(join, node_name=node_name))
+
+
+def worker_join(store: Any, deployment: Any, group: str, *, spec: Any = None) -> WorkerJoin:
+    """How a new worker of ``group`` in a recorded deployment (``StateStore``, ``Deployment``) joins:
+    the front-end's private address and the stored ``k3s_token``; no node name (``node_user_data``).
 
     ``NotFound`` if the front-end has no recorded address yet (create it first) or the group is not in
     the plan. Labels and taints come from ``spec`` (a ClusterSpec) when given, else from the recorded
@@ -150,7 +189,7 @@ def worker_user_data(store: Any, deployment: Any, group: str, *, spec: Any = Non
         target = next((t for t in plan.get("targets") or [] if t.get("name") == group), {})
         labels, taints = target.get("labels") or {}, target.get("taints") or ()
     info = groups[group]
-    return render_user_data(WorkerJoin(
+    return WorkerJoin(
         server_url=f"https://{address}:{K3S_PORT}", token=store.secret(deployment.id, "k3s_token"),
         group=group, arch=str(info.get("arch") or "amd64"), role=str(info.get("role") or "worker"),
-        labels=labels, taints=tuple(taints)))
+        labels=labels, taints=tuple(taints))
