@@ -5,13 +5,15 @@ fleets (each board's address, SSH login and power settings, ``board_specs`` of t
 engine's own helpers give what a new worker is made of, exactly as ``create`` and ``scale`` make one:
 the deployment's key pair and security group (``ensure_*`` are idempotent, so this finds the existing
 ones), the image id, the sizes to try on capacity errors, and the cloud-init user data that joins it
-to k3s. Credentials are read again from where the deployment recorded they came from, or ``--auth``
+to k3s under the name the daemon gave it (rendered per worker: ``LaunchSpec.user_data_for``).
+Credentials are read again from where the deployment recorded they came from, or ``--auth``
 (DESIGN §2: never from the state file).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -128,7 +130,7 @@ def _fleet_group(deployment: Any, info: Mapping[str, Any], target: Any,
 def cloud_managers(groups: Sequence[NodeGroup], *, state_path: Path, auth: str | None,
                    settings: Any) -> Mapping[str, PowerManager]:
     """A ``CloudPower`` per cloud group, from the deployments their ``power.deployment`` names."""
-    from provisioner.cloudinit import worker_user_data
+    from provisioner.cloudinit import node_user_data, worker_join
     from provisioner.clouds.registry import driver_for
     from provisioner.credentials import credentials_from_source, resolve_credentials
     from provisioner.engine.create import key_path
@@ -168,7 +170,7 @@ def cloud_managers(groups: Sequence[NodeGroup], *, state_path: Path, auth: str |
                     sizes=sizes[target.name], image=images[target.name],
                     key_name=driver.ensure_key_pair(dep.id, public_key),
                     security_group=driver.ensure_security_group(dep.id, rules),
-                    user_data=worker_user_data(store, dep, target.name),
+                    user_data_for=functools.partial(node_user_data, worker_join(store, dep, target.name)),
                     network=target.network, disk_gib=target.disk_gib,
                 )
                 managers[target.name] = CloudPower(driver, dep.id, {target.name: launch})

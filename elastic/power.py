@@ -293,11 +293,18 @@ class LaunchSpec:
     key_name: str
     security_group: str
     user_data: str | None = None
-    """cloud-init that joins the worker to k3s (``provisioner.cloudinit``)."""
+    """cloud-init given to every worker as is; ``user_data_for`` wins when set."""
+    user_data_for: Callable[[str], str] | None = None
+    """The cloud-init of the worker named so (``provisioner.cloudinit.node_user_data``): it joins k3s
+    under that very name, which is how ``machines`` and the Node are matched."""
     network: str | None = None
     zone: str | None = None
     disk_gib: int | None = None
     public_ip: bool = False
+
+    def user_data_of(self, node: str) -> str | None:
+        """The user data for the worker that will register as Node ``node``."""
+        return self.user_data_for(node) if self.user_data_for is not None else self.user_data
 
 
 class CloudPower:
@@ -327,10 +334,14 @@ class CloudPower:
         if spec is None:
             raise PowerError(f"power on {node}: no launch settings for group {group.name}")
         failures: list[str] = []
+        try:
+            user_data = spec.user_data_of(node)
+        except OscarDeployError as error:
+            raise PowerError(f"power on {node}: {error}") from None
         for size in spec.sizes:
             request = NodeRequest(
                 deployment=self.deployment, group=group.name, name=node, size=size, image=spec.image,
-                key_name=spec.key_name, security_group=spec.security_group, user_data=spec.user_data,
+                key_name=spec.key_name, security_group=spec.security_group, user_data=user_data,
                 public_ip=spec.public_ip, zone=spec.zone, disk_gib=spec.disk_gib, network=spec.network)
             try:
                 self.driver.create_node(request)

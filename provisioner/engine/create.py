@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.util
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -24,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from provisioner.cloudinit import WorkerJoin, node_user_data, worker_join
 from provisioner.clouds.base import CloudNode
 from provisioner.config import Settings
 from provisioner.credentials import choose_region
@@ -40,7 +42,13 @@ from provisioner.engine.sites import (
     resolve_images,
     resolve_sizes,
 )
-from provisioner.engine.targets import GroupTarget, group_targets, targets_to_json, wanted_names
+from provisioner.engine.targets import (
+    GroupTarget,
+    group_targets,
+    recorded_components,
+    targets_to_json,
+    wanted_names,
+)
 from provisioner.errors import CloudError, NotFound, OscarDeployError, RemoteError
 from provisioner.plan import Plan, plan_to_json
 from provisioner.spec import ClusterSpec
@@ -75,6 +83,10 @@ def recorded_plan(plan: Plan, targets: Sequence[GroupTarget]) -> dict[str, Any]:
     doc = plan_to_json(plan)
     doc["outputs"] = [{**shown, "value": output.value} for shown, output in zip(doc["outputs"], plan.outputs,
                                                                                   strict=True)]
+    # What configuration reads (component properties, secrets as placeholders): the record is all that
+    # inventory, reconfigure and ssh need; they never read the templates again (DESIGN §1).
+    components, _literals = recorded_components(plan.spec)
+    doc["spec_components"] = json.loads(json.dumps(components, default=str))
     return {**doc, "targets": targets_to_json(targets)}
 
 
@@ -114,6 +126,9 @@ def _secrets(store: StateStore, dep: Deployment, plan: Plan) -> dict[str, str]:
         else:
             generate = new_private_key if secret.name == SSH_KEY_SECRET else generate_secret
             values[secret.name] = store.ensure_secret(dep.id, secret.name, generate)
+    for name, value in recorded_components(plan.spec)[1].items():  # literal secrets of the template
+        store.set_secret(dep.id, name, value)
+        values[name] = value
     if SSH_KEY_SECRET in values:
         write_private_file(key_path(store, dep.id), values[SSH_KEY_SECRET])
     return values
@@ -241,12 +256,11 @@ class _Creator:
                 found.setdefault(node.name, node)
         return found
 
-    def _user_data(self, group: GroupTarget) -> str | None:
-        """Cloud-init that makes a worker join the front-end's k3s (``provisioner.cloudinit``)."""
-        from provisioner.cloudinit import worker_user_data
-
+    def _join(self, group: GroupTarget) -> WorkerJoin | None:
+        """How the group's workers join the front-end's k3s (``provisioner.cloudinit``): read once per
+        group, rendered per machine (each registers under its own name)."""
         try:
-            return worker_user_data(self.store, self.store.get(self.dep.id), group.name, spec=self.spec)
+            return worker_join(self.store, self.store.get(self.dep.id), group.name, spec=self.spec)
         except NotFound as error:
             log.warning("group %s: workers boot without cloud-init user data: %s", group.name, error)
             return None
@@ -260,10 +274,11 @@ class _Creator:
         running: dict[str, CloudNode] = {}
         for group in groups:
             site = sites[(group.provider, group.region)]
-            user_data = self._user_data(group) if with_user_data and group.count else None
+            join = self._join(group) if with_user_data and group.count else None
             for name in wanted_names(self.dep.id, group):
-                job = NodeJob(group, name, images[group.name], site, sizes[group.name], user_data)
                 node = existing.get(name)
+                user_data = node_user_data(join, name) if join is not None and node is None else None
+                job = NodeJob(group, name, images[group.name], site, sizes[group.name], user_data)
                 if node is not None:  # resume: the cloud has it; adopt it, never a second copy
                     self.store.record_node(self.dep.id, group=group.name, name=name, provider=group.provider,
                                            region=group.region, cloud_id=node.id,

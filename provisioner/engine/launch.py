@@ -64,6 +64,7 @@ class NodeJob:
     sizes: tuple[str, ...] = ()
     """What to try, in order (``resolve_sizes``); the group's planned sizes when empty."""
     user_data: str | None = None
+    """This machine's own cloud-init (``cloudinit.node_user_data``: it names the k3s node ``name``)."""
 
 
 def addresses_of(node: CloudNode) -> dict[str, list[str]]:
