@@ -9,9 +9,14 @@ The engine calls, after provisioning (and ``reconfigure ID`` calls again)::
 as user data: workers join by cloud-init, never over SSH). ``kubeconfig_path`` and ``log_path`` name
 the files a run leaves in the deployment's directory (for ``kubeconfig`` and ``show``).
 
-``plan`` (a ``provisioner.plan.Plan``) is optional: without it the template is read again from the
-deployment's record (``provisioner.inventory.recorded_spec``). ``progress`` is ``True`` (one line per
-task on stderr), ``False`` (silent), or the engine's ``Progress`` object (a phase for the run).
+Everything comes from the deployment's record (DESIGN §1, the plan is data): the recorded plan's
+groups, boards, targets and component properties (``spec_components``), its nodes and secrets. The
+templates are never read again. ``plan`` (a ``provisioner.plan.Plan``) is only used for a record
+written before the plan held the component properties; such a record without it falls back to its
+templates read again offline (``provisioner.inventory.legacy_spec``, a warning).
+
+``progress`` is ``True`` (one line per task on stderr), ``False`` (silent), or the engine's
+``Progress`` object (a phase for the run).
 ``extra_vars`` wins over the generated variables (e.g. ``{"airgap_dir": "/srv/oscar-airgap"}``), and
 over the YAML file a ``[provisioner] ansible_vars`` setting names, if the settings have that key.
 ``check=True`` is a dry run (``ansible-playbook --check --diff``): what would change, nothing changed.
@@ -53,7 +58,14 @@ import yaml
 
 from provisioner.config import Settings
 from provisioner.errors import BadInput, NotFound, RemoteError
-from provisioner.inventory import Inventory, deployment_inventory, recorded_spec, render_yaml
+from provisioner.inventory import (
+    Inventory,
+    deployment_inventory,
+    legacy_spec,
+    plan_is_complete,
+    recorded_boards,
+    render_yaml,
+)
 from provisioner.resources import playbooks_dir
 from provisioner.spec import ClusterSpec
 from provisioner.state import Deployment, StateStore
@@ -104,16 +116,35 @@ def _filled(value: Any, secrets: Mapping[str, str]) -> Any:
     return value
 
 
-def configuration_vars(deployment: Deployment, spec: ClusterSpec | None, secrets: Mapping[str, str],
-                       inventory: Inventory, deployment_dir: Path) -> dict[str, Any]:
-    """The extra variables of a run: who the deployment is, what to install, the secrets it needs."""
-    plan = deployment.plan
-    components = [str(c["name"]) for c in plan.get("components") or []]
-    props: dict[str, Any] = {}
+def recorded_component_properties(plan: Mapping[str, Any], spec: ClusterSpec | None = None
+                                  ) -> list[dict[str, Any]] | None:
+    """The template's components and their properties (secrets as ``{secret.NAME}``), as the record
+    keeps them (``spec_components``); for an older record, from ``spec`` if given; else None."""
+    recorded = plan.get("spec_components")
+    if recorded is not None:
+        return [dict(c) for c in recorded]
     if spec is not None:
-        components = sorted({c.name.lower() for c in spec.components} | {"k3s"})
-        for component in spec.components:
-            props[component.name.lower().replace("-", "_")] = _filled(dict(component.properties), secrets)
+        return [{"name": c.name, "properties": dict(c.properties)} for c in spec.components]
+    return None
+
+
+def configuration_vars(deployment: Deployment, secrets: Mapping[str, str], inventory: Inventory,
+                       deployment_dir: Path, components: list[dict[str, Any]] | None = None
+                       ) -> dict[str, Any]:
+    """The extra variables of a run: who the deployment is, what to install, the secrets it needs.
+
+    Read from the recorded plan; ``components`` (``recorded_component_properties``) defaults to the
+    record's own ``spec_components``."""
+    plan = deployment.plan
+    if components is None:
+        components = recorded_component_properties(plan)
+    names = [str(c["name"]) for c in plan.get("components") or []]
+    props: dict[str, Any] = {}
+    if components is not None:
+        names = sorted({str(c["name"]).lower() for c in components} | {"k3s"})
+        for component in components:
+            key = str(component["name"]).lower().replace("-", "_")
+            props[key] = _filled(dict(component.get("properties") or {}), secrets)
     fronts = [h for h in inventory.hosts if h.role == "front-end"]
     front_address = fronts[0].address if fronts else None
     providers = {str(g.get("provider")) for g in plan.get("groups") or []}
@@ -123,7 +154,7 @@ def configuration_vars(deployment: Deployment, spec: ClusterSpec | None, secrets
     out: dict[str, Any] = {
         "oscar_deployment_id": deployment.id,
         "oscar_deployment_name": deployment.name,
-        "oscar_components": components,
+        "oscar_components": names,
         "oscar_dns_name": plan.get("dns_name") or "",
         "oscar_front_address": front_address or "",
         "oscar_admin_cidr": plan.get("admin_cidr") or "0.0.0.0/0",
@@ -139,7 +170,7 @@ def configuration_vars(deployment: Deployment, spec: ClusterSpec | None, secrets
         "minio_console_port": int(minio.get("console_port") or 30303),
         "oscar_username": str(oscar.get("username") or "oscar"),
         "oscar_password": str(oscar.get("password") or secrets.get("oscar_password", "")),
-        "elastic_groups": _elastic_groups(plan, spec, deployment.id),
+        "elastic_groups": _elastic_groups(plan, deployment.id),
         "oscar_deploy_version": _own_version(),
     }
     front_group = next((g for g in plan.get("groups") or [] if g.get("role") == "front-end"), {})
@@ -161,10 +192,10 @@ def _own_version() -> str:
         return "latest"
 
 
-def _elastic_groups(plan: Mapping[str, Any], spec: ClusterSpec | None, deployment_id: str
-                    ) -> list[dict[str, Any]]:
+def _elastic_groups(plan: Mapping[str, Any], deployment_id: str) -> list[dict[str, Any]]:
     """The elastic daemon's groups (DESIGN §3 groups format) for the groups it may scale."""
     out = []
+    targets = {str(t.get("name")): t for t in plan.get("targets") or []}
     for group in plan.get("groups") or []:
         if group.get("role") == "front-end":
             continue
@@ -174,20 +205,18 @@ def _elastic_groups(plan: Mapping[str, Any], spec: ClusterSpec | None, deploymen
             "cost_per_hour": group.get("price_per_hour") or 0.0,
             "labels": {"oscar-deploy/group": group["name"]},
         }
-        group_spec = None
-        if spec is not None:
-            with contextlib.suppress(KeyError):
-                group_spec = spec.group(str(group["name"]))
-        if group.get("provider") == "fleet" and group_spec is not None:
-            boards = group_spec.boards
-            entry["nodes"] = [{"name": b.name, "address": b.address, **({"mac": b.power.mac} if b.power.mac
-                                                                          else {})} for b in boards]
-            first = boards[0].power if boards else None
-            if first is not None and first.type == "command":
-                entry["power"] = {"type": "command", "power_on": first.power_on, "power_off": first.power_off}
-            elif first is not None and first.type == "wol":
-                entry["power"] = {"type": "wol"}
-        elif group.get("provider") != "fleet":
+        if group.get("provider") == "fleet":
+            boards = recorded_boards(group, targets.get(str(group["name"])))
+            if boards:
+                entry["nodes"] = [{"name": b.name, "address": b.address,
+                                   **({"mac": b.power.mac} if b.power.mac else {})} for b in boards]
+                first = boards[0].power
+                if first.type == "command":
+                    entry["power"] = {"type": "command", "power_on": first.power_on,
+                                      "power_off": first.power_off}
+                elif first.type == "wol":
+                    entry["power"] = {"type": "wol"}
+        else:
             entry["power"] = {"type": "cloud", "deployment": deployment_id}
         out.append(entry)
     return out
@@ -324,6 +353,22 @@ def run_playbook(inventory: Inventory, variables: Mapping[str, Any], *, workdir:
     return events
 
 
+def run_inputs(store: StateStore, deployment: Deployment, settings: Settings, *, plan: Any = None,
+               extra_vars: Mapping[str, Any] | None = None) -> tuple[Inventory, dict[str, Any]]:
+    """What a run (or a ``--check`` dry run) gets: the inventory and every variable, from the record.
+
+    The templates are read again only for a record older than the complete plan, offline, when the
+    caller has no ``plan`` (whose ``spec`` is then used)."""
+    spec = None
+    if not plan_is_complete(deployment.plan):
+        spec = getattr(plan, "spec", None) or legacy_spec(deployment, store.secrets(deployment.id))
+    inventory = deployment_inventory(store, deployment, spec=spec, cloud_user=settings.provisioner.ssh_user)
+    generated = configuration_vars(deployment, store.secrets(deployment.id), inventory,
+                                   store.deployment_dir(deployment.id),
+                                   recorded_component_properties(deployment.plan, spec))
+    return inventory, playbook_variables(generated, settings.provisioner.ansible_vars, extra_vars)
+
+
 def configure_deployment(
     store: StateStore,
     deployment: Deployment,
@@ -339,15 +384,10 @@ def configure_deployment(
     """Configure ``deployment`` (see the module docstring); ``RemoteError`` when a host fails."""
     settings = settings or Settings()
     directory = store.deployment_dir(deployment.id)
-    spec = getattr(plan, "spec", None) or recorded_spec(deployment, store.secrets(deployment.id),
-                                                        Path(settings.general.cache_dir).expanduser())
-    inventory = deployment_inventory(store, deployment, spec=spec, cloud_user=settings.provisioner.ssh_user)
+    inventory, variables = run_inputs(store, deployment, settings, plan=plan, extra_vars=extra_vars)
     if not inventory.hosts:
         raise RemoteError(f"deployment {deployment.name}: no front-end or edge board to configure "
                           "(none has an address yet)")
-    variables = playbook_variables(
-        configuration_vars(deployment, spec, store.secrets(deployment.id), inventory, directory),
-        settings.provisioner.ansible_vars, extra_vars)
     path = log_path(store, deployment)
     retries = max(0, settings.provisioner.ansible_unreachable_retries)
     what = "dry run (check mode)" if check else "started"

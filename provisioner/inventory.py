@@ -22,28 +22,30 @@ after; no SSH multiplexing (a stale ControlPersist master can answer for a machi
 DESIGN §4), pipelining instead. A board with ``proxy_jump`` is reached through the front-end with an
 ``ssh -W`` ProxyCommand that carries the same key and host-key file.
 
-Where the facts come from: addresses from the recorded nodes; each group's role, arch and boards from
-the recorded plan; what only the template knows (board keys, ``proxy_jump``, labels, taints) from the
-ClusterSpec when the caller has it, else from the recorded templates read again, else from optional
-fields of the recorded targets.
+Where the facts come from: the state file only (DESIGN §1, the plan is data). Addresses from the
+recorded nodes; each group's role and arch from the recorded plan; its boards (address, SSH login,
+key, ``proxy_jump``, arch) from the group's ``board_specs``; labels and taints from the recorded
+targets. The templates are never read again, so moved templates and URL imports do not matter. Only a
+record written before the plan held all of this (no ``spec_components``) falls back to reading its
+templates again, offline (no import is fetched), with a warning.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
 import re
 import shlex
-import stat
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from provisioner.errors import BadInput, NotFound
-from provisioner.spec import BoardSpec, ClusterSpec
+from provisioner.spec import BoardSpec, ClusterSpec, PowerSpec
 from provisioner.state import Deployment, Node, StateStore
 
 log = logging.getLogger(__name__)
@@ -117,15 +119,16 @@ def _first_address(node: Node | None) -> str | None:
 def build_hosts(
     plan: Mapping[str, Any],
     nodes: Sequence[Node],
-    spec: ClusterSpec | None,
+    spec: ClusterSpec | None = None,
     *,
     cloud_user: str,
     cloud_key: str | None,
 ) -> tuple[InventoryHost, ...]:
     """The front-end(s) and edge boards of a deployment, from its recorded plan and nodes.
 
-    ``spec`` (when known) gives the boards' keys, ``proxy_jump``, labels and taints; without it the
-    recorded targets' optional fields are used. Cloud workers are left out: they join by cloud-init.
+    ``spec`` is only for records that lack the boards' logins, labels or taints (written before the
+    plan held them): what the record has always wins. Cloud workers are left out: they join by
+    cloud-init.
     """
     by_name = {n.name: n for n in nodes}
     targets = {str(t.get("name")): t for t in plan.get("targets") or []}
@@ -135,10 +138,10 @@ def build_hosts(
         role = str(group.get("role"))
         target = targets.get(name, {})
         group_spec = _group_spec(spec, name)
-        labels = dict(group_spec.labels) if group_spec else dict(target.get("labels") or {})
-        taints = tuple(group_spec.taints) if group_spec else tuple(target.get("taints") or ())
+        labels = dict(target["labels"] if "labels" in target else getattr(group_spec, "labels", {}))
+        taints = tuple(target["taints"] if "taints" in target else getattr(group_spec, "taints", ()))
         arch = str(group.get("arch") or "amd64")
-        boards = _boards(group, target, group_spec)
+        boards = recorded_boards(group, target, group_spec)
         for board in boards:
             host = InventoryHost(
                 name=board.name, group=name, role=role, arch=board.arch or arch,
@@ -174,17 +177,34 @@ def _group_spec(spec: ClusterSpec | None, name: str) -> Any:
         return None
 
 
-def _boards(group: Mapping[str, Any], target: Mapping[str, Any], group_spec: Any) -> list[BoardSpec]:
-    """The group's boards: from the spec when known, else the recorded targets (optional fields)."""
+def _power(data: Any) -> PowerSpec:
+    if not isinstance(data, Mapping):
+        return PowerSpec()
+    return PowerSpec(type=data.get("type") or "none", power_on=data.get("power_on"),
+                     power_off=data.get("power_off"), mac=data.get("mac"))
+
+
+def recorded_boards(group: Mapping[str, Any], target: Mapping[str, Any] | None = None,
+                    group_spec: Any = None) -> list[BoardSpec]:
+    """A group's boards as recorded: the plan group's ``board_specs`` (every field), else the recorded
+    targets' boards, else (records older than both) the ClusterSpec read again, if given."""
+    target = target or {}
+    arch = group.get("arch") or "arm64"
+    if group.get("board_specs"):
+        return [BoardSpec(
+            name=str(b["name"]), address=str(b["address"]), ssh_user=str(b.get("ssh_user") or "pi"),
+            ssh_key=b.get("ssh_key") or None, ssh_port=int(b.get("ssh_port") or 22),
+            arch=b.get("arch") or arch, cpus=int(b.get("cpus") or 4),
+            memory_mib=int(b.get("memory_mib") or 8192),
+            power=_power(b.get("power")), proxy_jump=bool(b.get("proxy_jump")),
+        ) for b in group["board_specs"]]
     if group_spec is not None and group_spec.boards:
         return list(group_spec.boards)
-    boards = []
-    for item in target.get("boards") or []:
-        boards.append(BoardSpec(
-            name=str(item["name"]), address=str(item["address"]), ssh_user=str(item.get("user") or "pi"),
-            ssh_key=item.get("ssh_key") or None, ssh_port=int(item.get("port") or 22),
-            arch=item.get("arch") or group.get("arch") or "arm64", proxy_jump=bool(item.get("proxy_jump")),
-        ))
+    boards = [BoardSpec(
+        name=str(b["name"]), address=str(b["address"]), ssh_user=str(b.get("user") or "pi"),
+        ssh_key=b.get("ssh_key") or None, ssh_port=int(b.get("port") or 22),
+        arch=b.get("arch") or arch, proxy_jump=bool(b.get("proxy_jump")),
+    ) for b in target.get("boards") or []]
     if not boards and group.get("provider") == "fleet":
         log.warning("group %s: its boards' addresses are not recorded; they are left out", group.get("name"))
     return boards
@@ -340,22 +360,53 @@ def script_text(deployment_id: str, state_path: Path, config_path: str | None = 
 def write_script(path: Path, deployment_id: str, state_path: Path, config_path: str | None = None) -> Path:
     """Write the dynamic-inventory executable (mode 0755: it holds no secret, only paths)."""
     path = Path(path)
-    path.write_text(script_text(deployment_id, state_path.resolve(), config_path))
-    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    text = script_text(deployment_id, state_path.resolve(), config_path)
+    if path.is_dir():
+        raise _unwritable(path, "it is a directory")
+    if not path.parent.is_dir():
+        raise _unwritable(path, f"{path.parent} is not a directory")
+    try:
+        # A new file is made under a temporary name, then renamed: a failed write leaves nothing behind.
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o755)
+    except OSError as error:
+        raise _unwritable(path, error.strerror or str(error)) from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(temporary, 0o755)
+        os.replace(temporary, path)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise _unwritable(path, error.strerror or str(error)) from None
     return path
+
+
+def _unwritable(path: Path, why: str) -> BadInput:
+    return BadInput(f"{path}: cannot write the inventory script there: {why}")
 
 
 # --- from the state file (I/O edge) ----------------------------------------------------------------
 
 
-def recorded_spec(deployment: Deployment, secrets: Mapping[str, str], cache_dir: Path | None = None
-                  ) -> ClusterSpec | None:
-    """The deployment's ClusterSpec read again from its recorded templates and inputs (secret inputs
-    filled from the state's secrets, in memory only); None when the templates cannot be read."""
+def plan_is_complete(plan: Mapping[str, Any]) -> bool:
+    """Whether a recorded plan holds everything later commands need (written by a ``create`` that
+    records ``spec_components``); older records lack the component properties."""
+    return "spec_components" in plan
+
+
+def legacy_spec(deployment: Deployment, secrets: Mapping[str, str]) -> ClusterSpec | None:
+    """For a record written before the plan held everything: its ClusterSpec read again from the
+    recorded templates, OFFLINE (no cache directory: a URL import is never fetched; only files on
+    disk are read). None, with a warning, when they no longer load."""
     from provisioner.errors import OscarDeployError
 
+    log.warning("deployment %s was recorded by an older oscar-deploy: its templates are read again, "
+                "offline (no import is fetched); `create` again to record a complete plan", deployment.name)
     paths = [Path(t) for t in deployment.templates]
     if not paths or not all(p.is_file() for p in paths):
+        log.warning("deployment %s: its templates are gone; using the recorded plan only", deployment.name)
         return None
     inputs: dict[str, Any] = {}
     for key, value in deployment.inputs.items():
@@ -364,10 +415,10 @@ def recorded_spec(deployment: Deployment, secrets: Mapping[str, str], cache_dir:
     try:
         from provisioner.template import load_cluster_spec
 
-        return load_cluster_spec(paths, inputs, cache_dir=cache_dir)
+        return load_cluster_spec(paths, inputs, cache_dir=None)
     except OscarDeployError as error:
-        log.warning("deployment %s: its templates no longer load (%s); using the recorded plan only",
-                    deployment.name, error)
+        log.warning("deployment %s: its templates no longer load offline (%s); using the recorded plan "
+                    "only", deployment.name, error)
         return None
 
 
@@ -375,10 +426,14 @@ def deployment_inventory(
     store: StateStore, deployment: Deployment, *, spec: ClusterSpec | None = None,
     cloud_user: str = "ubuntu", cache_dir: Path | None = None,
 ) -> Inventory:
-    """The inventory of a recorded deployment (see the module docstring for where facts come from)."""
+    """The inventory of a recorded deployment, from the state file alone (see the module docstring).
+
+    ``spec`` and (unused, kept for callers) ``cache_dir``: only a record older than the complete plan
+    uses a ClusterSpec, the caller's or ``legacy_spec``'s."""
+    del cache_dir  # nothing is fetched: the record has all
     directory = store.deployment_dir(deployment.id)
-    if spec is None:
-        spec = recorded_spec(deployment, store.secrets(deployment.id), cache_dir)
+    if spec is None and not plan_is_complete(deployment.plan):
+        spec = legacy_spec(deployment, store.secrets(deployment.id))
     key = directory / KEY_FILE
     hosts = build_hosts(deployment.plan, store.nodes(deployment.id), spec, cloud_user=cloud_user,
                         cloud_key=str(key) if key.exists() else None)

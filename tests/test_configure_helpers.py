@@ -16,7 +16,9 @@ from typing import Any
 import yaml
 
 from provisioner.config import Settings
-from provisioner.plan import make_plan, plan_to_json
+from provisioner.engine.create import recorded_plan
+from provisioner.engine.targets import group_targets
+from provisioner.plan import make_plan
 from provisioner.state import Deployment, StateStore
 from provisioner.template import load_cluster_spec
 from tests.harness.boards import Board
@@ -91,8 +93,8 @@ def record_board_deployment(store: StateStore, template: Path, name: str = "edge
     """Record the template's deployment as ``create --no-configure`` does for adopted boards."""
     spec = load_cluster_spec([template], {})
     plan = make_plan(spec, Settings())
-    dep = store.create_deployment(name, plan=plan_to_json(plan), templates=[str(template)],
-                                  inputs=dict(spec.inputs), status="created")
+    dep = store.create_deployment(name, plan=recorded_plan(plan, group_targets(plan)),
+                                  templates=[str(template)], inputs=dict(spec.inputs), status="created")
     for secret in plan.secrets:
         store.ensure_secret(dep.id, secret.name)
     for group in spec.groups:

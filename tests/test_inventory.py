@@ -1,18 +1,30 @@
 """Inventories of a deployment: what Ansible sees through INI, YAML and the dynamic script is the same,
 and real ``ansible -m ping`` reaches real board hosts through each (a proxied board through the
-front-end), as ``oscar-deploy ssh`` does."""
+front-end), as ``oscar-deploy ssh`` does. The record alone is enough (DESIGN §1): a deployment whose
+templates moved, made from a template with a URL import served by ``--import-path``, still gives its
+inventory and configuration variables, and nothing tries the network."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import socket
 import stat
+import subprocess
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from provisioner.config import Settings
+from provisioner.configure import configuration_vars, run_inputs
+from provisioner.engine.targets import recorded_components
 from provisioner.inventory import Inventory, build_hosts, dynamic_list, render_ini, ssh_common_args
+from provisioner.spec import ClusterSpec, ComponentSpec
 from provisioner.state import Node, StateStore
 from tests.harness.boards import Board
 from tests.test_configure_helpers import allow_sudo, board_template, cli, record_board_deployment, run_tool
@@ -187,3 +199,161 @@ def test_ssh_command_logs_into_a_node_like_ansible(board_deployment: dict[str, A
     assert result.stdout.split() == ["pi", d["fleet"][1].hostname]
     missing = cli(d["state"], "ssh", "edge-test", "nope", "--", "true", cwd=d["tmp"])
     assert missing.returncode == 1 and "no node 'nope'" in missing.stderr
+
+
+# --- the record is enough: no template, no network -------------------------------------------------
+
+IM_STYLE = Path(__file__).resolve().parent / "golden" / "im-style"
+IM_URL = "https://example.invalid/tosca/im_types.yaml"
+
+
+class Listener:
+    """A TCP port on 127.0.0.1 that counts the connections made to it (and answers none)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+
+
+@pytest.fixture
+def listener() -> Iterator[Listener]:
+    server = Listener()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def _oscar_deploy(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    from tests.test_cli_contract import installed_command
+
+    return subprocess.run([*installed_command(), *args], capture_output=True, text=True, env=env, cwd=cwd,
+                          timeout=180, stdin=subprocess.DEVNULL, check=False)
+
+
+def test_a_deployment_whose_templates_moved_still_gives_inventory_and_variables_without_the_network(
+        tmp_path: Path, ec2_emulator: Any, listener: Listener) -> None:
+    """Created from templates whose URL import points at a listening port on 127.0.0.1 and is served
+    by --import-path; then inventory and the configuration's variables, before and after the templates
+    move away, and for an older record that lacks the component properties: not one connection."""
+    from tests.test_cli_contract import clean_env
+
+    url = f"http://127.0.0.1:{listener.port}/tosca/im_types.yaml"
+    templates, types = tmp_path / "templates", tmp_path / "types"
+    templates.mkdir()
+    types.mkdir()
+    for name in ("parent.yaml", "child.yaml"):
+        (templates / name).write_text((IM_STYLE / name).read_text().replace(IM_URL, url))
+    shutil.copy(IM_STYLE / "im_types.yaml", types / "im_types.yaml")
+    auth = tmp_path / "auth.dat"
+    auth.write_text(f"id = ec2; type = EC2; username = AKIDINVENTORY001; password = inv-s3cret-Qx7; "
+                    f"region = eu-west-1; host = {ec2_emulator.endpoint}\n")
+    auth.chmod(0o600)
+    (tmp_path / "home").mkdir()
+    env = clean_env(tmp_path / "home", tmp_path / "cache")
+    state = tmp_path / "state" / "state.db"
+    created = _oscar_deploy(env, tmp_path, "--state", str(state), "create", str(templates / "parent.yaml"),
+                            str(templates / "child.yaml"), "--import-path", str(types), "-i", "wn_num=1",
+                            "--name", "urlimp", "--auth", str(auth), "--no-configure", "--yes")
+    assert created.returncode == 0, created.stderr
+    assert listener.connections == 0  # --import-path served the import
+
+    def views() -> tuple[dict[str, Any], str, dict[str, Any], str]:
+        listed = _oscar_deploy(env, tmp_path, "--state", str(state), "inventory", "urlimp", "--list")
+        ini = _oscar_deploy(env, tmp_path, "--state", str(state), "inventory", "urlimp")
+        assert listed.returncode == ini.returncode == 0, listed.stderr + ini.stderr
+        with StateStore.open(state) as store:
+            _, variables = run_inputs(store, store.get("urlimp"), Settings())
+        return json.loads(listed.stdout), ini.stdout, variables, listed.stderr + ini.stderr
+
+    listed, ini, variables, said = views()
+    assert listener.connections == 0, "a command tried to fetch the template's URL import"
+    assert "read again" not in said
+    with StateStore.open(state) as store:
+        dep = store.get("urlimp")
+        secrets = store.secrets(dep.id)
+        front = next(n for n in store.nodes(dep.id) if n.group == "front")
+    front_address = front.addresses["public"][0]
+    assert listed["k3s_server"]["hosts"] == [front.name] and listed["workers"]["hosts"] == []
+    assert listed["_meta"]["hostvars"][front.name]["ansible_host"] == front_address
+    assert f"{front.name} ansible_host={front_address}" in ini
+    assert variables["oscar_components"] == ["elastic", "k3s"]  # the child's elastic, from the record
+    assert variables["k3s_token"] == secrets["k3s_token"]
+    assert variables["k3s_server_url"] == f"https://{front_address}:6443"
+    assert [g["name"] for g in variables["elastic_groups"]] == ["wn"]
+
+    templates.rename(tmp_path / "moved")  # the templates are gone from where they were recorded
+    assert views()[:3] == (listed, ini, variables)
+    assert listener.connections == 0
+
+    # A record from before the plan held the component properties: its templates (back in place) are
+    # read again offline, with a warning; the URL import is not fetched.
+    (tmp_path / "moved").rename(templates)
+    with StateStore.open(state) as store:
+        dep = store.get("urlimp")
+        store.set_plan(dep.id, {k: v for k, v in dep.plan.items() if k != "spec_components"})
+    old_listed, _, old_variables, said = views()
+    assert listener.connections == 0, "the fallback for an older record tried the network"
+    assert "offline" in said and "no import is fetched" in said
+    assert old_listed == listed
+    assert old_variables["k3s_token"] == secrets["k3s_token"]
+
+
+def test_component_properties_come_from_the_record_and_a_literal_secret_is_kept_out_of_it(
+        tmp_path: Path) -> None:
+    spec = ClusterSpec(sources=("t.yaml",), components=(
+        ComponentSpec("minio", {"access_key": "site-ak", "secret_key": "Literal-S3cret-Value-9",
+                                "api_port": 31000}),
+        ComponentSpec("oscar", {"username": "ops", "password": "{secret.oscar_password}",
+                                "oidc_issuer": "https://issuer.example"}),
+    ))
+    components, literals = recorded_components(spec)
+    assert literals == {"template_minio_secret_key": "Literal-S3cret-Value-9"}
+    assert "Literal-S3cret" not in json.dumps(components)  # `show` prints the plan: no secret in it
+    with StateStore.open(tmp_path / "state.db") as store:
+        dep = store.create_deployment("props", plan={"groups": [], "spec_components": components})
+    secrets = {**literals, "oscar_password": "generated-pw-0123456789"}
+    variables = configuration_vars(dep, secrets, Inventory((), "/k"), tmp_path)
+    assert (variables["minio_access_key"], variables["minio_secret_key"], variables["minio_api_port"]) == \
+        ("site-ak", "Literal-S3cret-Value-9", 31000)
+    assert (variables["oscar_username"], variables["oscar_password"]) == ("ops", "generated-pw-0123456789")
+    assert variables["oscar_oidc_issuer"] == "https://issuer.example"
+    assert variables["oscar_components"] == ["k3s", "minio", "oscar"]
+
+
+@pytest.mark.parametrize("where", ["/proc/x/inv", "{dir}", "{dir}/missing/inv", "/proc/self/inv"],
+                         ids=["proc", "a directory", "missing parent", "proc self"])
+def test_inventory_script_to_a_path_that_cannot_be_written_is_bad_input(where: str, tmp_path: Path) -> None:
+    state = tmp_path / "state.db"
+    with StateStore.open(state) as store:
+        store.create_deployment("scripted", plan=HYBRID_PLAN)
+    target = where.format(dir=tmp_path / "out")
+    (tmp_path / "out").mkdir()
+    before = sorted(p.name for p in (tmp_path / "out").iterdir())
+    result = cli(state, "inventory", "scripted", "--script", target, cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert target in result.stderr and "Traceback" not in result.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == before
+    with contextlib.suppress(OSError):
+        assert not Path(target).is_file()

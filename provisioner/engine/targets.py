@@ -20,6 +20,8 @@ from typing import Any
 from provisioner import sizes
 from provisioner.clouds.base import CloudNode, resource_name, resource_prefix
 from provisioner.plan import GroupPlan, Plan
+from provisioner.spec import ClusterSpec
+from provisioner.template.inputs import is_secret_input, placeholder
 
 MAX_SIZES = 3
 """Sizes tried per node on capacity errors: the planned one, then the next cheapest that fit."""
@@ -27,12 +29,18 @@ MAX_SIZES = 3
 
 @dataclasses.dataclass(frozen=True)
 class BoardTarget:
-    """An adopted edge board: reached over SSH, never created."""
+    """An adopted edge board: reached over SSH, never created. The login fields are recorded so that
+    ``inventory``, ``reconfigure`` and ``ssh`` need nothing but the record (DESIGN §1)."""
 
     name: str
     address: str
     port: int = 22
     user: str = "pi"
+    ssh_key: str | None = None
+    """Private key file as the template names it; None: the SSH agent or the user's default keys."""
+    proxy_jump: bool = False
+    """Reached through the front-end."""
+    arch: str = "arm64"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +107,8 @@ def group_targets(plan: Plan, cache_dir: Path | None = None) -> tuple[GroupTarge
     out = []
     for g in plan.groups:
         image = dataclasses.asdict(g.image) if g.image else None
-        boards = tuple(BoardTarget(b.name, b.address, b.ssh_port, b.ssh_user) for b in g.spec.boards)
+        boards = tuple(BoardTarget(b.name, b.address, b.ssh_port, b.ssh_user, ssh_key=b.ssh_key,
+                                   proxy_jump=b.proxy_jump, arch=b.arch) for b in g.spec.boards)
         out.append(GroupTarget(
             name=g.name, role=g.role, provider=g.provider, region=g.region, count=g.count, min=g.min,
             max=g.max, sizes=size_candidates(g, cache_dir), size_explicit=g.size.explicit, cpus=g.cpus,
@@ -123,6 +132,29 @@ def targets_from_json(data: Sequence[Mapping[str, Any]]) -> tuple[GroupTarget, .
         fields["taints"] = tuple(fields.get("taints") or ())
         out.append(GroupTarget(**fields))
     return tuple(out)
+
+
+def recorded_components(spec: ClusterSpec) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The template's components with their properties, as the record keeps them for ``reconfigure``
+    (which never reads the template again, DESIGN §1), and the literal secrets taken out of them.
+
+    A password-like property the template gives as a literal (the template loader warns about it) is
+    recorded as a ``{secret.template_<component>_<key>}`` placeholder: its value goes to the state's
+    secrets (returned here, name → value), never into the plan that ``show`` prints."""
+    components: list[dict[str, Any]] = []
+    literals: dict[str, str] = {}
+    for component in spec.components:
+        properties: dict[str, Any] = {}
+        for key, value in component.properties.items():
+            if (isinstance(value, str) and value and not value.startswith("{secret.")
+                    and is_secret_input(str(key), {"type": "string"})):
+                name = re.sub(r"[^A-Za-z0-9_]", "_", f"template_{component.name}_{key}").lower()
+                literals[name] = value
+                value = placeholder(name)
+            properties[str(key)] = value
+        components.append({"name": component.name, "properties": properties,
+                           "source_node": component.source_node})
+    return components, literals
 
 
 def node_name(deployment: str, group: str, index: int) -> str:
