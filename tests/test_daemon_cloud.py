@@ -2,23 +2,29 @@
 driver (stock libcloud), registered by the harness once the emulator runs them, terminated when idle.
 
 The harness plays the part of cloud-init and of a cloud controller: a running instance tagged with
-the deployment becomes a Node named like the instance; a terminated one loses its Node.
+the deployment becomes a Node named as the k3s config its user data writes says (``node-name``, with
+its ``node-label``s), or after an EC2-style hostname when it names none; a terminated one loses its
+Node. So the daemon sees its workers register only if their user data names them as it does.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
+import boto3
 import pytest
 
 from elastic.model import NodeGroup
 from elastic.power import CloudPower, LaunchSpec, manager_for
+from provisioner.cloudinit import WorkerJoin, node_user_data
 from provisioner.clouds.base import TAG_DEPLOYMENT, TAG_GROUP, FirewallRule
 from provisioner.clouds.ec2 import Ec2Driver
 from provisioner.config import ProvisionerSettings
 from provisioner.credentials import AwsCredentials, CredentialSource
 from provisioner.engine.keys import new_private_key, public_key_of
+from tests.test_cloudinit import k3s_config
 from tests.test_daemon import FAST, board_group, start_daemon, state  # noqa: F401 (fixture)
 
 REGION = "eu-west-1"
@@ -36,8 +42,9 @@ def cloud_power(ec2_emulator: Any) -> tuple[NodeGroup, CloudPower]:
     key = driver.ensure_key_pair(DEPLOYMENT, public_key_of(new_private_key()))
     security_group = driver.ensure_security_group(DEPLOYMENT, [FirewallRule("tcp", 22, 22, "0.0.0.0/0")])
     image = driver.resolve_image("ubuntu", "24.04", "amd64", None)
+    join = WorkerJoin("https://10.0.0.5:6443", "t" * 64, "cloud")
     launch = LaunchSpec(sizes=("t3.medium",), image=image, key_name=key, security_group=security_group,
-                        user_data="#cloud-config\n{}\n")
+                        user_data_for=functools.partial(node_user_data, join))
     group = NodeGroup(name="cloud", cpus=2, memory_mib=4096, max=3, priority=1, cost_per_hour=0.04,
                       power={"type": "cloud", "deployment": DEPLOYMENT})
     return group, CloudPower(driver, DEPLOYMENT, {"cloud": launch})
@@ -47,13 +54,21 @@ def cloud_power(ec2_emulator: Any) -> tuple[NodeGroup, CloudPower]:
 def cloud(ec2_emulator: Any, kube_api: Any, cloud_power: Any) -> tuple[NodeGroup, CloudPower]:
     """``cloud_power`` with the harness registering each running instance as a Node (cloud-init)."""
 
+    joins: dict[str, tuple[str, dict[str, str]]] = {}
+
+    def joined(instance: dict[str, Any]) -> tuple[str, dict[str, str]]:
+        """The Node name and labels the instance's k3s agent registers with (what cloud-init wrote)."""
+        if instance["id"] not in joins:
+            config = k3s_config(instance["user_data"]) if instance["user_data"] else {}
+            labels = dict(label.split("=", 1) for label in config.get("node-label") or [])
+            joins[instance["id"]] = (config.get("node-name") or f"ip-{instance['id']}", labels)
+        return joins[instance["id"]]
+
     def machines() -> dict[str, dict[str, Any]]:
-        return {
-            i["tags"]["Name"]: {"cpus": 2, "memory_mib": 4096, "ready_after_s": 30,
-                                "labels": {"oscar-deploy/group": i["tags"].get(TAG_GROUP, "")}}
-            for i in ec2_emulator.inventory(REGION)["instances"]
-            if i["state"] == "running" and i["tags"].get(TAG_DEPLOYMENT) == DEPLOYMENT
-        }
+        running = [i for i in ec2_emulator.inventory(REGION)["instances"]
+                   if i["state"] == "running" and i["tags"].get(TAG_DEPLOYMENT) == DEPLOYMENT]
+        return {name: {"cpus": 2, "memory_mib": 4096, "ready_after_s": 30, "labels": labels}
+                for name, labels in map(joined, running)}
 
     kube_api.follow_machines(machines, period_s=0.05)
     return cloud_power
@@ -130,7 +145,7 @@ def test_daemon_deployment_groups_create_workers_that_join_by_cloud_init(
     from provisioner.config import GeneralSettings, Settings
     from provisioner.engine import create
     from provisioner.state import StateStore
-    from tests.test_engine_clouds import aws_request
+    from tests.test_engine_clouds import assert_joins_under_its_name, aws_request
 
     settings = Settings(general=GeneralSettings(cache_dir=str(tmp_path / "cache")), provisioner=FAST_CLOUD)
     credentials = AwsCredentials("AKIDOSCARTESTKEY0001", "s3cr3t-never-shown",
@@ -152,11 +167,19 @@ def test_daemon_deployment_groups_create_workers_that_join_by_cloud_init(
     managers = cloud_managers(groups, state_path=state_path, auth=str(auth), settings=settings)
 
     power = managers["wn"]
-    name = power.new_name(groups[0])
+    name, other = power.new_name(groups[0]), power.new_name(groups[0])
     power.power_on(groups[0], name)
+    power.power_on(groups[0], other)
     (worker,) = [i for i in ec2_emulator.leftovers(dep.id, REGION)["instances"] if i["tags"]["Name"] == name]
     assert worker["tags"][TAG_GROUP] == "wn" and worker["key_name"].startswith(f"oscar-deploy-{dep.id}-")
     assert worker["user_data"].startswith("#cloud-config") and ":6443" in worker["user_data"]
+    boto = boto3.client("ec2", endpoint_url=ec2_emulator.endpoint, region_name=REGION,
+                        aws_access_key_id="AKIDOTHERUSER", aws_secret_access_key="x")
+    workers = {i["tags"]["Name"]: i for i in ec2_emulator.leftovers(dep.id, REGION)["instances"]
+               if i["tags"][TAG_GROUP] == "wn"}
+    assert set(workers) == {name, other}
+    for instance in workers.values():  # each k3s agent registers under the name the daemon waits for
+        assert_joins_under_its_name(boto, instance)
     assert power.machines(groups[0]) is not None and name in power.machines(groups[0])
     power.power_off(groups[0], name)
     assert name not in {i["tags"]["Name"] for i in ec2_emulator.leftovers(dep.id, REGION)["instances"]}

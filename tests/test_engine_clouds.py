@@ -8,6 +8,7 @@ that with a fifth of the mutating calls refused (throttling, 5xx, capacity).
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from provisioner.plan import make_plan
 from provisioner.resources import tosca_dir
 from provisioner.state import StateStore
 from provisioner.template import load_cluster_spec
+from tests.test_cloudinit import cloud_config_errors, k3s_config
 
 REGION = "eu-west-1"
 KEY_ID = "AKIDENGINETEST000001"
@@ -56,6 +58,20 @@ def boto(ec2_emulator: Any) -> Any:
 
     return boto3.client("ec2", endpoint_url=ec2_emulator.endpoint, region_name=REGION,
                         aws_access_key_id="AKIDOTHERUSER", aws_secret_access_key="x")
+
+
+def user_data_via_api(boto: Any, instance_id: str) -> str:
+    """An instance's user data as the EC2 API gives it back (``DescribeInstanceAttribute userData``)."""
+    answer = boto.describe_instance_attribute(InstanceId=instance_id, Attribute="userData")
+    return base64.b64decode((answer.get("UserData") or {}).get("Value") or "").decode()
+
+
+def assert_joins_under_its_name(boto: Any, instance: dict[str, Any]) -> None:
+    """The worker's user data is valid cloud-config whose k3s config names the node after the
+    machine's cloud name, the name the engine, ``scale`` and the daemon match its Node on."""
+    text = user_data_via_api(boto, instance["id"])
+    assert cloud_config_errors(text) == []
+    assert k3s_config(text)["node-name"] == instance["tags"]["Name"]
 
 
 def aws_request(settings: Settings, name: str, **inputs: Any) -> CreateRequest:
@@ -129,6 +145,8 @@ def test_create_scale_destroy_on_ec2(ec2_emulator: Any, store: Any, settings: Se
     workers = [i for i in inventory["instances"] if i["tags"][TAG_GROUP] == "wn"]
     assert all(server in (i["user_data"] or "") and token in i["user_data"] for i in workers)
     assert front["user_data"] is None
+    for worker in workers:  # each registers under its own name, not the cloud's ip-10-… hostname
+        assert_joins_under_its_name(boto, worker)
 
     scale(store, dep.id, "wn", 4, factory, settings)
     machines = live(ec2_emulator.inventory(REGION), dep.id)["instances"]
