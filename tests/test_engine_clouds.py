@@ -152,6 +152,8 @@ def test_create_scale_destroy_on_ec2(ec2_emulator: Any, store: Any, settings: Se
     machines = live(ec2_emulator.inventory(REGION), dep.id)["instances"]
     workers = [i for i in machines if i["tags"][TAG_GROUP] == "wn"]
     assert len(workers) == 4 and all(server in (i["user_data"] or "") for i in workers)
+    for worker in workers:  # the ones scale added too
+        assert_joins_under_its_name(boto, worker)
     result = scale(store, dep.id, "wn", 1, factory, settings)
     assert result.removed == tuple(node_name(dep.id, "wn", i) for i in (4, 3, 2))
 

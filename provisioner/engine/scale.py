@@ -79,15 +79,17 @@ def scalable_group(dep: Deployment, group: str, count: int) -> GroupTarget:
     return found
 
 
-def _user_data(store: StateStore, dep: Deployment, group: str) -> str | None:
-    """Cloud-init that makes a new worker join the front-end's k3s (``provisioner.cloudinit``)."""
-    from provisioner.cloudinit import worker_user_data
+def _user_data_for(store: StateStore, dep: Deployment, group: str) -> Callable[[str], str | None]:
+    """Cloud-init that makes a new worker join the front-end's k3s under its own name
+    (``provisioner.cloudinit``); the deployment is read once, each machine's name rendered in."""
+    from provisioner.cloudinit import node_user_data, worker_join
 
     try:
-        return worker_user_data(store, dep, group)
+        join = worker_join(store, dep, group)
     except NotFound as error:
         log.warning("group %s: new workers boot without cloud-init user data: %s", group, error)
-        return None
+        return lambda _name: None
+    return lambda name: node_user_data(join, name)
 
 
 def _members(driver: CloudDriver, deployment: str, group: str) -> list[CloudNode]:
@@ -128,12 +130,12 @@ def scale(store: StateStore, ref: str, group: str, count: int, driver_factory: D
                                  rules)[(target.provider, target.region)]
             image = resolve_images([target], drivers)[group]
             sizes = resolve_sizes([target], drivers)[group]
-            user_data = _user_data(store, store.get(dep.id), group)
+            user_data = _user_data_for(store, store.get(dep.id), group)
             jobs = []
             for name in names_to_add(dep.id, group, [m.name for m in members], count):
                 store.record_node(dep.id, group=group, name=name, provider=target.provider,
                                   region=target.region, state="creating")
-                jobs.append(NodeJob(target, name, image, site, sizes, user_data))
+                jobs.append(NodeJob(target, name, image, site, sizes, user_data(name)))
             store.add_event(dep.id, "scale", f"{group}: {len(members)} → {count}")
             Launch(store, dep.id, jobs, parallel=settings.provisioner.parallel_creates,
                    timeout_s=settings.provisioner.create_timeout_s, progress=progress,
