@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,12 +31,12 @@ import yaml
 
 from provisioner.errors import BadInput, NotFound, TemplateError
 from provisioner.resources import playbooks_dir
+from provisioner.spec import NODE_NAME
 
 K3S_CONFIG = "/etc/rancher/k3s/config.yaml"
 K3S_PORT = 6443
 INSTALL_URL = "https://raw.githubusercontent.com/k3s-io/k3s/{version}/install.sh"
 """k3s's install script at the pinned release tag (not get.k3s.io's moving copy)."""
-NODE_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 """What is both a hostname label and a Kubernetes node name (``resource_name`` makes such names)."""
 
 

@@ -11,8 +11,12 @@ Units are the project's one vocabulary: ``cpus`` (may be fractional only for pod
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from typing import Any, Literal
+
+NODE_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+"""A machine's hostname and Kubernetes node name: one lowercase DNS label (boards and cloud workers)."""
 
 Role = Literal["front-end", "worker", "edge"]
 Provider = Literal["aws", "openstack", "fleet"]

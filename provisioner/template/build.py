@@ -17,6 +17,7 @@ from typing import Any
 
 from provisioner.errors import TemplateError
 from provisioner.spec import (
+    NODE_NAME,
     BoardSpec,
     ClusterSpec,
     ComponentSpec,
@@ -281,6 +282,10 @@ class Builder:
         address = self.prop(name, "address")
         if not address:
             raise self.fail(name, "an edge board needs an address")
+        if not NODE_NAME.fullmatch(name):
+            raise self.fail(name, "a board's name becomes its hostname and Kubernetes node name: use at "
+                                  "most 63 lowercase letters, digits and '-', starting and ending with a "
+                                  "letter or digit")
         return BoardSpec(name=name, address=str(address), ssh_user=str(self.prop(name, "ssh_user", "pi")),
                          ssh_key=self.prop(name, "ssh_key") or None,
                          ssh_port=int(self.prop(name, "ssh_port", 22)), arch=machine.arch,
