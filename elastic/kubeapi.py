@@ -101,11 +101,10 @@ class KubeApi:
         return True
 
     # ---- status ConfigMap ------------------------------------------------------------------------
-    def read_status(self) -> dict[str, str]:
-        """The status ConfigMap's data ({} if it does not exist yet)."""
+    def read_configmap_data(self, name: str) -> dict[str, str]:
+        """The data of ConfigMap ``name`` in the daemon's namespace ({} if it does not exist yet)."""
         try:
-            response = self.core.read_namespaced_config_map(STATUS_CONFIGMAP, self.namespace,
-                                                            _preload_content=False)
+            response = self.core.read_namespaced_config_map(name, self.namespace, _preload_content=False)
         except ApiException as error:
             if error.status == 404:
                 return {}
@@ -114,6 +113,10 @@ class KubeApi:
             return dict(json.loads(response.data).get("data") or {})
         finally:
             response.release_conn()
+
+    def read_status(self) -> dict[str, str]:
+        """The status ConfigMap's data ({} if it does not exist yet)."""
+        return self.read_configmap_data(STATUS_CONFIGMAP)
 
     def write_status(self, data: Mapping[str, str]) -> None:
         """Create or replace the status ConfigMap (the Cluster Autoscaler's ``cluster-autoscaler-status``)."""

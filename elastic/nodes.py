@@ -13,7 +13,6 @@ Actions: ``enable`` (a disabled node is managed again), ``disable`` (never touch
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -83,17 +82,8 @@ def status(api: KubeApi, groups: Sequence[NodeGroup] = ()) -> list[NodeRow]:
 
 
 def read_requests(api: KubeApi) -> dict[str, str]:
-    try:
-        response = api.core.read_namespaced_config_map(REQUESTS_CONFIGMAP, api.namespace,
-                                                       _preload_content=False)
-    except ApiException as error:
-        if error.status == 404:
-            return {}
-        raise
-    try:
-        return dict(json.loads(response.data).get("data") or {})
-    finally:
-        response.release_conn()
+    """The operator's pending requests (node → action) the leader has not applied yet."""
+    return api.read_configmap_data(REQUESTS_CONFIGMAP)
 
 
 def request(api: KubeApi, action: str, node: str) -> None:
