@@ -323,3 +323,12 @@ def test_the_watch_reconnects_with_backoff_and_resumes_where_it_stopped(kube_api
     finally:
         informer.stop()
         proxy.close()
+
+
+def test_the_daemon_s_defaults_are_the_config_s_defaults() -> None:
+    """The simulator and benchmarks run ``PolicySettings()``; the daemon runs ``[elastic]`` of the config.
+    The two sets of defaults must be one, or a simulated result stops predicting production."""
+    from elastic.daemon import DaemonSettings, settings_from_config
+    from provisioner.config import ElasticSettings
+
+    assert settings_from_config(ElasticSettings()) == DaemonSettings()
