@@ -81,6 +81,16 @@ def status(api: KubeApi, groups: Sequence[NodeGroup] = ()) -> list[NodeRow]:
     return sorted(rows.values(), key=lambda r: (r.group, r.name))
 
 
+def check_managed(rows: Sequence[NodeRow], node: str, groups_given: bool) -> None:
+    """Refuse a request for a node in no group the daemon manages: the leader would ignore it."""
+    if any(r.name == node for r in rows):
+        return
+    managed = ", ".join(r.name for r in rows) or "none"
+    hint = "" if groups_given else ("; a board that never registered is known only with --groups FILE "
+                                    "or --deployment ID")
+    raise BadInput(f"nodes: {node!r} is in no node group the daemon manages (managed: {managed}){hint}")
+
+
 def read_requests(api: KubeApi) -> dict[str, str]:
     """The operator's pending requests (node → action) the leader has not applied yet."""
     return api.read_configmap_data(REQUESTS_CONFIGMAP)

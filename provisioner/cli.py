@@ -91,7 +91,51 @@ def setup_logging(verbosity: int) -> None:
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbosity > 1 else logging.ERROR)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+GLOBAL_VALUE_OPTIONS = ("--config", "--state")
+GLOBAL_FLAGS = ("-q", "--quiet", "--verbose")
+PASS_THROUGH_COMMANDS = ("ssh",)  # what follows their arguments belongs to the remote command
+
+
+def _is_global(arg: str) -> bool:
+    return (arg in GLOBAL_FLAGS or arg.startswith(tuple(f"{o}=" for o in GLOBAL_VALUE_OPTIONS))
+            or (len(arg) > 1 and arg[0] == "-" and set(arg[1:]) == {"v"}))
+
+
+def hoist_global_options(args: list[str]) -> tuple[list[str], bool]:
+    """The global options moved in front, wherever the user put them (``list --state X``, ``show ID
+    -v``), and whether anything but global options was given. Nothing after ``--`` moves, nor
+    anything after the command name of ``ssh``."""
+    hoisted: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--" or (rest and rest[0] in PASS_THROUGH_COMMANDS):
+            rest.extend(args[i:])
+            break
+        if arg in GLOBAL_VALUE_OPTIONS and i + 1 < len(args):
+            hoisted.extend(args[i:i + 2])
+            i += 2
+            continue
+        (hoisted if _is_global(arg) else rest).append(arg)
+        i += 1
+    return [*hoisted, *rest], bool(rest)
+
+
+class OscarDeployGroup(click.Group):
+    """The top-level group: global options are accepted after the command too, and global options
+    with no command show the help, as a bare ``oscar-deploy`` does (not click's "Missing command")."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        args, has_command = hoist_global_options(list(args))
+        if args and not has_command:
+            click.echo(ctx.get_help())
+            ctx.exit(0)
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=OscarDeployGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="oscar-deploy", prog_name="oscar-deploy")
 @click.option("--config", "config", metavar="FILE", type=click.Path(exists=True, dir_okay=False),
               help="Configuration file (default: looked up).")
@@ -276,7 +320,15 @@ def _open_store(obj: Context) -> Any:
 def create(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, ...], inputs_file: str | None,
            import_paths: tuple[str, ...], name: str | None, auth: str | None, no_configure: bool,
            yes: bool) -> None:
-    """Create the cluster TEMPLATE(s) describe (or resume `--name NAME` after an interruption)."""
+    """Create the cluster TEMPLATE(s) describe (or resume `--name NAME` after an interruption).
+
+    \b
+    TEMPLATE is a file, or a shipped template by name:
+      oscar-aws, oscar-openstack, oscar-edge (Raspberry Pi boards), oscar-hybrid (edge + AWS).
+
+    TEMPLATE(s), -i, --inputs and --import-path as for `validate`: the whole template is checked,
+    the whole plan made and the credentials read before any cloud call (bad input exits 2 and
+    changes nothing)."""
     from provisioner.credentials import resolve_credentials
     from provisioner.engine import CreateRequest, with_credential_regions
     from provisioner.engine import create as run_create
@@ -433,10 +485,27 @@ def _sweep_lost(obj: Context, deployment: str, auth: str | None, provider: str |
                  progress=_progress(obj))
 
 
-@main.command()
+class NodeCount(click.ParamType):
+    """A node count in our words: ``-1`` and ``two`` are bad input naming the argument."""
+
+    name = "count"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip()
+        if not text.lstrip("-").isdigit():
+            self.fail(f"COUNT must be a whole number of nodes (0 or more), not {value!r}", param, ctx)
+        if int(text) < 0:
+            self.fail(f"COUNT must be 0 or more, not {text} (scale to 0 removes every worker of the group)",
+                      param, ctx)
+        return int(text)
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("deployment", metavar="ID")
 @click.argument("group")
-@click.argument("count", type=click.IntRange(min=0))
+@click.argument("count", type=NodeCount())
 @click.option("--auth", "auth", metavar="FILE", type=click.Path(dir_okay=False),
               help="Auth file to use instead of the one the deployment recorded.")
 @click.pass_obj
@@ -523,9 +592,27 @@ def _elastic_groups(obj: Context, groups_file: str | None, deployment_ref: str |
     return read_groups(groups_file)
 
 
+def _kubeconfig_for(obj: Context, kubeconfig: str | None, deployment_ref: str | None) -> str | None:
+    """``--kubeconfig``, else the one ``create`` fetched for ``--deployment`` (when it did), else None
+    (in-cluster configuration, then ~/.kube/config)."""
+    if kubeconfig or not deployment_ref:
+        return kubeconfig
+    from provisioner.configure import kubeconfig_path
+    from provisioner.errors import NotFound
+    from provisioner.state import StateStore
+
+    with StateStore.open(obj.state_path) as store:
+        dep = store.get(deployment_ref)
+        try:
+            return str(kubeconfig_path(store, dep))
+        except NotFound:
+            return None
+
+
 @main.command()
 @click.option("--kubeconfig", metavar="FILE", type=click.Path(dir_okay=False),
-              help="kubeconfig (default: in-cluster configuration, then ~/.kube/config).")
+              help="kubeconfig (default: the deployment's with --deployment, else in-cluster configuration, "
+                   "then ~/.kube/config).")
 @click.option("--deployment", "deployment_ref", metavar="ID", help="Scale this deployment's worker groups.")
 @click.option("--groups", "groups_file", metavar="FILE", type=click.Path(dir_okay=False),
               help="Node groups YAML (README, \"Elastic daemon\"): name, cpus, memory_mib, min, max, boot_s, "
@@ -570,12 +657,14 @@ def daemon(obj: Context, kubeconfig: str | None, deployment_ref: str | None, gro
         with StateStore.open(obj.state_path) as store:
             settings = with_deployment_settings(store.get(deployment_ref), settings)
     port = obj.settings.elastic.metrics_port if metrics_port is None else metrics_port
-    run_daemon(api_client(kubeconfig), groups, managers, settings, metrics_port=port, identity=identity)
+    run_daemon(api_client(_kubeconfig_for(obj, kubeconfig, deployment_ref)), groups, managers, settings,
+               metrics_port=port, identity=identity)
 
 
 @main.group(invoke_without_command=True)
 @click.option("--kubeconfig", metavar="FILE", type=click.Path(dir_okay=False),
-              help="kubeconfig (default: in-cluster configuration, then ~/.kube/config).")
+              help="kubeconfig (default: the deployment's with --deployment, else in-cluster configuration, "
+                   "then ~/.kube/config).")
 @click.option("--groups", "groups_file", metavar="FILE", type=click.Path(dir_okay=False),
               help="Node groups YAML: also list the boards that never registered.")
 @click.option("--deployment", "deployment_ref", metavar="ID", help="Groups of this deployment.")
@@ -584,7 +673,8 @@ def daemon(obj: Context, kubeconfig: str | None, deployment_ref: str | None, gro
 def nodes(ctx: click.Context, kubeconfig: str | None, groups_file: str | None,
           deployment_ref: str | None) -> None:
     """The daemon's nodes: status (default), or ask it to enable, disable, poweron, poweroff, reset one."""
-    ctx.meta["elastic.nodes"] = (kubeconfig, groups_file, deployment_ref)
+    ctx.meta["elastic.nodes"] = (_kubeconfig_for(ctx.obj, kubeconfig, deployment_ref), groups_file,
+                                 deployment_ref)
     if ctx.invoked_subcommand is None:
         ctx.invoke(nodes_status)
 
@@ -620,11 +710,14 @@ def _node_request(action: str) -> Callable[..., Any]:
     @handles_errors
     def command(obj: Context, node: str) -> None:
         from elastic.kubeapi import KubeApi
-        from elastic.nodes import request
+        from elastic.nodes import check_managed, request, status
         from elastic.service import api_client
 
-        kubeconfig = click.get_current_context().meta["elastic.nodes"][0]
-        request(KubeApi(api_client(kubeconfig), obj.settings.elastic.namespace), action, node)
+        kubeconfig, groups_file, deployment_ref = click.get_current_context().meta["elastic.nodes"]
+        groups = _elastic_groups(obj, groups_file, deployment_ref) if groups_file or deployment_ref else ()
+        api = KubeApi(api_client(kubeconfig), obj.settings.elastic.namespace)
+        check_managed(status(api, groups), node, bool(groups))
+        request(api, action, node)
         click.echo(f"{action} {node}: requested; the daemon's leader acts on it within a pass", err=True)
 
     command.__doc__ = {
@@ -727,6 +820,7 @@ def ssh(obj: Context, deployment_ref: str, node: str, command: tuple[str, ...]) 
     """Open an SSH session on NODE of deployment ID (or run CMD there), with the deployment's key."""
     import os
 
+    from provisioner.errors import BadInput, NotFound
     from provisioner.inventory import deployment_inventory, ssh_argv
     from provisioner.state import StateStore
 
@@ -734,7 +828,10 @@ def ssh(obj: Context, deployment_ref: str, node: str, command: tuple[str, ...]) 
         dep = store.get(deployment_ref)
         inv = deployment_inventory(store, dep, cloud_user=obj.settings.provisioner.ssh_user,
                                    cache_dir=Path(obj.settings.general.cache_dir).expanduser())
-    argv = ssh_argv(inv, node, list(command))
+    try:
+        argv = ssh_argv(inv, node, list(command))
+    except NotFound as error:  # a node the deployment does not have is bad input, not a failure
+        raise BadInput(str(error)) from None
     sys.stdout.flush()
     os.execvp(argv[0], argv)
 

@@ -153,6 +153,32 @@ def _section_values(cls: type, values: Mapping[str, str], where: str) -> Any:
         raise ConfigError(f"{where}: {error}") from None
 
 
+def _unrepr(text: str) -> str:
+    """configparser keeps a bad line as its repr; the line as the user wrote it."""
+    import ast
+
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+    return value if isinstance(value, str) else text
+
+
+def _config_error_text(exc: configparser.Error) -> str:
+    """configparser's complaint in our words: the line and what is wrong, not its repr of the file."""
+    if isinstance(exc, configparser.MissingSectionHeaderError):
+        return (f"line {exc.lineno}: {exc.line.strip()!r} comes before any section header; put keys "
+                f"under [general], [provisioner] or [elastic]")
+    if isinstance(exc, configparser.DuplicateOptionError):
+        return f"line {exc.lineno}: key {exc.option!r} in [{exc.section}] is given twice"
+    if isinstance(exc, configparser.DuplicateSectionError):
+        return f"line {exc.lineno}: section [{exc.section}] is given twice"
+    if isinstance(exc, configparser.ParsingError):
+        lines = ", ".join(f"line {n}: {_unrepr(text).strip()!r}" for n, text in exc.errors)
+        return f"cannot parse {lines} (expected KEY = VALUE under a [section])"
+    return str(exc).replace("\n", " ")
+
+
 def load_settings(
     explicit: str | None = None,
     env: Mapping[str, str] | None = None,
@@ -172,7 +198,7 @@ def load_settings(
             try:
                 parser.read(path, encoding="utf-8")
             except configparser.Error as exc:
-                raise ConfigError(f"{path}: {exc}".replace("\n", " ")) from None
+                raise ConfigError(f"{path}: {_config_error_text(exc)}") from None
             for section in parser.sections():
                 if section not in _SECTIONS:
                     raise ConfigError(

@@ -395,6 +395,23 @@ def auth_file_credentials(path: Path) -> list[tuple[AuthEntry, Credentials]]:
             if entry.type.lower() in _TYPES]
 
 
+# Type names users write for a provider that the IM auth file spells otherwise (lower case).
+_TYPE_MISSPELLINGS = {"aws": ("aws", "amazon", "amazonec2", "amazon_ec2", "aws_ec2", "awsec2"),
+                      "openstack": ("os", "open_stack", "open-stack", "openstack3", "nova", "keystone")}
+
+
+def _near_miss_types(path: Path, provider: str) -> str:
+    """``"; line 2 says type = AWS: ..."`` for lines whose type means ``provider`` in other words."""
+    expected = "EC2" if provider == "aws" else "OpenStack"
+    try:
+        entries = read_auth_file(path)
+    except CredentialsError:
+        return ""
+    near = [e for e in entries if e.type.lower().replace(" ", "") in _TYPE_MISSPELLINGS[provider]]
+    return "".join(f"; line {e.line} says type = {e.type}: the IM auth file calls it type = {expected}"
+                   for e in near)
+
+
 def _pick(path: Path, built: list[tuple[AuthEntry, Credentials]], provider: str,
           entry_id: str | None) -> Credentials:
     expected = "EC2" if provider == "aws" else "OpenStack"
@@ -409,7 +426,7 @@ def _pick(path: Path, built: list[tuple[AuthEntry, Credentials]], provider: str,
     matching = [(e, c) for e, c in built if c.provider == provider]
     if not matching:
         raise CredentialsError(f"{path}: no credential for {provider} (the plan uses it); add a line "
-                               f"with type = {expected}")
+                               f"with type = {expected}{_near_miss_types(path, provider)}")
     if len(matching) > 1:
         log.info("%s: %d %s credentials; using %s", path, len(matching), expected, matching[0][0].label)
     return matching[0][1]

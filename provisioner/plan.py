@@ -169,7 +169,9 @@ def make_plan(spec: ClusterSpec, settings: Settings) -> Plan:
         # The planner knows nodes, not files: name the template(s) the way the loader does.
         message = str(error).removeprefix(f"{error.culprit}: ") if error.culprit else str(error)
         raise TemplateError(message, where=", ".join(spec.sources), culprit=error.culprit) from None
-    if _open_to_world(spec.admin_cidr) and not any(spec.admin_cidr in w for w in spec.warnings):
+    has_security_group = any(g.provider != "fleet" for g in groups)  # boards keep their own firewall
+    if has_security_group and _open_to_world(spec.admin_cidr) \
+            and not any(spec.admin_cidr in w for w in spec.warnings):
         warnings.append(
             f"admin CIDR is {spec.admin_cidr}: SSH and the Kubernetes API are open to the whole "
             "internet; set the admin_cidr input to your own address range"
@@ -545,14 +547,15 @@ def render_plan_table(plan: Plan) -> str:
     console.print(groups)
     console.print(images)
 
-    rules = Table(title="Security rules (inbound)", title_justify="left")
-    for column in ("protocol", "ports", "from", "why"):
-        rules.add_column(column)
-    for r in plan.security_rules:
-        rules.add_row(r.protocol, _ports(r), r.source, r.description)
-    console.print(rules)
-    if all(g.provider == "fleet" for g in plan.groups):
-        console.print("(no cloud security group: adopted boards keep their own firewall)")
+    if all(g.provider == "fleet" for g in plan.groups):  # nothing would apply the rules
+        console.print("No cloud security group: adopted boards keep their own firewall.")
+    else:
+        rules = Table(title="Security rules (inbound)", title_justify="left")
+        for column in ("protocol", "ports", "from", "why"):
+            rules.add_column(column)
+        for r in plan.security_rules:
+            rules.add_row(r.protocol, _ports(r), r.source, r.description)
+        console.print(rules)
 
     components = Table(title="Components", title_justify="left")
     components.add_column("component")
@@ -576,7 +579,14 @@ def render_plan_table(plan: Plan) -> str:
             outputs.add_row(o.name, MASK + " (secret)" if o.secret else o.value)
         console.print(outputs)
 
-    lower = "" if plan.cost_complete else " (some prices unknown: a lower bound)"
-    console.print(f"Estimated cost: {_money(plan.cost_per_hour)}/h now, "
-                  f"{_money(plan.max_cost_per_hour)}/h at max scale{lower}")
+    priced = [g for g in plan.groups if g.provider != "fleet" and max(g.count, g.max) > 0]
+    if not priced:
+        console.print("Estimated cost: no cloud machines (the boards are yours)")
+    elif not any(g.price_known for g in priced):
+        console.print("Estimated cost: unknown (no price is known for these sizes: OpenStack sites price "
+                      "their flavors themselves)")
+    else:
+        lower = "" if plan.cost_complete else " (some prices unknown: a lower bound)"
+        console.print(f"Estimated cost: {_money(plan.cost_per_hour)}/h now, "
+                      f"{_money(plan.max_cost_per_hour)}/h at max scale{lower}")
     return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()).rstrip("\n")

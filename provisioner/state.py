@@ -269,7 +269,9 @@ class StateStore:
         except FileExistsError:
             pass
         except OSError as exc:
-            raise StateError(f"{db}: cannot create the state file: {exc.strerror}") from None
+            # the path is the user's (--state, [general] state): bad input, nothing was changed
+            raise BadInput(f"{db}: cannot create the state file: {exc.strerror}; give a writable path "
+                           f"with --state or [general] state") from None
         try:
             conn = sqlite3.connect(db, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                                    check_same_thread=False)

@@ -345,10 +345,11 @@ def test_an_unknown_deployment_is_refused_naming_it(args: list[str], deployed: d
 
 def test_ssh_takes_a_command_after_double_dash(deployed: dict[str, Any],
                                                runner_env: dict[str, str | None]) -> None:
-    """`ssh ID NODE -- CMD` parses (CMD may carry its own options); an unknown NODE is named."""
+    """`ssh ID NODE -- CMD` parses (CMD may carry its own options); an unknown NODE is bad input
+    (exit 2), named."""
     done = invoke("--state", str(deployed["state"]), "ssh", "contract", "nosuchnode", "--", "ls", "-la",
                   env=runner_env)
-    assert done.exit_code == 1 and "'nosuchnode'" in done.stderr and "Usage:" not in done.stderr
+    assert done.exit_code == 2 and "'nosuchnode'" in done.stderr and "Usage:" not in done.stderr
 
 
 # --- 3. `-o json`: one document on stdout and nothing else, also under -v ---------------------------

@@ -198,7 +198,7 @@ def test_ssh_command_logs_into_a_node_like_ansible(board_deployment: dict[str, A
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["pi", d["fleet"][1].hostname]
     missing = cli(d["state"], "ssh", "edge-test", "nope", "--", "true", cwd=d["tmp"])
-    assert missing.returncode == 1 and "no node 'nope'" in missing.stderr
+    assert missing.returncode == 2 and "no node 'nope'" in missing.stderr  # a wrong argument: bad input
 
 
 # --- the record is enough: no template, no network -------------------------------------------------

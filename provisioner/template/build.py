@@ -106,6 +106,14 @@ class Builder:
             return None
         return self.ev.eval(props[key], f"node {name}", name)
 
+    def cap_input(self, name: str, capability: str, key: str) -> str | None:
+        """The input a capability property takes its value from (``{get_input: wn_num}``), if any."""
+        caps = self.raw[name].get("capabilities") or {}
+        value = ((caps.get(capability) or {}).get("properties") or {}).get(key)
+        if isinstance(value, dict) and isinstance(value.get("get_input"), str):
+            return value["get_input"]
+        return None
+
     def size(self, name: str, value: Any, unit: str, what: str) -> float:
         from toscaparser.common.exception import TOSCAException
         from toscaparser.elements.scalarunit import ScalarUnit_Size
@@ -228,15 +236,21 @@ class Builder:
         count = self.cap(name, "scalable", "count")
         low = self.cap(name, "scalable", "min_instances")
         high = self.cap(name, "scalable", "max_instances")
+        inputs = {key: found for key in ("count", "min_instances", "max_instances")
+                  if (found := self.cap_input(name, "scalable", key))}
         for other in self.raw:
             if host_of(self.raw[other]) == name and self.is_a(other, im_compat.IM_WORKER_NODE):
+                if low is None and (found := self.cap_input(other, "wn", "min_instances")):
+                    inputs["min_instances"] = found
+                if high is None and (found := self.cap_input(other, "wn", "max_instances")):
+                    inputs["max_instances"] = found
                 low = self.cap(other, "wn", "min_instances") if low is None else low
                 high = self.cap(other, "wn", "max_instances") if high is None else high
         count = 1 if count is None else count
         low = 0 if low is None else low
         if high is None:
             high = max(count, low) if isinstance(count, int) and isinstance(low, int) else count
-        check_scaling(name, count, low, high, self.origins.of_node(name))
+        check_scaling(name, count, low, high, self.origins.of_node(name), inputs)
         return count, low, high
 
     def groups(self) -> tuple[GroupSpec, ...]:
@@ -451,9 +465,11 @@ class Builder:
         except ValueError:
             raise self.fail(name, f"{what} {value!r} is not a CIDR such as 203.0.113.0/24") from None
 
-    def admin_cidr(self, front: GroupSpec, im_cidrs: Mapping[int, tuple[str, str | None]]) -> str:
+    def admin_cidr(self, front: GroupSpec, im_cidrs: Mapping[int, tuple[str, str | None]],
+                   cloud: bool = True) -> str:
         """Our front-end's ``admin_cidr``; for an IM template, the CIDR its endpoint ports are
-        restricted to (``kube_allowed_cidr``): who may reach the web ports may administer it."""
+        restricted to (``kube_allowed_cidr``): who may reach the web ports may administer it.
+        Without a cloud group there is no security group, so an open CIDR is nothing to warn about."""
         name = front.name
         narrowing: str | None = None
         if self.has_cluster_props(name):
@@ -468,7 +484,7 @@ class Builder:
                 self.warn("im:cidrs", f"the template restricts its ports to several CIDRs "
                           f"({', '.join(sorted({c for c, _ in chosen}))}); SSH and the Kubernetes API "
                           f"are allowed from {value} only")
-        if value in ("0.0.0.0/0", "::/0"):
+        if value in ("0.0.0.0/0", "::/0") and cloud:
             how = (f"narrow it (e.g. -i {narrowing}=203.0.113.7/32)" if narrowing
                    else "this template cannot narrow it (oscar-deploy's templates have an admin_cidr input)")
             self.warnings.append(f"admin_cidr is {value}: SSH and the Kubernetes API are open to the "
@@ -500,7 +516,7 @@ class Builder:
             if secret not in {s.name for s in secrets}:
                 secrets.append(SecretSpec(secret))
         im_cidrs = {} if self.has_cluster_props(front.name) else self.im_cidrs(front.name)
-        admin_cidr = self.admin_cidr(front, im_cidrs)
+        admin_cidr = self.admin_cidr(front, im_cidrs, cloud=any(g.provider != "fleet" for g in groups))
         return ClusterSpec(
             sources=self.origins.files, description=self.loaded.description, groups=groups,
             components=components, elastic=elastic, secrets=tuple(secrets), outputs=self.outputs(),

@@ -161,12 +161,26 @@ def check_scalable(nodes: Mapping[str, Any], evaluator: Evaluator, origins: Orig
                                         culprit=f"node {name}")
             low, high = values.get("min_instances"), values.get("max_instances")
             if low is not None and high is not None and low > high:
-                raise TemplateError(f"min_instances ({low}) is greater than max_instances ({high})",
-                                    where=origins.of_node(name), culprit=f"node {name}")
+                inputs = {key: raw["get_input"] for key in ("min_instances", "max_instances")
+                          if isinstance(raw := properties.get(key), dict)
+                          and isinstance(raw.get("get_input"), str)}
+                check_scaling(name, low, low, high, origins.of_node(name), inputs)
 
 
-def check_scaling(name: str, count: int, low: int, high: int, where: str) -> None:
+def check_scaling(name: str, count: int, low: int, high: int, where: str,
+                  inputs: Mapping[str, str] | None = None) -> None:
+    """count <= max_instances and min <= max; ``inputs`` maps a property to the input it came from,
+    so the message names what the user typed (``-i wn_num=7``), not only the property."""
     culprit = f"node {name}"
+    inputs = inputs or {}
+
+    def said(label: str, value: int) -> str:
+        return f"{label} ({value}, input {inputs[label]})" if label in inputs else f"{label} ({value})"
+
+    def fix(smaller: str, larger: str) -> str:
+        names = [inputs[k] for k in (larger, smaller) if k in inputs]
+        return f": raise {names[0]} or lower {names[1]}" if len(names) == 2 else ""
+
     for label, value in (("count", count), ("min_instances", low), ("max_instances", high)):
         if isinstance(value, bool) or not isinstance(value, int):
             raise TemplateError(f"scalable {label} = {value!r} is not an integer", where=where,
@@ -174,11 +188,11 @@ def check_scaling(name: str, count: int, low: int, high: int, where: str) -> Non
         if value < 0:
             raise TemplateError(f"scalable {label} = {value} is negative", where=where, culprit=culprit)
     if low > high:
-        raise TemplateError(f"min_instances ({low}) is greater than max_instances ({high})",
-                            where=where, culprit=culprit)
+        raise TemplateError(f"{said('min_instances', low)} is greater than {said('max_instances', high)}"
+                            f"{fix('min_instances', 'max_instances')}", where=where, culprit=culprit)
     if count > high:
-        raise TemplateError(f"count ({count}) is greater than max_instances ({high})", where=where,
-                            culprit=culprit)
+        raise TemplateError(f"{said('count', count)} is greater than {said('max_instances', high)}"
+                            f"{fix('count', 'max_instances')}", where=where, culprit=culprit)
 
 
 _QUOTED = re.compile(r'"([^"]+)"')
@@ -193,6 +207,7 @@ _REWORDED = (
      lambda m: f"type '{m[1]}' is not defined (a typo, or a missing import?)"),
 )
 """tosca-parser's commonest messages, said the way a user thinks of them."""
+_UNDEFINED_TYPE = _REWORDED[2][0]
 
 
 def _reword(line: str) -> str:
@@ -211,6 +226,9 @@ def parser_error(lines: list[str], origins: Origins, nodes: Mapping[str, Any]) -
         line = re.sub(r"^[A-Z][A-Za-z]+: ", "", line)  # the exception class name
         if line and line not in cleaned:
             cleaned.append(line)
+    undefined = [line for line in cleaned if _UNDEFINED_TYPE.match(line)]
+    if undefined:  # what follows an unknown type (its properties, capabilities "unknown") is noise
+        cleaned = undefined
     named = next((quoted for line in cleaned for quoted in _QUOTED.findall(line) if quoted in nodes), None)
     culprit = named
     said = []

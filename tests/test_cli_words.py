@@ -1,0 +1,173 @@
+"""What a new user hits on the command line: errors in our words with exit 2 for bad input, global
+options wherever the user puts them, help instead of click's "Missing command", true plan text.
+
+Each case is what the tool printed before (click's or a library's wording, exit 0 or 1) and what it
+prints now; the commands run in process through click's runner, as the shell would call them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from provisioner.cli import hoist_global_options, main
+from provisioner.config import load_settings
+from provisioner.errors import ConfigError
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(main, list(args), env=env)
+
+
+# --- numbers in our words --------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("count", "said"), [("-1", "COUNT must be 0 or more, not -1"),
+                                             ("two", "COUNT must be a whole number of nodes"),
+                                             ("1.5", "COUNT must be a whole number of nodes")])
+def test_scale_count_that_is_no_node_count_is_bad_input_in_our_words(tmp_path: Path, count: str,
+                                                                     said: str) -> None:
+    done = invoke("--state", str(tmp_path / "state.db"), "scale", "demo", "wn", count)
+    assert done.exit_code == 2, done.output
+    assert said in done.stderr and "No such option" not in done.stderr and "integer range" not in done.stderr
+
+
+# --- global options after the command ---------------------------------------------------------------
+
+def test_global_options_work_after_the_command(tmp_path: Path) -> None:
+    """`list --state X` used to say `No such option: --state`; now the state file at X is read."""
+    state = tmp_path / "here" / "state.db"
+    done = invoke("list", "--state", str(state), "-o", "json")
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout) == [] and state.is_file()
+    quiet = invoke("list", "-o", "json", f"--state={state}", "-q")
+    assert quiet.exit_code == 0 and json.loads(quiet.stdout) == []
+
+
+def test_only_what_precedes_a_double_dash_is_hoisted_and_ssh_commands_keep_their_options() -> None:
+    assert hoist_global_options(["show", "demo", "-v", "--state", "s.db"]) == (
+        ["-v", "--state", "s.db", "show", "demo"], True)
+    assert hoist_global_options(["ssh", "demo", "front", "--", "uname", "-v"]) == (
+        ["ssh", "demo", "front", "--", "uname", "-v"], True)
+    assert hoist_global_options(["ssh", "demo", "front", "ls", "-q"]) == (
+        ["ssh", "demo", "front", "ls", "-q"], True)
+    assert hoist_global_options(["-vv"]) == (["-vv"], False)
+
+
+@pytest.mark.parametrize("args", [["-v"], ["-q"], ["--state", "x.db"]])
+def test_global_options_with_no_command_show_the_help(args: list[str]) -> None:
+    """`oscar-deploy -v` used to say `Missing command` (exit 2); a bare `oscar-deploy` shows help."""
+    done = invoke(*args)
+    assert done.exit_code == 0, done.output
+    assert "Usage:" in done.stdout and "Commands:" in done.stdout
+    assert "Missing command" not in done.output
+
+
+def test_an_unusable_state_path_is_bad_input(tmp_path: Path) -> None:
+    """`--state /proc/nope/state.db` exited 1 (a run-time failure); a path the user gave is bad input."""
+    done = invoke("--state", "/proc/nope/state.db", "list")
+    assert done.exit_code == 2, done.output
+    assert "/proc/nope/state.db" in done.stderr and "--state" in done.stderr
+
+
+# --- a configuration file in our words ---------------------------------------------------------------
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("state = /tmp/x\n", "line 1: 'state = /tmp/x' comes before any section header"),
+    ("[general]\nstate\n", "cannot parse line 2: 'state'"),
+    ("[general]\nstate = a\nstate = b\n", "line 3: key 'state' in [general] is given twice"),
+])
+def test_a_config_file_configparser_cannot_read_is_named_in_our_words(tmp_path: Path, text: str,
+                                                                       said: str) -> None:
+    path = tmp_path / "oscar-deploy.cfg"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as raised:
+        load_settings(str(path))
+    assert said in str(raised.value) and "PosixPath" not in str(raised.value)
+    done = invoke("--config", str(path), "list")
+    assert done.exit_code == 2 and said in done.stderr and "PosixPath" not in done.stderr
+
+
+# --- templates: the inputs the user typed, one message per typo ---------------------------------------
+
+def test_a_count_above_the_max_names_the_inputs_the_user_typed() -> None:
+    done = invoke("validate", "oscar-aws", "-i", "wn_num=7")
+    assert done.exit_code == 2
+    assert "count (7, input wn_num) is greater than max_instances (4, input max_wn_num)" in done.stderr
+    assert "raise max_wn_num or lower wn_num" in done.stderr
+    low = invoke("validate", "oscar-aws", "-i", "min_wn_num=7")
+    assert low.exit_code == 2 and "min_instances (7, input min_wn_num)" in low.stderr
+
+
+def test_a_typo_in_a_node_type_is_one_message_naming_the_type(tmp_path: Path) -> None:
+    from provisioner.resources import templates_dir
+
+    text = (templates_dir() / "oscar-aws.yaml").read_text()
+    assert "oscar_deploy.nodes.FrontEnd" in text
+    broken = tmp_path / "typo.yaml"
+    broken.write_text(text.replace("oscar_deploy.nodes.FrontEnd", "oscar_deploy.nodes.FrontEdn"))
+    done = invoke("validate", str(broken))
+    assert done.exit_code == 2
+    assert "type 'oscar_deploy.nodes.FrontEdn' is not defined" in done.stderr
+    assert "unknown capability" not in done.stderr and "unknown property" not in done.stderr
+    assert "more)" not in done.stderr
+
+
+def test_an_auth_file_type_named_otherwise_is_corrected(tmp_path: Path) -> None:
+    auth = tmp_path / "auth.dat"
+    auth.write_text("id = mine; type = AWS; username = AKIDEXAMPLE; password = s3cret-Example-9\n")
+    auth.chmod(0o600)
+    done = invoke("--state", str(tmp_path / "state.db"), "create", "oscar-aws", "-i",
+                  "admin_cidr=203.0.113.7/32", "--auth", str(auth), "--yes")
+    assert done.exit_code == 2, done.output
+    assert "line 1 says type = AWS: the IM auth file calls it type = EC2" in done.stderr
+    assert not (tmp_path / "state.db").exists() or "mine" not in (tmp_path / "state.db").read_bytes().decode(
+        "latin-1")
+
+
+def test_create_help_lists_the_shipped_templates() -> None:
+    done = invoke("create", "--help")
+    assert done.exit_code == 0
+    for name in ("oscar-aws", "oscar-openstack", "oscar-edge", "oscar-hybrid"):
+        assert name in done.stdout
+
+
+# --- plans that say what is true -----------------------------------------------------------------------
+
+def test_an_edge_plan_neither_warns_of_nor_lists_security_group_rules() -> None:
+    done = invoke("plan", "oscar-edge")
+    assert done.exit_code == 0, done.output
+    assert "0.0.0.0/0" not in done.output and "Security rules" not in done.stdout
+    assert "No cloud security group" in done.stdout
+    assert "$0.0000/h" not in done.stdout and "no cloud machines" in done.stdout
+
+
+def test_an_openstack_plan_says_its_price_is_unknown() -> None:
+    done = invoke("plan", "oscar-openstack", "-i", "admin_cidr=203.0.113.7/32")
+    assert done.exit_code == 0, done.output
+    assert "$0.0000/h" not in done.stdout and "Estimated cost: unknown" in done.stdout
+
+
+# --- nodes: a request the daemon would ignore is refused ------------------------------------------------
+
+def test_a_request_for_a_node_in_no_group_is_refused(kube_api: Any, tmp_path: Path) -> None:
+    """`nodes poweroff nosuch` answered "requested" with exit 0 while the leader ignores it."""
+    kube_api.register_node("edge-0", cpus=2, memory_mib=4096,
+                           labels={"oscar-deploy/group": "edge"})
+    kube_api.register_node("stranger", cpus=2, memory_mib=4096)
+    kubeconfig = kube_api.write_kubeconfig(tmp_path / "kubeconfig")
+    for node in ("nosuch", "stranger"):
+        done = invoke("nodes", "--kubeconfig", str(kubeconfig), "poweroff", node)
+        assert done.exit_code == 2, done.output
+        assert f"{node!r} is in no node group" in done.stderr and "edge-0" in done.stderr
+    ok = invoke("nodes", "--kubeconfig", str(kubeconfig), "poweroff", "edge-0")
+    assert ok.exit_code == 0, ok.output
+    groups = tmp_path / "groups.yaml"
+    groups.write_text("- name: pis\n  cpus: 4\n  memory_mib: 8192\n"
+                      "  nodes: [{name: pi9, address: 192.0.2.9}]\n"
+                      "  power: {type: command, power_on: 'true {node}', power_off: 'true {node}'}\n")
+    board = invoke("nodes", "--kubeconfig", str(kubeconfig), "--groups", str(groups), "poweron", "pi9")
+    assert board.exit_code == 0, board.output
