@@ -539,3 +539,24 @@ def test_bad_input_creates_no_state_file(args: list[str], says: str, tmp_path: P
                   env=runner_env)
     assert done.exit_code == 2 and says in done.stderr, done.stderr
     assert not state.parent.exists(), f"bad input created {sorted(state.parent.rglob('*'))}"
+
+
+def test_nodes_and_daemon_with_deployment_use_the_kubeconfig_create_fetched(
+        deployed: dict[str, Any], runner_env: dict[str, str | None], kube_api: Any) -> None:
+    """`--deployment ID` without `--kubeconfig` reads the cluster the deployment's configuration fetched
+    the kubeconfig of, not ~/.kube/config (the sandbox HOME has none)."""
+    from provisioner.configure import KUBECONFIG_FILE
+    from provisioner.state import StateStore
+
+    with StateStore.open(deployed["state"]) as store:
+        fetched = store.deployment_dir(deployed["id"]) / KUBECONFIG_FILE
+    kube_api.register_node("oscar-deploy-contract-wn-1", cpus=2, memory_mib=4096,
+                           labels={"oscar-deploy/group": "wn"})
+    kube_api.write_kubeconfig(fetched)
+    try:
+        done = invoke("--state", str(deployed["state"]), "nodes", "--deployment", "contract", "status",
+                      "-o", "json", env=runner_env)
+        assert done.exit_code == 0, done.output
+        assert [row["name"] for row in json.loads(done.stdout)] == ["oscar-deploy-contract-wn-1"]
+    finally:
+        fetched.unlink()
