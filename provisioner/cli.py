@@ -83,11 +83,19 @@ def handles_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+OUR_LOGGERS = ("oscar_deploy", "provisioner", "elastic")
+
+
 def setup_logging(verbosity: int) -> None:
-    level = logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO
-    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
-    # tosca-parser and libcloud are chatty at INFO; their messages reach users through our errors.
-    for noisy in ("tosca", "toscaparser", "libcloud", "urllib3", "kubernetes"):
+    """Our own messages at INFO (``-q``: warnings, ``-v``: our DEBUG detail); libraries' only from
+    ``-vv`` on: tosca-parser's entry-point lines or libcloud's requests are not what ``-v`` asks for,
+    and their failures reach users through our errors."""
+    ours = logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO
+    logging.basicConfig(level=logging.DEBUG if verbosity > 1 else logging.WARNING, format="%(message)s",
+                        stream=sys.stderr)
+    for name in OUR_LOGGERS:
+        logging.getLogger(name).setLevel(ours)
+    for noisy in ("tosca", "toscaparser", "libcloud", "urllib3", "kubernetes", "stevedore"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbosity > 1 else logging.ERROR)
 
 

@@ -171,3 +171,15 @@ def test_a_request_for_a_node_in_no_group_is_refused(kube_api: Any, tmp_path: Pa
                       "  power: {type: command, power_on: 'true {node}', power_off: 'true {node}'}\n")
     board = invoke("nodes", "--kubeconfig", str(kubeconfig), "--groups", str(groups), "poweron", "pi9")
     assert board.exit_code == 0, board.output
+
+
+def test_verbose_adds_our_detail_not_the_template_parsers_entry_point_lines() -> None:
+    import subprocess
+    import sys
+
+    beside = Path(sys.executable).parent / "oscar-deploy"
+    done = subprocess.run([str(beside), "-v", "plan", "oscar-aws", "-i", "admin_cidr=203.0.113.7/32", "-o",
+                           "json"], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "found extension" not in done.stderr and "python-entrypoints" not in done.stderr, done.stderr
+    json.loads(done.stdout)
