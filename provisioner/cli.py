@@ -574,7 +574,9 @@ def simulate(obj: Context, trace: str, groups_file: str, policies: tuple[str, ..
         report=Path(report) if report else None,
     )
     if fmt == "json":
-        payload = results[0] if len(results) == 1 else {"runs": results}
+        # always `runs`, one per policy; with one policy its figures stay at the top level too, so
+        # readers of the older one-policy document keep working
+        payload = {**results[0], "runs": results} if len(results) == 1 else {"runs": results}
         click.echo(json.dumps(payload, indent=2))
     else:
         from elastic.simulate import render_results_table

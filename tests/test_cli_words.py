@@ -183,3 +183,18 @@ def test_verbose_adds_our_detail_not_the_template_parsers_entry_point_lines() ->
     assert done.returncode == 0, done.stderr
     assert "found extension" not in done.stderr and "python-entrypoints" not in done.stderr, done.stderr
     json.loads(done.stdout)
+
+
+def test_simulate_json_always_has_runs_and_keeps_one_policys_figures_on_top(tmp_path: Path) -> None:
+    trace = tmp_path / "trace.csv"
+    trace.write_text("submit_s,cpus,memory_mib,duration_s\n0,1,512,60\n10,1,512,60\n")
+    groups = tmp_path / "groups.yaml"
+    groups.write_text("- {name: cloud, cpus: 2, memory_mib: 4096, max: 2, boot_s: 30, cost_per_hour: 0.1}\n")
+    one = invoke("simulate", str(trace), "--groups", str(groups), "--policy", "clues", "-o", "json")
+    assert one.exit_code == 0, one.output
+    doc = json.loads(one.stdout)
+    assert [r["policy"] for r in doc["runs"]] == ["clues"] and doc["policy"] == "clues"
+    assert doc["node_hours"] == doc["runs"][0]["node_hours"] and doc["jobs"] == 2
+    two = invoke("simulate", str(trace), "--groups", str(groups), "--policy", "clues", "--policy", "static",
+                 "-o", "json")
+    assert [r["policy"] for r in json.loads(two.stdout)["runs"]] == ["clues", "static"]
