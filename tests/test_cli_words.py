@@ -198,3 +198,52 @@ def test_simulate_json_always_has_runs_and_keeps_one_policys_figures_on_top(tmp_
     two = invoke("simulate", str(trace), "--groups", str(groups), "--policy", "clues", "--policy", "static",
                  "-o", "json")
     assert [r["policy"] for r in json.loads(two.stdout)["runs"]] == ["clues", "static"]
+
+
+# --- a cloud endpoint that cannot answer: one line, at once, in our words --------------------------------
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _create_against(tmp_path: Path, host: str) -> Result:
+    auth = tmp_path / "auth.dat"
+    auth.write_text(f"id = ec2; type = EC2; username = AKIDEXAMPLE00; password = s3cret-Example-9x; "
+                    f"region = eu-west-1; host = {host}\n")
+    auth.chmod(0o600)
+    return invoke("-v", "--state", str(tmp_path / "state.db"), "create", "oscar-aws", "-i",
+                  "admin_cidr=203.0.113.7/32", "--auth", str(auth), "--yes", "--no-configure", "--name", "t")
+
+
+def test_a_refused_connection_fails_at_once_naming_the_endpoint(tmp_path: Path) -> None:
+    """It was taken for throttling: eight attempts over ~39 s, then urllib3's repr of the error."""
+    port = _closed_port()
+    done = _create_against(tmp_path, f"http://127.0.0.1:{port}")
+    assert done.exit_code == 1, done.output
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and f"cannot connect to 127.0.0.1:{port}: connection refused" in last
+    assert "failed, retrying in" not in done.stderr and "HTTPConnectionPool" not in last
+    assert " object at 0x" not in last
+
+
+def test_tls_spoken_to_a_plain_http_endpoint_says_so(tmp_path: Path) -> None:
+    """An auth-file host without a scheme is taken as https; against a plain-HTTP port that ended in
+    `SSL: WRONG_VERSION_NUMBER`."""
+    import http.server
+    import threading
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        done = _create_against(tmp_path, f"127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert done.exit_code == 1, done.output
+    assert "does not speak TLS: if it is plain HTTP, write its URL with http://" in done.stderr
+    assert "failed, retrying in" not in done.stderr

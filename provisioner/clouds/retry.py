@@ -77,6 +77,60 @@ def _is_network_error(exc: BaseException) -> bool:
     return isinstance(exc, (ConnectionError, socket.timeout, TimeoutError))
 
 
+def _causes(exc: BaseException) -> Iterable[BaseException]:
+    """``exc`` and what it wraps: requests → urllib3's MaxRetryError.reason → the socket error."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        todo.extend(e for e in (current.__cause__, current.__context__, getattr(current, "reason", None),
+                                *current.args) if isinstance(e, BaseException))
+
+
+def _endpoint_of(exc: BaseException) -> str:
+    """``host:port`` the failed request went to, when the exception says."""
+    from urllib.parse import urlsplit
+
+    for cause in _causes(exc):
+        url = getattr(getattr(cause, "request", None), "url", None) or getattr(cause, "url", None)
+        pool = getattr(cause, "pool", None) or getattr(cause, "conn", None)
+        if isinstance(url, str) and "://" in url:
+            parts = urlsplit(url)
+            return f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+        if pool is not None and getattr(pool, "host", None):
+            return f"{pool.host}:{pool.port}"
+    return "the endpoint"
+
+
+def _unreachable(exc: BaseException, what: str) -> CloudError | None:
+    """A connection that no retry will fix (refused, a name that does not resolve, TLS spoken to a
+    plain-HTTP port), said in one line with what to check; None for failures worth retrying
+    (timeouts, resets), which stay ``Throttled``."""
+    import ssl
+
+    causes = list(_causes(exc))
+    where = _endpoint_of(exc)
+    if any(isinstance(c, ConnectionRefusedError) for c in causes):
+        return CloudError(f"{what}: cannot connect to {where}: connection refused; check the endpoint "
+                          f"(the auth file's host, the region) and that this machine's network reaches it")
+    if any(isinstance(c, socket.gaierror) for c in causes):
+        return CloudError(f"{what}: cannot resolve the host of {where}; check the endpoint's spelling "
+                          f"(the auth file's host, the region) and DNS")
+    tls = next((c for c in causes if isinstance(c, ssl.SSLError)), None)
+    if tls is not None:
+        reason = getattr(tls, "reason", None) or type(tls).__name__
+        hint = ("the endpoint does not speak TLS: if it is plain HTTP, write its URL with http://"
+                if reason == "WRONG_VERSION_NUMBER" else
+                "check the endpoint's certificate, or give its CA (cacert in the auth file, or the "
+                "REQUESTS_CA_BUNDLE variable)")
+        return CloudError(f"{what}: TLS with {where} failed ({reason}); {hint}")
+    return None
+
+
 def classify(exc: BaseException, *, what: str, secrets: Iterable[str | None] = ()) -> OscarDeployError | None:
     """The typed error for a failed cloud call, or None when ``exc`` is not a cloud failure (a bug).
 
@@ -92,6 +146,9 @@ def classify(exc: BaseException, *, what: str, secrets: Iterable[str | None] = (
     status = _status_of(exc)
     text = scrub(_text_of(exc), secrets)
     message = f"{what}: {text}"
+    if (_is_network_error(exc) or isinstance(exc, OSError)) and (
+            unreachable := _unreachable(exc, what)) is not None:
+        return unreachable
     if _is_network_error(exc):
         return Throttled(f"{what}: cannot reach the cloud: {scrub(str(exc), secrets)}")
     if isinstance(exc, OSError):  # TLS, DNS and other socket failures: no point in retrying
