@@ -246,15 +246,33 @@ def read_vars_file(path: Path) -> dict[str, Any]:
 # --- events (progress and log) ---------------------------------------------------------------------
 
 
+_OUTCOMES = {"runner_on_ok": "ok", "runner_on_failed": "failed", "runner_on_skipped": "skipped",
+             "runner_on_unreachable": "unreachable"}
+"""ansible-runner's per-host result events, and the word a task line uses for each."""
+
+
 class _Events:
     """Collects what a run says: failures by host, the recap, and one log/progress line per event."""
 
-    def __init__(self, logfile: IO[str], show: Callable[[str], None]) -> None:
+    def __init__(self, logfile: IO[str], show: Callable[[str], None],
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.logfile = logfile
         self.show = show
         self.failures: list[HostFailure] = []
         self.stats: dict[str, dict[str, int]] = {}
         self._lock = threading.Lock()
+        self._clock = clock
+        self._task: tuple[str, float] | None = None  # the running task and when it started
+        self._outcomes: dict[str, int] = {}
+
+    def _finish_task(self) -> None:
+        """One line for the task that just finished: its name, what it did on how many hosts, how long."""
+        if self._task is None:
+            return
+        name, started = self._task
+        said = ", ".join(f"{kind} {count}" for kind, count in self._outcomes.items()) or "no host"
+        self.show(f"  {name}: {said} ({self._clock() - started:.0f} s)")
+        self._task, self._outcomes = None, {}
 
     def __call__(self, event: Mapping[str, Any]) -> bool:
         kind = event.get("event", "")
@@ -264,9 +282,18 @@ class _Events:
             if stdout:
                 self.logfile.write(stdout + "\n")
                 self.logfile.flush()
+            outcome = _OUTCOMES.get(kind)
+            if outcome == "ok" and (data.get("res") or {}).get("changed"):
+                outcome = "changed"
+            if outcome:
+                self._outcomes[outcome] = self._outcomes.get(outcome, 0) + 1
+            if kind in ("playbook_on_task_start", "playbook_on_play_start", "playbook_on_stats"):
+                self._finish_task()
             if kind == "playbook_on_task_start":
-                self.show(f"  {data.get('task', '')}")
-            elif kind == "runner_on_failed" and not data.get("ignore_errors"):
+                self._task = (str(data.get("task", "")), self._clock())
+            if kind == "playbook_on_play_start":
+                self.show(f"play: {data.get('play', data.get('name', ''))}")
+            if kind == "runner_on_failed" and not data.get("ignore_errors"):
                 self.failures.append(HostFailure(str(data.get("host")), str(data.get("task")),
                                                  _message(data.get("res") or {})))
             elif kind == "runner_on_unreachable":

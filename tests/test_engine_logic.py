@@ -366,14 +366,22 @@ def test_region_order_input_then_credential_then_template(settings: Settings) ->
 def test_progress_bars_only_on_a_terminal_and_never_when_quiet() -> None:
     import io
 
-    from provisioner.engine.progress import NullProgress, RichProgress, make_progress
+    from provisioner.engine.progress import LineProgress, NullProgress, RichProgress, make_progress
 
     class Tty(io.StringIO):
         def isatty(self) -> bool:
             return True
 
-    assert isinstance(make_progress(io.StringIO(), quiet=False), NullProgress)  # a pipe, a CI log
+    assert isinstance(make_progress(io.StringIO(), quiet=False), LineProgress)  # a pipe, a CI log
+    assert isinstance(make_progress(io.StringIO(), quiet=True), NullProgress)
     assert isinstance(make_progress(Tty(), quiet=True), NullProgress)
+    ticks = iter([0.0, 41.2])
+    pipe = io.StringIO()
+    lines = LineProgress(pipe, clock=lambda: next(ticks))
+    with lines.phase("creating machines", 3) as bar:
+        for _ in range(3):
+            bar.advance()
+    assert pipe.getvalue().splitlines() == ["creating machines ...", "creating machines: 3/3 done in 41 s"]
     stream = Tty()
     progress = make_progress(stream, quiet=False)
     assert isinstance(progress, RichProgress)

@@ -154,19 +154,26 @@ def _front_end_hosts(store: StateStore, dep: Deployment, targets: Sequence[Group
 
 
 def wait_for_boards(driver: Any, timeout_s: float, *, interval_s: float = 2.0,
+                    report_every_s: float = 30.0,
                     clock: Callable[[], float] = time.monotonic,
                     sleep: Callable[[float], None] = time.sleep) -> None:
     """Until every board answers over SSH (the fleet driver's check: TCP, then ``ssh … true``);
-    ``RemoteError`` naming the boards that never did, with why."""
-    deadline = clock() + timeout_s
+    ``RemoteError`` naming the boards that never did, with why. Which boards it still waits for,
+    and why, is logged every ``report_every_s``."""
+    started = clock()
+    deadline = started + timeout_s
+    reported = started
     while True:
         failed = driver.check_reachable()
         if not failed:
             return
+        detail = "; ".join(f"{u.name} ({u.reason})" for u in failed)
         if clock() + interval_s > deadline:
-            detail = "; ".join(f"{u.name} ({u.reason})" for u in failed)
             raise RemoteError(f"{len(failed)} edge board(s) unreachable over SSH after {timeout_s:g} s: "
                               f"{detail}")
+        if clock() - reported >= report_every_s:
+            reported = clock()
+            log.info("still waiting for SSH on %s: %.0f s of %g s", detail, reported - started, timeout_s)
         sleep(interval_s)
 
 
@@ -176,14 +183,30 @@ def _wait_reachable(store: StateStore, dep: Deployment, targets: Sequence[GroupT
     hosts = _front_end_hosts(store, dep, targets)
     boards = [b for t in targets for b in t.boards]
     timeout = settings.provisioner.ssh_timeout_s
-    with progress.phase("waiting for SSH", len(hosts) + len(boards)) as bar:
-        wait_for_ssh(hosts, timeout, on_ready=lambda _h: bar.advance())
+    names = [h.name for h in hosts] + [b.name for b in boards]
+    if names:
+        log.info("waiting for SSH on %s (up to %g s)", ", ".join(names), timeout)
+    started = time.monotonic()
+
+    def ready(host: SshHost) -> None:
+        log.info("%s answers over SSH (%.0f s)", host.name, time.monotonic() - started)
+        bar.advance()
+
+    def waiting(host: SshHost, seconds: float) -> None:
+        log.info("still waiting for SSH on %s (%s:%d): %.0f s of %g s", host.name, host.address, host.port,
+                 seconds, timeout)
+
+    with progress.phase(f"waiting for SSH on {', '.join(names)}" if names else "waiting for SSH",
+                        len(hosts) + len(boards)) as bar:
+        wait_for_ssh(hosts, timeout, on_ready=ready, on_waiting=waiting)
         if boards:
             fleet = drivers("fleet", None)
             if hasattr(fleet, "check_reachable"):
                 wait_for_boards(fleet, timeout)
             else:
-                wait_for_ssh([SshHost(b.name, b.address, b.port) for b in boards], timeout)
+                wait_for_ssh([SshHost(b.name, b.address, b.port) for b in boards], timeout,
+                             on_waiting=waiting)
+            log.info("every edge board answers over SSH (%.0f s)", time.monotonic() - started)
             bar.advance(len(boards))
 
 

@@ -1,16 +1,18 @@
 """Progress of a long run, one bar per phase, on stderr.
 
 The engine reports through the small ``Progress`` protocol and never prints; the CLI chooses
-``RichProgress`` (a rich bar per phase on a terminal) or ``NullProgress`` (``-q``, or stderr is not
-a terminal: logs stay clean for CI and pipes). Messages go through ``logging``; events worth
-keeping go to the state file.
+``RichProgress`` (a rich bar per phase on a terminal), ``LineProgress`` (stderr is not a terminal:
+one plain line when a phase starts and one when it ends, with its duration, so CI logs and pipes
+show what a long run is doing without bar redraws) or ``NullProgress`` (``-q``). Messages go through
+``logging``; events worth keeping go to the state file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import IO, Protocol
 
 
@@ -39,6 +41,36 @@ class NullProgress:
     def phase(self, description: str, total: int) -> Iterator[Phase]:
         self.phases.append(description)
         yield _NullPhase()
+
+
+class _CountingPhase:
+    def __init__(self) -> None:
+        self.done = 0
+        self._lock = threading.Lock()
+
+    def advance(self, amount: int = 1) -> None:
+        with self._lock:
+            self.done += amount
+
+
+class LineProgress:
+    """A line when a phase starts and one when it ends (``creating machines: 3/3 in 41 s``)."""
+
+    def __init__(self, stream: IO[str], clock: Callable[[], float] = time.monotonic) -> None:
+        self._stream = stream
+        self._clock = clock
+
+    def _say(self, text: str) -> None:
+        print(text, file=self._stream, flush=True)
+
+    @contextlib.contextmanager
+    def phase(self, description: str, total: int) -> Iterator[Phase]:
+        started = self._clock()
+        self._say(f"{description} ...")
+        counted = _CountingPhase()
+        yield counted
+        done = f"{counted.done}/{total} " if total > 1 else ""
+        self._say(f"{description}: {done}done in {self._clock() - started:.0f} s")
 
 
 class _RichPhase:
@@ -73,7 +105,9 @@ class RichProgress:
 
 
 def make_progress(stream: IO[str], quiet: bool) -> Progress:
-    """Bars on a terminal unless ``quiet``; nothing otherwise."""
-    if quiet or not stream.isatty():
+    """Nothing when ``quiet``; bars on a terminal; a line per phase start and end otherwise."""
+    if quiet:
         return NullProgress()
+    if not stream.isatty():
+        return LineProgress(stream)
     return RichProgress(stream)

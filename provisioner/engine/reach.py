@@ -45,20 +45,29 @@ def ssh_banner(address: str, port: int, timeout_s: float = 5.0) -> str | None:
 
 def wait_for_ssh(hosts: Sequence[SshHost], timeout_s: float, *, interval_s: float = 2.0,
                  on_ready: Callable[[SshHost], None] = lambda _h: None,
+                 on_waiting: Callable[[SshHost, float], None] = lambda _h, _s: None,
+                 report_every_s: float = 30.0,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
-    """Return when every host answers over SSH; ``RemoteError`` naming the silent ones otherwise."""
+    """Return when every host answers over SSH; ``RemoteError`` naming the silent ones otherwise.
+    ``on_waiting(host, seconds)`` is told every ``report_every_s`` a host stays silent, so a user
+    watching a boot sees what it waits for and for how long."""
     if not hosts:
         return
-    deadline = clock() + timeout_s
+    started = clock()
+    deadline = started + timeout_s
 
     def wait_one(host: SshHost) -> bool:
+        reported = started
         while True:
             if ssh_banner(host.address, host.port, timeout_s=min(5.0, max(0.5, timeout_s))):
                 on_ready(host)
                 return True
             if clock() + interval_s > deadline:
                 return False
+            if clock() - reported >= report_every_s:
+                reported = clock()
+                on_waiting(host, reported - started)
             sleep(interval_s)
 
     with ThreadPoolExecutor(max_workers=min(32, len(hosts))) as pool:
