@@ -25,6 +25,22 @@ TABLE_COLUMNS = (
 )
 
 
+CURRENCY = "USD"
+"""The groups' ``cost_per_hour`` is in US dollars, as the EC2 prices plans are made from."""
+
+COLUMNS_EXPLAINED = f"""What the columns say:
+
+- **node-h**: node-hours the policy kept machines on (booting, idle or busy), every group summed.
+- **cost**: those hours at each group's `cost_per_hour`, in {CURRENCY}.
+- **wait mean s**, **wait p95 s**, **wait max s**: seconds from a job's submission to its start
+  (mean, 95th percentile, worst).
+- **jobs**, **unserved**: jobs in the trace; jobs that never started before the trace ended.
+- **ups**, **downs**: nodes the policy powered on, and off.
+- **× bound**: node-h divided by the boot-aware lower bound below (1.00 would be perfect); the
+  bound packs every job perfectly at every instant and pays each boot only once, so no real
+  policy reaches it."""
+
+
 def render_results_table(results: Sequence[dict[str, Any]]) -> str:
     """Aligned text table of the runs, with both lower bounds underneath."""
     header = [title for _, title, _ in TABLE_COLUMNS]
@@ -53,15 +69,21 @@ def markdown_table(results: Sequence[dict[str, Any]], *, extra: Sequence[str] = 
     return "\n".join(lines)
 
 
-def plot_runs(sims: Sequence[SimResult], results: Sequence[dict[str, Any]], png: Path,
-              title: str) -> None:
-    """One panel per policy: CPUs requested (pending + running) and nodes on per group, over time."""
+def build_figure(sims: Sequence[SimResult], results: Sequence[dict[str, Any]], title: str) -> Any:
+    """One panel per policy: CPUs requested (pending + running) and nodes on per group, over time.
+
+    Every panel has the same scales (time, CPUs, nodes), so policies compare at a glance; the node
+    axis has whole-number ticks; each legend sits right of its panel, never over the lines."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
-    fig, axes = plt.subplots(len(sims), 1, figsize=(11, 2.8 * len(sims) + 0.6), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(len(sims), 1, figsize=(12.5, 2.8 * len(sims) + 0.6), sharex=True,
+                             sharey=True, squeeze=False)
+    node_axes = []
+    top_nodes = 1
     for ax, sim, result in zip(axes[:, 0], sims, results, strict=True):
         times = [sample[0] / 3600 for sample in sim.timeline]
         demand = [sample[2] / 1000 for sample in sim.timeline]
@@ -69,27 +91,39 @@ def plot_runs(sims: Sequence[SimResult], results: Sequence[dict[str, Any]], png:
         ax.set_ylabel("CPUs requested")
         ax.set_ylim(bottom=0)
         nodes_ax = ax.twinx()
-        top = 1
+        node_axes.append(nodes_ax)
         for index, group in enumerate(sim.node_seconds):
             counts = [sample[1].get(group, 0) for sample in sim.timeline]
-            top = max(top, *counts)
+            top_nodes = max(top_nodes, *counts)
             nodes_ax.step(times, counts, where="post", lw=1.2, color=f"C{index}", label=f"nodes on: {group}")
         nodes_ax.set_ylabel("nodes on")
-        nodes_ax.set_ylim(0, top * 1.1 + 0.5)
+        nodes_ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(
             f"{sim.policy}: {result['node_hours']:.2f} node-h (bound {result['lower_bound_node_hours']:.2f}, "
-            f"boot-aware {result['lower_bound_boot_aware_node_hours']:.2f}), cost {result['cost']:.2f}, "
-            f"wait p95 {result['wait_p95_s']:.0f} s, unserved {result['jobs_unserved']}",
+            f"boot-aware {result['lower_bound_boot_aware_node_hours']:.2f}), cost {result['cost']:.2f} "
+            f"{CURRENCY}, wait p95 {result['wait_p95_s']:.0f} s, unserved {result['jobs_unserved']}",
             fontsize=9,
         )
         lines = ax.get_legend_handles_labels()
         more = nodes_ax.get_legend_handles_labels()
-        ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="upper right")
+        ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="upper left",
+                  bbox_to_anchor=(1.07, 1.0), borderaxespad=0.0)
+    for nodes_ax in node_axes:  # twin axes share nothing by themselves: one node scale for all panels
+        nodes_ax.set_ylim(0, top_nodes * 1.1 + 0.5)
     axes[-1, 0].set_xlabel("time (h)")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
+    return fig
+
+
+def plot_runs(sims: Sequence[SimResult], results: Sequence[dict[str, Any]], png: Path,
+              title: str) -> None:
+    """``build_figure`` saved as a PNG (legends outside the panels included)."""
+    import matplotlib.pyplot as plt
+
+    fig = build_figure(sims, results, title)
     png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, dpi=90)
+    fig.savefig(png, dpi=90, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -117,9 +151,8 @@ def write_report(sims: Sequence[SimResult], results: Sequence[dict[str, Any]], r
         plot_runs(sims, results, png, title)
     except OSError as exc:
         raise OscarDeployError(f"{png}: cannot write the report: {exc.strerror or exc}") from None
-    text = [f"# {title}", "", markdown_table(results), "",
-            f"Lower bounds (DESIGN §5): {results[0]['lower_bound_node_hours']:.2f} node-hours "
-            "with zero boot, "
+    text = [f"# {title}", "", markdown_table(results), "", COLUMNS_EXPLAINED, "",
+            f"Lower bounds: {results[0]['lower_bound_node_hours']:.2f} node-hours with zero boot, "
             f"{results[0]['lower_bound_boot_aware_node_hours']:.2f} boot-aware.", "",
             f"![demand and nodes on per group]({png.name})", ""]
     try:
