@@ -203,18 +203,24 @@ def test_server_lifecycle_with_every_option(
         driver.ex_delete_security_group(group)
 
     assert driver.destroy_node(node)
-    assert driver.list_nodes() == [] and openstack_server.state()["ports"] == []
+    ports = openstack_server.state()["ports"]
+    assert driver.list_nodes() == [] and [p for p in ports if p["device_owner"].startswith("compute:")] == []
     assert driver.ex_delete_security_group(group) and driver.delete_key_pair(key)
 
 
 def test_create_refuses_what_nova_refuses(openstack_server: Any, driver: OpenStack_2_NodeDriver) -> None:
     with pytest.raises(BaseHTTPError, match="Invalid key_name"):
         _boot(driver, ex_keyname="missing")
-    driver.create_node(name="one-network", size=_size(driver), image=_image(driver))  # the only one: chosen
-    openstack_server.cloud.add_network("second", "10.1.0.0/24")
+    # Nova counts the project's own networks and every shared one: the shared public network too
     with pytest.raises(BaseHTTPError, match="Multiple possible networks") as err:
-        driver.create_node(name="two-networks", size=_size(driver), image=_image(driver))
+        driver.create_node(name="ambiguous", size=_size(driver), image=_image(driver))
     assert err.value.code == 409
+    public = _network(driver, "public")
+    with pytest.raises(BaseHTTPError, match="not allowed to create an interface on external") as err:
+        openstack_server.cloud.networks[public.id]["shared"] = False
+        driver.create_node(name="external", size=_size(driver), image=_image(driver), networks=[public])
+    assert err.value.code == 403
+    driver.create_node(name="one-network", size=_size(driver), image=_image(driver))  # the only one: chosen
     driver.ex_create_security_group("twin", "a")
     driver.ex_create_security_group("twin", "b")  # Neutron allows it ...
     group = next(g for g in driver.ex_list_security_groups() if g.name == "twin")
@@ -335,7 +341,9 @@ def test_no_valid_host_puts_only_that_flavor_in_error(
     openstack_server.set_faults(
         {"rules": [{"code": "NoValidHost", "actions": ["CreateServer"], "instance_type": "m1.large"}]}
     )
-    big = driver.create_node(name="big", size=_size(driver, "m1.large"), image=_image(driver))
+    big = driver.create_node(
+        name="big", size=_size(driver, "m1.large"), image=_image(driver), networks=[_network(driver)]
+    )
     small = _running(driver, _boot(driver, name="small"))
     time.sleep(0.25)
     states = {n.name: n for n in driver.list_nodes()}

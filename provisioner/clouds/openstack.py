@@ -27,7 +27,11 @@ How the contract maps onto OpenStack (DESIGN §2, issue 3):
 
 from __future__ import annotations
 
+import base64
+import gzip
+import ipaddress
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -47,8 +51,8 @@ from provisioner.clouds.base import (
 )
 from provisioner.clouds.retry import CloudCalls
 from provisioner.config import ProvisionerSettings
-from provisioner.credentials import OpenStackCredentials
-from provisioner.errors import CapacityError, CloudError, NotFound
+from provisioner.credentials import OpenStackCredentials, credentials_from_source
+from provisioner.errors import AuthError, BadInput, CapacityError, CloudError, CredentialsError, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +61,21 @@ _STATES: Mapping[str, NodeState] = {"BUILD": "pending", "REBUILD": "pending", "A
                                     "SOFT_DELETED": "terminated", "REBOOT": "pending",
                                     "HARD_REBOOT": "pending"}
 _ARCHES = {"amd64": ("x86_64", "amd64"), "arm64": ("aarch64", "arm64")}
+_GIB = 1024**3
+ROOT_VOLUME_GIB = 20
+"""The root volume of a 0 GB-disk flavor when the template asks no disk size: room for k3s and images."""
+USER_DATA_MAX = 65535
+"""Nova's limit on ``user_data``, counted on its base64 text (nova/api/openstack/compute/schemas/
+servers.py ``maxLength``)."""
+_SCHEDULING_FAULTS = ("no valid host", "exceeded maximum number of retries")
+"""Nova's ``NoValidHost`` and its subclass ``MaxRetriesExceeded`` (nova/exception.py): no host could
+build the server (a GPU host that fails its builds ends in the second), so: capacity."""
+
+
+class SizeUnfit(CapacityError):
+    """This flavor cannot boot this image (its RAM or root disk is smaller than the image needs).
+
+    A ``CapacityError`` so the engine goes on to the next, larger flavor, as for a full one."""
 
 
 def flavor_order(flavors: Sequence[Mapping[str, Any]], cpus: int, memory_mib: int,
@@ -96,6 +115,68 @@ def pick_image(images: Sequence[Mapping[str, Any]], distribution: str, version: 
     return max(chosen, key=lambda i: (str(i.get("created_at") or ""), str(i.get("name") or "")), default=None)
 
 
+def image_fit(flavor: Mapping[str, Any], image: Mapping[str, Any],
+              disk_gib: int | None) -> tuple[int | None, str | None]:
+    """How this flavor boots this image, as Nova's ``_validate_flavor_image_nostatus`` checks it
+    (nova/compute/api.py): ``(root volume GiB or None for the flavor's own disk, why it cannot)``.
+
+    The flavor's RAM must reach the image's ``min_ram``; a flavor root disk must hold the image's
+    size and ``min_disk``; a 0 GB flavor disk needs an admin-only policy to boot from the image, so
+    such a flavor (and one whose disk is smaller than ``disk_gib``) boots from a volume instead."""
+    need = max(int(image.get("min_disk") or 0), math.ceil(int(image.get("size") or 0) / _GIB))
+    name = flavor.get("name")
+    if int(flavor.get("ram") or 0) < int(image.get("min_ram") or 0):
+        return None, (f"flavor {name} has {flavor.get('ram')} MiB of RAM, the image needs "
+                      f"{image.get('min_ram')}")
+    disk = int(flavor.get("disk") or 0)
+    if disk == 0:
+        return max(disk_gib or ROOT_VOLUME_GIB, need), None
+    if disk_gib and disk < disk_gib:
+        return max(disk_gib, need), None
+    if disk < need:
+        return None, f"flavor {name}'s {disk} GB disk cannot hold the image ({need} GB)"
+    return None, None
+
+
+def choose_network(networks: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
+    """The network a server goes on when none is configured: the project's own (unshared, not
+    external) network when there is one, else the only shared internal one.
+
+    Nova would count the project's networks *and* every shared one, external included, and refuse
+    with ``NetworkAmbiguous`` when that is more than one (nova/network/neutron.py); most real
+    projects have a private network and a shared public one. Several candidates: ``BadInput``
+    naming them, so the operator sets the template's ``network``."""
+    internal = [n for n in networks if not n.get("router:external")]
+    own = [n for n in internal if not n.get("shared")]
+    candidates = own or internal
+    if len(candidates) == 1:
+        return candidates[0]
+    names = ", ".join(sorted(f"{n.get('name') or '?'} ({n.get('id')})" for n in candidates or networks))
+    if not candidates:
+        raise BadInput(f"OpenStack: the project has no network of its own to put servers on (networks: "
+                       f"{names or 'none'}); create one with a router, or name one as the template's network")
+    raise BadInput(f"OpenStack: several networks could take the servers: {names}; name one as the "
+                   f"template's network")
+
+
+def fitted_user_data(text: str | None) -> str | bytes | None:
+    """User data within Nova's limit: as is when its base64 fits, else gzip-compressed (cloud-init
+    reads gzip user data); ``BadInput`` when even that is too long."""
+    if text is None or len(base64.b64encode(text.encode())) <= USER_DATA_MAX:
+        return text
+    packed = gzip.compress(text.encode(), mtime=0)
+    if len(base64.b64encode(packed)) > USER_DATA_MAX:
+        raise BadInput(f"OpenStack: user data of {len(text)} characters is over Nova's {USER_DATA_MAX}-"
+                       f"character limit even compressed")
+    return packed
+
+
+def ethertype_of(cidr: str) -> str:
+    """Neutron's ``ethertype`` for a CIDR: it defaults to IPv4 and refuses an IPv6 CIDR under it
+    (neutron/db/securitygroups_db.py ``_validate_ip_prefix``)."""
+    return f"IPv{ipaddress.ip_network(cidr, strict=False).version}"
+
+
 def available_zones(answer: Mapping[str, Any]) -> list[str]:
     """Zone names from Nova's ``GET /os-availability-zone`` answer, available ones only, sorted."""
     zones = answer.get("availabilityZoneInfo") or []
@@ -117,13 +198,16 @@ class OpenStackDriver:
         self.network = network
         self.floating_pool = floating_pool
         self._credentials = credentials
-        self._calls = CloudCalls("OpenStack", self.settings,
-                                 (credentials.secret, credentials.application_credential_id), sleep=sleep)
+        self._secrets: tuple[str | None, ...] = (credentials.secret, credentials.application_credential_id)
+        self._calls = CloudCalls("OpenStack", self.settings, self._secrets, sleep=sleep)
         self._poll_s = poll_s
         self._sleep = sleep
         self._local = threading.local()
+        self._generation = 0
         self._flavors: list[Mapping[str, Any]] | None = None
         self._zones: list[str] | None = None
+        self._images_by_id: dict[str, Mapping[str, Any]] = {}
+        self._default_network: Mapping[str, Any] | None = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -134,26 +218,58 @@ class OpenStackDriver:
     def libcloud(self) -> Any:
         """This thread's stock libcloud driver."""
         driver = getattr(self._local, "driver", None)
-        if driver is None:
+        if driver is None or getattr(self._local, "generation", None) != self._generation:
             from libcloud.compute.drivers.openstack import OpenStack_2_NodeDriver
 
             key, secret, kwargs = self._credentials.libcloud_args()
             if self.region:
                 kwargs["ex_force_service_region"] = self.region
             driver = OpenStack_2_NodeDriver(key, secret, **kwargs)
-            self._local.driver = driver
+            self._local.driver, self._local.generation = driver, self._generation
         return driver
 
+    def _fresh(self, what: str, fn: Callable[[], Any]) -> Any:
+        """``fn`` through the retrying calls; on an auth error, once more with the credentials read
+        again from where they came from (an OIDC access token lives about an hour and libcloud
+        re-authenticates with the one it was given: a file or ``clouds.yaml`` that oidc-agent or a
+        cron job rewrites carries the next one)."""
+        try:
+            return self._calls(what, fn)
+        except AuthError:
+            if not self._reread_credentials():
+                raise
+            return self._calls(what, fn)
+
+    def _reread_credentials(self) -> bool:
+        """Read the credentials again; True when they changed (every thread's driver is then new)."""
+        try:
+            fresh = credentials_from_source("openstack", self._credentials.source)
+        except CredentialsError as error:
+            log.warning("OpenStack: the credentials cannot be read again: %s", error)
+            return False
+        if not isinstance(fresh, OpenStackCredentials) or fresh == self._credentials:
+            return False
+        log.info("OpenStack: authentication refused; using the credentials read again from %s",
+                 fresh.source.describe())
+        with self._lock:
+            self._credentials = fresh
+            self._secrets = (*self._secrets, fresh.secret, fresh.application_credential_id)
+            self._calls = CloudCalls("OpenStack", self.settings, self._secrets, sleep=self._sleep)
+            self._generation += 1
+        return True
+
     def _call(self, what: str, method: str, *args: Any, **kwargs: Any) -> Any:
-        return self._calls(what, lambda: getattr(self.libcloud, method)(*args, **kwargs))
+        return self._fresh(what, lambda: getattr(self.libcloud, method)(*args, **kwargs))
 
     def _json(self, what: str, service: str, path: str, method: str = "GET",
               data: Mapping[str, Any] | None = None) -> Any:
         """One request through the stock driver's authenticated connection to a service."""
         def run() -> Any:
-            connection = getattr(self.libcloud, service)
+            # "volume": the Cinder v3 connection, else v2, as libcloud itself picks one
+            connection = (self.libcloud._get_volume_connection() if service == "volume"
+                          else getattr(self.libcloud, service))
             return connection.request(path, method=method, data=data).object
-        return self._calls(what, run)
+        return self._fresh(what, run)
 
     # -- key pair and security group ----------------------------------------------------------------
     def ensure_key_pair(self, deployment: str, public_key: str) -> str:
@@ -190,10 +306,15 @@ class OpenStackDriver:
                 continue
             protocol, low, high = (None, None, None) if rule.protocol == "-1" else (
                 rule.protocol, rule.from_port, rule.to_port)
-            source = ({"source_security_group": group} if rule.source == "cluster" else {"cidr": rule.source})
+            # libcloud's ex_create_security_group_rule sends no ethertype, which Neutron takes as IPv4
+            body = {"security_group_rule": {
+                "direction": "ingress", "security_group_id": group.id, "protocol": protocol,
+                "port_range_min": low, "port_range_max": high,
+                **({"remote_group_id": group.id, "ethertype": "IPv4"} if rule.source == "cluster" else
+                   {"remote_ip_prefix": rule.source, "ethertype": ethertype_of(rule.source)})}}
             try:
-                self._call("CreateSecurityGroupRule", "ex_create_security_group_rule", group, protocol, low,
-                           high, **source)
+                self._json("CreateSecurityGroupRule", "network_connection", "/v2.0/security-group-rules",
+                           "POST", body)
             except CloudError as exc:
                 if "already exists" not in str(exc):
                     raise
@@ -268,14 +389,48 @@ class OpenStackDriver:
         return list(cached)
 
     # -- machines -----------------------------------------------------------------------------------
-    def _network(self, wanted: str | None) -> Any | None:
+    def _network(self, wanted: str | None) -> Any:
         wanted = wanted or self.network
         if not wanted:
-            return None  # Nova picks the project's only network (and says so when there are several)
+            with self._lock:
+                chosen = self._default_network
+            if chosen is None:
+                listed = self._json("ListNetworks", "network_connection", "/v2.0/networks")["networks"]
+                chosen = choose_network(listed)
+                with self._lock:
+                    self._default_network = chosen
+            wanted = str(chosen["id"])
         for network in self._call("ListNetworks", "ex_list_networks"):
             if wanted in (network.id, network.name):
                 return network
         raise NotFound(f"OpenStack: no network {wanted!r}")
+
+    def _image(self, image_id: str) -> Mapping[str, Any]:
+        """Glance's record of an image (size, ``min_disk``, ``min_ram``), read once."""
+        with self._lock:
+            cached = self._images_by_id.get(image_id)
+        if cached is None:
+            cached = self._json("GetImage", "image_connection", f"/v2/images/{image_id}")
+            with self._lock:
+                self._images_by_id[image_id] = cached
+        return cached
+
+    def _same_name(self, request: NodeRequest) -> Any | None:
+        """A server of this request's name that a lost answer may hide: one that is building or
+        running is the one asked for; one in ERROR (its build failed) is deleted, one being deleted
+        ignored, and a new one is created."""
+        for server in self.libcloud.list_nodes():
+            if server.name != request.name or not belongs_to(request.deployment, server.name,
+                                                             server.extra.get("metadata")):
+                continue
+            vm_state = str(server.extra.get("vm_state") or "")
+            deleting = server.extra.get("task_state") == "deleting"
+            if vm_state in ("error", "soft-delete", "deleted") or deleting:
+                if vm_state == "error":
+                    self.destroy_node(SimpleNamespace(id=server.id))  # type: ignore[arg-type]
+                continue
+            return server
+        return None
 
     def create_node(self, request: NodeRequest) -> CloudNode:
         from libcloud.compute.base import NodeImage, NodeSize
@@ -284,15 +439,19 @@ class OpenStackDriver:
         flavor = self._flavor(request.size)
         size = NodeSize(flavor["id"], flavor["name"], flavor["ram"], flavor.get("disk"), None, None,
                         driver=drv)
+        volume_gib, unfit = image_fit(flavor, self._image(request.image), request.disk_gib)
+        if unfit:
+            raise SizeUnfit(f"OpenStack CreateServer {request.name}: {unfit}")
+        user_data = fitted_user_data(request.user_data)
         network = self._network(request.network)
         groups = [g for g in self._call("ListSecurityGroups", "ex_list_security_groups")
                   if g.id == request.security_group] if request.security_group else []
         if request.security_group and not groups:
             raise NotFound(f"OpenStack: no security group {request.security_group}")
         boot_volume = None
-        if request.disk_gib and int(flavor.get("disk") or 0) < request.disk_gib:
+        if volume_gib:
             boot_volume = [{"boot_index": 0, "uuid": request.image, "source_type": "image",
-                            "destination_type": "volume", "volume_size": request.disk_gib,
+                            "destination_type": "volume", "volume_size": volume_gib,
                             "delete_on_termination": True}]
         attempts = 0
 
@@ -300,18 +459,17 @@ class OpenStackDriver:
             nonlocal attempts
             attempts += 1
             if attempts > 1:  # an answer lost to a 5xx may hide a server Nova did create: reuse it
-                for server in self.libcloud.list_nodes():
-                    if server.name == request.name and belongs_to(request.deployment, server.name,
-                                                                  server.extra.get("metadata")):
-                        return server
+                found = self._same_name(request)
+                if found is not None:
+                    return found
             return self.libcloud.create_node(
                 name=request.name, size=size, image=NodeImage(request.image, request.image, driver=drv),
-                ex_blockdevicemappings=boot_volume, networks=[network] if network is not None else None,
-                ex_keyname=request.key_name or None, ex_userdata=request.user_data,
+                ex_blockdevicemappings=boot_volume, networks=[network],
+                ex_keyname=request.key_name or None, ex_userdata=user_data,
                 ex_security_groups=groups or None, ex_availability_zone=request.zone,
                 ex_metadata=deployment_tags(request.deployment, request.group))
 
-        node = self._calls("CreateServer", create)
+        node = self._fresh("CreateServer", create)
         node = self._settled(node.id, request.name)
         log.info("OpenStack: %s is %s", request.name, node.id)
         return self._to_cloud_node(node, request.deployment)
@@ -332,7 +490,7 @@ class OpenStackDriver:
         if str(node.state) == "error":
             fault = (node.extra.get("fault") or {}).get("message") or "the server went into ERROR"
             self.destroy_node(SimpleNamespace(id=node_id))  # type: ignore[arg-type]
-            error = CapacityError if "no valid host" in fault.lower() else CloudError
+            error = CapacityError if any(f in fault.lower() for f in _SCHEDULING_FAULTS) else CloudError
             raise error(f"OpenStack CreateServer {name}: {fault}")
         return node
 
@@ -340,7 +498,7 @@ class OpenStackDriver:
         metadata = node.extra.get("metadata") or {}
         raw = str(node.extra.get("vm_state") or "")
         state = _STATES.get(self._status_of(node), "unknown")
-        if raw == "deleted":
+        if raw in ("deleted", "soft-delete"):  # a soft-deleted server is gone but for its reclaim
             state = "terminated"
         flavor = node.extra.get("flavorId")
         names = {f["id"]: f["name"] for f in self._flavor_list()}  # listed once per driver
@@ -365,8 +523,14 @@ class OpenStackDriver:
         return sorted((n for n in nodes if n.state != "terminated"), key=lambda n: n.created_at or 0.0)
 
     def destroy_node(self, node: CloudNode) -> None:
+        """Delete a server, for good: where Nova only soft-deletes (``reclaim_instance_interval``),
+        the server keeps its ports, volumes and security groups until ``forceDelete``."""
         try:
             self._call("DeleteServer", "destroy_node", SimpleNamespace(id=node.id))
+            status = self._json("GetServer", "connection", f"/servers/{node.id}")["server"].get("status")
+            if status == "SOFT_DELETED":
+                self._json("ForceDeleteServer", "connection", f"/servers/{node.id}/action", "POST",
+                           {"forceDelete": None})
         except NotFound:
             log.info("OpenStack: server %s was already gone", node.id)
 
@@ -380,9 +544,21 @@ class OpenStackDriver:
         for volume in self._volumes_of(deployment):
             if volume.name == name:
                 return str(volume.id)
+        if zone is not None and zone not in self._volume_zones():
+            log.info("OpenStack: zone %s is not a Cinder zone; the volume goes where Cinder puts it "
+                     "(Nova attaches across zones by default)", zone)
+            zone = None
         volume = self._call("CreateVolume", "create_volume", size_gib, name, location=zone)
         log.info("OpenStack: volume %s is %s", name, volume.id)
         return str(volume.id)
+
+    def _volume_zones(self) -> list[str]:
+        """Cinder's zones (``GET /os-availability-zone``, cinder/api/contrib/availability_zones.py),
+        which a site names apart from Nova's; none when the cloud does not serve the list."""
+        try:
+            return available_zones(self._json("ListVolumeZones", "volume", "/os-availability-zone"))
+        except NotFound:
+            return []
 
     def attach_volume(self, volume_id: str, node: CloudNode) -> None:
         deadline = time.monotonic() + self.settings.create_timeout_s
@@ -391,7 +567,11 @@ class OpenStackDriver:
             attached = [a.get("server_id") for a in volume.extra.get("attachments") or []]
             if node.id in attached:
                 return
-            if volume.extra.get("state") == "available" or time.monotonic() > deadline:
+            status = str(volume.extra.get("state") or "")
+            if status in ("error", "error_restoring", "error_extending"):
+                raise CloudError(f"OpenStack: volume {volume.name or volume_id} is in {status}: Cinder could "
+                                 f"not create it; delete it (destroy, or the dashboard) and try again")
+            if status == "available" or time.monotonic() > deadline:
                 break
             self._sleep(self._poll_s)
         self._call("AttachVolume", "attach_volume", SimpleNamespace(id=node.id), volume)
@@ -399,9 +579,42 @@ class OpenStackDriver:
     def _floating_ips(self) -> list[Mapping[str, Any]]:
         return list(self._json("ListFloatingIps", "network_connection", "/v2.0/floatingips")["floatingips"])
 
-    def _ports_of(self, node_id: str) -> list[str]:
+    def _interfaces_of(self, node_id: str) -> list[Mapping[str, Any]]:
         ports = self._json("ListInterfaces", "connection", f"/servers/{node_id}/os-interface")
-        return [str(p["port_id"]) for p in ports.get("interfaceAttachments", [])]
+        return list(ports.get("interfaceAttachments", []))
+
+    def _ports_of(self, node_id: str) -> list[str]:
+        return [str(p["port_id"]) for p in self._interfaces_of(node_id)]
+
+    def _floating_network(self, interface: Mapping[str, Any]) -> str:
+        """The external network to take a floating IP from for this port: the configured pool, else
+        the gateway network of the router on the port's subnet (Neutron answers 404
+        ``ExternalGatewayForFloatingIPNotFound`` for any other: neutron/db/l3_db.py
+        ``get_router_for_floatingip``), else the only external network."""
+        pools = self._call("ListFloatingIpPools", "ex_list_floating_ip_pools")
+        if self.floating_pool:
+            pool = next((p for p in pools if self.floating_pool in (p.id, p.name)), None)
+            if pool is None:
+                raise NotFound(f"OpenStack: no external network {self.floating_pool!r} to take a floating IP "
+                               f"from (external networks: {', '.join(p.name for p in pools) or 'none'})")
+            return str(pool.id)
+        subnets = {f.get("subnet_id") for f in interface.get("fixed_ips") or []}
+        ports = self._json("ListPorts", "network_connection",
+                           "/v2.0/ports?device_owner=network:router_interface")["ports"]
+        routers = {p["device_id"] for p in ports
+                   if any(f.get("subnet_id") in subnets for f in p.get("fixed_ips") or [])}
+        listed = self._json("ListRouters", "network_connection", "/v2.0/routers")["routers"]
+        gateways = sorted({str(gateway["network_id"]) for r in listed
+                           if r["id"] in routers and (gateway := r.get("external_gateway_info") or {}).get(
+                               "network_id")})
+        if gateways:
+            return gateways[0]
+        if len(pools) == 1:
+            return str(pools[0].id)
+        raise CloudError(f"OpenStack: no router connects the server's subnet to an external network, so it "
+                         f"cannot have a floating IP (external networks: "
+                         f"{', '.join(p.name for p in pools) or 'none'}); add the subnet to a router with a "
+                         f"gateway, or name the network as the template's floating_pool")
 
     def ensure_public_address(self, deployment: str, node: CloudNode) -> str:
         fresh = self._call("GetServer", "ex_get_node_details", node.id)
@@ -409,21 +622,35 @@ class OpenStackDriver:
             raise NotFound(f"OpenStack: server {node.id} does not exist")
         if fresh.public_ips:
             return str(fresh.public_ips[0])
-        ports = self._ports_of(node.id)
+        interfaces = self._interfaces_of(node.id)
+        ports = [str(p["port_id"]) for p in interfaces]
         if not ports:
             raise CloudError(f"OpenStack: server {node.name} has no port for a floating IP (still building?)")
-        for fip in self._floating_ips():
-            if fip.get("port_id") in ports:
-                return str(fip["floating_ip_address"])
-        pools = self._call("ListFloatingIpPools", "ex_list_floating_ip_pools")
-        pool = next((p for p in pools if self.floating_pool in (None, p.id, p.name)), None)
-        if pool is None:
-            raise NotFound(f"OpenStack: no external network {self.floating_pool or ''} to take a floating "
-                           "IP from")
-        body = {"floatingip": {"floating_network_id": pool.id, "port_id": ports[0],
+
+        def existing() -> str | None:
+            return next((str(f["floating_ip_address"]) for f in self._floating_ips()
+                         if f.get("port_id") in ports), None)
+
+        found = existing()
+        if found:
+            return found
+        body = {"floatingip": {"floating_network_id": self._floating_network(interfaces[0]),
+                               "port_id": ports[0],
                                "description": resource_name(deployment, node.group or "node", "address")}}
-        fip = self._json("CreateFloatingIp", "network_connection", "/v2.0/floatingips", "POST", body)
-        return str(fip["floatingip"]["floating_ip_address"])
+        attempts = 0
+
+        def create() -> str:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1:  # a create whose answer was lost may have worked: Neutron would say 409
+                again = existing()
+                if again:
+                    return again
+            connection = self.libcloud.network_connection
+            answer = connection.request("/v2.0/floatingips", method="POST", data=body).object
+            return str(answer["floatingip"]["floating_ip_address"])
+
+        return str(self._fresh("CreateFloatingIp", create))
 
     # -- sweep --------------------------------------------------------------------------------------
     def sweep(self, deployment: str, *, keep_data: bool = False) -> list[CloudResource]:
