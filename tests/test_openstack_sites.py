@@ -246,3 +246,37 @@ def test_the_test_servers_shapes_are_novas_and_neutrons(openstack_server: Any) -
                                                "hosts": None}]}
     assert _live(openstack_server)["servers"] == []
     assert _credentials(openstack_server).region == "RegionOne"
+
+
+# -- long runs: an OIDC access token lives about an hour ---------------------------------------------
+def test_the_daemons_cloud_power_survives_a_token_expiry(openstack_server: Any, tmp_path: Path) -> None:
+    """The daemon keeps its driver for days; the site's tokens do not last. The credential source (here
+    an IM auth file that oidc-agent's wrapper rewrites) is read again when the cloud refuses the old one."""
+    from elastic.model import NodeGroup
+    from elastic.power import CloudPower, LaunchSpec
+    from provisioner.credentials import credentials_from_auth_file
+
+    cloud = openstack_server.cloud
+    auth = tmp_path / "auth.dat"
+
+    def token_file(token: str) -> None:
+        auth.write_text(f"id = ost; type = OpenStack; host = {openstack_server.endpoint}/v3; "
+                        f"username = egi.eu; password = {token}; tenant = openid; domain = demo; "
+                        f"auth_version = 3.x_oidc_access_token\n")
+
+    cloud.credentials.oidc_tokens = {"token-of-the-first-hour"}
+    token_file("token-of-the-first-hour")
+    driver = OpenStackDriver(credentials_from_auth_file(auth, "openstack"), None, QUICK, network="private",
+                             poll_s=0.05)
+    image = driver.resolve_image("ubuntu", "24.04", "amd64", None)
+    launch = LaunchSpec(("m1.small",), image, "", driver.ensure_security_group("d1", RULES))
+    power = CloudPower(driver, "d1", {"wn": launch})
+    group = NodeGroup("wn", 1, 2048, max=3)
+    power.power_on(group, power.new_name(group))
+
+    cloud.credentials.oidc_tokens = {"token-of-the-second-hour"}  # the first one expired at the IdP ...
+    cloud.expire_tokens()  # ... and so did the Keystone token made from it
+    token_file("token-of-the-second-hour")
+    power.power_on(group, power.new_name(group))
+    assert len(power.machines(group) or {}) == 2
+    assert "token-of-the-second-hour" not in str(driver)

@@ -209,6 +209,10 @@ class OpenStackDriver:
         self._images_by_id: dict[str, Mapping[str, Any]] = {}
         self._default_network: Mapping[str, Any] | None = None
         self._lock = threading.Lock()
+        if credentials.auth_type == "oidc_access_token" and credentials.source.kind == "environment":
+            log.warning("OpenStack: an OIDC access token lasts about an hour and one from the environment "
+                        "cannot be read again: for the elastic daemon and long runs, keep it in an auth file "
+                        "or clouds.yaml that oidc-agent rewrites, or use an application credential")
 
     def __repr__(self) -> str:
         return f"OpenStackDriver(region={self.region!r}, credentials={self._credentials!r})"
