@@ -280,3 +280,89 @@ def test_the_daemons_cloud_power_survives_a_token_expiry(openstack_server: Any, 
     power.power_on(group, power.new_name(group))
     assert len(power.machines(group) or {}) == 2
     assert "token-of-the-second-hour" not in str(driver)
+
+
+# -- Keystone scoping: libcloud names the project and gives its domain by id only ----------------------
+def _egi_project(cloud: Any) -> None:
+    cloud.credentials.users = {("alice", "egi"): "alices-password"}
+    cloud.credentials.project = "vo.access.egi.eu"
+    cloud.credentials.project_domain_id = "0a5e1f3c9d2b4e6f8a7c5b3d1e9f2a4c"
+    cloud.credentials.project_domain_name = "egi"
+
+
+def test_a_password_scoped_by_a_domain_name_or_a_project_id_logs_in(openstack_server: Any) -> None:
+    from provisioner.credentials import CredentialSource, OpenStackCredentials
+
+    _egi_project(openstack_server.cloud)
+    common = {"username": "alice", "user_domain_name": "egi", "region": "RegionOne"}
+    url, source = openstack_server.endpoint + "/v3", CredentialSource("environment")
+    by_domain_name = OpenStackCredentials(url, "password", "alices-password", source,
+                                          project_name="vo.access.egi.eu", project_domain_name="egi",
+                                          **common)
+    by_id = OpenStackCredentials(url, "password", "alices-password", source,
+                                 project_id=openstack_server.cloud.project_id, **common)
+    for credentials in (by_domain_name, by_id):
+        driver = OpenStackDriver(credentials, None, QUICK)
+        assert "m1.small" in driver.sizes_that_fit(1, 1024)
+    unknown = OpenStackCredentials(url, "password", "alices-password", source, project_name="vo.other",
+                                   project_domain_name="egi", **common)
+    with pytest.raises(BadInput, match=r"project 'vo.other' is not one this user may use.*vo\.access"):
+        OpenStackDriver(unknown, None, QUICK).sizes_that_fit(1, 1024)
+
+
+# -- regions and services: from the catalog, as the site names them ----------------------------------
+def test_region_and_service_names_come_from_the_catalog(openstack_server: Any) -> None:
+    from provisioner.credentials import CredentialSource, OpenStackCredentials
+
+    cloud = openstack_server.cloud
+    cloud.region = "WAW4-1"
+    cloud.service_names.update(compute="compute", image="image", network="network", volumev3="volume")
+    url, source = openstack_server.endpoint + "/v3", CredentialSource("environment")
+    credentials = OpenStackCredentials(url, "password", "secret", source, username="demo",
+                                       project_name="demo")
+    driver = OpenStackDriver(credentials, None, QUICK, network="private", poll_s=0.05)
+    node = driver.create_node(_request(driver))
+    assert driver.region == "WAW4-1"
+    driver.attach_volume(driver.ensure_volume("d1", "fe", 5, None), node)
+    elsewhere = OpenStackCredentials(url, "password", "secret", source, username="demo", project_name="demo",
+                                     region="RegionOne")
+    with pytest.raises(BadInput, match=r"no region 'RegionOne' in the catalog \(regions with compute: "
+                                       r"WAW4-1\)"):
+        OpenStackDriver(elsewhere, None, QUICK).sizes_that_fit(1, 1024)
+
+
+def test_the_im_auth_files_service_name_and_region_keys(openstack_server: Any, tmp_path: Path) -> None:
+    from provisioner.credentials import credentials_from_auth_file
+
+    cloud = openstack_server.cloud
+    cloud.region = "WAW4-1"
+    cloud.service_names["compute"] = "nova-waw"
+    auth = tmp_path / "auth.dat"
+    line = (f"id = ost; type = OpenStack; host = {openstack_server.endpoint}/v3; username = demo; "
+            f"password = secret; tenant = demo; service_region = WAW4-1; service_name = ")
+    auth.write_text(line + "nova-waw\n")
+    driver = OpenStackDriver(credentials_from_auth_file(auth, "openstack"), None, QUICK)
+    assert "m1.small" in driver.sizes_that_fit(1, 1024)
+    auth.write_text(line + "nova-elsewhere\n")
+    with pytest.raises(BadInput, match=r"no compute service named 'nova-elsewhere' in region WAW4-1 "
+                                       r"\(named: nova-waw\)"):
+        OpenStackDriver(credentials_from_auth_file(auth, "openstack"), None, QUICK).sizes_that_fit(1, 1024)
+
+
+# -- TLS: sites whose CA is not in the system's store ---------------------------------------------------
+def test_a_site_ca_is_honoured_and_a_tls_failure_is_said_once(tmp_path: Path) -> None:
+    import dataclasses
+
+    from provisioner.credentials import CredentialSource, OpenStackCredentials
+    from tests.harness.openstack import OpenStackServer
+    from tests.harness.openstack.tls import site_certificate
+
+    ca, cert, key = site_certificate(tmp_path)
+    with OpenStackServer(tls=(str(cert), str(key))) as server:
+        url, source = server.endpoint + "/v3", CredentialSource("environment")
+        plain = OpenStackCredentials(url, "password", "secret", source, username="demo", project_name="demo")
+        with pytest.raises(CloudError, match=r"TLS: the cloud's certificate cannot be verified.*cacert") as e:
+            OpenStackDriver(plain, None, QUICK).sizes_that_fit(1, 1024)
+        assert "cannot reach" not in str(e.value)
+        trusted = dataclasses.replace(plain, cacert=str(ca))
+        assert "m1.small" in OpenStackDriver(trusted, None, QUICK).sizes_that_fit(1, 1024)

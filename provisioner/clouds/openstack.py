@@ -177,6 +177,77 @@ def ethertype_of(cidr: str) -> str:
     return f"IPv{ipaddress.ip_network(cidr, strict=False).version}"
 
 
+def project_scope(projects: Sequence[Mapping[str, Any]], name: str | None, project_id: str | None,
+                  domain: str | None) -> tuple[str, str]:
+    """``(project name, its domain id)`` for libcloud's password scope, which names the project and
+    gives its domain by id only (a domain *name* sent there is a 401 from Keystone, and a project id
+    alone a ``ValueError`` in libcloud), chosen from the projects the user's unscoped token may
+    use (Keystone's ``GET /v3/auth/projects``)."""
+    if project_id:
+        found = [p for p in projects if p.get("id") == project_id]
+    else:
+        found = [p for p in projects if p.get("name") == name]
+        if len(found) > 1 and domain:
+            found = [p for p in found if domain in (p.get("domain_id"), p.get("domain_name"))] or found
+    if len(found) == 1:
+        return str(found[0]["name"]), str(found[0]["domain_id"])
+    listed = ", ".join(sorted(f"{p.get('name')} (id {p.get('id')}, domain {p.get('domain_id')})"
+                              for p in found or projects)) or "none"
+    wanted = project_id or name
+    if not found:
+        raise CredentialsError(f"OpenStack: project {wanted!r} is not one this user may use "
+                               f"(projects: {listed})")
+    raise CredentialsError(f"OpenStack: several projects are named {wanted!r}: {listed}; give the project id "
+                           "or project_domain_id")
+
+
+def catalog_choice(entries: Sequence[tuple[str, str, str]], region: str | None,
+                   wanted: Mapping[str, str | None]) -> tuple[str, dict[str, tuple[str, str]]]:
+    """The region, and per service type libcloud looks for the ``(type, name)`` to use, from the
+    catalog's public endpoints ``(type, name, region)``: sites name regions (``WAW4-1``) and services
+    (``compute``, ``cinder``, ``block-storage``) as they like, and libcloud's defaults are
+    ``RegionOne``, ``nova``, ``glance``, ``neutron``, ``cinderv3``. ``wanted`` maps a type to a name
+    the user gave (``None``: libcloud's default name, if the catalog has it)."""
+    regions = sorted({r for t, _, r in entries if t == "compute" and r})
+    if region is None:
+        if len(regions) != 1:
+            raise BadInput(f"OpenStack: the catalog has {len(regions)} regions with compute "
+                           f"({', '.join(regions) or 'none'}); choose one (region in the auth file, "
+                           "OS_REGION_NAME or region_name)")
+        region = regions[0]
+    elif region not in regions:
+        raise BadInput(f"OpenStack: no region {region!r} in the catalog (regions with compute: "
+                       f"{', '.join(regions) or 'none'})")
+    aliases = {"volumev3": ("volumev3", "block-storage", "volume"), "volumev2": ("volumev2",)}
+    chosen: dict[str, tuple[str, str]] = {}
+    for kind, name in wanted.items():
+        for alias in aliases.get(kind, (kind,)):
+            names = sorted({n for t, n, r in entries if t == alias and r == region})
+            if not names:
+                continue
+            if name and name not in names and kind == "compute":
+                raise BadInput(f"OpenStack: no compute service named {name!r} in region {region} "
+                               f"(named: {', '.join(names)})")
+            chosen[kind] = (alias, name if name in names else names[0])
+            break
+    return region, chosen
+
+
+def tls_connection_class(cacert: str | None, verify: bool) -> Any:
+    """libcloud's HTTP connection class verifying against the site's CA bundle: libcloud reads its
+    CA settings from module globals, which would change them for every cloud of the process."""
+    from libcloud.http import LibcloudConnection
+
+    class SiteConnection(LibcloudConnection):  # type: ignore[misc]
+        def _setup_verify(self) -> None:
+            self.verify = verify
+
+        def _setup_ca_cert(self, **kwargs: Any) -> None:
+            self.ca_cert = cacert if verify else None
+
+    return SiteConnection
+
+
 def available_zones(answer: Mapping[str, Any]) -> list[str]:
     """Zone names from Nova's ``GET /os-availability-zone`` answer, available ones only, sorted."""
     zones = answer.get("availabilityZoneInfo") or []
@@ -208,7 +279,7 @@ class OpenStackDriver:
         self._zones: list[str] | None = None
         self._images_by_id: dict[str, Mapping[str, Any]] = {}
         self._default_network: Mapping[str, Any] | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # held across cloud calls that may build a driver (which takes it)
         if credentials.auth_type == "oidc_access_token" and credentials.source.kind == "environment":
             log.warning("OpenStack: an OIDC access token lasts about an hour and one from the environment "
                         "cannot be read again: for the elastic daemon and long runs, keep it in an auth file "
@@ -223,14 +294,84 @@ class OpenStackDriver:
         """This thread's stock libcloud driver."""
         driver = getattr(self._local, "driver", None)
         if driver is None or getattr(self._local, "generation", None) != self._generation:
-            from libcloud.compute.drivers.openstack import OpenStack_2_NodeDriver
-
-            key, secret, kwargs = self._credentials.libcloud_args()
-            if self.region:
-                kwargs["ex_force_service_region"] = self.region
-            driver = OpenStack_2_NodeDriver(key, secret, **kwargs)
+            driver = self._calls.once("Authenticate", self._new_libcloud)
             self._local.driver, self._local.generation = driver, self._generation
         return driver
+
+    _CONNECTIONS = (("connection", "compute"), ("image_connection", "image"),
+                    ("network_connection", "network"), ("volumev3_connection", "volumev3"),
+                    ("volumev2_connection", "volumev2"))
+
+    def _new_libcloud(self) -> Any:
+        """A stock driver for this thread, scoped and pointed at this site's region and services.
+
+        The first one of a driver authenticates once more to read the catalog (and, for a password
+        scoped by domain name or project id, the projects the user may use); the others reuse what it
+        found."""
+        from libcloud.common.openstack_identity import OpenStackServiceCatalog
+        from libcloud.compute.drivers.openstack import OpenStack_2_NodeDriver
+
+        creds = self._credentials
+        key, secret, kwargs = creds.libcloud_args()
+        kwargs.pop("ex_force_service_region", None)
+        tls = tls_connection_class(creds.cacert, creds.verify) if creds.cacert or not creds.verify else None
+        with self._lock:
+            site = getattr(self, "_site", None) if getattr(self, "_site_generation", -1) == self._generation \
+                else None
+        if site is None and creds.auth_type == "password" and (
+                creds.project_id or (creds.project_domain_name or "default").lower() != "default") \
+                and not creds.project_domain_id:
+            projects = self._unscoped_projects(key, secret, kwargs, tls)
+            name, domain_id = project_scope(projects, creds.project_name, creds.project_id,
+                                            creds.project_domain_name)
+            kwargs.update(ex_tenant_name=name, ex_tenant_domain_id=domain_id)
+        elif site is not None:
+            kwargs.update(site["scope"])
+        driver = OpenStack_2_NodeDriver(key, secret, **kwargs)
+        for attr, _kind in self._CONNECTIONS:
+            connection = getattr(driver, attr)
+            if tls is not None:
+                connection.conn_class = tls  # the identity connection takes its parent's class
+        if site is None:
+            auth = driver.connection.get_auth_class()
+            auth.authenticate()
+            catalog = OpenStackServiceCatalog(service_catalog=auth.urls,
+                                              auth_version=driver.connection._auth_version)
+            auth.clear_cached_auth_context()  # the connection's first request authenticates as usual
+            entries = [(e.service_type, e.service_name, p.region) for e in catalog.get_entries()
+                       for p in e.endpoints if p.endpoint_type == "external"]
+            wanted = {kind: (creds.service_name if kind == "compute" else getattr(driver, attr).service_name)
+                      for attr, kind in self._CONNECTIONS}
+            region, services = catalog_choice(entries, self.region or None, wanted)
+            site = {"region": region, "services": services,
+                    "scope": {k: kwargs[k] for k in ("ex_tenant_name", "ex_tenant_domain_id") if k in kwargs}}
+            with self._lock:
+                self._site, self._site_generation, self.region = site, self._generation, region
+        for attr, kind in self._CONNECTIONS:
+            connection = getattr(driver, attr)
+            connection.service_region = site["region"]
+            if kind in site["services"]:
+                connection.service_type, connection.service_name = site["services"][kind]
+        if creds.base_url:
+            # the compute endpoint alone, as the IM's base_url (libcloud's ex_force_base_url would
+            # point Glance, Neutron and Cinder there too)
+            driver.connection._ex_force_base_url = creds.base_url
+        return driver
+
+    def _unscoped_projects(self, key: str, secret: str, kwargs: Mapping[str, Any], tls: Any) -> list[Any]:
+        """The projects this user may scope to, with an unscoped token (``GET /v3/auth/projects``)."""
+        from libcloud.common.openstack_identity import (
+            OpenStackIdentity_3_0_Connection,
+            OpenStackIdentityTokenScope,
+        )
+
+        identity = OpenStackIdentity_3_0_Connection(
+            auth_url=kwargs["ex_force_auth_url"], user_id=key, key=secret,
+            domain_name=kwargs["ex_domain_name"], token_scope=OpenStackIdentityTokenScope.UNSCOPED)
+        if tls is not None:
+            identity.conn_class = tls
+        identity.authenticate()
+        return list(identity.authenticated_request("/v3/auth/projects").object.get("projects") or [])
 
     def _fresh(self, what: str, fn: Callable[[], Any]) -> Any:
         """``fn`` through the retrying calls; on an auth error, once more with the credentials read

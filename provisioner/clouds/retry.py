@@ -66,6 +66,21 @@ def scrub(text: str, secrets: Iterable[str | None]) -> str:
     return text
 
 
+def _is_tls_error(exc: BaseException) -> bool:
+    """A certificate or handshake failure: trying again gives the same answer, so it is not a
+    network hiccup (requests' ``SSLError`` is a ``ConnectionError``, which would be retried)."""
+    import ssl
+
+    try:
+        import requests
+
+        if isinstance(exc, requests.exceptions.SSLError):
+            return True
+    except ImportError:  # pragma: no cover - libcloud depends on requests
+        pass
+    return isinstance(exc, ssl.SSLError)
+
+
 def _is_network_error(exc: BaseException) -> bool:
     try:
         import requests
@@ -92,6 +107,10 @@ def classify(exc: BaseException, *, what: str, secrets: Iterable[str | None] = (
     status = _status_of(exc)
     text = scrub(_text_of(exc), secrets)
     message = f"{what}: {text}"
+    if _is_tls_error(exc):
+        return CloudError(f"{what}: TLS: the cloud's certificate cannot be verified "
+                          f"({scrub(str(exc), secrets)}); if the site's CA is not in the system's store, "
+                          "give its CA bundle (cacert in the auth file or clouds.yaml, OS_CACERT)")
     if _is_network_error(exc):
         return Throttled(f"{what}: cannot reach the cloud: {scrub(str(exc), secrets)}")
     if isinstance(exc, OSError):  # TLS, DNS and other socket failures: no point in retrying
