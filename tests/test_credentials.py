@@ -536,9 +536,10 @@ def test_openstack_site_settings_ca_bundle_verify_service_name_and_endpoint(tmp_
           "      auth_url: https://k:5000/v3\n      username: u\n      password: pw\n      project_name: p\n")
     site = resolve(["openstack"], tmp_path, {"OS_CLOUD": "site"})["openstack"]
     assert (site.cacert, site.verify) == ("/srv/ca.pem", False)
-    auth = write(tmp_path / "auth.dat", f"id = ost; type = OpenStack; host = https://k:5000/v3; username = u; "
-                                        f"password = {secret()}; tenant = p; service_name = nova-waw; "
-                                        f"base_url = https://nova.example.org/v2.1; cacert = /srv/ca.pem\n")
+    auth = write(tmp_path / "auth.dat", f"id = ost; type = OpenStack; host = https://k:5000/v3; "
+                                        f"username = u; password = {secret()}; tenant = p; "
+                                        f"service_name = nova-waw; base_url = https://nova.example.org/v2.1; "
+                                        f"cacert = /srv/ca.pem\n")
     im = resolve_credentials(["openstack"], auth)["openstack"]
     assert (im.service_name, im.base_url, im.cacert, im.verify) == (
         "nova-waw", "https://nova.example.org/v2.1", "/srv/ca.pem", True)
