@@ -366,3 +366,40 @@ def test_a_site_ca_is_honoured_and_a_tls_failure_is_said_once(tmp_path: Path) ->
         assert "cannot reach" not in str(e.value)
         trusted = dataclasses.replace(plain, cacert=str(ca))
         assert "m1.small" in OpenStackDriver(trusted, None, QUICK).sizes_that_fit(1, 1024)
+
+
+# -- the operator's view: bad site input is exit 2, naming the candidates ----------------------------
+@pytest.mark.parametrize(("site", "expected"), [
+    ("networks", r"several networks could take the servers: private \(.*\), second"),
+    ("region", r"no region 'RegionOne' in the catalog \(regions with compute: WAW4-1\)"),
+])
+def test_create_with_an_ambiguous_network_or_unknown_region_exits_2_naming_the_candidates(
+        openstack_server: Any, tmp_path: Path, site: str, expected: str) -> None:
+    import os
+    import re
+    import sys
+
+    from provisioner.resources import tosca_dir
+
+    if site == "networks":
+        openstack_server.cloud.add_network("second", "10.1.0.0/24")
+    else:
+        openstack_server.cloud.region = "WAW4-1"
+    auth = tmp_path / "auth.dat"
+    auth.write_text(f"id = ost; type = OpenStack; host = {openstack_server.endpoint}/v3; username = demo; "
+                    "password = secret; tenant = demo; region = RegionOne\n")
+    auth.chmod(0o600)
+    (tmp_path / "home").mkdir()
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "OS_", "OSCAR_DEPLOY_"))},
+           "HOME": str(tmp_path / "home"), "OSCAR_DEPLOY_GENERAL_CACHE_DIR": str(tmp_path / "cache"),
+           "OSCAR_DEPLOY_PROVISIONER_RETRY_BASE_S": "0.01", "OSCAR_DEPLOY_PROVISIONER_RETRY_MAX_S": "0.05"}
+    done = subprocess.run(
+        [sys.executable, "-m", "provisioner.cli", "--state", str(tmp_path / "state.db"), "create",
+         str(tosca_dir() / "templates" / "oscar-openstack.yaml"), "-i", "wn_num=1",
+         "-i", "admin_cidr=10.0.0.0/8",
+         "--auth", str(auth), "--no-configure", "--yes"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120, stdin=subprocess.DEVNULL,
+        check=False)
+    assert done.returncode == 2, done.stderr
+    assert re.search(expected, done.stderr) and "Traceback" not in done.stderr
+    assert openstack_server.state()["servers"] == []

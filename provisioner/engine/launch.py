@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from provisioner.clouds.base import CloudDriver, CloudNode, NodeRequest
 from provisioner.engine.progress import Progress
 from provisioner.engine.targets import GroupTarget
-from provisioner.errors import CapacityError, CloudError, OscarDeployError
+from provisioner.errors import BadInput, CapacityError, CloudError, OscarDeployError
 from provisioner.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -105,6 +105,8 @@ class Launch:
         self._zoned: set[str] = set()
         """nodes whose attempts already include every zone"""
         self._failures: dict[str, str] = {}
+        self._bad_input: set[str] = set()
+        """Nodes the cloud's own settings refused before creating anything (an ambiguous network)."""
         self._ids: dict[str, str] = {}
         """node name → the cloud id of the machine this run created for it"""
         self._lock = threading.Lock()
@@ -160,6 +162,9 @@ class Launch:
                 self._event("capacity", f"{job.name}: {error}")
                 continue
             except OscarDeployError as error:
+                if isinstance(error, BadInput):
+                    with self._lock:
+                        self._bad_input.add(job.name)
                 self._fail(job, str(error))
                 return None
             with self._lock:
@@ -246,7 +251,8 @@ class Launch:
                 self.sleep(interval)
                 interval = min(POLL_MAX_S, interval * 1.5)
         if self._failures:
-            raise CloudError(failure_message(self._failures))
+            kind = BadInput if set(self._failures) <= self._bad_input else CloudError  # exit 2 when all are
+            raise kind(failure_message(self._failures))
         return running
 
 
