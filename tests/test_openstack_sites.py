@@ -372,8 +372,9 @@ def test_a_site_ca_is_honoured_and_a_tls_failure_is_said_once(tmp_path: Path) ->
 @pytest.mark.parametrize(("site", "expected"), [
     ("networks", r"several networks could take the servers: private \(.*\), second"),
     ("region", r"no region 'RegionOne' in the catalog \(regions with compute: WAW4-1\)"),
+    ("flavor", r"no size can hold the image: .*m1\.tiny's 1 GB disk cannot hold the image \(3 GB\)"),
 ])
-def test_create_with_an_ambiguous_network_or_unknown_region_exits_2_naming_the_candidates(
+def test_create_with_an_ambiguous_network_unknown_region_or_small_flavor_exits_2_naming_why(
         openstack_server: Any, tmp_path: Path, site: str, expected: str) -> None:
     import os
     import re
@@ -383,8 +384,9 @@ def test_create_with_an_ambiguous_network_or_unknown_region_exits_2_naming_the_c
 
     if site == "networks":
         openstack_server.cloud.add_network("second", "10.1.0.0/24")
-    else:
+    elif site == "region":
         openstack_server.cloud.region = "WAW4-1"
+    flavor = ["-i", "fe_instance_type=m1.tiny"] if site == "flavor" else []
     auth = tmp_path / "auth.dat"
     auth.write_text(f"id = ost; type = OpenStack; host = {openstack_server.endpoint}/v3; username = demo; "
                     "password = secret; tenant = demo; region = RegionOne\n")
@@ -396,7 +398,7 @@ def test_create_with_an_ambiguous_network_or_unknown_region_exits_2_naming_the_c
     done = subprocess.run(
         [sys.executable, "-m", "provisioner.cli", "--state", str(tmp_path / "state.db"), "create",
          str(tosca_dir() / "templates" / "oscar-openstack.yaml"), "-i", "wn_num=1",
-         "-i", "admin_cidr=10.0.0.0/8",
+         "-i", "admin_cidr=10.0.0.0/8", *flavor,
          "--auth", str(auth), "--no-configure", "--yes"],
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120, stdin=subprocess.DEVNULL,
         check=False)

@@ -72,10 +72,11 @@ _SCHEDULING_FAULTS = ("no valid host", "exceeded maximum number of retries")
 build the server (a GPU host that fails its builds ends in the second), so: capacity."""
 
 
-class SizeUnfit(CapacityError):
+class SizeUnfit(CapacityError, BadInput):
     """This flavor cannot boot this image (its RAM or root disk is smaller than the image needs).
 
-    A ``CapacityError`` so the engine goes on to the next, larger flavor, as for a full one."""
+    A ``CapacityError`` so the engine goes on to the next, larger flavor, as for a full one; and bad
+    input (exit 2) when no flavor is left, since no waiting makes the template's choice fit."""
 
 
 def flavor_order(flavors: Sequence[Mapping[str, Any]], cpus: int, memory_mib: int,

@@ -140,6 +140,7 @@ class Launch:
         the default zone, then every size in each zone the cloud lists."""
         attempts = self._attempts.setdefault(job.name, attempts_for(job))
         last: OscarDeployError | None = None
+        unfit = True  # every size refused as unable to hold the image (BadInput), none for capacity
         while True:
             if not attempts and job.name not in self._zoned:
                 self._zoned.add(job.name)
@@ -156,7 +157,7 @@ class Launch:
             try:
                 node = job.site.driver.create_node(request)
             except CapacityError as error:
-                last = error
+                last, unfit = error, unfit and isinstance(error, BadInput)
                 where = f"{size} in {zone}" if zone else size
                 log.warning("%s: no capacity for %s; trying the next size or zone", job.name, where)
                 self._event("capacity", f"{job.name}: {error}")
@@ -175,6 +176,11 @@ class Launch:
             self._event("node-created", f"{job.name} is {node.id} ({size}{', ' + where if where else ''})")
             self.after_create(job, node)
             return node
+        if last is not None and unfit:
+            with self._lock:
+                self._bad_input.add(job.name)
+            self._fail(job, f"no size can hold the image: {last}")
+            return None
         self._fail(job, f"no capacity left to try: {last}" if last else "no size to create it with")
         return None
 
