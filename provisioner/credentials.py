@@ -21,7 +21,9 @@ Where credentials come from, per provider the plan uses:
   (the default here; Keystone v2 is refused), ``3.x_appcred`` (``username`` = the application
   credential id, ``password`` = its secret) and ``3.x_oidc_access_token`` (``username`` = the identity
   provider, ``password`` or ``token`` = the access token, ``tenant`` = the protocol, default
-  ``openid``, ``domain`` = the project), as the IM and EGI Federated Cloud sites use them. Lines of
+  ``openid``, ``domain`` = the project), as the IM and EGI Federated Cloud sites use them; and
+  ``service_region``, ``service_name``/``base_url`` (the compute service's catalog name, or its
+  endpoint), ``cacert`` (the site's CA bundle) and ``verify``. Lines of
   other types (``InfrastructureManager``, ``OpenNebula``, ...) are valid and ignored. With several
   lines of one type, the first is used unless ``ids`` names one.
 - no ``--auth``: AWS from ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` (+ ``AWS_SESSION_TOKEN``),

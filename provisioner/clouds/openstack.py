@@ -1,9 +1,27 @@
 """OpenStack through libcloud's stock ``OpenStack_2_NodeDriver``, implementing ``CloudDriver``.
 
 Keystone v3 with a password, an application credential or an OIDC access token, as
-``OpenStackCredentials.libcloud_args`` maps them; project, domain and region come with it.
+``OpenStackCredentials.libcloud_args`` maps them. What a real site adds, each checked against the
+upstream service's code in the test server:
 
-How the contract maps onto OpenStack (DESIGN §2, issue 3):
+- **Scope, region, services**: a password scoped by project id or by a domain *name* (libcloud sends
+  a project name and a domain id only) is resolved from the projects an unscoped token may use; the
+  region (when none is given: the catalog's only one) and each service's catalog name are read from
+  the catalog; the IM's ``service_name``/``base_url`` pick the compute service; ``cacert``/``verify``
+  give the site's CA per driver.
+- **Expiring credentials**: an auth error reads the credentials again from their source and tries
+  once more (an OIDC token rewritten by oidc-agent), so the daemon outlives a token.
+- **Network**: none configured, the project's own network (Nova would count shared ones too and
+  refuse as ambiguous); several: ``BadInput`` naming them.
+- **Flavor vs image**: a flavor is checked against the image's size, ``min_disk`` and ``min_ram``
+  (``SizeUnfit``, so the engine takes the next); a 0 GB-disk flavor boots from a volume.
+- **Soft delete**: a server Nova only soft-deletes is force-deleted; a soft-deleted one is gone.
+- **Floating IP**: from the gateway network of the router on the port's subnet.
+- **Volume zone**: a Nova zone is passed to Cinder only when Cinder has a zone of that name.
+- **Lost answers**: a retried create reuses a same-name server only if it is not failed or going; a
+  retried floating IP create first looks for the one the lost answer made.
+
+How the contract maps onto OpenStack:
 
 - **Tags**: servers carry the deployment and group as Nova metadata; key pairs, security groups and
   volumes carry the name prefix (libcloud sets no tags on them); a floating IP is created already
@@ -17,8 +35,8 @@ How the contract maps onto OpenStack (DESIGN §2, issue 3):
   found", so ``create_node`` waits until the server has left BUILD (bounded by
   ``create_timeout_s``) and turns that fault into ``CapacityError`` after deleting the server.
 - **Zones**: ``list_zones`` reads Nova's ``os-availability-zone`` (available zones only); a cloud
-  that does not serve it (404: the extension is off, as on the test server) has none to offer, and a
-  server without a zone goes where Nova's scheduler puts it.
+  that does not serve it (404: the extension is off) has none to offer, and a server without a zone
+  goes where Nova's scheduler puts it.
 - **Sweep** order: floating IPs of the deployment's servers first (found through their ports, which
   vanish with the servers), then servers (waiting until gone), volumes, security groups, key pairs.
 - libcloud drivers are not thread-safe (one HTTP connection each), so each thread gets its own;
