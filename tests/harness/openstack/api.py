@@ -394,7 +394,8 @@ class Api:
         return 200, {"availabilityZoneInfo": zones}, {}
 
     def volume_zones(self, req: Request) -> Response:
-        """cinder/api/contrib/availability_zones.py ``index``: the same shape as Nova's."""
+        """cinder/api/contrib/availability_zones.py and cinder/api/views/availability_zones.py: the
+        same shape as Nova's."""
         zones = [{"zoneName": z, "zoneState": {"available": True}} for z in self.cloud.volume_zones]
         return 200, {"availabilityZoneInfo": zones}, {}
 
