@@ -366,7 +366,46 @@ def test_a_site_ca_is_honoured_and_a_tls_failure_is_said_once(tmp_path: Path) ->
         assert "m1.small" in OpenStackDriver(trusted, None, QUICK).sizes_that_fit(1, 1024)
 
 
-# -- the operator's view: bad site input is exit 2, naming the candidates ----------------------------
+# -- the operator's view through the CLI ------------------------------------------------------------
+_TEMPLATE = "oscar-openstack"
+
+
+def _oscar_deploy(server: Any, tmp_path: Path, command: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``oscar-deploy COMMAND ... --auth`` in a clean environment (no OS_*), against ``server``."""
+    import os
+    import sys
+
+    from provisioner.resources import tosca_dir
+
+    auth = tmp_path / "auth.dat"
+    auth.write_text(f"id = ost; type = OpenStack; host = {server.endpoint}/v3; username = demo; "
+                    "password = secret; tenant = demo; region = RegionOne\n")
+    auth.chmod(0o600)
+    (tmp_path / "home").mkdir(exist_ok=True)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "OS_", "OSCAR_DEPLOY_"))},
+           "HOME": str(tmp_path / "home"), "OSCAR_DEPLOY_GENERAL_CACHE_DIR": str(tmp_path / "cache"),
+           "OSCAR_DEPLOY_PROVISIONER_RETRY_BASE_S": "0.01", "OSCAR_DEPLOY_PROVISIONER_RETRY_MAX_S": "0.05"}
+    argv = [a if a != _TEMPLATE else str(tosca_dir() / "templates" / "oscar-openstack.yaml") for a in args]
+    return subprocess.run(
+        [sys.executable, "-m", "provisioner.cli", "--state", str(tmp_path / "state.db"), command, *argv,
+         "--auth", str(auth)] if command == "create" else
+        [sys.executable, "-m", "provisioner.cli", "--state", str(tmp_path / "state.db"), command, *argv],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120, stdin=subprocess.DEVNULL,
+        check=False)
+
+
+def test_create_and_destroy_leave_nothing_on_a_soft_delete_cloud(openstack_server: Any,
+                                                                 tmp_path: Path) -> None:
+    openstack_server.cloud.reclaim_instance_interval_s = 3600
+    done = _oscar_deploy(openstack_server, tmp_path, "create", _TEMPLATE, "-i", "wn_num=1",
+                         "-i", "admin_cidr=10.0.0.0/8", "--name", "soft", "--no-configure", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert _oscar_deploy(openstack_server, tmp_path, "scale", "soft", "wn", "0").returncode == 0
+    gone = _oscar_deploy(openstack_server, tmp_path, "destroy", "soft", "--yes")
+    assert gone.returncode == 0, gone.stderr
+    state = openstack_server.state()
+    assert state["servers"] == [] and state["volumes"] == [] and state["floating_ips"] == []
+    assert [g["name"] for g in state["security_groups"]] == ["default"] and state["keypairs"] == []
 @pytest.mark.parametrize(("site", "expected"), [
     ("networks", r"several networks could take the servers: private \(.*\), second"),
     ("region", r"no region 'RegionOne' in the catalog \(regions with compute: WAW4-1\)"),
@@ -374,32 +413,15 @@ def test_a_site_ca_is_honoured_and_a_tls_failure_is_said_once(tmp_path: Path) ->
 ])
 def test_create_with_an_ambiguous_network_unknown_region_or_small_flavor_exits_2_naming_why(
         openstack_server: Any, tmp_path: Path, site: str, expected: str) -> None:
-    import os
     import re
-    import sys
-
-    from provisioner.resources import tosca_dir
 
     if site == "networks":
         openstack_server.cloud.add_network("second", "10.1.0.0/24")
     elif site == "region":
         openstack_server.cloud.region = "WAW4-1"
     flavor = ["-i", "fe_instance_type=m1.tiny"] if site == "flavor" else []
-    auth = tmp_path / "auth.dat"
-    auth.write_text(f"id = ost; type = OpenStack; host = {openstack_server.endpoint}/v3; username = demo; "
-                    "password = secret; tenant = demo; region = RegionOne\n")
-    auth.chmod(0o600)
-    (tmp_path / "home").mkdir()
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "OS_", "OSCAR_DEPLOY_"))},
-           "HOME": str(tmp_path / "home"), "OSCAR_DEPLOY_GENERAL_CACHE_DIR": str(tmp_path / "cache"),
-           "OSCAR_DEPLOY_PROVISIONER_RETRY_BASE_S": "0.01", "OSCAR_DEPLOY_PROVISIONER_RETRY_MAX_S": "0.05"}
-    done = subprocess.run(
-        [sys.executable, "-m", "provisioner.cli", "--state", str(tmp_path / "state.db"), "create",
-         str(tosca_dir() / "templates" / "oscar-openstack.yaml"), "-i", "wn_num=1",
-         "-i", "admin_cidr=10.0.0.0/8", *flavor,
-         "--auth", str(auth), "--no-configure", "--yes"],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120, stdin=subprocess.DEVNULL,
-        check=False)
+    done = _oscar_deploy(openstack_server, tmp_path, "create", _TEMPLATE, "-i", "wn_num=1",
+                         "-i", "admin_cidr=10.0.0.0/8", *flavor, "--no-configure", "--yes")
     assert done.returncode == 2, done.stderr
     assert re.search(expected, done.stderr) and "Traceback" not in done.stderr
     assert openstack_server.state()["servers"] == []
