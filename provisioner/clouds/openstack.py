@@ -397,10 +397,12 @@ class OpenStackDriver:
         again from where they came from (an OIDC access token lives about an hour and libcloud
         re-authenticates with the one it was given: a file or ``clouds.yaml`` that oidc-agent or a
         cron job rewrites carries the next one)."""
+        generation = self._generation
         try:
             return self._calls(what, fn)
         except AuthError:
-            if not self._reread_credentials():
+            # another thread may have read them again meanwhile: then just try with those
+            if generation == self._generation and not self._reread_credentials():
                 raise
             return self._calls(what, fn)
 
