@@ -425,3 +425,33 @@ def test_create_with_an_ambiguous_network_unknown_region_or_small_flavor_exits_2
     assert done.returncode == 2, done.stderr
     assert re.search(expected, done.stderr) and "Traceback" not in done.stderr
     assert openstack_server.state()["servers"] == []
+
+
+# -- the pure choices, on the shapes the services answer with ----------------------------------------
+def test_choices_on_what_the_services_list() -> None:
+    from provisioner.clouds.openstack_choices import catalog_choice, choose_network, image_fit, project_scope
+    from provisioner.errors import CredentialsError
+
+    shared = {"id": "n1", "name": "egi-shared", "shared": True, "router:external": False}
+    public = {"id": "n2", "name": "public", "shared": True, "router:external": True}
+    assert choose_network([shared, public]) is shared  # no network of its own: the only shared internal one
+    with pytest.raises(BadInput, match="no network of its own"):
+        choose_network([public])
+    entries = [("compute", "nova", "A"), ("compute", "nova", "B"), ("image", "glance", "A"),
+               ("block-storage", "cinder", "A"), ("network", "neutron", "A")]
+    with pytest.raises(BadInput, match="2 regions with compute \\(A, B\\)"):
+        catalog_choice(entries, None, {"compute": None})
+    wanted = {"compute": None, "image": "glance", "volumev3": "cinderv3", "volumev2": "cinderv2",
+              "network": "neutron"}
+    region, services = catalog_choice(entries, "A", wanted)
+    assert region == "A" and services == {"compute": ("compute", "nova"), "image": ("image", "glance"),
+                                          "volumev3": ("block-storage", "cinder"),
+                                          "network": ("network", "neutron")}
+    twins = [{"id": "p1", "name": "vo", "domain_id": "d1"}, {"id": "p2", "name": "vo", "domain_id": "d2"}]
+    assert project_scope(twins, "vo", None, "d2") == ("vo", "d2")
+    with pytest.raises(CredentialsError, match="several projects are named 'vo'"):
+        project_scope(twins, "vo", None, "egi")
+    flavor = {"name": "f", "ram": 2048, "disk": 10}
+    assert image_fit(flavor, {"size": 3 * 1024**3, "min_disk": 0}, None) == (None, None)
+    assert image_fit(flavor, {"size": 1, "min_disk": 0}, 40) == (40, None)  # more disk: a root volume
+    assert image_fit({**flavor, "disk": 0}, {"size": 1, "min_disk": 30}, None) == (30, None)
