@@ -410,7 +410,7 @@ def test_create_and_destroy_leave_nothing_on_a_soft_delete_cloud(openstack_serve
     ("networks", r"several networks could take the servers: private \(.*\), second"),
     ("region", r"no region 'RegionOne' in the catalog \(regions with compute: WAW4-1\)"),
     ("flavor", r"no size can hold the image: .*m1\.tiny's 1 GB disk cannot hold the image \(3 GB\)"),
-])
+], ids=["networks", "region", "flavor"])
 def test_create_with_an_ambiguous_network_unknown_region_or_small_flavor_exits_2_naming_why(
         openstack_server: Any, tmp_path: Path, site: str, expected: str) -> None:
     import re
