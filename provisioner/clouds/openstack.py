@@ -137,6 +137,9 @@ class OpenStackDriver:
         self._zones: list[str] | None = None
         self._images_by_id: dict[str, Mapping[str, Any]] = {}
         self._default_network: Mapping[str, Any] | None = None
+        self._site: dict[str, Any] | None = None
+        """The region, catalog services and project scope the first driver found (per generation)."""
+        self._site_generation = -1
         self._lock = threading.RLock()  # held across cloud calls that may build a driver (which takes it)
         if credentials.auth_type == "oidc_access_token" and credentials.source.kind == "environment":
             log.warning("OpenStack: an OIDC access token lasts about an hour and one from the environment "
@@ -174,8 +177,7 @@ class OpenStackDriver:
         kwargs.pop("ex_force_service_region", None)
         tls = tls_connection_class(creds.cacert, creds.verify) if creds.cacert or not creds.verify else None
         with self._lock:
-            site = getattr(self, "_site", None) if getattr(self, "_site_generation", -1) == self._generation \
-                else None
+            site = self._site if self._site_generation == self._generation else None
         if site is None and creds.auth_type == "password" and (
                 creds.project_id or (creds.project_domain_name or "default").lower() != "default") \
                 and not creds.project_domain_id:
