@@ -21,7 +21,9 @@ Where credentials come from, per provider the plan uses:
   (the default here; Keystone v2 is refused), ``3.x_appcred`` (``username`` = the application
   credential id, ``password`` = its secret) and ``3.x_oidc_access_token`` (``username`` = the identity
   provider, ``password`` or ``token`` = the access token, ``tenant`` = the protocol, default
-  ``openid``, ``domain`` = the project), as the IM and EGI Federated Cloud sites use them. Lines of
+  ``openid``, ``domain`` = the project), as the IM and EGI Federated Cloud sites use them; and
+  ``service_region``, ``service_name``/``base_url`` (the compute service's catalog name, or its
+  endpoint), ``cacert`` (the site's CA bundle) and ``verify``. Lines of
   other types (``InfrastructureManager``, ``OpenNebula``, ...) are valid and ignored. With several
   lines of one type, the first is used unless ``ids`` names one.
 - no ``--auth``: AWS from ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` (+ ``AWS_SESSION_TOKEN``),
@@ -131,6 +133,14 @@ class OpenStackCredentials:
     identity_provider: str | None = None
     protocol: str = "openid"
     region: str | None = None
+    service_name: str | None = None
+    """The compute service's name in the catalog when the site has several (the IM's ``service_name``)."""
+    base_url: str | None = None
+    """The compute endpoint, bypassing the catalog (the IM's ``base_url``)."""
+    cacert: str | None = None
+    """A CA bundle to verify the site's TLS certificate with (``OS_CACERT``, ``clouds.yaml`` ``cacert``),
+    for sites whose CA (IGTF, a national one) is not in the system store."""
+    verify: bool = True
 
     def __repr__(self) -> str:
         return (f"OpenStackCredentials(auth_url={self.auth_url!r}, auth_type={self.auth_type!r}, "
@@ -192,8 +202,9 @@ def choose_region(explicit_input: str | None, credential_region: str | None,
 _TYPES = {"ec2": "aws", "openstack": "openstack"}
 _EC2_KEYS = {"id", "type", "username", "password", "region", "host", "token"}
 _OPENSTACK_KEYS = {"id", "type", "host", "username", "password", "tenant", "domain", "auth_version",
-                   "region", "service_region", "token", "tenant_domain_id", "project_id"}
-_IM_IGNORED_KEYS = {"api_version", "base_url", "network_url", "image_url", "volume_url", "service_name",
+                   "region", "service_region", "token", "tenant_domain_id", "project_id", "service_name",
+                   "base_url", "cacert", "verify"}
+_IM_IGNORED_KEYS = {"api_version", "network_url", "image_url", "volume_url",
                     "auth_token", "microversion", "verify"}
 
 
@@ -351,6 +362,9 @@ def _from_auth_entry(entry: AuthEntry, path: Path) -> Credentials:
         raise CredentialsError(f"{where}: host must be the Keystone URL (http:// or https://...)")
     region = values.get("region") or values.get("service_region") or None
     version = values.get("auth_version", "3.x_password")
+    site = {"region": region, "service_name": values.get("service_name") or None,
+            "base_url": values.get("base_url") or None, "cacert": values.get("cacert") or None,
+            "verify": str(values.get("verify", "true")).lower() not in ("false", "0", "no")}
     if version == "3.x_password":
         return OpenStackCredentials(
             auth_url=auth_url, auth_type="password",
@@ -360,7 +374,7 @@ def _from_auth_entry(entry: AuthEntry, path: Path) -> Credentials:
             project_id=values.get("project_id") or None,
             user_domain_name=values.get("domain") or "Default",
             project_domain_id=values.get("tenant_domain_id") or None,  # as the IM: else "default"
-            region=region, source=source,
+            source=source, **site,
         )
     if version == "3.x_appcred":
         return OpenStackCredentials(
@@ -368,7 +382,7 @@ def _from_auth_entry(entry: AuthEntry, path: Path) -> Credentials:
             application_credential_id=need("username", "the application credential id"),
             secret=need("password", "the application credential secret"),
             project_name=values.get("tenant") or None,
-            region=region, source=source,
+            source=source, **site,
         )
     if version == "3.x_oidc_access_token":
         token = values.get("password") or values.get("token")
@@ -379,7 +393,7 @@ def _from_auth_entry(entry: AuthEntry, path: Path) -> Credentials:
             identity_provider=need("username", "the identity provider, e.g. egi.eu"),
             protocol=values.get("tenant") or "openid",
             project_id=need("domain", "the project to scope the token to"),
-            region=region, source=source,
+            source=source, **site,
         )
     if version.startswith("2.0"):
         raise CredentialsError(f"{where}: auth_version {version} (Keystone v2) is not supported; "
@@ -571,7 +585,8 @@ def _openstack_from_fields(
                                               or get("application_credential_secret")),
                            bool(get("access_token")), where)
     auth_url = need("auth_url")
-    common: dict[str, Any] = {"auth_url": auth_url, "region": region, "source": source}
+    common: dict[str, Any] = {"auth_url": auth_url, "region": region, "source": source,
+                              "cacert": get("cacert"), "verify": get("verify") not in ("False", "false", "0")}
     if auth_type == "application_credential":
         return OpenStackCredentials(auth_type=auth_type, secret=need("application_credential_secret"),
                                     application_credential_id=need("application_credential_id"),
@@ -602,7 +617,7 @@ _OS_ENV = {
     "application_credential_id": "OS_APPLICATION_CREDENTIAL_ID",
     "application_credential_secret": "OS_APPLICATION_CREDENTIAL_SECRET",
     "access_token": "OS_ACCESS_TOKEN", "identity_provider": "OS_IDENTITY_PROVIDER",
-    "protocol": "OS_PROTOCOL",
+    "protocol": "OS_PROTOCOL", "cacert": "OS_CACERT",
 }
 
 
@@ -663,6 +678,7 @@ def _openstack_from_clouds_yaml(path: Path, cloud: str | None) -> OpenStackCrede
     if not region and isinstance(regions, list) and regions:
         first = regions[0]
         region = first.get("name") if isinstance(first, Mapping) else first
+    auth = {**auth, **{k: entry[k] for k in ("cacert", "verify") if k in entry}}  # entry-level TLS keys
     return _openstack_from_fields(auth, entry.get("auth_type"), str(region) if region else None,
                                   CredentialSource("clouds.yaml", str(path), cloud),
                                   f"{path} [{cloud}]", {k: f"auth.{k}" for k in _OS_ENV})

@@ -521,3 +521,25 @@ def test_the_state_file_records_where_credentials_came_from_never_their_values(t
     assert recorded["aws"] == {"kind": "auth-file", "path": str(auth), "entry": "aws"}
     for provider, original in creds.items():
         assert credentials_from_source(provider, recorded[provider], {}, tmp_path / "home") == original
+
+
+def test_openstack_site_settings_ca_bundle_verify_service_name_and_endpoint(tmp_path: Path) -> None:
+    """What a site needs besides the secret: its CA bundle (``OS_CACERT``, ``clouds.yaml``'s
+    ``cacert``/``verify``, the auth file's ``cacert``) and the IM auth file's ``service_name`` and
+    ``base_url`` (the compute service's name and endpoint)."""
+    env = {"OS_AUTH_URL": "https://keystone.example.org:5000/v3", "OS_USERNAME": "u",
+           "OS_PASSWORD": secret(), "OS_PROJECT_NAME": "p", "OS_CACERT": "/etc/grid-security/ca.pem"}
+    assert resolve(["openstack"], tmp_path, env)["openstack"].cacert == "/etc/grid-security/ca.pem"
+    home = tmp_path / "home"
+    write(home / ".config" / "openstack" / "clouds.yaml",
+          "clouds:\n  site:\n    cacert: /srv/ca.pem\n    verify: false\n    auth:\n"
+          "      auth_url: https://k:5000/v3\n      username: u\n      password: pw\n      project_name: p\n")
+    site = resolve(["openstack"], tmp_path, {"OS_CLOUD": "site"})["openstack"]
+    assert (site.cacert, site.verify) == ("/srv/ca.pem", False)
+    auth = write(tmp_path / "auth.dat", f"id = ost; type = OpenStack; host = https://k:5000/v3; "
+                                        f"username = u; password = {secret()}; tenant = p; "
+                                        f"service_name = nova-waw; base_url = https://nova.example.org/v2.1; "
+                                        f"cacert = /srv/ca.pem\n")
+    im = resolve_credentials(["openstack"], auth)["openstack"]
+    assert (im.service_name, im.base_url, im.cacert, im.verify) == (
+        "nova-waw", "https://nova.example.org/v2.1", "/srv/ca.pem", True)

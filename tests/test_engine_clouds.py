@@ -315,7 +315,9 @@ def test_openstack_fault_run_creates_then_leaves_nothing(seed: int, openstack_se
 
     other = OpenStack_2_NodeDriver(**openstack_server.driver_kwargs())
     other.import_key_pair_from_string("someone-elses-key", OTHER_PUBLIC_KEY)
-    other.create_node(name="someone-elses-vm", size=other.list_sizes()[0], image=other.list_images()[0])
+    small = next(s for s in other.list_sizes() if s.name == "m1.small")
+    other.create_node(name="someone-elses-vm", size=small, image=other.list_images()[0],
+                      networks=other.ex_list_networks()[:1])
     spec = load_cluster_spec([OPENSTACK_TEMPLATE], {"wn_num": "2", "admin_cidr": "10.0.0.0/8"},
                              import_paths=[], cache_dir=Path(settings.general.cache_dir))
     openstack_server.set_faults({"seed": seed, "rules": OPENSTACK_FAULTS})

@@ -203,18 +203,24 @@ def test_server_lifecycle_with_every_option(
         driver.ex_delete_security_group(group)
 
     assert driver.destroy_node(node)
-    assert driver.list_nodes() == [] and openstack_server.state()["ports"] == []
+    ports = openstack_server.state()["ports"]
+    assert driver.list_nodes() == [] and [p for p in ports if p["device_owner"].startswith("compute:")] == []
     assert driver.ex_delete_security_group(group) and driver.delete_key_pair(key)
 
 
 def test_create_refuses_what_nova_refuses(openstack_server: Any, driver: OpenStack_2_NodeDriver) -> None:
     with pytest.raises(BaseHTTPError, match="Invalid key_name"):
         _boot(driver, ex_keyname="missing")
-    driver.create_node(name="one-network", size=_size(driver), image=_image(driver))  # the only one: chosen
-    openstack_server.cloud.add_network("second", "10.1.0.0/24")
+    # Nova counts the project's own networks and every shared one: the shared public network too
     with pytest.raises(BaseHTTPError, match="Multiple possible networks") as err:
-        driver.create_node(name="two-networks", size=_size(driver), image=_image(driver))
+        driver.create_node(name="ambiguous", size=_size(driver), image=_image(driver))
     assert err.value.code == 409
+    public = _network(driver, "public")
+    with pytest.raises(BaseHTTPError, match="not allowed to create an interface on external") as err:
+        openstack_server.cloud.networks[public.id]["shared"] = False
+        driver.create_node(name="external", size=_size(driver), image=_image(driver), networks=[public])
+    assert err.value.code == 403
+    driver.create_node(name="one-network", size=_size(driver), image=_image(driver))  # the only one: chosen
     driver.ex_create_security_group("twin", "a")
     driver.ex_create_security_group("twin", "b")  # Neutron allows it ...
     group = next(g for g in driver.ex_list_security_groups() if g.name == "twin")
@@ -335,7 +341,9 @@ def test_no_valid_host_puts_only_that_flavor_in_error(
     openstack_server.set_faults(
         {"rules": [{"code": "NoValidHost", "actions": ["CreateServer"], "instance_type": "m1.large"}]}
     )
-    big = driver.create_node(name="big", size=_size(driver, "m1.large"), image=_image(driver))
+    big = driver.create_node(
+        name="big", size=_size(driver, "m1.large"), image=_image(driver), networks=[_network(driver)]
+    )
     small = _running(driver, _boot(driver, name="small"))
     time.sleep(0.25)
     states = {n.name: n for n in driver.list_nodes()}
@@ -414,3 +422,77 @@ def test_runs_by_hand_with_python_m() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def _boot_as(driver: OpenStack_2_NodeDriver, name: str, flavor: str, **extra: Any) -> Node:
+    return driver.create_node(
+        name=name, size=_size(driver, flavor), image=_image(driver), networks=[_network(driver)], **extra
+    )
+
+
+def test_nova_checks_the_flavor_against_the_image_and_user_data_on_its_base64(
+    openstack_server: Any, driver: OpenStack_2_NodeDriver
+) -> None:
+    with pytest.raises(BaseHTTPError, match="Flavor's disk is too small for requested image") as err:
+        _boot_as(driver, "tiny", "m1.tiny")
+    assert err.value.code == 400
+    openstack_server.cloud.add_flavor("z", "zero.disk", 1, 2048, 0)
+    with pytest.raises(BaseHTTPError, match="Only volume-backed servers") as err:
+        _boot_as(driver, "zero", "zero.disk")
+    assert err.value.code == 403
+    bdm = [{"boot_index": 0, "uuid": _image(driver).id, "source_type": "image", "destination_type": "volume",
+            "volume_size": 10, "delete_on_termination": True}]
+    _boot_as(driver, "zero-from-volume", "zero.disk", ex_blockdevicemappings=bdm)
+    with pytest.raises(BaseHTTPError, match=r"user_data.* is too long"):
+        _boot(driver, name="big-user-data", ex_userdata="x" * 50000)  # 66668 characters in base64
+    assert [s["name"] for s in openstack_server.state()["servers"]] == ["zero-from-volume"]
+
+
+def test_neutron_ethertype_and_floating_ip_router_rules(
+    openstack_server: Any, driver: OpenStack_2_NodeDriver
+) -> None:
+    group = driver.ex_create_security_group("oscar-deploy-d1-sg", "x")
+    with pytest.raises(BaseHTTPError, match="Conflicting value ethertype IPv4 for CIDR 2001:db8::/32"):
+        driver.ex_create_security_group_rule(group, "tcp", 22, 22, cidr="2001:db8::/32")
+    node = _running(driver, _boot(driver))
+    port = driver.ex_get_node_ports(node)[0]
+    public = _network(driver, "public")
+    fip = driver.network_connection.request(
+        "/v2.0/floatingips", method="POST",
+        data={"floatingip": {"floating_network_id": public.id, "port_id": port.id}},
+    ).object["floatingip"]
+    assert fip["status"] == "DOWN" and fip["router_id"] == openstack_server.cloud.router_id
+
+
+def test_soft_delete_keeps_the_server_until_force_delete(
+    openstack_server: Any, driver: OpenStack_2_NodeDriver
+) -> None:
+    openstack_server.cloud.reclaim_instance_interval_s = 3600
+    node = _running(driver, _boot(driver))
+    assert driver.destroy_node(node)
+    (listed,) = driver.list_nodes()
+    assert listed.extra["vm_state"] == "soft-delete" and openstack_server.state()["servers"][0]["status"] == (
+        "SOFT_DELETED"
+    )
+    driver.connection.request(f"/servers/{node.id}/action", method="POST", data={"forceDelete": None})
+    assert driver.list_nodes() == []
+
+
+def test_tokens_expire_and_zones_and_regions_are_the_sites(openstack_server: Any) -> None:
+    driver = OpenStack_2_NodeDriver(**openstack_server.driver_kwargs())
+    driver.list_sizes()
+    openstack_server.cloud.expire_tokens()
+    with pytest.raises(BaseHTTPError) as err:  # libcloud still believes its token and gets a 401
+        driver.connection.request("/flavors")
+    assert err.value.code == 401
+    openstack_server.cloud.compute_zones, openstack_server.cloud.volume_zones = ["az-1"], ["ceph"]
+    fresh = OpenStack_2_NodeDriver(**openstack_server.driver_kwargs())
+    zones = fresh.connection.request("/os-availability-zone").object["availabilityZoneInfo"]
+    assert [z["zoneName"] for z in zones] == ["az-1"]
+    with pytest.raises(BaseHTTPError, match="Availability zone 'az-1' is invalid"):
+        fresh.create_volume(1, "v", location="az-1")
+    openstack_server.cloud.region = "WAW4-1"
+    kwargs = {**openstack_server.driver_kwargs(), "ex_force_service_region": "RegionOne"}
+    elsewhere = OpenStack_2_NodeDriver(**kwargs)
+    with pytest.raises(LibcloudError, match="Could not find specified endpoint"):
+        elsewhere.list_sizes()

@@ -83,7 +83,7 @@ class NodeRequest:
     disk_gib: int | None = None
     network: str | None = None
     """Subnet id (EC2) or network id/name (OpenStack); None: the default VPC's subnet of ``zone`` /
-    the project's only network."""
+    the project's own network."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,9 +1,28 @@
 """OpenStack through libcloud's stock ``OpenStack_2_NodeDriver``, implementing ``CloudDriver``.
 
 Keystone v3 with a password, an application credential or an OIDC access token, as
-``OpenStackCredentials.libcloud_args`` maps them; project, domain and region come with it.
+``OpenStackCredentials.libcloud_args`` maps them. The decisions made from what the cloud lists are
+pure functions in ``openstack_choices``; this module does the calls. What a real site adds, each
+checked against the upstream service's code in the test server:
 
-How the contract maps onto OpenStack (DESIGN §2, issue 3):
+- **Scope, region, services**: a password scoped by project id or by a domain *name* (libcloud sends
+  a project name and a domain id only) is resolved from the projects an unscoped token may use; the
+  region (when none is given: the catalog's only one) and each service's catalog name are read from
+  the catalog; the IM's ``service_name``/``base_url`` pick the compute service; ``cacert``/``verify``
+  give the site's CA per driver.
+- **Expiring credentials**: an auth error reads the credentials again from their source and tries
+  once more (an OIDC token rewritten by oidc-agent), so the daemon outlives a token.
+- **Network**: none configured, the project's own network (Nova would count shared ones too and
+  refuse as ambiguous); several: ``BadInput`` naming them.
+- **Flavor vs image**: a flavor is checked against the image's size, ``min_disk`` and ``min_ram``
+  (``SizeUnfit``, so the engine takes the next); a 0 GB-disk flavor boots from a volume.
+- **Soft delete**: a server Nova only soft-deletes is force-deleted; a soft-deleted one is gone.
+- **Floating IP**: from the gateway network of the router on the port's subnet.
+- **Volume zone**: a Nova zone is passed to Cinder only when Cinder has a zone of that name.
+- **Lost answers**: a retried create reuses a same-name server only if it is not failed or going; a
+  retried floating IP create first looks for the one the lost answer made.
+
+How the contract maps onto OpenStack:
 
 - **Tags**: servers carry the deployment and group as Nova metadata; key pairs, security groups and
   volumes carry the name prefix (libcloud sets no tags on them); a floating IP is created already
@@ -17,8 +36,8 @@ How the contract maps onto OpenStack (DESIGN §2, issue 3):
   found", so ``create_node`` waits until the server has left BUILD (bounded by
   ``create_timeout_s``) and turns that fault into ``CapacityError`` after deleting the server.
 - **Zones**: ``list_zones`` reads Nova's ``os-availability-zone`` (available zones only); a cloud
-  that does not serve it (404: the extension is off, as on the test server) has none to offer, and a
-  server without a zone goes where Nova's scheduler puts it.
+  that does not serve it (404: the extension is off) has none to offer, and a server without a zone
+  goes where Nova's scheduler puts it.
 - **Sweep** order: floating IPs of the deployment's servers first (found through their ports, which
   vanish with the servers), then servers (waiting until gone), volumes, security groups, key pairs.
 - libcloud drivers are not thread-safe (one HTTP connection each), so each thread gets its own;
@@ -45,10 +64,21 @@ from provisioner.clouds.base import (
     deployment_tags,
     resource_name,
 )
+from provisioner.clouds.openstack_choices import (
+    available_zones,
+    catalog_choice,
+    choose_network,
+    ethertype_of,
+    fitted_user_data,
+    flavor_order,
+    image_fit,
+    pick_image,
+    project_scope,
+)
 from provisioner.clouds.retry import CloudCalls
 from provisioner.config import ProvisionerSettings
-from provisioner.credentials import OpenStackCredentials
-from provisioner.errors import CapacityError, CloudError, NotFound
+from provisioner.credentials import OpenStackCredentials, credentials_from_source
+from provisioner.errors import AuthError, BadInput, CapacityError, CloudError, CredentialsError, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -56,51 +86,31 @@ _STATES: Mapping[str, NodeState] = {"BUILD": "pending", "REBUILD": "pending", "A
                                     "SHUTOFF": "stopped", "STOPPED": "stopped", "DELETED": "terminated",
                                     "SOFT_DELETED": "terminated", "REBOOT": "pending",
                                     "HARD_REBOOT": "pending"}
-_ARCHES = {"amd64": ("x86_64", "amd64"), "arm64": ("aarch64", "arm64")}
+_SCHEDULING_FAULTS = ("no valid host", "exceeded maximum number of retries")
+"""Nova's ``NoValidHost`` and its subclass ``MaxRetriesExceeded`` (nova/exception.py): no host could
+build the server (a GPU host that fails its builds ends in the second), so: capacity."""
 
 
-def flavor_order(flavors: Sequence[Mapping[str, Any]], cpus: int, memory_mib: int,
-                 disk_gib: int | None) -> list[Mapping[str, Any]]:
-    """Flavors that give at least this, cheapest first: fewest vCPUs, then RAM, then disk.
+class SizeUnfit(CapacityError, BadInput):
+    """This flavor cannot boot this image (its RAM or root disk is smaller than the image needs).
 
-    A flavor with a 0 GB root disk boots from a volume of any size, so it fits any disk request."""
-    def fits(f: Mapping[str, Any]) -> bool:
-        disk = int(f.get("disk") or 0)
-        return (int(f.get("vcpus") or 0) >= cpus and int(f.get("ram") or 0) >= memory_mib
-                and (not disk_gib or disk == 0 or disk >= disk_gib))
-
-    return sorted((f for f in flavors if fits(f)),
-                  key=lambda f: (int(f["vcpus"]), int(f["ram"]), int(f.get("disk") or 0), str(f["name"])))
+    A ``CapacityError`` so the engine goes on to the next, larger flavor, as for a full one; and bad
+    input (exit 2) when no flavor is left, since no waiting makes the template's choice fit."""
 
 
-def pick_image(images: Sequence[Mapping[str, Any]], distribution: str, version: str,
-               arch: str) -> Mapping[str, Any] | None:
-    """The newest active image for an OS: by Glance properties when set, else by name."""
-    arch_names = _ARCHES.get(arch, (arch,))
-    other_arches = [a for key, names in _ARCHES.items() if key != arch for a in names]
+def tls_connection_class(cacert: str | None, verify: bool) -> Any:
+    """libcloud's HTTP connection class verifying against the site's CA bundle: libcloud reads its
+    CA settings from module globals, which would change them for every cloud of the process."""
+    from libcloud.http import LibcloudConnection
 
-    def by_properties(image: Mapping[str, Any]) -> bool:
-        image_arch = str(image.get("architecture") or image.get("hw_architecture") or "x86_64").lower()
-        return (str(image.get("os_distro") or "").lower() == distribution.lower()
-                and str(image.get("os_version") or "") == version and image_arch in arch_names)
+    class SiteConnection(LibcloudConnection):  # type: ignore[misc]
+        def _setup_verify(self) -> None:
+            self.verify = verify
 
-    def by_name(image: Mapping[str, Any]) -> bool:
-        name = str(image.get("name") or "").lower()
-        if distribution.lower() not in name or version not in name or any(a in name for a in other_arches):
-            return False
-        return arch == "amd64" or any(a in name for a in arch_names)  # an unmarked name is x86_64
+        def _setup_ca_cert(self, **kwargs: Any) -> None:
+            self.ca_cert = cacert if verify else None
 
-    active = [i for i in images if i.get("status", "active") == "active"]
-    chosen = [i for i in active if by_properties(i)] or [
-        i for i in active if not i.get("os_distro") and by_name(i)]
-    return max(chosen, key=lambda i: (str(i.get("created_at") or ""), str(i.get("name") or "")), default=None)
-
-
-def available_zones(answer: Mapping[str, Any]) -> list[str]:
-    """Zone names from Nova's ``GET /os-availability-zone`` answer, available ones only, sorted."""
-    zones = answer.get("availabilityZoneInfo") or []
-    return sorted(str(z["zoneName"]) for z in zones
-                  if z.get("zoneName") and (z.get("zoneState") or {}).get("available"))
+    return SiteConnection
 
 
 class OpenStackDriver:
@@ -117,14 +127,24 @@ class OpenStackDriver:
         self.network = network
         self.floating_pool = floating_pool
         self._credentials = credentials
-        self._calls = CloudCalls("OpenStack", self.settings,
-                                 (credentials.secret, credentials.application_credential_id), sleep=sleep)
+        self._secrets: tuple[str | None, ...] = (credentials.secret, credentials.application_credential_id)
+        self._calls = CloudCalls("OpenStack", self.settings, self._secrets, sleep=sleep)
         self._poll_s = poll_s
         self._sleep = sleep
         self._local = threading.local()
+        self._generation = 0
         self._flavors: list[Mapping[str, Any]] | None = None
         self._zones: list[str] | None = None
-        self._lock = threading.Lock()
+        self._images_by_id: dict[str, Mapping[str, Any]] = {}
+        self._default_network: Mapping[str, Any] | None = None
+        self._site: dict[str, Any] | None = None
+        """The region, catalog services and project scope the first driver found (per generation)."""
+        self._site_generation = -1
+        self._lock = threading.RLock()  # held across cloud calls that may build a driver (which takes it)
+        if credentials.auth_type == "oidc_access_token" and credentials.source.kind == "environment":
+            log.warning("OpenStack: an OIDC access token lasts about an hour and one from the environment "
+                        "cannot be read again: for the elastic daemon and long runs, keep it in an auth file "
+                        "or clouds.yaml that oidc-agent rewrites, or use an application credential")
 
     def __repr__(self) -> str:
         return f"OpenStackDriver(region={self.region!r}, credentials={self._credentials!r})"
@@ -134,26 +154,129 @@ class OpenStackDriver:
     def libcloud(self) -> Any:
         """This thread's stock libcloud driver."""
         driver = getattr(self._local, "driver", None)
-        if driver is None:
-            from libcloud.compute.drivers.openstack import OpenStack_2_NodeDriver
-
-            key, secret, kwargs = self._credentials.libcloud_args()
-            if self.region:
-                kwargs["ex_force_service_region"] = self.region
-            driver = OpenStack_2_NodeDriver(key, secret, **kwargs)
-            self._local.driver = driver
+        if driver is None or getattr(self._local, "generation", None) != self._generation:
+            driver = self._calls.once("Authenticate", self._new_libcloud)
+            self._local.driver, self._local.generation = driver, self._generation
         return driver
 
+    _CONNECTIONS = (("connection", "compute"), ("image_connection", "image"),
+                    ("network_connection", "network"), ("volumev3_connection", "volumev3"),
+                    ("volumev2_connection", "volumev2"))
+
+    def _new_libcloud(self) -> Any:
+        """A stock driver for this thread, scoped and pointed at this site's region and services.
+
+        The first one of a driver authenticates once more to read the catalog (and, for a password
+        scoped by domain name or project id, the projects the user may use); the others reuse what it
+        found."""
+        from libcloud.common.openstack_identity import OpenStackServiceCatalog
+        from libcloud.compute.drivers.openstack import OpenStack_2_NodeDriver
+
+        creds = self._credentials
+        key, secret, kwargs = creds.libcloud_args()
+        kwargs.pop("ex_force_service_region", None)
+        tls = tls_connection_class(creds.cacert, creds.verify) if creds.cacert or not creds.verify else None
+        with self._lock:
+            site = self._site if self._site_generation == self._generation else None
+        if site is None and creds.auth_type == "password" and (
+                creds.project_id or (creds.project_domain_name or "default").lower() != "default") \
+                and not creds.project_domain_id:
+            projects = self._unscoped_projects(key, secret, kwargs, tls)
+            name, domain_id = project_scope(projects, creds.project_name, creds.project_id,
+                                            creds.project_domain_name)
+            kwargs.update(ex_tenant_name=name, ex_tenant_domain_id=domain_id)
+        elif site is not None:
+            kwargs.update(site["scope"])
+        driver = OpenStack_2_NodeDriver(key, secret, **kwargs)
+        for attr, _kind in self._CONNECTIONS:
+            connection = getattr(driver, attr)
+            if tls is not None:
+                connection.conn_class = tls  # the identity connection takes its parent's class
+        if site is None:
+            auth = driver.connection.get_auth_class()
+            auth.authenticate()
+            catalog = OpenStackServiceCatalog(service_catalog=auth.urls,
+                                              auth_version=driver.connection._auth_version)
+            auth.clear_cached_auth_context()  # the connection's first request authenticates as usual
+            entries = [(e.service_type, e.service_name, p.region) for e in catalog.get_entries()
+                       for p in e.endpoints if p.endpoint_type == "external"]
+            wanted = {kind: (creds.service_name if kind == "compute" else getattr(driver, attr).service_name)
+                      for attr, kind in self._CONNECTIONS}
+            region, services = catalog_choice(entries, self.region or None, wanted)
+            site = {"region": region, "services": services,
+                    "scope": {k: kwargs[k] for k in ("ex_tenant_name", "ex_tenant_domain_id") if k in kwargs}}
+            with self._lock:
+                self._site, self._site_generation, self.region = site, self._generation, region
+        for attr, kind in self._CONNECTIONS:
+            connection = getattr(driver, attr)
+            connection.service_region = site["region"]
+            if kind in site["services"]:
+                connection.service_type, connection.service_name = site["services"][kind]
+        if creds.base_url:
+            # the compute endpoint alone, as the IM's base_url (libcloud's ex_force_base_url would
+            # point Glance, Neutron and Cinder there too)
+            driver.connection._ex_force_base_url = creds.base_url
+        return driver
+
+    def _unscoped_projects(self, key: str, secret: str, kwargs: Mapping[str, Any], tls: Any) -> list[Any]:
+        """The projects this user may scope to, with an unscoped token (``GET /v3/auth/projects``)."""
+        from libcloud.common.openstack_identity import (
+            OpenStackIdentity_3_0_Connection,
+            OpenStackIdentityTokenScope,
+        )
+
+        identity = OpenStackIdentity_3_0_Connection(
+            auth_url=kwargs["ex_force_auth_url"], user_id=key, key=secret,
+            domain_name=kwargs["ex_domain_name"], token_scope=OpenStackIdentityTokenScope.UNSCOPED)
+        if tls is not None:
+            identity.conn_class = tls
+        identity.authenticate()
+        return list(identity.authenticated_request("/v3/auth/projects").object.get("projects") or [])
+
+    def _fresh(self, what: str, fn: Callable[[], Any]) -> Any:
+        """``fn`` through the retrying calls; on an auth error, once more with the credentials read
+        again from where they came from (an OIDC access token lives about an hour and libcloud
+        re-authenticates with the one it was given: a file or ``clouds.yaml`` that oidc-agent or a
+        cron job rewrites carries the next one)."""
+        generation = self._generation
+        try:
+            return self._calls(what, fn)
+        except AuthError:
+            # another thread may have read them again meanwhile: then just try with those
+            if generation == self._generation and not self._reread_credentials():
+                raise
+            return self._calls(what, fn)
+
+    def _reread_credentials(self) -> bool:
+        """Read the credentials again; True when they changed (every thread's driver is then new)."""
+        try:
+            fresh = credentials_from_source("openstack", self._credentials.source)
+        except CredentialsError as error:
+            log.warning("OpenStack: the credentials cannot be read again: %s", error)
+            return False
+        if not isinstance(fresh, OpenStackCredentials) or fresh == self._credentials:
+            return False
+        log.info("OpenStack: authentication refused; using the credentials read again from %s",
+                 fresh.source.describe())
+        with self._lock:
+            self._credentials = fresh
+            self._secrets = (*self._secrets, fresh.secret, fresh.application_credential_id)
+            self._calls = CloudCalls("OpenStack", self.settings, self._secrets, sleep=self._sleep)
+            self._generation += 1
+        return True
+
     def _call(self, what: str, method: str, *args: Any, **kwargs: Any) -> Any:
-        return self._calls(what, lambda: getattr(self.libcloud, method)(*args, **kwargs))
+        return self._fresh(what, lambda: getattr(self.libcloud, method)(*args, **kwargs))
 
     def _json(self, what: str, service: str, path: str, method: str = "GET",
               data: Mapping[str, Any] | None = None) -> Any:
         """One request through the stock driver's authenticated connection to a service."""
         def run() -> Any:
-            connection = getattr(self.libcloud, service)
+            # "volume": the Cinder v3 connection, else v2, as libcloud itself picks one
+            connection = (self.libcloud._get_volume_connection() if service == "volume"
+                          else getattr(self.libcloud, service))
             return connection.request(path, method=method, data=data).object
-        return self._calls(what, run)
+        return self._fresh(what, run)
 
     # -- key pair and security group ----------------------------------------------------------------
     def ensure_key_pair(self, deployment: str, public_key: str) -> str:
@@ -190,10 +313,15 @@ class OpenStackDriver:
                 continue
             protocol, low, high = (None, None, None) if rule.protocol == "-1" else (
                 rule.protocol, rule.from_port, rule.to_port)
-            source = ({"source_security_group": group} if rule.source == "cluster" else {"cidr": rule.source})
+            # libcloud's ex_create_security_group_rule sends no ethertype, which Neutron takes as IPv4
+            body = {"security_group_rule": {
+                "direction": "ingress", "security_group_id": group.id, "protocol": protocol,
+                "port_range_min": low, "port_range_max": high,
+                **({"remote_group_id": group.id, "ethertype": "IPv4"} if rule.source == "cluster" else
+                   {"remote_ip_prefix": rule.source, "ethertype": ethertype_of(rule.source)})}}
             try:
-                self._call("CreateSecurityGroupRule", "ex_create_security_group_rule", group, protocol, low,
-                           high, **source)
+                self._json("CreateSecurityGroupRule", "network_connection", "/v2.0/security-group-rules",
+                           "POST", body)
             except CloudError as exc:
                 if "already exists" not in str(exc):
                     raise
@@ -268,14 +396,48 @@ class OpenStackDriver:
         return list(cached)
 
     # -- machines -----------------------------------------------------------------------------------
-    def _network(self, wanted: str | None) -> Any | None:
+    def _network(self, wanted: str | None) -> Any:
         wanted = wanted or self.network
         if not wanted:
-            return None  # Nova picks the project's only network (and says so when there are several)
+            with self._lock:
+                chosen = self._default_network
+            if chosen is None:
+                listed = self._json("ListNetworks", "network_connection", "/v2.0/networks")["networks"]
+                chosen = choose_network(listed)
+                with self._lock:
+                    self._default_network = chosen
+            wanted = str(chosen["id"])
         for network in self._call("ListNetworks", "ex_list_networks"):
             if wanted in (network.id, network.name):
                 return network
         raise NotFound(f"OpenStack: no network {wanted!r}")
+
+    def _image(self, image_id: str) -> Mapping[str, Any]:
+        """Glance's record of an image (size, ``min_disk``, ``min_ram``), read once."""
+        with self._lock:
+            cached = self._images_by_id.get(image_id)
+        if cached is None:
+            cached = self._json("GetImage", "image_connection", f"/v2/images/{image_id}")
+            with self._lock:
+                self._images_by_id[image_id] = cached
+        return cached
+
+    def _same_name(self, request: NodeRequest) -> Any | None:
+        """A server of this request's name that a lost answer may hide: one that is building or
+        running is the one asked for; one in ERROR (its build failed) is deleted, one being deleted
+        ignored, and a new one is created."""
+        for server in self.libcloud.list_nodes():
+            if server.name != request.name or not belongs_to(request.deployment, server.name,
+                                                             server.extra.get("metadata")):
+                continue
+            vm_state = str(server.extra.get("vm_state") or "")
+            deleting = server.extra.get("task_state") == "deleting"
+            if vm_state in ("error", "soft-delete", "deleted") or deleting:
+                if vm_state == "error":
+                    self.destroy_node(SimpleNamespace(id=server.id))  # type: ignore[arg-type]
+                continue
+            return server
+        return None
 
     def create_node(self, request: NodeRequest) -> CloudNode:
         from libcloud.compute.base import NodeImage, NodeSize
@@ -284,15 +446,19 @@ class OpenStackDriver:
         flavor = self._flavor(request.size)
         size = NodeSize(flavor["id"], flavor["name"], flavor["ram"], flavor.get("disk"), None, None,
                         driver=drv)
+        volume_gib, unfit = image_fit(flavor, self._image(request.image), request.disk_gib)
+        if unfit:
+            raise SizeUnfit(f"OpenStack CreateServer {request.name}: {unfit}")
+        user_data = fitted_user_data(request.user_data)
         network = self._network(request.network)
         groups = [g for g in self._call("ListSecurityGroups", "ex_list_security_groups")
                   if g.id == request.security_group] if request.security_group else []
         if request.security_group and not groups:
             raise NotFound(f"OpenStack: no security group {request.security_group}")
         boot_volume = None
-        if request.disk_gib and int(flavor.get("disk") or 0) < request.disk_gib:
+        if volume_gib:
             boot_volume = [{"boot_index": 0, "uuid": request.image, "source_type": "image",
-                            "destination_type": "volume", "volume_size": request.disk_gib,
+                            "destination_type": "volume", "volume_size": volume_gib,
                             "delete_on_termination": True}]
         attempts = 0
 
@@ -300,18 +466,17 @@ class OpenStackDriver:
             nonlocal attempts
             attempts += 1
             if attempts > 1:  # an answer lost to a 5xx may hide a server Nova did create: reuse it
-                for server in self.libcloud.list_nodes():
-                    if server.name == request.name and belongs_to(request.deployment, server.name,
-                                                                  server.extra.get("metadata")):
-                        return server
+                found = self._same_name(request)
+                if found is not None:
+                    return found
             return self.libcloud.create_node(
                 name=request.name, size=size, image=NodeImage(request.image, request.image, driver=drv),
-                ex_blockdevicemappings=boot_volume, networks=[network] if network is not None else None,
-                ex_keyname=request.key_name or None, ex_userdata=request.user_data,
+                ex_blockdevicemappings=boot_volume, networks=[network],
+                ex_keyname=request.key_name or None, ex_userdata=user_data,
                 ex_security_groups=groups or None, ex_availability_zone=request.zone,
                 ex_metadata=deployment_tags(request.deployment, request.group))
 
-        node = self._calls("CreateServer", create)
+        node = self._fresh("CreateServer", create)
         node = self._settled(node.id, request.name)
         log.info("OpenStack: %s is %s", request.name, node.id)
         return self._to_cloud_node(node, request.deployment)
@@ -332,7 +497,7 @@ class OpenStackDriver:
         if str(node.state) == "error":
             fault = (node.extra.get("fault") or {}).get("message") or "the server went into ERROR"
             self.destroy_node(SimpleNamespace(id=node_id))  # type: ignore[arg-type]
-            error = CapacityError if "no valid host" in fault.lower() else CloudError
+            error = CapacityError if any(f in fault.lower() for f in _SCHEDULING_FAULTS) else CloudError
             raise error(f"OpenStack CreateServer {name}: {fault}")
         return node
 
@@ -340,7 +505,7 @@ class OpenStackDriver:
         metadata = node.extra.get("metadata") or {}
         raw = str(node.extra.get("vm_state") or "")
         state = _STATES.get(self._status_of(node), "unknown")
-        if raw == "deleted":
+        if raw in ("deleted", "soft-delete"):  # a soft-deleted server is gone but for its reclaim
             state = "terminated"
         flavor = node.extra.get("flavorId")
         names = {f["id"]: f["name"] for f in self._flavor_list()}  # listed once per driver
@@ -365,8 +530,14 @@ class OpenStackDriver:
         return sorted((n for n in nodes if n.state != "terminated"), key=lambda n: n.created_at or 0.0)
 
     def destroy_node(self, node: CloudNode) -> None:
+        """Delete a server, for good: where Nova only soft-deletes (``reclaim_instance_interval``),
+        the server keeps its ports, volumes and security groups until ``forceDelete``."""
         try:
             self._call("DeleteServer", "destroy_node", SimpleNamespace(id=node.id))
+            status = self._json("GetServer", "connection", f"/servers/{node.id}")["server"].get("status")
+            if status == "SOFT_DELETED":
+                self._json("ForceDeleteServer", "connection", f"/servers/{node.id}/action", "POST",
+                           {"forceDelete": None})
         except NotFound:
             log.info("OpenStack: server %s was already gone", node.id)
 
@@ -380,9 +551,21 @@ class OpenStackDriver:
         for volume in self._volumes_of(deployment):
             if volume.name == name:
                 return str(volume.id)
+        if zone is not None and zone not in self._volume_zones():
+            log.info("OpenStack: zone %s is not a Cinder zone; the volume goes where Cinder puts it "
+                     "(Nova attaches across zones by default)", zone)
+            zone = None
         volume = self._call("CreateVolume", "create_volume", size_gib, name, location=zone)
         log.info("OpenStack: volume %s is %s", name, volume.id)
         return str(volume.id)
+
+    def _volume_zones(self) -> list[str]:
+        """Cinder's zones (``GET /os-availability-zone``, cinder/api/contrib/availability_zones.py),
+        which a site names apart from Nova's; none when the cloud does not serve the list."""
+        try:
+            return available_zones(self._json("ListVolumeZones", "volume", "/os-availability-zone"))
+        except NotFound:
+            return []
 
     def attach_volume(self, volume_id: str, node: CloudNode) -> None:
         deadline = time.monotonic() + self.settings.create_timeout_s
@@ -391,7 +574,11 @@ class OpenStackDriver:
             attached = [a.get("server_id") for a in volume.extra.get("attachments") or []]
             if node.id in attached:
                 return
-            if volume.extra.get("state") == "available" or time.monotonic() > deadline:
+            status = str(volume.extra.get("state") or "")
+            if status in ("error", "error_restoring", "error_extending"):
+                raise CloudError(f"OpenStack: volume {volume.name or volume_id} is in {status}: Cinder could "
+                                 f"not create it; delete it (destroy, or the dashboard) and try again")
+            if status == "available" or time.monotonic() > deadline:
                 break
             self._sleep(self._poll_s)
         self._call("AttachVolume", "attach_volume", SimpleNamespace(id=node.id), volume)
@@ -399,9 +586,42 @@ class OpenStackDriver:
     def _floating_ips(self) -> list[Mapping[str, Any]]:
         return list(self._json("ListFloatingIps", "network_connection", "/v2.0/floatingips")["floatingips"])
 
-    def _ports_of(self, node_id: str) -> list[str]:
+    def _interfaces_of(self, node_id: str) -> list[Mapping[str, Any]]:
         ports = self._json("ListInterfaces", "connection", f"/servers/{node_id}/os-interface")
-        return [str(p["port_id"]) for p in ports.get("interfaceAttachments", [])]
+        return list(ports.get("interfaceAttachments", []))
+
+    def _ports_of(self, node_id: str) -> list[str]:
+        return [str(p["port_id"]) for p in self._interfaces_of(node_id)]
+
+    def _floating_network(self, interface: Mapping[str, Any]) -> str:
+        """The external network to take a floating IP from for this port: the configured pool, else
+        the gateway network of the router on the port's subnet (Neutron answers 404
+        ``ExternalGatewayForFloatingIPNotFound`` for any other: neutron/db/l3_db.py
+        ``get_router_for_floatingip``), else the only external network."""
+        pools = self._call("ListFloatingIpPools", "ex_list_floating_ip_pools")
+        if self.floating_pool:
+            pool = next((p for p in pools if self.floating_pool in (p.id, p.name)), None)
+            if pool is None:
+                raise NotFound(f"OpenStack: no external network {self.floating_pool!r} to take a floating IP "
+                               f"from (external networks: {', '.join(p.name for p in pools) or 'none'})")
+            return str(pool.id)
+        subnets = {f.get("subnet_id") for f in interface.get("fixed_ips") or []}
+        ports = self._json("ListPorts", "network_connection",
+                           "/v2.0/ports?device_owner=network:router_interface")["ports"]
+        routers = {p["device_id"] for p in ports
+                   if any(f.get("subnet_id") in subnets for f in p.get("fixed_ips") or [])}
+        listed = self._json("ListRouters", "network_connection", "/v2.0/routers")["routers"]
+        gateways = sorted({str(gateway["network_id"]) for r in listed
+                           if r["id"] in routers and (gateway := r.get("external_gateway_info") or {}).get(
+                               "network_id")})
+        if gateways:
+            return gateways[0]
+        if len(pools) == 1:
+            return str(pools[0].id)
+        raise CloudError(f"OpenStack: no router connects the server's subnet to an external network, so it "
+                         f"cannot have a floating IP (external networks: "
+                         f"{', '.join(p.name for p in pools) or 'none'}); add the subnet to a router with a "
+                         f"gateway, or name the network as the template's floating_pool")
 
     def ensure_public_address(self, deployment: str, node: CloudNode) -> str:
         fresh = self._call("GetServer", "ex_get_node_details", node.id)
@@ -409,21 +629,35 @@ class OpenStackDriver:
             raise NotFound(f"OpenStack: server {node.id} does not exist")
         if fresh.public_ips:
             return str(fresh.public_ips[0])
-        ports = self._ports_of(node.id)
+        interfaces = self._interfaces_of(node.id)
+        ports = [str(p["port_id"]) for p in interfaces]
         if not ports:
             raise CloudError(f"OpenStack: server {node.name} has no port for a floating IP (still building?)")
-        for fip in self._floating_ips():
-            if fip.get("port_id") in ports:
-                return str(fip["floating_ip_address"])
-        pools = self._call("ListFloatingIpPools", "ex_list_floating_ip_pools")
-        pool = next((p for p in pools if self.floating_pool in (None, p.id, p.name)), None)
-        if pool is None:
-            raise NotFound(f"OpenStack: no external network {self.floating_pool or ''} to take a floating "
-                           "IP from")
-        body = {"floatingip": {"floating_network_id": pool.id, "port_id": ports[0],
+
+        def existing() -> str | None:
+            return next((str(f["floating_ip_address"]) for f in self._floating_ips()
+                         if f.get("port_id") in ports), None)
+
+        found = existing()
+        if found:
+            return found
+        body = {"floatingip": {"floating_network_id": self._floating_network(interfaces[0]),
+                               "port_id": ports[0],
                                "description": resource_name(deployment, node.group or "node", "address")}}
-        fip = self._json("CreateFloatingIp", "network_connection", "/v2.0/floatingips", "POST", body)
-        return str(fip["floatingip"]["floating_ip_address"])
+        attempts = 0
+
+        def create() -> str:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1:  # a create whose answer was lost may have worked: Neutron would say 409
+                again = existing()
+                if again:
+                    return again
+            connection = self.libcloud.network_connection
+            answer = connection.request("/v2.0/floatingips", method="POST", data=body).object
+            return str(answer["floatingip"]["floating_ip_address"])
+
+        return str(self._fresh("CreateFloatingIp", create))
 
     # -- sweep --------------------------------------------------------------------------------------
     def sweep(self, deployment: str, *, keep_data: bool = False) -> list[CloudResource]:

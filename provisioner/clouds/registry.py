@@ -25,7 +25,7 @@ def driver_for(provider: str, credentials: Credentials | None, region: str | Non
     """The driver for ``provider`` in ``region``.
 
     ``network`` is the EC2 subnet or the OpenStack network to attach (None: the default VPC's subnet,
-    or the project's only network); ``floating_pool`` the OpenStack external network for floating
+    or the project's own network); ``floating_pool`` the OpenStack external network for floating
     IPs; ``boards`` (group → boards) and ``known_hosts`` are the fleet's. Credentials of the wrong kind
     for the provider are a ``CredentialsError`` (exit 2); an unknown provider is ``BadInput``.
     """

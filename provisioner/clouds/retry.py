@@ -66,6 +66,21 @@ def scrub(text: str, secrets: Iterable[str | None]) -> str:
     return text
 
 
+def _is_tls_error(exc: BaseException) -> bool:
+    """A certificate or handshake failure: trying again gives the same answer, so it is not a
+    network hiccup (requests' ``SSLError`` is a ``ConnectionError``, which would be retried)."""
+    import ssl
+
+    try:
+        import requests
+
+        if isinstance(exc, requests.exceptions.SSLError):
+            return True
+    except ImportError:  # pragma: no cover - libcloud depends on requests
+        pass
+    return isinstance(exc, ssl.SSLError)
+
+
 def _is_network_error(exc: BaseException) -> bool:
     try:
         import requests
@@ -108,8 +123,8 @@ def _endpoint_of(exc: BaseException) -> str:
 
 def _unreachable(exc: BaseException, what: str) -> CloudError | None:
     """A connection that no retry will fix (refused, a name that does not resolve, TLS spoken to a
-    plain-HTTP port), said in one line with what to check; None for failures worth retrying
-    (timeouts, resets), which stay ``Throttled``."""
+    plain-HTTP port), said in one line with what to check; None otherwise (timeouts and resets stay
+    ``Throttled`` and are retried)."""
     import ssl
 
     causes = list(_causes(exc))
@@ -121,14 +136,10 @@ def _unreachable(exc: BaseException, what: str) -> CloudError | None:
         return CloudError(f"{what}: cannot resolve the host of {where}; check the endpoint's spelling "
                           f"(the auth file's host, the region) and DNS")
     tls = next((c for c in causes if isinstance(c, ssl.SSLError)), None)
-    if tls is not None:
-        reason = getattr(tls, "reason", None) or type(tls).__name__
-        hint = ("the endpoint does not speak TLS: if it is plain HTTP, write its URL with http://"
-                if reason == "WRONG_VERSION_NUMBER" else
-                "check the endpoint's certificate, or give its CA (cacert in the auth file, or the "
-                "REQUESTS_CA_BUNDLE variable)")
-        return CloudError(f"{what}: TLS with {where} failed ({reason}); {hint}")
-    return None
+    if tls is not None and getattr(tls, "reason", None) == "WRONG_VERSION_NUMBER":
+        return CloudError(f"{what}: TLS with {where} failed (WRONG_VERSION_NUMBER); the endpoint does not "
+                          f"speak TLS: if it is plain HTTP, write its URL with http://")
+    return None  # certificate failures: classify's TLS message, with the CA settings to give
 
 
 def classify(exc: BaseException, *, what: str, secrets: Iterable[str | None] = ()) -> OscarDeployError | None:
@@ -149,6 +160,10 @@ def classify(exc: BaseException, *, what: str, secrets: Iterable[str | None] = (
     if (_is_network_error(exc) or isinstance(exc, OSError)) and (
             unreachable := _unreachable(exc, what)) is not None:
         return unreachable
+    if _is_tls_error(exc):
+        return CloudError(f"{what}: TLS: the cloud's certificate cannot be verified "
+                          f"({scrub(str(exc), secrets)}); if the site's CA is not in the system's store, "
+                          "give its CA bundle (cacert in the auth file or clouds.yaml, OS_CACERT)")
     if _is_network_error(exc):
         return Throttled(f"{what}: cannot reach the cloud: {scrub(str(exc), secrets)}")
     if isinstance(exc, OSError):  # TLS, DNS and other socket failures: no point in retrying

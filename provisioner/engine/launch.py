@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from provisioner.clouds.base import CloudDriver, CloudNode, NodeRequest
 from provisioner.engine.progress import Progress
 from provisioner.engine.targets import GroupTarget
-from provisioner.errors import CapacityError, CloudError, OscarDeployError
+from provisioner.errors import BadInput, CapacityError, CloudError, OscarDeployError
 from provisioner.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -105,6 +105,8 @@ class Launch:
         self._zoned: set[str] = set()
         """nodes whose attempts already include every zone"""
         self._failures: dict[str, str] = {}
+        self._bad_input: set[str] = set()
+        """Nodes the cloud's own settings refused before creating anything (an ambiguous network)."""
         self._ids: dict[str, str] = {}
         """node name → the cloud id of the machine this run created for it"""
         self._lock = threading.Lock()
@@ -138,6 +140,7 @@ class Launch:
         the default zone, then every size in each zone the cloud lists."""
         attempts = self._attempts.setdefault(job.name, attempts_for(job))
         last: OscarDeployError | None = None
+        unfit = True  # every size refused as unable to hold the image (BadInput), none for capacity
         while True:
             if not attempts and job.name not in self._zoned:
                 self._zoned.add(job.name)
@@ -154,12 +157,15 @@ class Launch:
             try:
                 node = job.site.driver.create_node(request)
             except CapacityError as error:
-                last = error
+                last, unfit = error, unfit and isinstance(error, BadInput)
                 where = f"{size} in {zone}" if zone else size
                 log.warning("%s: no capacity for %s; trying the next size or zone", job.name, where)
                 self._event("capacity", f"{job.name}: {error}")
                 continue
             except OscarDeployError as error:
+                if isinstance(error, BadInput):
+                    with self._lock:
+                        self._bad_input.add(job.name)
                 self._fail(job, str(error))
                 return None
             with self._lock:
@@ -170,6 +176,11 @@ class Launch:
             self._event("node-created", f"{job.name} is {node.id} ({size}{', ' + where if where else ''})")
             self.after_create(job, node)
             return node
+        if last is not None and unfit:
+            with self._lock:
+                self._bad_input.add(job.name)
+            self._fail(job, f"no size can hold the image: {last}")
+            return None
         self._fail(job, f"no capacity left to try: {last}" if last else "no size to create it with")
         return None
 
@@ -246,7 +257,8 @@ class Launch:
                 self.sleep(interval)
                 interval = min(POLL_MAX_S, interval * 1.5)
         if self._failures:
-            raise CloudError(failure_message(self._failures))
+            kind = BadInput if set(self._failures) <= self._bad_input else CloudError  # exit 2 when all are
+            raise kind(failure_message(self._failures))
         return running
 
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from tests.harness.faults import Call, Fault, FaultInjector
-from tests.harness.openstack.cloud import VM_STATES, Cloud
+from tests.harness.openstack.cloud import SCHEDULING_FAULTS, VM_STATES, Cloud
 from tests.harness.openstack.wire import (
     ApiError,
     Handler,
@@ -90,6 +90,8 @@ class Api:
         add("compute", "POST", r"/servers", "CreateServer", self.create_server)
         add("compute", "GET", r"/servers/([^/]+)", "GetServer", self.get_server)
         add("compute", "DELETE", r"/servers/([^/]+)", "DeleteServer", self.delete_server)
+        add("compute", "POST", r"/servers/([^/]+)/action", "ServerAction", self.server_action)
+        add("compute", "GET", r"/os-availability-zone", "ListAvailabilityZones", self.compute_zones)
         add("compute", "GET", r"/servers/([^/]+)/metadata", "GetServerMetadata", self.get_metadata)
         add("compute", "PUT", r"/servers/([^/]+)/metadata", "ReplaceServerMetadata", self.set_metadata)
         add("compute", "POST", r"/servers/([^/]+)/metadata", "UpdateServerMetadata", self.set_metadata)
@@ -181,7 +183,9 @@ class Api:
         add("network", "POST", r"/v2.0/floatingips", "CreateFloatingIp", self.create_floating_ip)
         add("network", "PUT", r"/v2.0/floatingips/([^/]+)", "UpdateFloatingIp", self.update_floating_ip)
         add("network", "DELETE", r"/v2.0/floatingips/([^/]+)", "DeleteFloatingIp", self.delete_floating_ip)
+        add("network", "GET", r"/v2.0/routers", "ListRouters", self.lister("routers", lambda: c.routers))
         # cinder
+        add("volume", "GET", r"/os-availability-zone", "ListVolumeZones", self.volume_zones)
         add("volume", "GET", r"/volumes(/detail)?", "ListVolumes", self.list_volumes)
         add("volume", "POST", r"/volumes", "CreateVolume", self.create_volume)
         add("volume", "GET", r"/volumes/([^/]+)", "GetVolume", self.get_volume)
@@ -233,12 +237,17 @@ class Api:
                         "at": time.monotonic(),
                     }
                 )
-            if fault is not None and fault.code != "NoValidHost":
+            if fault is not None and fault.code not in (*SCHEDULING_FAULTS, "LostAnswer"):
                 raise self._fault_error(service, fault)
             req_args = [g for g in m.groups() if g is not None and not g.startswith("/")]
+            lost = fault is not None and fault.code == "LostAnswer"
             if action == "CreateServer":
-                return handler(req, fault)
-            return handler(req, *req_args)
+                answer = handler(req, None if lost else fault)
+            else:
+                answer = handler(req, *req_args)
+            if lost:  # the service did it; the caller only hears of a timeout on the way back
+                raise self._fault_error(service, fault)
+            return answer
         if allowed:
             raise ApiError(405, {"error": {"code": 405, "message": f"Method {req.method} not allowed"}})
         if service == "network":
@@ -359,6 +368,36 @@ class Api:
     def delete_server(self, req: Request, server_id: str) -> Response:
         self.cloud.delete_server(server_id)
         return 204, None, {}
+
+    def server_action(self, req: Request, server_id: str) -> Response:
+        """nova/api/openstack/compute/deferred_delete.py: ``forceDelete`` and ``restore`` of a
+        SOFT_DELETED server (409 in any other state, as ``check_instance_state`` answers)."""
+        body = req.body if isinstance(req.body, dict) else {}
+        with self.cloud.lock:
+            server = self.cloud.server(server_id)
+            if "forceDelete" in body or "restore" in body:
+                action = "forceDelete" if "forceDelete" in body else "restore"
+                if server["status"] != "SOFT_DELETED":
+                    raise nova_error(409, f"Cannot '{action}' instance {server_id} while it is in vm_state "
+                                          f"{VM_STATES.get(server['status'], 'active')}")
+                if action == "forceDelete":
+                    self.cloud.force_delete_server(server_id)
+                else:
+                    server.update(status="ACTIVE", updated=now_iso())
+                return 202, None, {}
+        raise nova_error(400, f"There is no such action: {', '.join(body) or '(none)'}")
+
+    def compute_zones(self, req: Request) -> Response:
+        """nova/api/openstack/compute/availability_zone.py ``index``."""
+        zones = [{"zoneName": z, "zoneState": {"available": True}, "hosts": None}
+                 for z in self.cloud.compute_zones]
+        return 200, {"availabilityZoneInfo": zones}, {}
+
+    def volume_zones(self, req: Request) -> Response:
+        """cinder/api/contrib/availability_zones.py and cinder/api/views/availability_zones.py: the
+        same shape as Nova's."""
+        zones = [{"zoneName": z, "zoneState": {"available": True}} for z in self.cloud.volume_zones]
+        return 200, {"availabilityZoneInfo": zones}, {}
 
     def get_metadata(self, req: Request, server_id: str) -> Response:
         with self.cloud.lock:
@@ -658,6 +697,11 @@ class Api:
             raise ApiError(
                 400, {"badRequest": {"code": 400, "message": "Invalid input for field/attribute size."}}
             ) from exc
+        zone = spec.get("availability_zone")
+        if zone is not None and zone not in self.cloud.volume_zones:
+            # cinder/volume/flows/api/create_volume.py _extract_availability_zone: InvalidAvailabilityZone
+            message = f"Availability zone '{zone}' is invalid."
+            raise ApiError(400, {"badRequest": {"code": 400, "message": message}})
         now = now_iso()
         volume = {
             "id": new_id(),
@@ -665,7 +709,7 @@ class Api:
             "description": spec.get("description"),
             "size": size,
             "status": "creating",
-            "availability_zone": spec.get("availability_zone") or "nova",
+            "availability_zone": zone or self.cloud.volume_zones[0],
             "volume_type": spec.get("volume_type") or "__DEFAULT__",
             "metadata": dict(spec.get("metadata") or {}),
             "bootable": "false",

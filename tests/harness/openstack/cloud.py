@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import hashlib
 import ipaddress
 import re
@@ -26,7 +27,11 @@ from tests.harness.openstack.wire import (
     now_iso,
 )
 
-VM_STATES = {"BUILD": "building", "ACTIVE": "active", "ERROR": "error"}
+# nova/compute/vm_states.py and nova/api/openstack/common.py (_STATE_MAP): status <-> vm_state
+VM_STATES = {"BUILD": "building", "ACTIVE": "active", "ERROR": "error", "SOFT_DELETED": "soft-delete"}
+SCHEDULING_FAULTS = ("NoValidHost", "MaxRetriesExceeded")
+"""Faults Nova reports on the server (it accepts the create, then the scheduler or the compute host
+gives up): ``MaxRetriesExceeded`` is a ``NoValidHost`` subclass in nova/exception.py."""
 
 
 class Cloud:
@@ -45,8 +50,8 @@ class Cloud:
         images_page_size: int = 25,
     ) -> None:
         self.base_url = base_url
-        self.region = region
-        self.credentials = credentials or Credentials()
+        self.seed_region = region
+        self.seed_credentials = credentials or Credentials()
         self.build_delay_s = build_delay_s
         self.images_page_size = images_page_size
         self.lock = threading.RLock()
@@ -56,6 +61,23 @@ class Cloud:
     def reset(self) -> None:
         """Back to a fresh project: flavors, images, a private and an external network, default SG."""
         with self.lock:
+            self.region = self.seed_region
+            self.credentials = copy.deepcopy(self.seed_credentials)
+            # Knobs a test may turn after a reset (each names the upstream behaviour it stands for):
+            self.token_ttl_s = 3600.0
+            """Keystone's ``[token] expiration`` (keystone/conf/token.py: 3600 s by default)."""
+            self.service_names = {"identity": "keystone", "compute": "nova", "image": "glance",
+                                  "network": "neutron", "volumev3": "cinderv3", "block-storage": "cinder"}
+            """Catalog names by service type: each site names its services as it likes."""
+            self.reclaim_instance_interval_s = 0.0
+            """nova.conf ``reclaim_instance_interval``: above 0, DELETE only soft-deletes a server."""
+            self.compute_zones = ["nova"]
+            self.volume_zones = ["nova"]
+            """Nova's and Cinder's zone names are configured apart (nova.conf
+            ``default_availability_zone``, cinder.conf ``storage_availability_zone``); Nova attaches a
+            volume of any zone by default (nova.conf ``[cinder] cross_az_attach = True``)."""
+            self.quotas: dict[str, int] = {}
+            """Project quotas by resource (``instances``, ``floatingip``); absent = unlimited."""
             self.project_id = uuid.uuid5(uuid.NAMESPACE_URL, "project/" + self.credentials.project).hex
             self.user_id = uuid.uuid5(uuid.NAMESPACE_URL, "user/demo").hex
             self.tokens: dict[str, dict[str, Any]] = {}
@@ -104,13 +126,18 @@ class Cloud:
             self.servers: dict[str, dict[str, Any]] = {}
             self.keypairs: dict[str, dict[str, Any]] = {}
             self.volumes: dict[str, dict[str, Any]] = {}
-            self.router_id = new_id()
-            self.add_network("private", "10.0.0.0/24")
-            self.add_network("public", "203.0.113.0/24", external=True)
+            self.routers: dict[str, dict[str, Any]] = {}
+            private = self.add_network("private", "10.0.0.0/24")
+            public = self.add_network("public", "203.0.113.0/24", external=True, shared=True,
+                                      project_id=uuid.uuid5(uuid.NAMESPACE_URL, "project/admin").hex)
+            self.router_id = self.add_router("router1", public, private)["id"]
             self._new_security_group("default", "Default security group")
 
-    def add_network(self, name: str, cidr: str, external: bool = False) -> dict[str, Any]:
-        """Add a network with one subnet (tests use this to offer several tenant networks)."""
+    def add_network(self, name: str, cidr: str, external: bool = False, shared: bool = False,
+                    project_id: str | None = None) -> dict[str, Any]:
+        """Add a network with one subnet (tests use this to offer several tenant networks). A network
+        of another project (``project_id``) is listed only when shared or external, as Neutron's
+        policy shows them."""
         with self.lock:
             net_id, subnet_id = new_id(), new_id()
             net = ipaddress.ip_network(cidr)
@@ -138,17 +165,58 @@ class Cloud:
                 "subnets": [subnet_id],
                 "admin_state_up": True,
                 "router:external": external,
-                "shared": external,
+                "shared": shared,
                 "mtu": 1450,
                 "tags": [],
                 "description": "",
-                "tenant_id": self.project_id,
-                "project_id": self.project_id,
+                "tenant_id": project_id or self.project_id,
+                "project_id": project_id or self.project_id,
                 "is_default": external,
                 "availability_zones": ["nova"],
                 "port_security_enabled": True,
             }
             return self.networks[net_id]
+
+    def add_router(self, name: str, gateway: dict[str, Any] | None,
+                   *interfaces: dict[str, Any]) -> dict[str, Any]:
+        """A router with its gateway on an external network and an interface on each network's
+        subnet (a port owned by ``network:router_interface`` at the subnet's gateway address), as
+        ``openstack router create/set --external-gateway/add subnet`` leave it."""
+        with self.lock:
+            router = {
+                "id": new_id(),
+                "name": name,
+                "status": "ACTIVE",
+                "admin_state_up": True,
+                "external_gateway_info": {"network_id": gateway["id"], "enable_snat": True}
+                if gateway
+                else None,
+                "tenant_id": self.project_id,
+                "project_id": self.project_id,
+                "description": "",
+                "tags": [],
+            }
+            self.routers[router["id"]] = router
+            for net in interfaces:
+                self.add_router_interface(router["id"], net)
+            return router
+
+    def add_router_interface(self, router_id: str, net: dict[str, Any]) -> None:
+        with self.lock:
+            subnet = self.subnets[net["subnets"][0]]
+            taken = subnet["_next"]
+            port = self._new_port(net, device_id=router_id, owner="network:router_interface")
+            subnet["_next"] = taken  # the interface has the gateway address, not the next free one
+            port["fixed_ips"] = [{"subnet_id": subnet["id"], "ip_address": subnet["gateway_ip"]}]
+
+    def set_router_gateway(self, router_id: str, net: dict[str, Any]) -> None:
+        with self.lock:
+            self.routers[router_id]["external_gateway_info"] = {"network_id": net["id"], "enable_snat": True}
+
+    def add_flavor(self, flavor_id: str, name: str, vcpus: int, ram: int, disk: int) -> None:
+        with self.lock:
+            self.flavors[flavor_id] = {"id": flavor_id, "name": name, "vcpus": vcpus, "ram": ram,
+                                       "disk": disk, "extra_specs": {}}
 
     def _new_security_group(self, name: str, description: str) -> dict[str, Any]:
         group_id = new_id()
@@ -204,7 +272,7 @@ class Cloud:
         def entry(kind: str, name: str, url: str) -> dict[str, Any]:
             return {
                 "type": kind,
-                "name": name,
+                "name": self.service_names.get(kind, name),
                 "id": uuid.uuid5(uuid.NAMESPACE_URL, kind).hex,
                 "endpoints": [
                     {
@@ -229,7 +297,7 @@ class Cloud:
 
     def issue_token(self, methods: list[str], scoped: bool) -> Response:
         token = uuid.uuid4().hex
-        expires = datetime.now(UTC) + timedelta(hours=1)
+        expires = datetime.now(UTC) + timedelta(seconds=self.token_ttl_s)
         with self.lock:
             self.tokens[token] = {"scoped": scoped, "expires": expires, "methods": methods}
         return 201, self.token_body(token), {"X-Subject-Token": token}
@@ -252,11 +320,18 @@ class Cloud:
             body["project"] = {
                 "id": self.project_id,
                 "name": self.credentials.project,
-                "domain": {"id": self.credentials.project_domain_id, "name": "Default"},
+                "domain": {"id": self.credentials.project_domain_id,
+                           "name": self.credentials.project_domain_name},
             }
             body["roles"] = [{"id": uuid.uuid5(uuid.NAMESPACE_URL, "member").hex, "name": "member"}]
             body["catalog"] = self.catalog()
         return {"token": body}
+
+    def expire_tokens(self) -> None:
+        """Every Keystone token issued so far expires now (a long run outlives its token)."""
+        with self.lock:
+            for info in self.tokens.values():
+                info["expires"] = datetime.now(UTC) - timedelta(seconds=1)
 
     def check_token(self, token: str | None, scoped: bool = True) -> None:
         info = self.tokens.get(token or "")
@@ -280,17 +355,8 @@ class Cloud:
             if creds.users.get((user.get("name"), domain_name)) != user.get("password"):
                 raise keystone_error(401, "The request you have made requires authentication.")
             project = scope.get("project")
-            if project is not None and not (
-                (
-                    project.get("name") == creds.project
-                    and project.get("domain", {}).get("id", creds.project_domain_id)
-                    == creds.project_domain_id
-                )
-                or project.get("id") == self.project_id
-            ):
-                raise keystone_error(
-                    401, f"Could not find project: {project.get('name') or project.get('id')}."
-                )
+            if project is not None:
+                self._check_project_scope(project)
             return self.issue_token(methods, scoped=project is not None)
         if methods == ["application_credential"]:
             cred = identity["application_credential"]
@@ -308,6 +374,26 @@ class Cloud:
                 raise keystone_error(401, "You are not authorized to perform the requested action.")
             return self.issue_token(["token", "openid"], scoped=project is not None)
         raise keystone_error(401, f"Unsupported authentication methods: {methods}")
+
+    def _check_project_scope(self, project: dict[str, Any]) -> None:
+        """keystone/auth/core.py ``AuthInfo._lookup_project``: a project by ``id``, or by ``name``
+        with its domain given by ``id`` or ``name`` (``_lookup_domain``); a name without a domain is
+        a 400, and a domain or project that does not match is a 401."""
+        creds = self.credentials
+        if "id" in project:
+            if project["id"] != self.project_id:
+                raise keystone_error(401, f"Could not find project: {project['id']}.")
+            return
+        domain = project.get("domain")
+        if not isinstance(domain, dict) or not (domain.get("id") or domain.get("name")):
+            raise keystone_error(400, "Expecting to find domain in project. The server could not comply "
+                                      "with the request since it is either malformed or otherwise incorrect.")
+        if domain.get("id") and domain["id"] != creds.project_domain_id:
+            raise keystone_error(401, f"Could not find domain: {domain['id']}.")
+        if domain.get("name") and domain["name"] != creds.project_domain_name:
+            raise keystone_error(401, f"Could not find domain: {domain['name']}.")
+        if project.get("name") != creds.project:
+            raise keystone_error(401, f"Could not find project: {project.get('name')}.")
 
     def federated_auth(self, req: Request, idp: str, protocol: str) -> Response:
         auth = req.headers.get("authorization", "")
@@ -403,15 +489,23 @@ class Cloud:
 
     # -- nova: servers ------------------------------------------------------------------------------
     def _network_for_server(self, requested: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
-        tenant = [n for n in self.networks.values() if not n["router:external"]]
+        """nova/network/neutron.py ``_get_available_networks``: without a request, the project's own
+        unshared networks plus every shared network (an external one too, when shared), and
+        ``_validate_requested_network_ids``: more than one is ``NetworkAmbiguous`` (409), none is
+        ``InterfaceAttachFailedNoNetwork`` (400); ``_check_external_network_attach``: attaching to an
+        external network that is not shared is ``ExternalNetworkAttachForbidden`` (403, admin only)."""
         if not requested:
-            if len(tenant) > 1:
+            own = [n for n in self.networks.values()
+                   if n["project_id"] == self.project_id and not n["shared"]]
+            available = own + [n for n in self.networks.values() if n["shared"]]
+            if len(available) > 1:
                 raise nova_error(
                     409, "Multiple possible networks found, use a Network ID to be more specific."
                 )
-            if not tenant:
-                raise nova_error(400, "No valid network found for this project.")
-            return tenant
+            if not available:
+                raise nova_error(400, f"No valid network found in project {self.project_id}.")
+            self._check_external_attach(available)
+            return available
         chosen = []
         for spec in requested:
             if "port" in spec:
@@ -424,7 +518,61 @@ class Cloud:
             if net is None:
                 raise nova_error(400, f"Network {spec.get('uuid')} could not be found.")
             chosen.append(net)
+        self._check_external_attach(chosen)
         return chosen
+
+    @staticmethod
+    def _check_external_attach(nets: list[dict[str, Any]]) -> None:
+        for net in nets:
+            if net["router:external"] and not net["shared"]:
+                raise nova_error(
+                    403, f"It is not allowed to create an interface on external network {net['id']}"
+                )
+
+    def _check_flavor_and_image(self, flavor: dict[str, Any], image_id: str,
+                                bdms: list[dict[str, Any]]) -> None:
+        """nova/compute/api.py ``_validate_flavor_image_nostatus``: the flavor's RAM against the
+        image's ``min_ram`` (``FlavorMemoryTooSmall``); a root disk from the flavor against the image's
+        size and ``min_disk`` (``FlavorDiskSmallerThanImage``/``...MinDisk``, 400), where a 0 GB flavor
+        disk needs the admin-only ``os_compute_api:servers:create:zero_disk_flavor`` policy
+        (``BootFromVolumeRequiredForZeroDiskFlavor``, 403, nova/api/openstack/compute/servers.py); a
+        root volume against ``min_disk`` (``VolumeSmallerThanMinDisk``)."""
+        root = next((b for b in bdms if b.get("boot_index") in (0, "0")), None)
+        image_ref = image_id or (root or {}).get("uuid") or ""
+        image = self.images.get(image_ref)
+        if image is None:
+            return
+        gib = 1024**3
+        if int(flavor["ram"]) < int(image.get("min_ram") or 0):
+            raise nova_error(400, "Flavor's memory is too small for requested image.")
+        min_disk = int(image.get("min_disk") or 0) * gib
+        size = int(image.get("size") or 0)
+        if root is not None and root.get("destination_type") == "volume":
+            volume = int(root.get("volume_size") or 0) * gib
+            if root.get("volume_size") is not None and min_disk > volume:
+                raise nova_error(400, f"Volume is smaller than the minimum size specified in image metadata. "
+                                      f"Volume size is {volume} bytes, minimum size is {min_disk} bytes.")
+            return
+        disk = int(flavor["disk"]) * gib
+        if disk == 0:
+            raise nova_error(403, "Only volume-backed servers are allowed for flavors with zero disk.")
+        if size > disk:
+            raise nova_error(400, f"Flavor's disk is too small for requested image. Flavor disk is {disk} "
+                                  f"bytes, image is {size} bytes.")
+        if min_disk > disk:
+            raise nova_error(400, f"Flavor's disk is smaller than the minimum size specified in image "
+                                  f"metadata. Flavor disk is {disk} bytes, minimum size is {min_disk} bytes.")
+
+    def _check_quota(self, resource: str, used: int, nova: bool = True) -> None:
+        """Nova's ``OverQuota`` is a 403 (nova/api/openstack/compute/servers.py), Neutron's a 409
+        ``OverQuota`` (neutron_lib/exceptions/__init__.py)."""
+        limit = self.quotas.get(resource)
+        if limit is None or used < limit:
+            return
+        if nova:
+            raise nova_error(403, f"Quota exceeded for {resource}: Requested 1, but already used {used} of "
+                                  f"{limit} {resource}")
+        raise neutron_error(409, "OverQuota", f"Quota exceeded for resources: ['{resource}'].")
 
     def _groups_for_server(self, requested: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
         result = []
@@ -467,14 +615,22 @@ class Cloud:
                     raise nova_error(400, f"Invalid input for field/attribute metadata. Value: {k}={v!r}")
             user_data = spec.get("user_data")
             if user_data is not None:
+                # nova/api/openstack/compute/schemas/servers.py: user_data is a string of at most
+                # 65535 characters, and that string is the base64 text, not what it decodes to
+                if len(user_data) > 65535:
+                    raise nova_error(400, f"Invalid input for field/attribute user_data. Value: "
+                                          f"{user_data[:20]}... is too long")
                 try:
-                    raw = base64.b64decode(user_data, validate=True)
+                    base64.b64decode(user_data, validate=True)
                 except binascii.Error as exc:
                     raise nova_error(400, "User data needs to be valid base 64.") from exc
-                if len(raw) > 65535:
-                    raise nova_error(400, "User data too large. User data must be no larger than 65535 bytes")
+            zone = spec.get("availability_zone")
+            if zone is not None and zone not in self.compute_zones:
+                raise nova_error(400, "The requested availability zone is not available")
+            self._check_flavor_and_image(flavor, image_id, spec.get("block_device_mapping_v2") or [])
             groups = self._groups_for_server(spec.get("security_groups"))
             networks = self._network_for_server(spec.get("networks"))
+            self._check_quota("instances", sum(1 for s in self.servers.values() if s["status"] != "DELETED"))
             server_id = new_id()
             now = now_iso()
             server = {
@@ -487,7 +643,7 @@ class Cloud:
                 "user_data": user_data,
                 "security_group_ids": [g["id"] for g in groups],
                 "network_ids": [n["id"] for n in networks],
-                "availability_zone": spec.get("availability_zone") or "nova",
+                "availability_zone": zone or self.compute_zones[0],
                 "created": now,
                 "updated": now,
                 "ready_at": time.monotonic() + self.build_delay_s,
@@ -618,6 +774,18 @@ class Cloud:
             return found
 
     def delete_server(self, server_id: str) -> None:
+        """With ``reclaim_instance_interval`` set, Nova's DELETE soft-deletes (nova/api/openstack/
+        compute/servers.py ``_delete``: ``compute_api.soft_delete``): the server stays listed as
+        SOFT_DELETED, its ports and volumes held, until ``forceDelete`` or the reclaim period."""
+        with self.lock:
+            server = self.server(server_id)
+            if self.reclaim_instance_interval_s > 0:
+                server.update(status="SOFT_DELETED", updated=now_iso())
+                return
+            self.force_delete_server(server_id)
+
+    def force_delete_server(self, server_id: str) -> None:
+        """nova/api/openstack/compute/deferred_delete.py ``forceDelete`` (a project member may)."""
         with self.lock:
             server = self.server(server_id)
             for port_id in server["port_ids"]:
@@ -690,6 +858,17 @@ class Cloud:
                 "SecurityGroupInvalidPortRange",
                 "For TCP/UDP protocols, port_range_min must be <= port_range_max",
             )
+        ethertype = spec.get("ethertype") or "IPv4"  # neutron/extensions/securitygroup.py: default IPv4
+        prefix = spec.get("remote_ip_prefix")
+        if prefix:
+            # neutron/db/securitygroups_db.py _validate_ip_prefix: the CIDR's family must be the ethertype's
+            version = ipaddress.ip_network(prefix, strict=False).version
+            if ethertype != f"IPv{version}":
+                raise neutron_error(
+                    400,
+                    "SecurityGroupRuleParameterConflict",
+                    f"Conflicting value ethertype {ethertype} for CIDR {prefix}",
+                )
         remote = spec.get("remote_group_id")
         if remote and remote not in self.security_groups:
             raise neutron_error(404, "SecurityGroupNotFound", f"Security group {remote} does not exist")
@@ -699,9 +878,9 @@ class Cloud:
             spec.get("protocol"),
             None if port_min is None else int(port_min),
             None if port_max is None else int(port_max),
-            spec.get("remote_ip_prefix"),
+            prefix,
             remote,
-            spec.get("ethertype", "IPv4"),
+            ethertype,
         )
         keys = (
             "direction",
@@ -734,6 +913,9 @@ class Cloud:
                 "BadRequest",
                 f"Bad floatingip request: Network {net['id']} is not a valid external network.",
             )
+        self._check_quota("floatingip", len(self.floating_ips), nova=False)
+        if spec.get("port_id") and spec["port_id"] in self.ports:
+            self._router_for(self.ports[spec["port_id"]], net)
         subnet = self.subnets[net["subnets"][0]]
         address = ipaddress.ip_network(subnet["cidr"])[subnet["_next"]]
         subnet["_next"] += 1
@@ -758,6 +940,25 @@ class Cloud:
             self.update_floating_ip(fip["id"], {"port_id": spec["port_id"]})
         return fip
 
+    def _router_for(self, port: dict[str, Any], external: dict[str, Any]) -> str:
+        """neutron/db/l3_db.py ``get_router_for_floatingip``: a router with an interface on the
+        port's subnet and its gateway on the floating IP's network, else
+        ``ExternalGatewayForFloatingIPNotFound`` (404, neutron_lib/exceptions/l3.py)."""
+        subnet_id = port["fixed_ips"][0]["subnet_id"]
+        for router in self.routers.values():
+            gateway = (router["external_gateway_info"] or {}).get("network_id")
+            if gateway != external["id"]:
+                continue
+            if any(p["device_owner"] == "network:router_interface" and p["device_id"] == router["id"]
+                   and p["fixed_ips"][0]["subnet_id"] == subnet_id for p in self.ports.values()):
+                return str(router["id"])
+        raise neutron_error(
+            404,
+            "ExternalGatewayForFloatingIPNotFound",
+            f"External network {external['id']} is not reachable from subnet {subnet_id}.  Therefore, "
+            f"cannot associate Port {port['id']} with a Floating IP.",
+        )
+
     def update_floating_ip(self, fip_id: str, spec: dict[str, Any]) -> dict[str, Any]:
         fip = self.floating_ips.get(fip_id)
         if fip is None:
@@ -777,11 +978,12 @@ class Cloud:
                     f"Cannot associate floating IP {fip['floating_ip_address']} with port "
                     f"{port_id}: it already has floating IP {other['floating_ip_address']}.",
                 )
+        router_id = self._router_for(port, self.networks[fip["floating_network_id"]])
         fip.update(
             port_id=port_id,
             fixed_ip_address=port["fixed_ips"][0]["ip_address"],
-            router_id=self.router_id,
-            status="ACTIVE",
+            router_id=router_id,
+            status="DOWN",  # the L3 agent (or OVN) sets it ACTIVE once wired: clients must not wait on it
             port_details={
                 "name": port["name"],
                 "network_id": port["network_id"],
@@ -882,7 +1084,12 @@ class Cloud:
                     for v in self.volumes.values()
                 ],
                 "ports": [
-                    {"id": p["id"], "device_id": p["device_id"], "network_id": p["network_id"]}
+                    {
+                        "id": p["id"],
+                        "device_id": p["device_id"],
+                        "device_owner": p["device_owner"],
+                        "network_id": p["network_id"],
+                    }
                     for p in self.ports.values()
                 ],
                 "networks": [

@@ -12,6 +12,7 @@ class Credentials:
     users: dict[tuple[str, str], str] = field(default_factory=lambda: {("demo", "Default"): "secret"})
     project: str = "demo"
     project_domain_id: str = "default"
+    project_domain_name: str = "Default"
     app_creds: dict[str, str] = field(default_factory=lambda: {"appcred-id": "appcred-secret"})
     identity_provider: str = "egi.eu"
     protocol: str = "openid"

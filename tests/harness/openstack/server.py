@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -82,9 +83,16 @@ class OpenStackServer:
         credentials: Credentials | None = None,
         build_delay_s: float = 0.2,
         quiet: bool = True,
+        tls: tuple[str, str] | None = None,
     ) -> None:
+        """``tls``: ``(certificate, key)`` files to serve HTTPS with (``tests.harness.openstack.tls``)."""
         self.injector = FaultInjector(plan, ERROR_STATUS, ERROR_MESSAGES)
         self._server = _Server(("127.0.0.1", port), _Handler)
+        self.scheme = "https" if tls else "http"
+        if tls:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self._server.quiet = quiet
         self._server.harness = self
         self.cloud = Cloud(self.endpoint, region, credentials, build_delay_s)
@@ -117,7 +125,7 @@ class OpenStackServer:
     @property
     def endpoint(self) -> str:
         """The Keystone auth URL (what an auth file's `host` names)."""
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def driver_kwargs(self, auth: str = "password") -> dict[str, Any]:
         """`key`, `secret` and keyword arguments for libcloud's `OpenStack_2_NodeDriver` against this server.

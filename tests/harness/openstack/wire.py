@@ -8,12 +8,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-ERROR_STATUS = {"overLimit": 429, "computeFault": 500, "ServiceUnavailable": 503, "NoValidHost": 500}
+ERROR_STATUS = {
+    "overLimit": 429,
+    "computeFault": 500,
+    "ServiceUnavailable": 503,
+    "NoValidHost": 500,
+    "MaxRetriesExceeded": 500,
+    "LostAnswer": 504,
+}
 ERROR_MESSAGES = {
     "overLimit": "Rate limit exceeded: try again later.",
     "computeFault": "Unexpected API Error. Please report this at http://bugs.launchpad.net/nova/",
     "ServiceUnavailable": "The server is currently unavailable. Please try again at a later time.",
     "NoValidHost": "No valid host was found. There are not enough hosts available.",
+    # nova/exception.py MaxRetriesExceeded (a NoValidHost): what a GPU host that fails the build leaves
+    "MaxRetriesExceeded": "Exceeded maximum number of retries. Exhausted all hosts available for retrying "
+    "build failures for instance.",
+    # the service acted, then the reply was lost on the way back (a proxy's gateway timeout)
+    "LostAnswer": "Gateway Time-out",
 }
 
 
