@@ -325,6 +325,29 @@ def test_the_watch_reconnects_with_backoff_and_resumes_where_it_stopped(kube_api
         proxy.close()
 
 
+def test_the_watch_relists_when_the_watch_request_itself_is_answered_410(kube_api: Any) -> None:
+    """An expired resourceVersion may come back as the status of the watch request, not as an ERROR
+    event in a 200 stream; client-go relists on both, and so must the informer (not reconnect forever)."""
+    kube_api.answer_expired_watches_with_status()
+    proxy = CuttableProxy(kube_api.port)
+    config = client.Configuration()
+    config.host = f"http://127.0.0.1:{proxy.port}"
+    informer = Informer(KubeApi(client.ApiClient(config)), "nodes", watch_timeout_s=30).start()
+    try:
+        assert informer.synced.wait(5)
+        kube_api.register_node("n1")
+        kube_api.wait_until(lambda: informer.get("/n1"), timeout=5, what="n1 cached")
+        proxy.cut()
+        kube_api.register_node("n2")
+        kube_api.compact()  # the informer's resourceVersion is now too old
+        proxy.restore()
+        kube_api.wait_until(lambda: informer.get("/n2"), timeout=10, what="n2 cached after a relist")
+        assert informer.relists >= 1
+    finally:
+        informer.stop()
+        proxy.close()
+
+
 def test_the_daemon_s_defaults_are_the_config_s_defaults() -> None:
     """The simulator and benchmarks run ``PolicySettings()``; the daemon runs ``[elastic]`` of the config.
     The two sets of defaults must be one, or a simulated result stops predicting production."""

@@ -286,6 +286,11 @@ class KubeApiServer:
         """Drop the watch history (an etcd compaction): watches from older versions then get 410."""
         return self.store.compact()
 
+    def answer_expired_watches_with_status(self, on: bool = True) -> None:
+        """Answer a watch from a compacted resourceVersion with an HTTP 410 status (see
+        ``ApiServer.expired_watch_as_status``) rather than an ERROR event."""
+        self._http.expired_watch_as_status = on
+
     def wait_until(self, predicate: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:
         """Re-check ``predicate`` on every change in the store until it returns something truthy.
 

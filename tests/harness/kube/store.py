@@ -316,6 +316,11 @@ class Store:
                             self.delete(other, ns, obj_name)
             return deleted
 
+    def expired(self, version: int | None) -> bool:
+        """True if a watch from ``version`` can no longer be served (its history was compacted)."""
+        with self.cond:
+            return bool(version) and version < self._compacted
+
     def compact(self) -> int:
         """Forget the whole change history (as an etcd compaction); older watches then get 410."""
         with self.cond:
