@@ -58,6 +58,7 @@ RESOURCES: dict[str, Resource] = {
         Resource("nodes", "Node", "v1", False, has_status=True),
         Resource("namespaces", "Namespace", "v1", False, has_status=True),
         Resource("configmaps", "ConfigMap", "v1", True),
+        Resource("secrets", "Secret", "v1", True),
         Resource("events", "Event", "v1", True),
         Resource("leases", "Lease", "coordination.k8s.io/v1", True, unconditional_update=False),
         Resource("poddisruptionbudgets", "PodDisruptionBudget", "policy/v1", True, has_status=True),
