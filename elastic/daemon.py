@@ -448,14 +448,15 @@ class Daemon:
                     self.ledger.put(Record(name, group.name, NodeState.POWERING_ON, created,
                                            powered_on_at=created))
             for record in self.ledger.records():
-                if (record.group != group.name or record.name in machines or self.ledger.is_busy(record.name)
-                        or now - (record.powered_on_at or record.since) <= MACHINE_LIST_GRACE_S):
+                if record.group != group.name or record.name in machines or self.ledger.is_busy(record.name):
                     continue
-                if record.state is NodeState.POWERING_ON and record.name not in nodes:
+                fresh = now - (record.powered_on_at or record.since) <= MACHINE_LIST_GRACE_S
+                if record.state is NodeState.POWERING_ON and record.name not in nodes and not fresh:
                     log.warning("instance for %s is gone before it registered: forgetting it", record.name)
                     self.ledger.drop(record.name)
                 elif record.name in nodes and record.state not in (NodeState.POWERING_OFF,
                                                                     NodeState.DISABLED):
+                    # (registered, so its instance was listed before: no grace for a slow list)
                     # Terminated outside the daemon (console, spot reclaim): k3s runs no cloud
                     # node-lifecycle controller, so its Node would stay, NotReady, counted in the group.
                     log.warning("instance for %s is gone: deleting its Node", record.name)
