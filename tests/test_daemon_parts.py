@@ -19,7 +19,16 @@ from click.testing import CliRunner
 from kubernetes import client
 
 from elastic.kubeapi import KubeApi
-from elastic.lifecycle import Backoff, Ledger, Record, first_sight, load_dump, next_backoff, observe
+from elastic.lifecycle import (
+    Backoff,
+    Ledger,
+    Record,
+    first_sight,
+    from_annotations,
+    load_dump,
+    next_backoff,
+    observe,
+)
 from elastic.metrics import Metrics
 from elastic.model import GroupNode, NodeGroup, NodeState
 from elastic.power import CommandPower, PowerError, WolPower, fill, magic_packet
@@ -47,6 +56,23 @@ def test_a_powering_on_node_becomes_idle_when_ready_then_used_then_idle_again() 
     assert (again.state, again.idle_since) == (NodeState.IDLE, 200.0)
     assert observe(again, ready=True, user_pods=0, now=260.0).idle_since == 200.0  # the idle clock runs on
     assert observe(again, ready=False, user_pods=0, now=270.0).state is NodeState.UNKNOWN
+
+
+def test_ready_after_the_daemon_s_own_power_action_is_believed_only_once_the_node_speaks_again() -> None:
+    """A Node says Ready for the node-monitor grace period after its power is cut: an ``off`` board
+    stays off (and can be powered on at once) until it was seen not Ready or its Lease was renewed
+    after the cut; the same goes for a board powered on while its Node still looked Ready."""
+    off = Record("b1", "edge", NodeState.OFF, 100.0, acted_at=100.0)
+    assert observe(off, ready=True, user_pods=0, now=110.0, lease_renewed=95.0) == off  # stale Ready
+    assert observe(off, ready=True, user_pods=0, now=110.0) == off  # no Lease at all
+    seen_down = observe(off, ready=False, user_pods=0, now=150.0)
+    assert (seen_down.state, seen_down.acted_at) == (NodeState.OFF, None)
+    assert observe(seen_down, ready=True, user_pods=0, now=160.0).state is NodeState.IDLE  # on by hand
+    booting = Record("b1", "edge", NodeState.POWERING_ON, 105.0, powered_on_at=105.0, acted_at=105.0)
+    assert observe(booting, ready=True, user_pods=0, now=106.0, lease_renewed=99.0) == booting
+    up = observe(booting, ready=True, user_pods=0, now=120.0, lease_renewed=118.0)
+    assert (up.state, up.acted_at) == (NodeState.IDLE, None)
+    assert from_annotations("b1", {k: v for k, v in off.annotations().items() if v}, "edge") == off
 
 
 def test_operator_and_transitional_states_are_left_alone() -> None:
