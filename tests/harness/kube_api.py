@@ -19,7 +19,8 @@ memory_mib=, gpus=, pods=, labels=, taints=, unschedulable=, arch=, ready_after_
 ``create_pod(name, cpus=, memory_mib=, gpus=, runtime_s=, node_selector=, tolerations=, ...)``,
 ``create_pods(count, prefix, ...)``, ``follow_machines(fn)`` (kubelets start and stop with the
 machines ``fn()`` lists, e.g. emulator instances; Nodes stay), ``power_commands(**node_options)``
-(shell commands for a ``command`` group, see ``kube/ctl.py``); reading: ``pods(namespace, node, phase)``, ``nodes()``,
+(shell commands for a ``command`` group, see ``kube/ctl.py``); reading: ``pods(namespace, node,
+phase)``, ``nodes()``,
 ``get(resource, name, namespace)``, ``compact()`` (force 410), ``answer_expired_watches_with_status()``,
 ``wait_until(predicate)``,
 ``sim.tick()`` (one deterministic pass of the control loops).
