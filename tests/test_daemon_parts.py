@@ -381,3 +381,43 @@ def test_the_daemon_s_defaults_are_the_config_s_defaults() -> None:
     from provisioner.config import ElasticSettings
 
     assert settings_from_config(ElasticSettings()) == DaemonSettings()
+
+
+def test_a_new_machine_never_gets_a_name_a_node_record_or_earlier_machine_had() -> None:
+    """k3s keeps a name's node-password Secret until its Node is deleted and refuses a new machine
+    under that name, so a power-on's fresh name skips every name in use or used before."""
+    from elastic.actuator import Actuator
+
+    class Names:
+        ephemeral = True
+
+        def __init__(self, names: list[str]) -> None:
+            self.names = names
+
+        def new_name(self, group: NodeGroup) -> str:
+            return self.names.pop(0)
+
+    ledger = Ledger()
+    ledger.put(Record("w-1", "cloud", NodeState.UNKNOWN, 1.0))
+    actuator = Actuator(None, ledger, {}, {}, Metrics(),  # type: ignore[arg-type]
+                        node_object=lambda name: {"metadata": {"name": name}} if name == "w-2" else None,
+                        pods_on=lambda name: [], pod_object=lambda key: None,
+                        unschedulable_seen=lambda key: None)
+    try:
+        names = Names(["w-1", "w-2", "w-3", "w-3", "w-4"])
+        assert actuator._fresh_name(names, GROUP) == "w-3"
+        assert actuator._fresh_name(names, GROUP) == "w-4"
+        with pytest.raises(PowerError, match="no unused node name"):
+            actuator._fresh_name(Names(["w-1"] * 20), GROUP)
+    finally:
+        actuator.shutdown()
+
+
+def test_a_drain_does_not_wait_on_a_pod_terminating_long_past_its_grace_period() -> None:
+    from elastic.actuator import LONG_TERMINATING_S, _long_terminating
+    from elastic.kubeapi import rfc3339
+
+    pod = {"metadata": {"name": "p", "deletionTimestamp": rfc3339(1000.0)}}
+    assert not _long_terminating(pod, 1000.0 + LONG_TERMINATING_S - 1)
+    assert _long_terminating(pod, 1000.0 + LONG_TERMINATING_S + 1)
+    assert not _long_terminating({"metadata": {"name": "q"}}, 5000.0)
