@@ -4,8 +4,8 @@ Each behaviour is taken from upstream's code (kubernetes v1.32 unless said other
 
 - Kubelets post their Ready condition (``False`` until ``ready_after_s`` after they start, then
   ``True``) and renew their Lease in ``kube-node-lease`` every 10 s (``nodeLeaseDurationSeconds``
-  40 × renew fraction 0.25: pkg/kubelet/nodelease). A stopped kubelet (a board powered off) posts
-  nothing and renews nothing; its Node keeps saying ``Ready=True``.
+  40 × ``nodeLeaseRenewIntervalFraction`` 0.25: pkg/kubelet/kubelet.go). A stopped kubelet (a
+  board powered off) posts nothing and renews nothing; its Node keeps saying ``Ready=True``.
 - The node lifecycle controller (pkg/controller/nodelifecycle/node_lifecycle_controller.go):
   ``tryUpdateNodeHealth`` sets the conditions ``Unknown`` only once neither status nor Lease has
   changed for the node-monitor grace period (``--node-monitor-grace-period``, 50 s in 1.32), so a
@@ -28,8 +28,9 @@ Each behaviour is taken from upstream's code (kubernetes v1.32 unless said other
 - Pod garbage collection (pkg/controller/podgc/gc_controller.go): ``gcOrphaned`` force-deletes the
   pods bound to a node that no longer exists; ``gcTerminating`` force-deletes Terminating pods on a
   node that is not Ready and carries ``node.kubernetes.io/out-of-service``.
-- k3s (pkg/nodepassword/nodepassword.go, pkg/node/controller.go): an agent registers only if the
-  Secret ``<node>.node-password.k3s`` in ``kube-system`` is absent (then it is created with the
+- k3s (pkg/nodepassword/nodepassword.go ``Ensure``; pkg/node/controller.go ``removeNodePassword``
+  when a Node is removed): an agent registers only if the Secret ``<node>.node-password.k3s``
+  in ``kube-system`` is absent (then it is created with the
   hash of the agent's ``/etc/rancher/node/password``) or holds the hash of that same password; the
   Secret goes when its Node is deleted, and only then. k3s runs no cloud node-lifecycle controller,
   so a Node stays when its VM is gone. The Node's Lease goes with the Node (owner reference).
