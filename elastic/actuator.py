@@ -10,8 +10,13 @@ thread. A node has at most one worker at a time (``Ledger.claim``).
   power manager error backs the group off (the policy then sends the pods to the next group).
 * Power-off: powering_off + cordon, every evictable pod evicted through the Eviction API (a ``429``
   from a PodDisruptionBudget is retried until ``drain_timeout_s``; a drain that cannot finish is
-  undone: the node is uncordoned and stays on), then the power manager; cloud workers' Node objects
-  are deleted, boards stay as ``off``. A failed power-off stays powering_off and is retried by the
+  undone: the node is uncordoned and stays on; pods Terminating for long past their grace period
+  are not waited for, as the Cluster Autoscaler does not), then the power manager; cloud workers'
+  Node objects are deleted, boards stay as ``off``, labelled ``node.kubernetes.io/exclude-disruption``
+  and, if pods are still bound to them, tainted ``node.kubernetes.io/out-of-service`` so podgc
+  removes those pods. A node that is not Ready is not drained (its kubelet would never confirm an
+  eviction): its power is cut first, then the taint. A power-on takes label and taint away first.
+  A failed power-off stays powering_off and is retried by the
   loop (``retry_power_offs``) until the policy's ``max_wait_poweroff`` marks it failed.
 * Mark failed: the machine is powered off (removed, for cloud), the group backs off when it was a
   power-on that failed, boards stay ``failed`` until ``nodes reset``.
@@ -30,16 +35,25 @@ from typing import Any
 from kubernetes.client.rest import ApiException
 
 from elastic.kubeapi import KubeApi
-from elastic.lifecycle import Ledger, Record
+from elastic.lifecycle import (
+    EXCLUDE_DISRUPTION,
+    EXCLUDE_DISRUPTION_VALUE,
+    OUT_OF_SERVICE,
+    Ledger,
+    Record,
+)
 from elastic.metrics import Metrics, scale_up_reason
 from elastic.model import Decision, MarkFailed, NodeGroup, NodeState, PowerOff, PowerOn
 from elastic.power import PowerError, PowerManager
-from elastic.view import is_daemonset, is_mirror
+from elastic.view import is_daemonset, is_mirror, node_ready, parse_time
 
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 FINISHED = ("Succeeded", "Failed")
+LONG_TERMINATING_S = 30.0
+"""A pod still Terminating this long after its grace period ended is not waited for (the Cluster
+Autoscaler's ``PodLongTerminatingExtraThreshold``): its kubelet is not going to confirm it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +101,7 @@ class Actuator:
         self._off_failed_at: dict[str, float] = {}
         self._told: dict[str, tuple[str, float]] = {}
         self._requested: dict[str, float] = {}
+        self._names_used: set[str] = set()
         self._lock = threading.Lock()
         self.stopped = threading.Event()
 
@@ -110,7 +125,7 @@ class Actuator:
         group = self.groups[action.group]
         manager = self.managers[action.group]
         try:
-            name = action.node or manager.new_name(group)
+            name = action.node or self._fresh_name(manager, group)
         except PowerError as error:
             log.error("power on in group %s: %s", action.group, error)
             return None
@@ -118,13 +133,25 @@ class Actuator:
         if previous is not None and previous.state in (NodeState.DISABLED, NodeState.FAILED):
             log.warning("power on %s: it is %s; left alone", name, previous.state.value)
             return None
-        record = Record(name, action.group, NodeState.POWERING_ON, now, powered_on_at=now)
+        acted_at = None if manager.ephemeral else now  # a new cloud worker has no stale Node
+        record = Record(name, action.group, NodeState.POWERING_ON, now, powered_on_at=now, acted_at=acted_at)
         if not self._submit(name, self._power_on, action, record, pre=lambda: self.ledger.put(record)):
             return None
         self.metrics.scale_ups.labels(action.group, scale_up_reason(action.reason, len(action.pods))).inc()
         self.metrics.last_activity.labels("scale_up").set(now)
         log.info("power on %s (group %s): %s", name, action.group, action.reason)
         return name
+
+    def _fresh_name(self, manager: PowerManager, group: NodeGroup) -> str:
+        """A new machine's name that no Node, record or earlier machine of ours has had: k3s keeps a
+        name's node-password Secret until its Node is deleted and refuses a new machine under it."""
+        for _ in range(20):
+            name = manager.new_name(group)
+            if name not in self._names_used and self.ledger.get(name) is None \
+                    and self.node_object(name) is None:
+                self._names_used.add(name)
+                return name
+        raise PowerError(f"no unused node name for group {group.name}")
 
     def mark_failed(self, action: MarkFailed) -> bool:
         """Remove a node that failed (the policy's timers, or a glitch the loop saw)."""
@@ -172,12 +199,14 @@ class Actuator:
         return True
 
     # ---- persistence of one record ---------------------------------------------------------------
-    def persist(self, record: Record, *, unschedulable: bool | None = None) -> None:
+    def persist(self, record: Record, *, unschedulable: bool | None = None,
+                labels: Mapping[str, str | None] | None = None) -> None:
         """Write a record where it lives: the Node's annotations (if the Node exists)."""
         if self.node_object(record.name) is None:
             return  # the status ConfigMap carries it (written by the loop)
         try:
-            self.api.patch_node(record.name, annotations=record.annotations(), unschedulable=unschedulable)
+            self.api.patch_node(record.name, annotations=record.annotations(), unschedulable=unschedulable,
+                                labels=labels)
         except ApiException as error:
             if error.status != 404:
                 raise
@@ -186,7 +215,10 @@ class Actuator:
     def _power_on(self, action: PowerOn, record: Record) -> None:
         group = self.groups[action.group]
         node = self.node_object(record.name)
-        self.persist(record, unschedulable=False if node and _cordoned(node) else None)
+        labels = {EXCLUDE_DISRUPTION: None} if node and _labels(node).get(EXCLUDE_DISRUPTION) else None
+        self.persist(record, unschedulable=False if node and _cordoned(node) else None, labels=labels)
+        if node is not None and _has_taint(node, OUT_OF_SERVICE):
+            self.api.set_node_taint(record.name, OUT_OF_SERVICE, present=False)
         issued = self.clock()
         for key in action.pods:
             seen = self.unschedulable_seen(key)
@@ -235,10 +267,13 @@ class Actuator:
             self.ledger.put(record)
         self.persist(record, unschedulable=True)
         node = self.node_object(action.node)
+        silent = node is not None and not node_ready(node)
         if node is not None:
+            what = ("not Ready: power cut without a drain" if silent
+                    else "cordoned and draining before power-off")
             self.api.event("Node", "", action.node, node["metadata"].get("uid"), "ScaleDown",
-                           f"cordoned and draining before power-off: {action.reason}", self.clock())
-        if not self._drain(action.node):
+                           f"{what}: {action.reason}", self.clock())
+        if not silent and not self._drain(action.node):
             now = self.clock()
             back = record.moved(NodeState.USED, now, idle_since=None)
             self.ledger.put(back)
@@ -263,17 +298,26 @@ class Actuator:
             self.api.delete_node(record.name)
             self.ledger.drop(record.name)
             return
-        off = record.moved(NodeState.OFF, now, powered_on_at=None, idle_since=None)
+        off = record.moved(NodeState.OFF, now, powered_on_at=None, idle_since=None, acted_at=now)
         self.ledger.put(off)
-        self.persist(off)
+        self.persist(off, labels={EXCLUDE_DISRUPTION: EXCLUDE_DISRUPTION_VALUE})
+        if self._bound(record.name):
+            log.warning("powered off %s with pods still bound: tainted %s so they are removed",
+                        record.name, OUT_OF_SERVICE["key"])
+            self.api.set_node_taint(record.name, OUT_OF_SERVICE, present=True)
+
+    def _bound(self, node: str) -> list[Obj]:
+        """The pods that are not the node's own (DaemonSet, mirror) and have not finished."""
+        return [p for p in self.pods_on(node)
+                if not (is_daemonset(p) or is_mirror(p))
+                and (p.get("status") or {}).get("phase") not in FINISHED]
 
     def _drain(self, node: str) -> bool:
         """Evict every pod that is not the node's own (DaemonSet, mirror) until none is left."""
         deadline = time.monotonic() + self.settings.drain_timeout_s
         while not self.stopped.is_set():
-            left = [p for p in self.pods_on(node)
-                    if not (is_daemonset(p) or is_mirror(p))
-                    and (p.get("status") or {}).get("phase") not in FINISHED]
+            now = self.clock()
+            left = [p for p in self._bound(node) if not _long_terminating(p, now)]
             if not left:
                 return True
             for pod in left:
@@ -337,3 +381,18 @@ class Actuator:
 
 def _cordoned(node: Obj) -> bool:
     return bool((node.get("spec") or {}).get("unschedulable"))
+
+
+def _labels(node: Obj) -> dict[str, str]:
+    return dict(node["metadata"].get("labels") or {})
+
+
+def _has_taint(node: Obj, taint: Mapping[str, str]) -> bool:
+    return any(t.get("key") == taint["key"] and t.get("effect") == taint["effect"]
+               for t in (node.get("spec") or {}).get("taints") or [])
+
+
+def _long_terminating(pod: Obj, now: float) -> bool:
+    """Terminating, and ``LONG_TERMINATING_S`` past the end of its grace period (``deletionTimestamp``)."""
+    deadline = parse_time(pod["metadata"].get("deletionTimestamp"))
+    return deadline is not None and now > deadline + LONG_TERMINATING_S

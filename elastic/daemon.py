@@ -28,6 +28,8 @@ from elastic.actuator import Actuator, ActuatorSettings
 from elastic.kubeapi import KubeApi
 from elastic.leader import LeaderElector
 from elastic.lifecycle import (
+    EXCLUDE_DISRUPTION,
+    EXCLUDE_DISRUPTION_VALUE,
     GROUP,
     Ledger,
     Record,
@@ -35,6 +37,7 @@ from elastic.lifecycle import (
     from_annotations,
     load_dump,
     observe,
+    off_label,
 )
 from elastic.metrics import Metrics
 from elastic.model import (
@@ -307,7 +310,14 @@ class Daemon:
                     name, group, ready=ready, user_pods=user_pods.get(name, 0), now=now,
                     registered_at=parse_time(node["metadata"].get("creationTimestamp")),
                     fleet=bool(self.groups[group].nodes))
-            moved = observe(record, ready=ready, user_pods=user_pods.get(name, 0), now=now)
+            renewed = None
+            if ready and record.acted_at is not None:  # is that Ready from before our power action?
+                try:
+                    renewed = self.api.node_lease_renewed(name)
+                except ApiException as error:
+                    log.warning("reading the node Lease of %s: %s", name, error)
+            moved = observe(record, ready=ready, user_pods=user_pods.get(name, 0), now=now,
+                            lease_renewed=renewed)
             if record.state is NodeState.POWERING_ON and moved.state in (NodeState.IDLE, NodeState.USED):
                 self.ledger.succeed_group(group)
                 log.info("node %s (group %s) is Ready %.1fs after power-on", name, group,
@@ -367,6 +377,14 @@ class Daemon:
                 new = base.moved(NodeState.UNKNOWN if name in nodes else NodeState.OFF, now)
             elif action == "reset" and base.state is NodeState.FAILED:
                 new = base.moved(NodeState.OFF, now, powered_on_at=None, idle_since=None)
+            elif (action == "poweron" and base.state is NodeState.UNKNOWN
+                  and self.managers[group].ephemeral):
+                # A cloud worker cannot be powered on again under its name: its old Node and k3s
+                # node-password Secret would make k3s refuse the new VM. Remove it; start a fresh one.
+                log.info("request poweron %s: a cloud worker in state unknown is replaced: it is "
+                         "removed (VM and Node) and a new worker with a new name is started", name)
+                self.actuator.mark_failed(MarkFailed(name, group, "replaced at the operator's request"))
+                self.actuator.power_on(PowerOn(group, None, f"operator request (replaces {name})"), now)
             elif action == "poweron" and base.state in (NodeState.OFF, NodeState.UNKNOWN):
                 self.actuator.power_on(PowerOn(group, name, "operator request"), now)
             elif action == "poweroff" and base.state in (NodeState.IDLE, NodeState.USED, NodeState.UNKNOWN):
@@ -391,9 +409,14 @@ class Daemon:
         annotations = meta.get("annotations") or {}
         wanted = record.annotations()
         changes = {k: v for k, v in wanted.items() if annotations.get(k) != v}
-        labels = None
-        if (meta.get("labels") or {}).get(GROUP_LABEL) != record.group:
+        labels: dict[str, str | None] | None = None
+        current = meta.get("labels") or {}
+        if current.get(GROUP_LABEL) != record.group:
             labels = {GROUP_LABEL: record.group}
+        excluded = current.get(EXCLUDE_DISRUPTION)
+        if self.groups[record.group].nodes and off_label(record.state) != excluded and (
+                excluded in (None, EXCLUDE_DISRUPTION_VALUE)):  # a value of someone else's stays
+            labels = {**(labels or {}), EXCLUDE_DISRUPTION: off_label(record.state)}
         if not changes and labels is None:
             return
         try:
@@ -403,8 +426,9 @@ class Daemon:
                 raise
 
     def _reconcile_machines(self, nodes: Mapping[str, Obj], now: float) -> None:
-        """Cloud groups: a tagged instance with no record is a power-on in flight (DESIGN §2); a
-        booting record whose instance is gone is dropped."""
+        """Cloud groups: a tagged instance with no record is a power-on in flight; a booting record
+        whose instance is gone is dropped, and a registered worker whose instance is gone has its
+        Node deleted."""
         self._machines_at = now
         for group in self.groups.values():
             manager = self.managers.get(group.name)
@@ -424,11 +448,19 @@ class Daemon:
                     self.ledger.put(Record(name, group.name, NodeState.POWERING_ON, created,
                                            powered_on_at=created))
             for record in self.ledger.records():
-                if (record.group == group.name and record.state is NodeState.POWERING_ON
-                        and record.name not in nodes and record.name not in machines
-                        and not self.ledger.is_busy(record.name)
-                        and now - (record.powered_on_at or record.since) > MACHINE_LIST_GRACE_S):
+                if record.group != group.name or record.name in machines or self.ledger.is_busy(record.name):
+                    continue
+                fresh = now - (record.powered_on_at or record.since) <= MACHINE_LIST_GRACE_S
+                if record.state is NodeState.POWERING_ON and record.name not in nodes and not fresh:
                     log.warning("instance for %s is gone before it registered: forgetting it", record.name)
+                    self.ledger.drop(record.name)
+                elif record.name in nodes and record.state not in (NodeState.POWERING_OFF,
+                                                                    NodeState.DISABLED):
+                    # (registered, so its instance was listed before: no grace for a slow list)
+                    # Terminated outside the daemon (console, spot reclaim): k3s runs no cloud
+                    # node-lifecycle controller, so its Node would stay, NotReady, counted in the group.
+                    log.warning("instance for %s is gone: deleting its Node", record.name)
+                    self.api.delete_node(record.name)
                     self.ledger.drop(record.name)
 
     def rebuild(self) -> None:

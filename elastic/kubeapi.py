@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 COMPONENT = "oscar-deploy-elastic"
 STATUS_CONFIGMAP = "oscar-deploy-elastic-status"
 DEFAULT_NAMESPACE = "kube-system"
+NODE_LEASE_NAMESPACE = "kube-node-lease"
 
 
 def finish(response: Any) -> None:
@@ -75,6 +76,61 @@ class KubeApi:
             header_params={"Content-Type": "application/merge-patch+json", "Accept": "application/json"},
             auth_settings=["BearerToken"], _preload_content=False, _return_http_data_only=True,
         ))
+
+    def node_lease_renewed(self, name: str) -> float | None:
+        """When the node's kubelet last renewed its Lease in ``kube-node-lease`` (epoch seconds), or
+        None if it has none: the node lifecycle controller's freshest sign of a live kubelet."""
+        try:
+            lease = self.coordination.read_namespaced_lease(name, NODE_LEASE_NAMESPACE)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        renewed = lease.spec.renew_time if lease.spec else None
+        if renewed is None:
+            return None
+        if renewed.tzinfo is None:
+            renewed = renewed.replace(tzinfo=datetime.UTC)
+        return float(renewed.timestamp())
+
+    def set_node_taint(self, name: str, taint: Mapping[str, str], present: bool, attempts: int = 5) -> bool:
+        """Add (or remove) one taint, keeping the others: read, then patch with the resourceVersion
+        read, so a controller's concurrent taint change is not overwritten (a ``409`` reads again).
+        False if the Node is gone."""
+        for _ in range(attempts):
+            try:
+                response = self.core.read_node(name, _preload_content=False)
+            except ApiException as error:
+                if error.status == 404:
+                    return False
+                raise
+            try:
+                node = json.loads(response.data)
+            finally:
+                response.release_conn()
+            taints = list((node.get("spec") or {}).get("taints") or [])
+            kept = [t for t in taints if (t.get("key"), t.get("effect")) != (taint["key"], taint["effect"])]
+            ours = [t for t in taints if t not in kept]
+            if (present and any(t.get("value", "") == taint.get("value", "") for t in ours)) or \
+                    (not present and not ours):
+                return True  # already so
+            wanted = [*kept, dict(taint)] if present else kept
+            body = {"metadata": {"resourceVersion": node["metadata"]["resourceVersion"]},
+                    "spec": {"taints": wanted}}
+            try:
+                finish(self.core.api_client.call_api(
+                    "/api/v1/nodes/{name}", "PATCH", path_params={"name": name}, body=body,
+                    header_params={"Content-Type": "application/merge-patch+json",
+                                   "Accept": "application/json"},
+                    auth_settings=["BearerToken"], _preload_content=False, _return_http_data_only=True,
+                ))
+                return True
+            except ApiException as error:
+                if error.status == 404:
+                    return False
+                if error.status != 409:
+                    raise
+        raise ApiException(status=409, reason=f"taint {taint['key']} on node {name}: kept conflicting")
 
     def delete_node(self, name: str) -> None:
         """Delete a Node object; one already gone is fine."""

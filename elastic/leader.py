@@ -1,7 +1,10 @@
 """Leader election through a ``coordination.k8s.io/v1`` Lease, so two replicas never act at once.
 
 The algorithm of client-go's ``leaderelection``: a replica takes the Lease when it is free or its
-holder's ``renewTime + leaseDurationSeconds`` has passed, renews it every ``renew_s``, and counts
+record has not changed for ``leaseDurationSeconds`` of this replica's own clock (client-go's
+``observedTime``: the local time the record was last seen to change; the holder's ``renewTime`` is
+written by another machine's clock and is never compared with ours, so clock skew between replicas
+does not matter), renews it every ``renew_s``, and counts
 itself leader only until ``renew_deadline_s`` after its last successful renewal. Every write carries
 the resourceVersion it read (optimistic concurrency), so of two replicas racing for a free Lease
 exactly one wins; the other gets ``409 Conflict`` and stays a follower. A leader that stops releases
@@ -57,6 +60,9 @@ class LeaderElector:
         self.on_stopped = on_stopped
         self.clock = clock
         self._renewed_at: float | None = None
+        self._observed: tuple[Any, ...] | None = None
+        self._observed_at = 0.0
+        """The Lease record as last read or written, and our clock's time when it last changed."""
         self._leading = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -132,9 +138,14 @@ class LeaderElector:
                 if error.status == 409:
                     return False
                 raise
+            self._observe(body["spec"], now)
             return True
         current = lease.spec
         holder = current.holder_identity
+        self._observe({"holderIdentity": holder, "renewTime": str(current.renew_time),
+                       "leaseDurationSeconds": current.lease_duration_seconds,
+                       "acquireTime": str(current.acquire_time),
+                       "leaseTransitions": current.lease_transitions}, now)
         if holder and holder != self.identity and not self._expired(current, now):
             return False
         transitions = current.lease_transitions or 0
@@ -154,12 +165,21 @@ class LeaderElector:
             if error.status == 409:
                 return False
             raise
+        self._observe(spec, now)
         return True
 
+    def _observe(self, record: dict[str, Any], now: float) -> None:
+        """Note the record read or written; a change restarts its lease on our clock (client-go's
+        ``setObservedRecord``)."""
+        key = tuple(str(record.get(k)) for k in ("holderIdentity", "renewTime", "leaseDurationSeconds"))
+        if key != self._observed:
+            self._observed, self._observed_at = key, now
+
     def _expired(self, spec: Any, now: float) -> bool:
-        renewed = _epoch(spec.renew_time)
+        """The holder has not renewed for ``leaseDurationSeconds`` as *we* measure it (client-go's
+        ``isLeaseValid``): the holder's renewTime comes from its clock and is not compared with ours."""
         duration = spec.lease_duration_seconds or self.lease_duration_s
-        return renewed is None or now > renewed + duration
+        return now > self._observed_at + duration
 
     def _release(self) -> None:
         lease = self._read()

@@ -1,7 +1,7 @@
 """Node lifecycle (CLUES's states): what the daemon remembers about each node, and how it moves.
 
-The daemon keeps no database (DESIGN §2). A node's lifecycle record lives as annotations on its Node
-object (``oscar-deploy/state``, ``/since``, ``/group``, ``/powered-on-at``, ``/idle-since``); a
+The daemon keeps no database. A node's lifecycle record lives as annotations on its Node object
+(``oscar-deploy/state``, ``/since``, ``/group``, ``/powered-on-at``, ``/idle-since``, ``/acted-at``); a
 machine that has no Node object yet (a board or instance still booting, a board that failed before
 it ever registered) is kept in the status ConfigMap, and cloud instances are found again by their
 tags. Any replica that wins the Lease rebuilds the same ``Ledger`` from those.
@@ -28,7 +28,23 @@ SINCE = PREFIX + "since"
 GROUP = PREFIX + "group"
 POWERED_ON_AT = PREFIX + "powered-on-at"
 IDLE_SINCE = PREFIX + "idle-since"
-ANNOTATIONS = (STATE, SINCE, GROUP, POWERED_ON_AT, IDLE_SINCE)
+ACTED_AT = PREFIX + "acted-at"
+ANNOTATIONS = (STATE, SINCE, GROUP, POWERED_ON_AT, IDLE_SINCE, ACTED_AT)
+
+EXCLUDE_DISRUPTION = "node.kubernetes.io/exclude-disruption"
+"""Label the daemon puts on the boards it powers off: the node lifecycle controller leaves such nodes
+out of its zone health (``ComputeZoneState``), so a fleet mostly switched off does not put the zone in
+partial disruption, where it stops evicting pods from nodes that really fail."""
+EXCLUDE_DISRUPTION_VALUE = "oscar-deploy"
+OUT_OF_SERVICE = {"key": "node.kubernetes.io/out-of-service", "value": "nodeshutdown", "effect": "NoExecute"}
+"""Taint the daemon puts on a board whose power it cut while pods were still bound to it: the pods
+are deleted and podgc force-deletes them (a powered-off kubelet never confirms a graceful deletion)."""
+
+
+def off_label(state: NodeState) -> str | None:
+    """The ``EXCLUDE_DISRUPTION`` value a board's Node should carry in ``state`` (None: none)."""
+    return EXCLUDE_DISRUPTION_VALUE if state is NodeState.OFF else None
+
 
 OPERATOR_STATES = frozenset({NodeState.DISABLED, NodeState.FAILED})
 """States only the operator (``nodes enable|reset``) leaves; the daemon never touches such nodes."""
@@ -44,6 +60,10 @@ class Record:
     since: float
     powered_on_at: float | None = None
     idle_since: float | None = None
+    acted_at: float | None = None
+    """When the daemon last cut or gave a board power. Until the Node is seen not Ready, or its
+    kubelet renews its Lease after this moment, a ``Ready=True`` is stale: the node lifecycle
+    controller marks a silent Node Unknown only after its grace period (50 s in Kubernetes 1.32)."""
 
     def moved(self, state: NodeState, now: float, **changes: Any) -> Record:
         """This record in ``state`` (``since`` only changes when the state does)."""
@@ -58,18 +78,20 @@ class Record:
             GROUP: self.group,
             POWERED_ON_AT: None if self.powered_on_at is None else f"{self.powered_on_at:.3f}",
             IDLE_SINCE: None if self.idle_since is None else f"{self.idle_since:.3f}",
+            ACTED_AT: None if self.acted_at is None else f"{self.acted_at:.3f}",
         }
 
     def to_json(self) -> dict[str, Any]:
         return {
             "group": self.group, "state": self.state.value, "since": self.since,
-            "powered_on_at": self.powered_on_at, "idle_since": self.idle_since,
+            "powered_on_at": self.powered_on_at, "idle_since": self.idle_since, "acted_at": self.acted_at,
         }
 
     @classmethod
     def from_json(cls, name: str, data: Mapping[str, Any]) -> Record:
         return cls(name, str(data["group"]), NodeState(data["state"]), float(data["since"]),
-                   _float(data.get("powered_on_at")), _float(data.get("idle_since")))
+                   _float(data.get("powered_on_at")), _float(data.get("idle_since")),
+                   _float(data.get("acted_at")))
 
 
 def _float(value: Any) -> float | None:
@@ -89,15 +111,31 @@ def from_annotations(name: str, annotations: Mapping[str, str], group: str) -> R
     except ValueError:
         return None
     return Record(name, annotations.get(GROUP) or group, state, _float(annotations.get(SINCE)) or 0.0,
-                  _float(annotations.get(POWERED_ON_AT)), _float(annotations.get(IDLE_SINCE)))
+                  _float(annotations.get(POWERED_ON_AT)), _float(annotations.get(IDLE_SINCE)),
+                  _float(annotations.get(ACTED_AT)))
 
 
-def observe(record: Record, *, ready: bool, user_pods: int, now: float) -> Record:
+def trust_ready(record: Record, ready: bool, lease_renewed: float | None) -> tuple[bool, Record]:
+    """Whether a ``Ready=True`` can be believed after the daemon's own power action: only once the
+    node was seen not Ready since, or its kubelet renewed its ``kube-node-lease`` Lease after the
+    action (``lease_renewed``, epoch seconds). Returns the readiness to act on, and the record
+    (``acted_at`` cleared once the Node speaks for the machine again)."""
+    if record.acted_at is None:
+        return ready, record
+    if not ready or (lease_renewed is not None and lease_renewed > record.acted_at):
+        return ready, dataclasses.replace(record, acted_at=None)
+    return False, record
+
+
+def observe(record: Record, *, ready: bool, user_pods: int, now: float,
+            lease_renewed: float | None = None) -> Record:
     """Move a record on from what the API shows; transitional and operator states stay as they are
-    (the actuator and the policy's timers end them)."""
+    (the actuator and the policy's timers end them). A ``Ready=True`` is believed as ``trust_ready``
+    says."""
     state = record.state
     if state in OPERATOR_STATES or state is NodeState.POWERING_OFF:
         return record
+    ready, record = trust_ready(record, ready, lease_renewed)
     if state in (NodeState.POWERING_ON, NodeState.OFF, NodeState.UNKNOWN):
         if not ready:
             return record

@@ -2,7 +2,9 @@
 
 Each ``Informer`` lists its resource once, then watches from the list's resourceVersion, keeping the
 version of every event (bookmarks too) so a dropped connection resumes where it stopped. A ``410
-Gone`` (the server compacted its history) means relist; any other failure reconnects with
+Gone`` (the server compacted its history) means relist, whether it comes as an ERROR event in the
+stream or as the status of the watch request itself (client-go's reflector relists on both); any
+other failure reconnects with
 exponential backoff (0.2 s doubling to 10 s, reset by a good event). Handlers run on the watch
 thread with (event type, new object, old object) and must be quick: the daemon's handler only
 notes what changed and wakes its decision loop.
@@ -20,6 +22,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from kubernetes.client.rest import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
 from elastic.kubeapi import KubeApi
@@ -128,9 +131,14 @@ class Informer:
     def _watch(self) -> None:
         func = (self.api.core.list_pod_for_all_namespaces if self.resource == "pods"
                 else self.api.core.list_node)
-        response = func(watch=True, resource_version=self.resource_version, allow_watch_bookmarks=True,
-                        timeout_seconds=self.watch_timeout_s, _preload_content=False,
-                        _request_timeout=(10, self.watch_timeout_s + 30))
+        try:
+            response = func(watch=True, resource_version=self.resource_version, allow_watch_bookmarks=True,
+                            timeout_seconds=self.watch_timeout_s, _preload_content=False,
+                            _request_timeout=(10, self.watch_timeout_s + 30))
+        except ApiException as error:
+            if error.status == 410:
+                raise Gone() from error
+            raise
         self._response = response
         try:
             for line in iter_resp_lines(response):

@@ -1,10 +1,11 @@
 """The daemon with ``cloud`` power: workers created in the EC2 emulator through the project's EC2
 driver (stock libcloud), registered by the harness once the emulator runs them, terminated when idle.
 
-The harness plays the part of cloud-init and of a cloud controller: a running instance tagged with
-the deployment becomes a Node named as the k3s config its user data writes says (``node-name``, with
-its ``node-label``s), or after an EC2-style hostname when it names none; a terminated one loses its
-Node. So the daemon sees its workers register only if their user data names them as it does.
+The harness plays the part of cloud-init and of k3s: a running instance tagged with the deployment
+becomes a Node named as the k3s config its user data writes says (``node-name``, with its
+``node-label``s), or after an EC2-style hostname when it names none, if k3s's node-password check
+admits it; a terminated one only goes silent (k3s has no cloud node-lifecycle controller: its Node
+stays). So the daemon sees its workers register only if their user data names them as it does.
 """
 
 from __future__ import annotations
@@ -67,8 +68,10 @@ def cloud(ec2_emulator: Any, kube_api: Any, cloud_power: Any) -> tuple[NodeGroup
     def machines() -> dict[str, dict[str, Any]]:
         running = [i for i in ec2_emulator.inventory(REGION)["instances"]
                    if i["state"] == "running" and i["tags"].get(TAG_DEPLOYMENT) == DEPLOYMENT]
-        return {name: {"cpus": 2, "memory_mib": 4096, "ready_after_s": 30, "labels": labels}
-                for name, labels in map(joined, running)}
+        # each VM's k3s node password is its own (k3s generates /etc/rancher/node/password on first boot)
+        return {name: {"cpus": 2, "memory_mib": 4096, "ready_after_s": 30, "labels": labels,
+                       "password": instance["id"]}
+                for instance, (name, labels) in zip(running, map(joined, running), strict=True)}
 
     kube_api.follow_machines(machines, period_s=0.05)
     return cloud_power

@@ -487,6 +487,10 @@ NAMESPACED_CALLS: frozenset[Call] = frozenset({
     ("", "configmaps", "patch", REQUESTS_CONFIGMAP),
 })
 """In the daemon's own namespace (``[elastic] namespace``)."""
+NODE_LEASE_CALLS: frozenset[Call] = frozenset({
+    ("coordination.k8s.io", "leases", "get", None),  # a board's kubelet Lease after a power action
+})
+"""In ``kube-node-lease``."""
 READ_VERBS = frozenset({"get", "list", "watch"})
 
 
@@ -563,6 +567,9 @@ def _missing(rbac: dict[str, Any]) -> list[str]:
     for group, resource, verb, name in sorted(NAMESPACED_CALLS, key=str):
         if not _allows(namespaced, (group, resource, verb, name)):
             missing.append(f"{verb} {resource}{'/' + name if name else ''} in namespace {namespace}")
+    leases = rbac["roles"].get("kube-node-lease", []) + rbac["cluster_rules"]
+    missing += [f"{verb} {resource} in namespace kube-node-lease" for group, resource, verb, name
+                in sorted(NODE_LEASE_CALLS, key=str) if not _allows(leases, (group, resource, verb, name))]
     return missing
 
 

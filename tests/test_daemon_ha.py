@@ -23,6 +23,7 @@ import yaml
 from tests.test_daemon import FAST, board_group, ready, start_daemon, state  # noqa: F401 (fixture)
 
 REPO = Path(__file__).resolve().parents[1]
+LEASE = "oscar-deploy-elastic"
 
 
 def logged_group(kube_api: Any, log: Path, **kwargs: Any) -> Any:
@@ -164,3 +165,27 @@ def test_kill_9_at_a_random_moment_leaves_nothing_extra_on_and_drains_no_busy_no
                         what="every kubelet stopped")  # a silent kubelet turns NotReady after a grace
     # no user pod was evicted from a busy node: every job ran to completion where it started
     assert all(p["status"]["phase"] == "Succeeded" for p in kube_api.pods())
+
+
+def test_a_replica_whose_clock_runs_ahead_does_not_take_a_lease_that_is_being_renewed(kube_api: Any) -> None:
+    """client-go measures a Lease's expiry on the local clock from when it last saw the record change
+    (``observedTime``), never by comparing the holder's ``renewTime`` with its own clock: a replica an
+    hour ahead must not depose a live leader, and takes over only when the record stops changing."""
+    from elastic.kubeapi import KubeApi
+    from elastic.leader import LeaderElector
+
+    holder = LeaderElector(KubeApi(kube_api.api_client()), identity="holder", lease_duration_s=15,
+                           renew_deadline_s=10)
+    assert holder.try_acquire_or_renew()
+    skewed_now = [time.time() + 3600.0]
+    other = LeaderElector(KubeApi(kube_api.api_client()), identity="skewed", lease_duration_s=15,
+                          renew_deadline_s=10, clock=lambda: skewed_now[0])
+    assert not other.try_acquire_or_renew()  # renewed a moment ago, whatever our clock says
+    skewed_now[0] += 10
+    assert holder.try_acquire_or_renew()  # the holder renews: the record changes
+    skewed_now[0] += 10  # 20 s since our first look, 10 s since the record last changed
+    assert not other.try_acquire_or_renew()
+    skewed_now[0] += 16  # the holder stopped renewing 16 s (of our clock) ago
+    assert other.try_acquire_or_renew()
+    lease = KubeApi(kube_api.api_client()).coordination.read_namespaced_lease(LEASE, "kube-system")
+    assert lease.spec.holder_identity == "skewed" and lease.spec.lease_transitions == 1

@@ -19,7 +19,16 @@ from click.testing import CliRunner
 from kubernetes import client
 
 from elastic.kubeapi import KubeApi
-from elastic.lifecycle import Backoff, Ledger, Record, first_sight, load_dump, next_backoff, observe
+from elastic.lifecycle import (
+    Backoff,
+    Ledger,
+    Record,
+    first_sight,
+    from_annotations,
+    load_dump,
+    next_backoff,
+    observe,
+)
 from elastic.metrics import Metrics
 from elastic.model import GroupNode, NodeGroup, NodeState
 from elastic.power import CommandPower, PowerError, WolPower, fill, magic_packet
@@ -47,6 +56,23 @@ def test_a_powering_on_node_becomes_idle_when_ready_then_used_then_idle_again() 
     assert (again.state, again.idle_since) == (NodeState.IDLE, 200.0)
     assert observe(again, ready=True, user_pods=0, now=260.0).idle_since == 200.0  # the idle clock runs on
     assert observe(again, ready=False, user_pods=0, now=270.0).state is NodeState.UNKNOWN
+
+
+def test_ready_after_the_daemon_s_own_power_action_is_believed_only_once_the_node_speaks_again() -> None:
+    """A Node says Ready for the node-monitor grace period after its power is cut: an ``off`` board
+    stays off (and can be powered on at once) until it was seen not Ready or its Lease was renewed
+    after the cut; the same goes for a board powered on while its Node still looked Ready."""
+    off = Record("b1", "edge", NodeState.OFF, 100.0, acted_at=100.0)
+    assert observe(off, ready=True, user_pods=0, now=110.0, lease_renewed=95.0) == off  # stale Ready
+    assert observe(off, ready=True, user_pods=0, now=110.0) == off  # no Lease at all
+    seen_down = observe(off, ready=False, user_pods=0, now=150.0)
+    assert (seen_down.state, seen_down.acted_at) == (NodeState.OFF, None)
+    assert observe(seen_down, ready=True, user_pods=0, now=160.0).state is NodeState.IDLE  # on by hand
+    booting = Record("b1", "edge", NodeState.POWERING_ON, 105.0, powered_on_at=105.0, acted_at=105.0)
+    assert observe(booting, ready=True, user_pods=0, now=106.0, lease_renewed=99.0) == booting
+    up = observe(booting, ready=True, user_pods=0, now=120.0, lease_renewed=118.0)
+    assert (up.state, up.acted_at) == (NodeState.IDLE, None)
+    assert from_annotations("b1", {k: v for k, v in off.annotations().items() if v}, "edge") == off
 
 
 def test_operator_and_transitional_states_are_left_alone() -> None:
@@ -325,6 +351,29 @@ def test_the_watch_reconnects_with_backoff_and_resumes_where_it_stopped(kube_api
         proxy.close()
 
 
+def test_the_watch_relists_when_the_watch_request_itself_is_answered_410(kube_api: Any) -> None:
+    """An expired resourceVersion may come back as the status of the watch request, not as an ERROR
+    event in a 200 stream; client-go relists on both, and so must the informer (not reconnect forever)."""
+    kube_api.answer_expired_watches_with_status()
+    proxy = CuttableProxy(kube_api.port)
+    config = client.Configuration()
+    config.host = f"http://127.0.0.1:{proxy.port}"
+    informer = Informer(KubeApi(client.ApiClient(config)), "nodes", watch_timeout_s=30).start()
+    try:
+        assert informer.synced.wait(5)
+        kube_api.register_node("n1")
+        kube_api.wait_until(lambda: informer.get("/n1"), timeout=5, what="n1 cached")
+        proxy.cut()
+        kube_api.register_node("n2")
+        kube_api.compact()  # the informer's resourceVersion is now too old
+        proxy.restore()
+        kube_api.wait_until(lambda: informer.get("/n2"), timeout=10, what="n2 cached after a relist")
+        assert informer.relists >= 1
+    finally:
+        informer.stop()
+        proxy.close()
+
+
 def test_the_daemon_s_defaults_are_the_config_s_defaults() -> None:
     """The simulator and benchmarks run ``PolicySettings()``; the daemon runs ``[elastic]`` of the config.
     The two sets of defaults must be one, or a simulated result stops predicting production."""
@@ -332,3 +381,43 @@ def test_the_daemon_s_defaults_are_the_config_s_defaults() -> None:
     from provisioner.config import ElasticSettings
 
     assert settings_from_config(ElasticSettings()) == DaemonSettings()
+
+
+def test_a_new_machine_never_gets_a_name_a_node_record_or_earlier_machine_had() -> None:
+    """k3s keeps a name's node-password Secret until its Node is deleted and refuses a new machine
+    under that name, so a power-on's fresh name skips every name in use or used before."""
+    from elastic.actuator import Actuator
+
+    class Names:
+        ephemeral = True
+
+        def __init__(self, names: list[str]) -> None:
+            self.names = names
+
+        def new_name(self, group: NodeGroup) -> str:
+            return self.names.pop(0)
+
+    ledger = Ledger()
+    ledger.put(Record("w-1", "cloud", NodeState.UNKNOWN, 1.0))
+    actuator = Actuator(None, ledger, {}, {}, Metrics(),  # type: ignore[arg-type]
+                        node_object=lambda name: {"metadata": {"name": name}} if name == "w-2" else None,
+                        pods_on=lambda name: [], pod_object=lambda key: None,
+                        unschedulable_seen=lambda key: None)
+    try:
+        names = Names(["w-1", "w-2", "w-3", "w-3", "w-4"])
+        assert actuator._fresh_name(names, GROUP) == "w-3"
+        assert actuator._fresh_name(names, GROUP) == "w-4"
+        with pytest.raises(PowerError, match="no unused node name"):
+            actuator._fresh_name(Names(["w-1"] * 20), GROUP)
+    finally:
+        actuator.shutdown()
+
+
+def test_a_drain_does_not_wait_on_a_pod_terminating_long_past_its_grace_period() -> None:
+    from elastic.actuator import LONG_TERMINATING_S, _long_terminating
+    from elastic.kubeapi import rfc3339
+
+    pod = {"metadata": {"name": "p", "deletionTimestamp": rfc3339(1000.0)}}
+    assert not _long_terminating(pod, 1000.0 + LONG_TERMINATING_S - 1)
+    assert _long_terminating(pod, 1000.0 + LONG_TERMINATING_S + 1)
+    assert not _long_terminating({"metadata": {"name": "q"}}, 5000.0)

@@ -537,6 +537,7 @@ def test_pods_leave_an_unreachable_node_after_their_toleration(kube_api_factory:
     fast.register_node("w1")
     fast.create_pod("job")
     fast.wait_until(lambda: fast.pods(phase="Running"), what="running")
+    fast.register_node("w2")  # a Ready node in the zone: not a full disruption, evictions go on
     fast.set_node_ready("w1", False)
     node = fast.wait_until(lambda: (n := v1.read_node("w1")).spec.taints and n, what="unreachable taints")
     assert {(t.key, t.effect) for t in node.spec.taints} == {
@@ -544,7 +545,8 @@ def test_pods_leave_an_unreachable_node_after_their_toleration(kube_api_factory:
         ("node.kubernetes.io/unreachable", "NoExecute"),
     }
     assert v1.list_namespaced_pod("default").items  # tolerated for tolerationSeconds (300 harness s)
-    fast.wait_until(lambda: not v1.list_namespaced_pod("default").items, what="taint-based eviction")
+    fast.wait_until(lambda: v1.read_namespaced_pod("job", "default").metadata.deletion_timestamp,
+                    what="taint-based eviction (graceful: Terminating while the kubelet is silent)")
 
 
 def test_pagination_binding_merge_patch_bookmarks_and_deletecollection(
@@ -637,21 +639,37 @@ def test_power_commands_boot_and_silence_nodes_from_a_shell(kube_api: KubeApiSer
     assert failed.returncode == 1 and 'nodes "board-9" not found' in failed.stderr
 
 
-def test_nodes_follow_machines_as_they_boot_and_vanish(kube_api: KubeApiServer, v1: Any) -> None:
+def test_nodes_follow_machines_as_k3s_agents_and_stay_when_their_vm_goes(
+    kube_api: KubeApiServer, v1: Any
+) -> None:
+    """k3s runs no cloud node-lifecycle controller: a VM that vanishes leaves its Node (NotReady once
+    the grace period passes), and a new VM under that name is refused by the node-password check
+    until the Node (and with it the ``<name>.node-password.k3s`` Secret) is deleted."""
     machines: dict[str, dict[str, Any]] = {}
-    kube_api.register_node("front-end")  # not the follower's: never deleted by it
+    kube_api.register_node("front-end")  # not the follower's: never touched by it
     kube_api.follow_machines(lambda: machines, period_s=0.02)
-    machines["vm-1"] = {"cpus": 2, "labels": {"oscar/group": "cloud"}, "ready_after_s": 10}
+    machines["vm-1"] = {"cpus": 2, "labels": {"oscar/group": "cloud"}, "ready_after_s": 10, "password": "i-1"}
     kube_api.wait_until(
         lambda: (
             _ready(v1.read_node("vm-1")) if v1.list_node(field_selector="metadata.name=vm-1").items else False
         ),
         what="vm-1 registered and Ready",
     )
-    del machines["vm-1"]
-    kube_api.wait_until(
-        lambda: [n.metadata.name for n in v1.list_node().items] == ["front-end"], what="vm-1 gone"
-    )
+    secret = v1.read_namespaced_secret("vm-1.node-password.k3s", "kube-system")
+    assert secret.immutable and secret.data["hash"]
+    assert client.CoordinationV1Api(kube_api.api_client()).read_namespaced_lease("vm-1", "kube-node-lease")
+    del machines["vm-1"]  # terminated outside anyone's control
+    kube_api.wait_until(lambda: not _ready(v1.read_node("vm-1")), what="vm-1 NotReady")
+    assert sorted(n.metadata.name for n in v1.list_node().items) == ["front-end", "vm-1"]
+
+    machines["vm-1"] = {"cpus": 2, "ready_after_s": 10, "password": "i-2"}  # a new VM, same name
+    time.sleep(0.3)
+    assert not _ready(v1.read_node("vm-1"))  # k3s rejects its agent: the old Secret holds i-1's hash
+    v1.delete_node("vm-1")
+    kube_api.wait_until(lambda: v1.list_node(field_selector="metadata.name=vm-1").items
+                        and _ready(v1.read_node("vm-1")), what="the new VM registered once the Node went")
+    renewed = v1.read_namespaced_secret("vm-1.node-password.k3s", "kube-system")
+    assert renewed.data["hash"] != secret.data["hash"]
 
 
 def test_only_one_of_many_concurrent_lease_takeovers_wins(kube_api: KubeApiServer) -> None:
@@ -702,3 +720,94 @@ def test_running_pods_terminate_gracefully_and_stay_on_a_silent_node(kube_api_fa
     assert v1.read_namespaced_pod("b", "default").metadata.deletion_timestamp is not None
     v1.delete_namespaced_pod("b", "default", grace_period_seconds=0)  # kubectl delete --force
     assert v1.list_namespaced_pod("default").items == []
+
+
+# ---- the node lifecycle controller, podgc and k3s, as a real control plane behaves -----------------
+def _taint_set(node: Any) -> set[tuple[str, str]]:
+    return {(t.key, t.effect) for t in node.spec.taints or []}
+
+
+def test_a_silent_node_stays_ready_for_the_grace_period_and_its_lease_stops(
+    kube_api_factory: Any,
+) -> None:
+    """``tryUpdateNodeHealth``: Unknown only once status and Lease are older than the node-monitor
+    grace period (50 s; 0.5 s here); a running kubelet renews its kube-node-lease Lease."""
+    server = kube_api_factory(timing=Timing(time_scale=0.01, period_s=0.02))
+    v1 = client.CoreV1Api(server.api_client())
+    leases = client.CoordinationV1Api(server.api_client())
+    server.register_node("w1")
+    server.wait_until(lambda: _ready(v1.read_node("w1")), what="w1 Ready")
+    first = leases.read_namespaced_lease("w1", "kube-node-lease").spec.renew_time
+    server.wait_until(lambda: leases.read_namespaced_lease("w1", "kube-node-lease").spec.renew_time != first,
+                      what="the kubelet renewing its Lease every 10 s (0.1 s)")
+    server.set_node_ready("w1", False)
+    stopped = time.monotonic()
+    renewed = leases.read_namespaced_lease("w1", "kube-node-lease").spec.renew_time
+    time.sleep(0.25)  # half the grace period
+    assert _ready(v1.read_node("w1"))  # still Ready=True, as on a real cluster
+    server.wait_until(lambda: not _ready(v1.read_node("w1")), what="w1 Unknown")
+    assert time.monotonic() - stopped >= 0.45
+    assert leases.read_namespaced_lease("w1", "kube-node-lease").spec.renew_time == renewed
+
+
+def test_partial_disruption_stops_no_execute_taints_unless_the_silent_nodes_are_excluded(
+    kube_api_factory: Any,
+) -> None:
+    """``ComputeZoneState`` / ``setLimiterInZone``: three of four nodes silent is a partial disruption
+    of a small zone, so no ``unreachable:NoExecute`` taint is added and no pod evicted; nodes labelled
+    ``node.kubernetes.io/exclude-disruption`` do not count, so a fourth node failing is tainted."""
+    server = kube_api_factory(timing=Timing(time_scale=0.01, period_s=0.02))
+    v1 = client.CoreV1Api(server.api_client())
+    for name in ("front", "b1", "b2", "b3", "b4"):
+        server.register_node(name)
+    server.create_pod("job", node_selector={"kubernetes.io/hostname": "b4"})
+    server.wait_until(lambda: server.pods(phase="Running"), what="job running")
+    for name in ("b1", "b2", "b3"):  # powered off, as idle boards are
+        server.set_node_ready(name, False)
+    server.wait_until(lambda: all(not _ready(v1.read_node(n)) for n in ("b1", "b2", "b3")), what="silent")
+    server.set_node_ready("b4", False)  # and now a board that really crashes
+    server.wait_until(lambda: not _ready(v1.read_node("b4")), what="b4 Unknown")
+    time.sleep(0.3)
+    assert ("node.kubernetes.io/unreachable", "NoExecute") not in _taint_set(v1.read_node("b4"))
+    assert ("node.kubernetes.io/unreachable", "NoSchedule") in _taint_set(v1.read_node("b4"))
+    for name in ("b1", "b2", "b3"):
+        v1.patch_node(name, {"metadata": {"labels": {"node.kubernetes.io/exclude-disruption": ""}}})
+    unreachable = ("node.kubernetes.io/unreachable", "NoExecute")
+    server.wait_until(lambda: unreachable in _taint_set(v1.read_node("b4")),
+                      what="b4 tainted once the zone is back to normal")
+    server.wait_until(lambda: v1.read_namespaced_pod("job", "default").metadata.deletion_timestamp,
+                      timeout=10, what="job evicted after its 300 s toleration (3 s)")
+    time.sleep(0.2)
+    assert v1.read_namespaced_pod("job", "default").metadata.deletion_timestamp  # Terminating: no kubelet
+
+
+def test_out_of_service_lets_podgc_force_delete_the_pods_of_a_dead_node(
+    kube_api_factory: Any,
+) -> None:
+    """``node.kubernetes.io/out-of-service:NoExecute``: the taint manager deletes the pods at once, and
+    podgc's ``gcTerminating`` force-deletes them because the node is not Ready."""
+    server = kube_api_factory(timing=Timing(time_scale=0.01, period_s=0.02))
+    v1 = client.CoreV1Api(server.api_client())
+    server.register_node("front")
+    server.register_node("b1")
+    server.create_pod("job", node_selector={"kubernetes.io/hostname": "b1"})
+    server.wait_until(lambda: server.pods(phase="Running"), what="job running")
+    server.set_node_ready("b1", False)
+    v1.patch_node("b1", {"spec": {"taints": [{"key": "node.kubernetes.io/out-of-service",
+                                               "value": "nodeshutdown", "effect": "NoExecute"}]}})
+    time.sleep(0.2)  # still within the grace period: Ready=True, so podgc leaves it Terminating
+    assert v1.read_namespaced_pod("job", "default").metadata.deletion_timestamp
+    server.wait_until(lambda: not server.pods(node="b1"), what="podgc force-deleting the pod")
+
+
+def test_a_cordoned_node_gets_the_unschedulable_taint_and_loses_it_when_uncordoned(
+    kube_api: KubeApiServer, v1: Any
+) -> None:
+    """``doNoScheduleTaintingPass``: ``spec.unschedulable`` gives the NoSchedule taint
+    ``node.kubernetes.io/unschedulable``, and uncordoning takes it away."""
+    kube_api.register_node("w1")
+    v1.patch_node("w1", {"spec": {"unschedulable": True}})
+    taint = ("node.kubernetes.io/unschedulable", "NoSchedule")
+    kube_api.wait_until(lambda: taint in _taint_set(v1.read_node("w1")), what="unschedulable taint")
+    v1.patch_node("w1", {"spec": {"unschedulable": False}})
+    kube_api.wait_until(lambda: not _taint_set(v1.read_node("w1")), what="taint removed")

@@ -473,3 +473,14 @@ def test_fleet_min_powers_on_named_boards() -> None:
         ("edge-1", "group edge below its min (2)"),
         ("edge-2", "group edge below its min (2)"),
     ]
+
+
+def test_the_unschedulable_taint_of_a_board_just_uncordoned_does_not_hide_its_room() -> None:
+    """The node lifecycle controller taints a cordoned node ``node.kubernetes.io/unschedulable`` and
+    removes the taint only on its next pass after the uncordon: a board the daemon just powered on
+    (and uncordoned) still carries it, and its room must count, or a second board powers on."""
+    cordon_taint = Taint("node.kubernetes.io/unschedulable", "", "NoSchedule")
+    booting = node("edge-0", "edge", NodeState.POWERING_ON, registered=True, powered_on_at=NOW - 2,
+                   state_since=NOW - 2, cpu_m=4000, taints=(cordon_taint,))
+    d = run([booting, node("edge-1", "edge", NodeState.OFF)], [pending("p")], [edge()])
+    assert d.power_on == ()

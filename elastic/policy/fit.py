@@ -28,9 +28,12 @@ TRANSIENT_TAINTS = frozenset(
         "node.kubernetes.io/not-ready",
         "node.kubernetes.io/unreachable",
         "node.cloudprovider.kubernetes.io/uninitialized",
+        "node.kubernetes.io/unschedulable",
     }
 )
-"""Taints a booting node carries until it is Ready: they say nothing about where pods may go later."""
+"""Taints a booting node carries until it is Ready, and the one the node lifecycle controller keeps
+on a cordoned node until its next pass after the uncordon: they say nothing about where pods may go
+later."""
 
 _BLOCKING_EFFECTS = ("NoSchedule", "NoExecute")
 

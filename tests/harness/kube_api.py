@@ -1,21 +1,28 @@
-"""The Kubernetes API test server (DESIGN §4): what the elastic daemon talks to in tests.
+"""The Kubernetes API test server: what the elastic daemon talks to in tests.
 
 A real HTTP server on 127.0.0.1 that the unmodified ``kubernetes`` client uses: core/v1 pods,
-nodes, namespaces, configmaps and events, policy/v1 PodDisruptionBudgets and pod eviction,
+nodes, namespaces, configmaps, secrets and events, policy/v1 PodDisruptionBudgets and pod eviction,
 coordination.k8s.io/v1 Leases; list, get, create, replace, patch (JSON, merge, strategic merge),
 delete and watch with resourceVersion, 410 Gone and timeoutSeconds. Behind it a scheduler binds
-pending pods to Ready, schedulable nodes and simulated kubelets run them (see ``kube/cluster.py``).
+pending pods to Ready, schedulable nodes and simulated kubelets run them (see ``kube/cluster.py``),
+and the node lifecycle is kube-controller-manager's and k3s's (see ``kube/nodes.py``): a silent
+Node stays Ready for the node-monitor grace period (``Timing.control_plane``), kubelets renew
+``kube-node-lease`` Leases, NoExecute taints follow the zone's disruption mode, podgc honours
+``out-of-service``, k3s node-password Secrets refuse a new machine under an old name.
 
 In tests use the ``kube_api`` fixture (``tests/conftest.py``; ``kube_api_factory(history=..., timing=...)``
 for other settings, ``kube_client`` for an ``ApiClient``). The handle (``kube/server.py``):
 ``url``, ``api_client()``, ``write_kubeconfig(path)``; the environment: ``register_node(name, cpus=,
 memory_mib=, gpus=, pods=, labels=, taints=, unschedulable=, arch=, ready_after_s=)``,
 ``set_node_ready(name, False)`` (kubelet stops), ``restart_node``, ``delete_node``, ``add_daemonset``,
+``register_node(..., password=)`` (a k3s agent's node password),
 ``create_pod(name, cpus=, memory_mib=, gpus=, runtime_s=, node_selector=, tolerations=, ...)``,
-``create_pods(count, prefix, ...)``, ``follow_machines(fn)`` (nodes appear/vanish with the
-machines ``fn()`` lists, e.g. emulator instances), ``power_commands(**node_options)`` (shell commands for a
-``command`` group, see ``kube/ctl.py``); reading: ``pods(namespace, node, phase)``, ``nodes()``,
-``get(resource, name, namespace)``, ``compact()`` (force 410), ``wait_until(predicate)``,
+``create_pods(count, prefix, ...)``, ``follow_machines(fn)`` (kubelets start and stop with the
+machines ``fn()`` lists, e.g. emulator instances; Nodes stay), ``power_commands(**node_options)``
+(shell commands for a ``command`` group, see ``kube/ctl.py``); reading: ``pods(namespace, node,
+phase)``, ``nodes()``,
+``get(resource, name, namespace)``, ``compact()`` (force 410), ``answer_expired_watches_with_status()``,
+``wait_until(predicate)``,
 ``sim.tick()`` (one deterministic pass of the control loops).
 
 Harness seconds (pod ``harness/runtime-s`` annotation, node ready delay, ``tolerationSeconds``, the

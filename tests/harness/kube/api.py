@@ -32,6 +32,7 @@ from tests.harness.kube.store import (
     ApiError,
     BadRequest,
     Conflict,
+    Gone,
     Invalid,
     NotFound,
     Store,
@@ -86,6 +87,13 @@ class ApiServer(ThreadingHTTPServer):
         super().__init__(address, ApiHandler)
         self.store = store
         self.watch_timeout_s = watch_timeout_s
+        self.expired_watch_as_status = False
+        """Answer a watch from a compacted resourceVersion with an HTTP 410 Status instead of a 200
+        stream whose only event is an ERROR 410. Both reach clients: the API server's watch handler
+        writes an error that ``Watch()`` returns itself as the response status
+        (k8s.io/apiserver pkg/endpoints/handlers/get.go, ``ListResource``), and client-go's reflector
+        relists on either (client-go v0.32 tools/cache/reflector.go, ``isExpiredError`` on the error
+        of ``Watch()`` and of the event stream alike)."""
         self.control: Control | None = None  # the harness handle, for /harness/v1 (set by its owner)
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
@@ -420,6 +428,8 @@ class ApiHandler(BaseHTTPRequestHandler):
         rv_text = query.get("resourceVersion") or "0"
         if not rv_text.isdigit():
             raise BadRequest(f"invalid resource version: {rv_text}")
+        if self.server.expired_watch_as_status and self.server.store.expired(int(rv_text)):
+            raise Gone(f"too old resource version: {rv_text}")
         timeout = float(query.get("timeoutSeconds") or self.server.watch_timeout_s)
         events = self.server.store.watch(
             route.key,
@@ -440,7 +450,9 @@ class ApiHandler(BaseHTTPRequestHandler):
                 for etype, obj in events:
                     self._chunk({"type": etype, "object": obj})
             except ApiError as exc:  # 410 Gone reaches the client as an ERROR event, as from the watch cache
-                self._chunk({"type": "ERROR", "object": exc.status()})
+                if not self.server.expired_watch_as_status:
+                    self._chunk({"type": "ERROR", "object": exc.status()})
+                # else the stream just ends: the client's next watch request gets the 410 status
             self.wfile.write(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError, OSError):
             self.close_connection = True

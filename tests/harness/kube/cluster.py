@@ -1,9 +1,10 @@
 """The control loops that make the test server behave like a cluster rather than a database.
 
 One thread runs, every ``period_s``, one pass of each component over the same snapshot: the node
-lifecycle and taint manager (``nodes.py``), pod garbage collection, the DaemonSet controller
-(``daemonsets.py``), the scheduler (``scheduler.py``), the kubelets (``kubelet.py``) and the
-disruption controller (``disruption.py``). ``tick()`` runs one pass on demand, for deterministic tests.
+lifecycle and taint manager (``nodes.py``), pod garbage collection, k3s's node bookkeeping, the
+DaemonSet controller (``daemonsets.py``), the scheduler (``scheduler.py``), the kubelets
+(``kubelet.py``) and the disruption controller (``disruption.py``). ``tick()`` runs one pass on
+demand, for deterministic tests.
 
 Harness durations (node ready delay, pod runtimes, toleration seconds) are multiplied by
 ``time_scale`` so a test can describe a 30 s job and wait 0.3 s. Object timestamps stay in
@@ -15,13 +16,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tests.harness.kube.daemonsets import DaemonSet, DaemonSetController
 from tests.harness.kube.disruption import DisruptionController
 from tests.harness.kube.kubelet import Kubelets
-from tests.harness.kube.nodes import NodeLifecycle, PodGarbageCollector, TaintManager
+from tests.harness.kube.nodes import ControlPlane, K3sNodes, NodeLifecycle, PodGarbageCollector, TaintManager
 from tests.harness.kube.objects import Writer
 from tests.harness.kube.scheduler import Scheduler
 from tests.harness.kube.store import ApiError, Store
@@ -38,6 +39,7 @@ class Timing:
     node_ready_delay_s: float = 0.0  # harness seconds from registration to Ready (per-node override)
     scheduler_events: bool = True  # record Scheduled / FailedScheduling Events, as kube-scheduler does
     termination_s: float = 1.0  # harness seconds a kubelet takes to stop a deleted pod (≤ its grace)
+    control_plane: ControlPlane = field(default_factory=ControlPlane)  # grace period, eviction rates
 
 
 class ClusterSim:
@@ -47,7 +49,8 @@ class ClusterSim:
         self.store = store
         self.timing = timing
         writer = Writer(store)
-        self.nodes = NodeLifecycle(writer, timing.time_scale, timing.node_ready_delay_s)
+        self.nodes = NodeLifecycle(writer, timing.time_scale, timing.node_ready_delay_s, timing.control_plane)
+        self.k3s = K3sNodes(writer)
         self.taints = TaintManager(writer, timing.time_scale)
         self.pod_gc = PodGarbageCollector(writer)
         self.daemonsets = DaemonSetController(writer, store)
@@ -103,6 +106,7 @@ class ClusterSim:
             self.nodes.sync(current("nodes"), current("pods"), now)
             self.taints.sync(current("nodes"), current("pods"), now)
             self.pod_gc.sync(current("nodes"), current("pods"))
+            self.k3s.sync(current("nodes"))
             self.daemonsets.sync(current("nodes"))
             self.scheduler.sync(current("nodes"), current("pods"))
             self.kubelets.sync(current("nodes"), current("pods"), self.nodes.down, now)

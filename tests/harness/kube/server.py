@@ -24,6 +24,7 @@ from tests.harness.kube import manifests
 from tests.harness.kube.api import ApiServer
 from tests.harness.kube.cluster import ClusterSim, Timing
 from tests.harness.kube.daemonsets import DaemonSet
+from tests.harness.kube.nodes import NodePasswordRejected
 from tests.harness.kube.objects import with_pod_defaults
 from tests.harness.kube.store import NotFound, Store
 
@@ -143,32 +144,45 @@ class KubeApiServer:
             },
         )
 
-    def register_node(self, name: str, *, ready_after_s: float | None = None, **kwargs: Any) -> Obj:
+    def register_node(self, name: str, *, ready_after_s: float | None = None, password: str | None = None,
+                      **kwargs: Any) -> Obj:
         """Register a node as its kubelet would (see ``manifests.node_manifest`` for the options:
         cpus, memory_mib, gpus, pods, labels, taints, unschedulable, arch, address); it turns Ready
-        ``ready_after_s`` harness seconds later (default: the timing's ``node_ready_delay_s``)."""
+        ``ready_after_s`` harness seconds later (default: the timing's ``node_ready_delay_s``).
+
+        ``password`` is the machine's k3s node password: an agent whose name has a node-password
+        Secret with another password's hash is refused (``NodePasswordRejected``), as k3s does."""
         node = manifests.node_manifest(name, **kwargs)
+        if password is not None:
+            self.sim.k3s.admit(name, password)
         self.sim.node_registered(name, ready_after_s)
         return self.store.create("nodes", node)
 
-    def restart_node(self, name: str, *, ready_after_s: float | None = None) -> None:
+    def restart_node(self, name: str, *, ready_after_s: float | None = None,
+                     password: str | None = None) -> None:
         """A registered machine boots again: its kubelet resumes and reports Ready after the delay.
 
-        A machine that is already up is left alone (powering on a running board does nothing)."""
-        if not self.sim.kubelet_running(name):
+        A machine that is already up is left alone (powering on a running board does nothing).
+        A machine with another ``password`` (a new VM under an old name) must pass k3s's check."""
+        if password is not None:
+            self.sim.k3s.admit(name, password)
+        if not self.sim.kubelet_running(name) or password is not None:
             self.sim.node_registered(name, ready_after_s)
 
     def follow_machines(
         self, machines: Callable[[], Mapping[str, Mapping[str, Any]]], period_s: float = 0.1
     ) -> None:
-        """Keep nodes in step with machines, as booting VMs' kubelets and a cloud controller manager do.
+        """Keep nodes in step with machines, as booting VMs' kubelets do on a k3s cluster.
 
         ``machines()`` returns ``{node name: register_node options}`` for the machines that are up
-        (e.g. the EC2 emulator's running instances with the project's tags). A new name registers
-        (Ready after its ``ready_after_s``); a name that disappears has its node deleted, if this
-        follower registered it. Polled every ``period_s`` seconds until the server stops.
+        (e.g. the EC2 emulator's running instances with the project's tags); an option ``password``
+        is the machine's k3s node password (give each VM its own, e.g. its instance id). A new
+        machine registers (Ready after its ``ready_after_s``), or joins the Node of its name if
+        k3s's password check lets it (a refused one keeps trying, as a k3s agent does). A machine
+        that disappears only stops its kubelet: its Node stays, NotReady after the grace period,
+        because k3s runs no cloud node-lifecycle controller to delete it. Polled every ``period_s``.
         """
-        registered: set[str] = set()
+        up: dict[str, str | None] = {}  # node name → password of the machine whose kubelet runs it
 
         def follow() -> None:
             while not self._stopping.wait(period_s):
@@ -178,13 +192,24 @@ class KubeApiServer:
                     log.debug("machine listing failed", exc_info=True)
                     continue
                 for name, options in current.items():
-                    if name not in registered and self.store.find("nodes", "", name) is None:
-                        self.register_node(name, **dict(options))
-                        registered.add(name)
-                for name in registered - set(current):
+                    options = dict(options)
+                    password = options.pop("password", None)
+                    if name in up and up[name] == password:
+                        continue
+                    try:
+                        if self.store.find("nodes", "", name) is None:
+                            self.register_node(name, password=password, **options)
+                        else:
+                            self.restart_node(name, ready_after_s=options.get("ready_after_s"),
+                                              password=password)
+                    except NodePasswordRejected as exc:
+                        log.debug("machine %s not joined: %s", name, exc.message)
+                        continue
+                    up[name] = password
+                for name in set(up) - set(current):
                     with contextlib.suppress(NotFound):
-                        self.delete_node(name)
-                    registered.discard(name)
+                        self.sim.set_kubelet(name, False)
+                    del up[name]
 
         thread = threading.Thread(target=follow, name="kube-harness-machines", daemon=True)
         self._followers.append(thread)
@@ -285,6 +310,11 @@ class KubeApiServer:
     def compact(self) -> int:
         """Drop the watch history (an etcd compaction): watches from older versions then get 410."""
         return self.store.compact()
+
+    def answer_expired_watches_with_status(self, on: bool = True) -> None:
+        """Answer a watch from a compacted resourceVersion with an HTTP 410 status (see
+        ``ApiServer.expired_watch_as_status``) rather than an ERROR event."""
+        self._http.expired_watch_as_status = on
 
     def wait_until(self, predicate: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:
         """Re-check ``predicate`` on every change in the store until it returns something truthy.

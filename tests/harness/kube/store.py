@@ -58,6 +58,7 @@ RESOURCES: dict[str, Resource] = {
         Resource("nodes", "Node", "v1", False, has_status=True),
         Resource("namespaces", "Namespace", "v1", False, has_status=True),
         Resource("configmaps", "ConfigMap", "v1", True),
+        Resource("secrets", "Secret", "v1", True),
         Resource("events", "Event", "v1", True),
         Resource("leases", "Lease", "coordination.k8s.io/v1", True, unconditional_update=False),
         Resource("poddisruptionbudgets", "PodDisruptionBudget", "policy/v1", True, has_status=True),
@@ -315,6 +316,11 @@ class Store:
                         for ns, obj_name in [key for key in objects if key[0] == name]:
                             self.delete(other, ns, obj_name)
             return deleted
+
+    def expired(self, version: int | None) -> bool:
+        """True if a watch from ``version`` can no longer be served (its history was compacted)."""
+        with self.cond:
+            return bool(version) and version < self._compacted
 
     def compact(self) -> int:
         """Forget the whole change history (as an etcd compaction); older watches then get 410."""
