@@ -16,6 +16,7 @@ annotations, the status ConfigMap and the cloud, so a ``kill -9`` loses nothing 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import threading
 import time
@@ -52,7 +53,7 @@ from elastic.model import (
     PowerOff,
     PowerOn,
 )
-from elastic.nodes import forget_requests, read_requests
+from elastic.nodes import MEMBERS_KEY, forget_requests, read_requests
 from elastic.policy import decide
 from elastic.policy.fit import GROUP_LABEL, HOSTNAME_LABEL
 from elastic.power import PowerManager
@@ -124,6 +125,8 @@ class Daemon:
     ) -> None:
         self.settings = settings or DaemonSettings()
         self.groups = {g.name: g for g in groups}
+        # the listed boards, published with the status so `nodes` can check a request without a groups file
+        self._members = json.dumps({g.name: [m.name for m in g.nodes] for g in groups if g.nodes})
         self.managers = dict(managers)
         self.clock = clock
         self.metrics = metrics or Metrics()
@@ -541,7 +544,7 @@ class Daemon:
         last_text, last_at = self._status_written
         if text + state != last_text or now - last_at >= self.settings.status_every_s:
             try:
-                self.api.write_status({"status": text, "state": state,
+                self.api.write_status({"status": text, "state": state, MEMBERS_KEY: self._members,
                                        "lastUpdated": f"{now:.3f}"})
                 self._status_written = (text + state, now)
             except ApiException as error:

@@ -13,6 +13,7 @@ Actions: ``enable`` (a disabled node is managed again), ``disable`` (never touch
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -57,7 +58,8 @@ def status(api: KubeApi, groups: Sequence[NodeGroup] = ()) -> list[NodeRow]:
                 is_daemonset(pod) or is_mirror(pod)):
             user[node] = user.get(node, 0) + 1
     requests = read_requests(api)
-    fleet = {m.name: g.name for g in groups for m in g.nodes}
+    published = api.read_status()
+    fleet = {m.name: g.name for g in groups for m in g.nodes} or published_members(published)
     rows: dict[str, NodeRow] = {}
     for node in nodes:
         meta = node["metadata"]
@@ -70,7 +72,7 @@ def status(api: KubeApi, groups: Sequence[NodeGroup] = ()) -> list[NodeRow]:
         rows[name] = NodeRow(name, group, record.state.value if record else NodeState.UNKNOWN.value,
                              record.since if record else None, node_ready(node), True, user.get(name, 0),
                              requests.get(name))
-    saved, _backoff = load_dump(api.read_status().get("state"))
+    saved, _backoff = load_dump(published.get("state"))
     for record in saved:
         if record.name not in rows:
             rows[record.name] = NodeRow(record.name, record.group, record.state.value, record.since, False,
@@ -81,14 +83,31 @@ def status(api: KubeApi, groups: Sequence[NodeGroup] = ()) -> list[NodeRow]:
     return sorted(rows.values(), key=lambda r: (r.group, r.name))
 
 
-def check_managed(rows: Sequence[NodeRow], node: str, groups_given: bool) -> None:
-    """Refuse a request for a node in no group the daemon manages: the leader would ignore it."""
+MEMBERS_KEY = "groups"
+"""Key of the status ConfigMap where the daemon publishes its groups' listed boards (JSON:
+group → node names), so ``nodes`` knows a board that never registered without a groups file."""
+
+
+def published_members(published: Mapping[str, str]) -> dict[str, str]:
+    """node → group of the boards the daemon said it manages (empty when it has not said)."""
+    try:
+        members = json.loads(published.get(MEMBERS_KEY) or "{}")
+    except ValueError:
+        return {}
+    return {str(n): str(g) for g, names in members.items() if isinstance(names, list) for n in names}
+
+
+def check_managed(api: KubeApi, rows: Sequence[NodeRow], node: str, groups_given: bool) -> str | None:
+    """Refuse a request for a node in no group the daemon manages: the leader would ignore it.
+    Without a groups file and before any daemon published its status, nothing can tell: the request
+    goes through, and the warning to show is returned."""
     if any(r.name == node for r in rows):
-        return
+        return None
+    if not groups_given and not api.read_status().get(MEMBERS_KEY):
+        return (f"no daemon has published its groups yet, so {node!r} cannot be checked; the leader "
+                f"ignores the request if it is in no group")
     managed = ", ".join(r.name for r in rows) or "none"
-    hint = "" if groups_given else ("; a board that never registered is known only with --groups FILE "
-                                    "or --deployment ID")
-    raise BadInput(f"nodes: {node!r} is in no node group the daemon manages (managed: {managed}){hint}")
+    raise BadInput(f"nodes: {node!r} is in no node group the daemon manages (managed: {managed})")
 
 
 def read_requests(api: KubeApi) -> dict[str, str]:

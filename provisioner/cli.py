@@ -726,7 +726,8 @@ def _node_request(action: str) -> Callable[..., Any]:
         kubeconfig, groups_file, deployment_ref = click.get_current_context().meta["elastic.nodes"]
         groups = _elastic_groups(obj, groups_file, deployment_ref) if groups_file or deployment_ref else ()
         api = KubeApi(api_client(kubeconfig), obj.settings.elastic.namespace)
-        check_managed(status(api, groups), node, bool(groups))
+        if warning := check_managed(api, status(api, groups), node, bool(groups)):
+            click.echo(f"warning: {warning}", err=True)
         request(api, action, node)
         click.echo(f"{action} {node}: requested; the daemon's leader acts on it within a pass", err=True)
 

@@ -17,6 +17,7 @@ from click.testing import CliRunner, Result
 from provisioner.cli import hoist_global_options, main
 from provisioner.config import load_settings
 from provisioner.errors import ConfigError
+from tests.test_daemon import start_daemon  # noqa: F401 (a fixture)
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
@@ -153,17 +154,32 @@ def test_an_openstack_plan_says_its_price_is_unknown() -> None:
 
 # --- nodes: a request the daemon would ignore is refused ------------------------------------------------
 
-def test_a_request_for_a_node_in_no_group_is_refused(kube_api: Any, tmp_path: Path) -> None:
-    """`nodes poweroff nosuch` answered "requested" with exit 0 while the leader ignores it."""
-    kube_api.register_node("edge-0", cpus=2, memory_mib=4096,
-                           labels={"oscar-deploy/group": "edge"})
+def test_a_request_for_a_node_in_no_group_is_refused(kube_api: Any, start_daemon: Any,  # noqa: F811
+                                                      tmp_path: Path) -> None:
+    """`nodes poweroff nosuch` answered "requested" with exit 0 while the leader ignores it. The
+    daemon publishes its groups' boards with its status, so a board that never registered is known
+    without a groups file; before any daemon has published, the request goes through with a warning."""
+    from tests.test_daemon import board_group
+
     kube_api.register_node("stranger", cpus=2, memory_mib=4096)
     kubeconfig = kube_api.write_kubeconfig(tmp_path / "kubeconfig")
+    early = invoke("nodes", "--kubeconfig", str(kubeconfig), "disable", "edge-1")
+    assert early.exit_code == 0 and "cannot be checked" in early.stderr, early.output
+    start_daemon([board_group(kube_api, "edge", boards=2)])
+
+    def published() -> bool:
+        try:
+            status = kube_api.get("configmaps", "oscar-deploy-elastic-status", namespace="kube-system")
+        except Exception:  # not written yet
+            return False
+        return "groups" in (status.get("data") or {})
+
+    kube_api.wait_until(published, timeout=10, what="the daemon's status")
     for node in ("nosuch", "stranger"):
         done = invoke("nodes", "--kubeconfig", str(kubeconfig), "poweroff", node)
         assert done.exit_code == 2, done.output
         assert f"{node!r} is in no node group" in done.stderr and "edge-0" in done.stderr
-    ok = invoke("nodes", "--kubeconfig", str(kubeconfig), "poweroff", "edge-0")
+    ok = invoke("nodes", "--kubeconfig", str(kubeconfig), "poweron", "edge-0")  # never registered
     assert ok.exit_code == 0, ok.output
     groups = tmp_path / "groups.yaml"
     groups.write_text("- name: pis\n  cpus: 4\n  memory_mib: 8192\n"
