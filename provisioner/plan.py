@@ -383,7 +383,7 @@ def security_rules(spec: ClusterSpec) -> tuple[SecurityRule, ...]:
     rules = [
         SecurityRule("tcp", 22, 22, admin, "SSH (admin CIDR only)"),
         SecurityRule("tcp", 6443, 6443, admin, "Kubernetes API (admin CIDR only)"),
-        SecurityRule("tcp", 80, 80, web(80), "HTTP (ingress; Let's Encrypt challenge)"),
+        SecurityRule("tcp", 80, 80, web(80), "HTTP (ingress; ACME HTTP-01 certificate challenge)"),
         SecurityRule("tcp", 443, 443, web(443), "HTTPS (OSCAR, MinIO, Knative via ingress)"),
         SecurityRule("all", None, None, "cluster", "everything between the cluster's nodes"),
     ]

@@ -38,7 +38,7 @@ from provisioner.spec import Arch
 
 log = logging.getLogger(__name__)
 
-CACHE_SCHEMA = 1
+CACHE_SCHEMA = 2
 _ACCELERATED_FAMILIES = frozenset(
     {"GPU instance", "Machine Learning ASIC Instances", "FPGA Instances", "Media Accelerator Instances"}
 )
@@ -139,13 +139,35 @@ def _libcloud_tables() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     return INSTANCE_TYPES, REGION_DETAILS, get_pricing("compute", "ec2_linux")
 
 
+PRICE_REFERENCE_REGION = "us-east-1"
+
+
+def borrowed_from(region: str) -> str | None:
+    """The region whose prices (and, for a region libcloud has no data for, whose types) rank the
+    sizes of ``region``, when libcloud has no prices for ``region`` itself (China, regions newer
+    than libcloud's data); None when ``region``'s own data is used. The driver then keeps only the
+    types EC2 offers there (``DescribeInstanceTypeOfferings``)."""
+    _types, regions, prices = _libcloud_tables()
+    if any(region in by_region for by_region in prices.values()):
+        return None
+    from provisioner.regions import partition_of
+
+    if region not in regions and partition_of(region) is None:
+        return None
+    return PRICE_REFERENCE_REGION
+
+
 def _build_region(region: str) -> list[Ec2Size] | None:
-    """Every type offered in ``region`` with its price, or None if libcloud knows no such region."""
+    """Every type offered in ``region`` with its price, or None if ``region`` is no AWS region.
+
+    Without libcloud data for the region (or without its prices), the reference region's types and
+    prices stand in (``borrowed_from``), so a plan can still rank sizes."""
     types, regions, prices = _libcloud_tables()
+    price_region = borrowed_from(region) or region
     if region in regions:
         offered = list(regions[region]["instance_types"])
     else:
-        offered = sorted(name for name, by_region in prices.items() if region in by_region)
+        offered = sorted(name for name, by_region in prices.items() if price_region in by_region)
         if not offered:
             return None
     sizes = []
@@ -154,7 +176,7 @@ def _build_region(region: str) -> list[Ec2Size] | None:
         if data is None:
             continue
         extra = data.get("extra", {})
-        price = prices.get(name, {}).get(region)
+        price = prices.get(name, {}).get(price_region)
         sizes.append(Ec2Size(
             name=name,
             cpus=int(extra.get("vcpu") or 0),
@@ -211,6 +233,11 @@ def region_sizes(region: str, cache_dir: Path | None = None) -> tuple[Ec2Size, .
 
 def find_size(sizes: Iterable[Ec2Size], name: str) -> Ec2Size | None:
     return next((s for s in sizes if s.name == name), None)
+
+
+def known_type(name: str) -> bool:
+    """Whether libcloud's data knows the instance type at all (in any region)."""
+    return name in _libcloud_tables()[0]
 
 
 def known_regions() -> list[str]:
