@@ -164,9 +164,8 @@ def _build_region(region: str) -> list[Ec2Size] | None:
     prices stand in (``borrowed_from``), so a plan can still rank sizes."""
     types, regions, prices = _libcloud_tables()
     price_region = borrowed_from(region) or region
-    if region in regions:
-        offered = list(regions[region]["instance_types"])
-    else:
+    offered = list(regions[region]["instance_types"]) if region in regions else []
+    if not offered:  # libcloud lists no types for GovCloud and China, nor any for newer regions
         offered = sorted(name for name, by_region in prices.items() if price_region in by_region)
         if not offered:
             return None
@@ -235,9 +234,11 @@ def find_size(sizes: Iterable[Ec2Size], name: str) -> Ec2Size | None:
     return next((s for s in sizes if s.name == name), None)
 
 
-def known_type(name: str) -> bool:
-    """Whether libcloud's data knows the instance type at all (in any region)."""
-    return name in _libcloud_tables()[0]
+def known_family(name: str) -> bool:
+    """Whether libcloud's data knows the instance type's family (``m8i`` of ``m8i.large``) at all: an
+    unknown size of a known family is a typo, an unknown family is newer than the data."""
+    family = name.split(".")[0] + "."
+    return any(known.startswith(family) for known in _libcloud_tables()[0])
 
 
 def known_regions() -> list[str]:
