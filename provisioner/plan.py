@@ -401,7 +401,7 @@ def security_rules(spec: ClusterSpec) -> tuple[SecurityRule, ...]:
         SecurityRule("tcp", 6443, 6443, admin, "Kubernetes API (admin CIDR only)"),
         SecurityRule("tcp", 80, 80, web(80), "HTTP (ingress; ACME HTTP-01 certificate challenge)"),
         SecurityRule("tcp", 443, 443, web(443), "HTTPS (OSCAR, MinIO, Knative via ingress)"),
-        SecurityRule("all", None, None, "cluster", "everything between the cluster's nodes"),
+        SecurityRule("all", None, None, "cluster", "everything between the nodes of the cluster"),
     ]
     for component in spec.components:
         if component.name.lower() == "minio":  # its NodePorts, as the template's outputs use them

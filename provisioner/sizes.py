@@ -234,6 +234,13 @@ def find_size(sizes: Iterable[Ec2Size], name: str) -> Ec2Size | None:
     return next((s for s in sizes if s.name == name), None)
 
 
+def types_listed(region: str) -> bool:
+    """Whether libcloud lists the types offered in ``region`` (else they come from its prices or a
+    borrowed region's, and EC2 is asked which it offers there)."""
+    details = _libcloud_tables()[1].get(region)
+    return bool(details and details.get("instance_types"))
+
+
 def known_family(name: str) -> bool:
     """Whether libcloud's data knows the instance type's family (``m8i`` of ``m8i.large``) at all: an
     unknown size of a known family is a typo, an unknown family is newer than the data."""

@@ -205,7 +205,7 @@ class Ec2Driver:
         while True:
             try:
                 return fn()
-            except CloudError as error:
+            except (CloudError, NotFound) as error:
                 if code not in str(error) or time.monotonic() + delay > deadline:
                     raise
             self._sleep(delay)
@@ -408,7 +408,7 @@ class Ec2Driver:
                    and sizes.fits(s, cpus, memory_mib, arch, 0)]  # type: ignore[arg-type]
         fitting.sort(key=lambda s: (s.price_per_hour, s.cpus, s.memory_mib, s.metal, s.name))
         names = [s.name for s in fitting]
-        if sizes.borrowed_from(self.region) is not None:
+        if not sizes.types_listed(self.region):
             offered = self._region_offerings()
             names = [n for n in names if offered is None or n in offered]
         return names

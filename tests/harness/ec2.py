@@ -243,6 +243,8 @@ class Ec2Fixups:
         with self._lock:
             self.calls.append(CallRecord(action, region, fault.code if fault else None))
         if fault is not None:
+            if fault.performed:  # done, but the answer is lost: the client sees only the error
+                list(self._fixed_response(environ, lambda *_a, **_k: None, action, params, region))
             body = error_xml(fault.code, fault.message)
             start_response(f"{fault.status} Harness", [("Content-Type", "text/xml"),
                                                          ("Content-Length", str(len(body)))])
@@ -316,7 +318,7 @@ class Ec2Fixups:
                     close()
             status_code = int(captured["status"].split()[0])
             body = fix_response_body(status_code, body)
-            self.strict.after(action, params, region, status_code, body)
+            body = self.strict.after(action, params, region, status_code, body)
         headers = [(k, v) for k, v in captured["headers"] if k.lower() != "content-length"]
         headers.append(("Content-Length", str(len(body))))
         start_response(captured["status"], headers)

@@ -66,7 +66,8 @@ ACCOUNT_ID = "123456789012"
 _DESCRIPTION = re.compile(r"[a-zA-Z0-9 ._\-:/()#,@\[\]+=&;{}!$*]{0,255}")
 _PAIR_DESCRIPTION = re.compile(r"[a-zA-Z0-9 ._\-:/()#,@\[\]+=;{}!$*]{0,255}")
 _DESCRIPTION_KEY = re.compile(
-    r"IpPermissions\.\d+\.(IpRanges|Ipv6Ranges|Groups|PrefixListIds)\.\d+\.Description")
+    r"IpPermissions\.\d+\.(IpRanges|Ipv6Ranges|Groups|PrefixListIds)\.\d+\.Description"
+)
 _CIDR_IP_KEY = re.compile(r"IpPermissions\.\d+\.IpRanges\.\d+\.CidrIp")
 _BURSTABLE_UNLIMITED = ("t3.", "t3a.", "t4g.")
 
@@ -95,9 +96,12 @@ class StrictSettings:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StrictSettings:
         rules = [LaunchTermination(**r) for r in data.get("launch_terminations", [])]
-        return cls(default_vpc=bool(data.get("default_vpc", True)),
-                   not_found_calls=int(data.get("not_found_calls", 0)),
-                   detaching_calls=int(data.get("detaching_calls", 0)), launch_terminations=rules)
+        return cls(
+            default_vpc=bool(data.get("default_vpc", True)),
+            not_found_calls=int(data.get("not_found_calls", 0)),
+            detaching_calls=int(data.get("detaching_calls", 0)),
+            launch_terminations=rules,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -183,9 +187,12 @@ class Strictness:
         """Eventual consistency: an id created a moment ago is not found by the next few calls."""
         if not self._hidden:
             return None
-        named = [v for k, v in params.items()
-                 if re.fullmatch(r"(InstanceId|GroupId|ResourceId|SecurityGroupId)(\.\d+)?", k)
-                 or re.fullmatch(r"IpPermissions\.\d+\.Groups\.\d+\.GroupId", k)]
+        named = [
+            v
+            for k, v in params.items()
+            if re.fullmatch(r"(InstanceId|GroupId|ResourceId|SecurityGroupId)(\.\d+)?", k)
+            or re.fullmatch(r"IpPermissions\.\d+\.Groups\.\d+\.GroupId", k)
+        ]
         with self._lock:
             for value in named:
                 left = self._hidden.get(value, 0)
@@ -207,9 +214,14 @@ class Strictness:
     def _check_create_group(self, params: dict[str, str]) -> Answer | None:
         description = params.get("GroupDescription", "")
         if not _DESCRIPTION.fullmatch(description):
-            return 400, "InvalidParameterValue", (
-                "Value for parameter GroupDescription is invalid. Character sets beyond ASCII are not "
-                "supported.")
+            return (
+                400,
+                "InvalidParameterValue",
+                (
+                    "Value for parameter GroupDescription is invalid. Character sets beyond ASCII are not "
+                    "supported."
+                ),
+            )
         if not params.get("VpcId") and not self.settings.default_vpc:
             return 400, "VPCIdNotSpecified", "No default VPC for this user"
         return None
@@ -220,29 +232,51 @@ class Strictness:
             if _DESCRIPTION_KEY.fullmatch(key):
                 allowed = _PAIR_DESCRIPTION if ".Groups." in key else _DESCRIPTION
                 if not allowed.fullmatch(value):
-                    return 400, "InvalidParameterValue", (
-                        "Invalid rule description. Valid descriptions are strings less than 256 characters "
-                        "from the following set:  a-zA-Z0-9. _-:/()#,@[]+=&;{}!$*")
+                    return (
+                        400,
+                        "InvalidParameterValue",
+                        (
+                            "Invalid rule description. Valid descriptions are strings less than 256 "
+                            "characters from the following set:  a-zA-Z0-9. _-:/()#,@[]+=&;{}!$*"
+                        ),
+                    )
             if _CIDR_IP_KEY.fullmatch(key) and ":" in value:
-                return 400, "InvalidParameterValue", (
-                    f"Value ({value}) for parameter cidrIp is invalid. This is not a valid CIDR block.")
+                return (
+                    400,
+                    "InvalidParameterValue",
+                    (f"Value ({value}) for parameter cidrIp is invalid. This is not a valid CIDR block."),
+                )
         return None
 
     def _check_run(self, params: dict[str, str], region: str) -> Answer | None:
-        interface = {k[len("NetworkInterface.1."):]: v for k, v in params.items()
-                     if k.startswith("NetworkInterface.1.")}
+        interface = {
+            k[len("NetworkInterface.1.") :]: v
+            for k, v in params.items()
+            if k.startswith("NetworkInterface.1.")
+        }
         top_groups = _indexed(params, "SecurityGroupId")
         if interface and (params.get("SubnetId") or top_groups):
-            return 400, "InvalidParameterCombination", (
-                "Network interfaces and an instance-level security groups may not be specified on the same "
-                "request")
+            return (
+                400,
+                "InvalidParameterCombination",
+                (
+                    "Network interfaces and an instance-level security groups may not be specified on the "
+                    "same request"
+                ),
+            )
         subnet_id = interface.get("SubnetId") or params.get("SubnetId")
         groups = _indexed(interface, "SecurityGroupId") if interface else top_groups
         be = _backend(region)
         if not subnet_id:
             if not self.settings.default_vpc:
-                return 400, "VPCIdNotSpecified", ("No default VPC for this user. GroupName is only supported "
-                                                  "for EC2-Classic and default VPC.")
+                return (
+                    400,
+                    "VPCIdNotSpecified",
+                    (
+                        "No default VPC for this user. GroupName is only supported "
+                        "for EC2-Classic and default VPC."
+                    ),
+                )
             return None
         try:
             subnet = be.get_subnet(subnet_id)
@@ -251,36 +285,50 @@ class Strictness:
         for group_id in groups:
             group = be.get_security_group_from_id(group_id)
             if group is not None and group.vpc_id != subnet.vpc_id:
-                return 400, "InvalidParameter", (
-                    f"Security group {group_id} and subnet {subnet_id} belong to different networks.")
+                return (
+                    400,
+                    "InvalidParameter",
+                    (f"Security group {group_id} and subnet {subnet_id} belong to different networks."),
+                )
         return None
 
     def _credit_answer(self, params: dict[str, str], region: str) -> bytes:
         be = _backend(region)
         wanted = _indexed(params, "InstanceId") or [i.id for i in be.all_instances()]
-        items = "".join(f"<item><instanceId>{i}</instanceId><cpuCredits>{self._credits.get(i, 'standard')}"
-                        "</cpuCredits></item>" for i in wanted)
-        return (f'<?xml version="1.0" encoding="UTF-8"?><DescribeInstanceCreditSpecificationsResponse '
-                f'xmlns="{NAMESPACE}"><requestId>{uuid.uuid4()}</requestId><instanceCreditSpecificationSet>'
-                f"{items}</instanceCreditSpecificationSet></DescribeInstanceCreditSpecificationsResponse>"
-                ).encode()
+        items = "".join(
+            f"<item><instanceId>{i}</instanceId><cpuCredits>{self._credits.get(i, 'standard')}"
+            "</cpuCredits></item>"
+            for i in wanted
+        )
+        return (
+            f'<?xml version="1.0" encoding="UTF-8"?><DescribeInstanceCreditSpecificationsResponse '
+            f'xmlns="{NAMESPACE}"><requestId>{uuid.uuid4()}</requestId><instanceCreditSpecificationSet>'
+            f"{items}</instanceCreditSpecificationSet></DescribeInstanceCreditSpecificationsResponse>"
+        ).encode()
 
     # -- after moto -------------------------------------------------------------------------------
-    def after(self, action: str, params: dict[str, str], region: str, status: int, body: bytes) -> None:
-        """Change moto's state as EC2's would have changed after this answer."""
+    def after(self, action: str, params: dict[str, str], region: str, status: int, body: bytes) -> bytes:
+        """Change moto's state as EC2's would have changed after this answer; the answer to send."""
         if status >= 300:
-            return
+            return body
         if action == "CreateSubnet":
-            self._no_default_subnets_outside_the_default_vpc(region)
-            return
+            if self._no_default_subnets_outside_the_default_vpc(region):
+                body = body.replace(
+                    b"<defaultForAz>true</defaultForAz>", b"<defaultForAz>false</defaultForAz>"
+                )
+                body = body.replace(
+                    b"<mapPublicIpOnLaunch>true</mapPublicIpOnLaunch>",
+                    b"<mapPublicIpOnLaunch>false</mapPublicIpOnLaunch>",
+                )
+            return body
         if action == "DetachVolume" and self.settings.detaching_calls > 0:
             with self._lock:
                 self._detaching[params.get("VolumeId", "")] = self.settings.detaching_calls
-            return
+            return body
         try:
             root = ElementTree.fromstring(body)
         except ElementTree.ParseError:
-            return
+            return body
         if action == "CreateSecurityGroup":
             group_id = _text(root, "{ns}groupId")
             if group_id:
@@ -290,6 +338,7 @@ class Strictness:
                 instance_id = _text(item, "{ns}instanceId")
                 if instance_id:
                     self._launched(instance_id, params, region)
+        return body
 
     def _hide(self, resource_id: str) -> None:
         if self.settings.not_found_calls > 0:
@@ -297,36 +346,52 @@ class Strictness:
                 self._hidden[resource_id] = self.settings.not_found_calls
 
     @staticmethod
-    def _no_default_subnets_outside_the_default_vpc(region: str) -> None:
+    def _no_default_subnets_outside_the_default_vpc(region: str) -> bool:
+        """Unmark moto's default subnets outside the default VPC (and their public addresses on
+        launch, which a new VPC's subnets do not give either); whether there were any."""
         be = _backend(region)
         defaults = {v.id for v in be.vpcs.values() if v.is_default}
+        changed = False
         for subnet in be.describe_subnets():
-            if subnet.vpc_id not in defaults:
+            if subnet.vpc_id not in defaults and subnet.default_for_az:
                 subnet.default_for_az = False
+                subnet.map_public_ip_on_launch = False
+                changed = True
+        return changed
 
     def _launched(self, instance_id: str, params: dict[str, str], region: str) -> None:
         be = _backend(region)
         instance = be.get_instance(instance_id)
         instance_type = params.get("InstanceType", "")
         credits = params.get("CreditSpecification.CpuCredits") or (
-            "unlimited" if instance_type.startswith(_BURSTABLE_UNLIMITED) else "standard")
+            "unlimited" if instance_type.startswith(_BURSTABLE_UNLIMITED) else "standard"
+        )
         with self._lock:
             self._credits[instance_id] = credits
         for n in range(1, 10):
             if params.get(f"TagSpecification.{n}.ResourceType") != "network-interface":
                 continue
             tag = f"TagSpecification.{n}.Tag"
-            tags = {params[f"{tag}.{m}.Key"]: params.get(f"{tag}.{m}.Value", "")
-                    for m in range(1, 60) if f"{tag}.{m}.Key" in params}
+            tags = {
+                params[f"{tag}.{m}.Key"]: params.get(f"{tag}.{m}.Value", "")
+                for m in range(1, 60)
+                if f"{tag}.{m}.Key" in params
+            }
             for nic in instance.nics.values():
                 be.create_tags([nic.id], tags)
         self._hide(instance_id)
         zone = instance.placement.zone if hasattr(instance.placement, "zone") else instance.placement
         with self._lock:
-            rule = next((r for r in self.settings.launch_terminations
-                         if (r.remaining is None or r.remaining > 0)
-                         and (r.instance_type is None or r.instance_type == instance_type)
-                         and (r.zone is None or r.zone == zone)), None)
+            rule = next(
+                (
+                    r
+                    for r in self.settings.launch_terminations
+                    if (r.remaining is None or r.remaining > 0)
+                    and (r.instance_type is None or r.instance_type == instance_type)
+                    and (r.zone is None or r.zone == zone)
+                ),
+                None,
+            )
             if rule is not None and rule.remaining is not None:
                 rule.remaining -= 1
         if rule is not None:
