@@ -7,6 +7,7 @@ what an operator would look at: the AWS console's view through boto3, or the emu
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from provisioner.clouds.base import TAG_DEPLOYMENT, TAG_GROUP, FirewallRule, NodeRequest, resource_name
-from provisioner.clouds.ec2 import Ec2Driver, endpoint_kwargs, make_libcloud_driver
+from provisioner.clouds.ec2 import Ec2Driver, endpoint_kwargs
 from provisioner.config import ProvisionerSettings
 from provisioner.credentials import AwsCredentials, CredentialSource
 from provisioner.errors import AuthError, BadInput, CapacityError, CloudError
@@ -190,12 +191,16 @@ def _offered(ec2_emulator: Any, region: str) -> set[str]:
     ],
 )
 def test_endpoints_and_signing_scope_for_any_region_and_partition(region: str, host: str) -> None:
+    from provisioner.clouds.ec2 import make_libcloud_driver
+
     driver = make_libcloud_driver(_credentials(None), region)
     assert driver.connection.host == host and driver.region_name == region
     assert endpoint_kwargs(_credentials(None), "eu-west-1").get("host") is None  # libcloud's own
 
 
 def test_a_name_that_is_no_region_is_bad_input() -> None:
+    from provisioner.clouds.ec2 import make_libcloud_driver
+
     with pytest.raises(BadInput, match="not an AWS region name"):
         make_libcloud_driver(_credentials(None), "eu west 1")
 
@@ -223,10 +228,7 @@ def test_plan_prices_and_the_canonical_owner_in_every_partition(
         text=True,
         cwd=Path(__file__).resolve().parent.parent,
         check=False,
-        env={
-            "PATH": str(Path(__file__).resolve().parent.parent / ".venv" / "bin") + ":/usr/bin",
-            "HOME": str(tmp_path),
-        },
+        env={**os.environ, "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache")},
     )
     assert proc.returncode == 0, proc.stderr
     import json
