@@ -75,9 +75,10 @@ CONSISTENCY_S = 60.0
 """How long a ``NotFound`` for an id just created is taken for EC2's eventual consistency."""
 
 
-def endpoint_kwargs(credentials: AwsCredentials, region: str) -> dict[str, Any]:
-    """libcloud ``EC2NodeDriver`` keyword arguments: region, SigV4, and the endpoint override (for a
-    region libcloud does not know, its partition's endpoint: ``make_libcloud_driver`` sets the scope)."""
+def endpoint_kwargs(credentials: AwsCredentials, region: str, token: str | None = None) -> dict[str, Any]:
+    """libcloud ``EC2NodeDriver`` keyword arguments: region, SigV4, the session token (``token``, else
+    the credential's), and the endpoint override (for a region libcloud does not know, its
+    partition's endpoint: ``make_libcloud_driver`` sets the scope)."""
     kwargs: dict[str, Any] = {"region": region, "signature_version": "4"}
     if not credentials.endpoint_url and not libcloud_knows(region):
         kwargs["host"] = regions.ec2_host(region)
@@ -86,8 +87,9 @@ def endpoint_kwargs(credentials: AwsCredentials, region: str) -> dict[str, Any]:
                        else f"https://{credentials.endpoint_url}")
         secure = url.scheme != "http"
         kwargs.update(host=url.hostname, secure=secure, port=url.port or (443 if secure else 80))
-    if credentials.session_token:
-        kwargs["token"] = credentials.session_token
+    token = token or credentials.session_token
+    if token:
+        kwargs["token"] = token
     return kwargs
 
 
@@ -97,19 +99,21 @@ def libcloud_knows(region: str) -> bool:
     return region in VALID_EC2_REGIONS
 
 
-def make_libcloud_driver(credentials: AwsCredentials, region: str) -> Any:
+def make_libcloud_driver(credentials: AwsCredentials, region: str,
+                         current: tuple[str, str, str | None] | None = None) -> Any:
     """The stock ``EC2NodeDriver`` for any region: one libcloud does not list is built as us-east-1
     with the region's endpoint, then given the region as its SigV4 scope (``region_name``, which
     libcloud's signer reads), so it signs as AWS expects there."""
     from libcloud.compute.drivers.ec2 import EC2NodeDriver
 
-    kwargs = endpoint_kwargs(credentials, region)
+    key, secret, token = current or credentials.current()
+    kwargs = endpoint_kwargs(credentials, region, token)
     known = libcloud_knows(region)
     if not known:
         if not regions.REGION_NAME.fullmatch(region):
             raise BadInput(f"EC2 region {region!r} is not an AWS region name (like eu-west-1)")
         kwargs["region"] = "us-east-1"
-    driver = EC2NodeDriver(credentials.access_key_id, credentials.secret_access_key, **kwargs)
+    driver = EC2NodeDriver(key, secret, **kwargs)
     if not known:
         driver.region_name = region
     return driver
@@ -171,11 +175,14 @@ class Ec2Driver:
     # -- plumbing -----------------------------------------------------------------------------------
     @property
     def libcloud(self) -> Any:
-        """This thread's stock libcloud driver."""
+        """This thread's stock libcloud driver, made again when the credentials were renewed (an
+        assumed role's or an SSO session's keys last an hour or so: the elastic daemon runs longer)."""
+        current = self._credentials.current()
         driver = getattr(self._local, "driver", None)
-        if driver is None:
-            driver = make_libcloud_driver(self._credentials, self.region)
-            self._local.driver = driver
+        if driver is None or getattr(self._local, "signed_with", None) != current:
+            driver = make_libcloud_driver(self._credentials, self.region, current)
+            self._local.driver, self._local.signed_with = driver, current
+            self._calls.add_secrets(current)
         return driver
 
     def _call(self, what: str, method: str, *args: Any, **kwargs: Any) -> Any:
