@@ -253,6 +253,20 @@ def test_unfulfillable_capacity_codes_are_capacity_for_that_type_and_zone(
     assert node.zone == f"{REGION}b"
 
 
+def test_a_type_goes_to_a_zone_that_offers_it(ec2_emulator: Any) -> None:
+    offered = {
+        o["Location"]
+        for o in _boto(ec2_emulator).describe_instance_type_offerings(
+            LocationType="availability-zone", Filters=[{"Name": "instance-type", "Values": ["r8a.large"]}]
+        )["InstanceTypeOfferings"]
+    }
+    assert f"{REGION}a" not in offered  # else the test proves nothing
+    driver = _driver(ec2_emulator)
+    sg = driver.ensure_security_group("d1", [])
+    node = driver.create_node(_request("d1", "wn", sg, size="r8a.large"))
+    assert node.zone in offered
+
+
 def test_quota_and_permission_errors_fail_fast_saying_what_to_do(ec2_emulator: Any) -> None:
     driver = _driver(ec2_emulator)
     sg = driver.ensure_security_group("d1", [])

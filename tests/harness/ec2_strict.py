@@ -19,6 +19,10 @@ Always on (AWS always does this):
   `InvalidParameterCombination` (botocore model, `RunInstancesRequest.NetworkInterfaces`: "If you
   specify a network interface, you must specify any security groups and subnets as part of the
   network interface, instead of using the SecurityGroupIds and SubnetId parameters").
+- **A type runs only in the zones that offer it**: RunInstances of a type outside
+  DescribeInstanceTypeOfferings' zones (moto's own offering data) is `Unsupported` "Your requested
+  instance type (...) is not supported in your requested Availability Zone (...)" (EC2 API reference,
+  "Error codes": Unsupported; Karpenter counts it as unfulfillable capacity); moto launches anything.
 - **A new VPC's subnets are not default subnets**: moto marks the first subnet of any VPC in a zone
   `DefaultForAz`; EC2 marks only the default VPC's ("DefaultForAz: Indicates whether this is the
   default subnet for the Availability Zone", botocore model `Subnet`; VPC user guide, "Default VPCs").
@@ -282,6 +286,21 @@ class Strictness:
             subnet = be.get_subnet(subnet_id)
         except Exception:  # moto answers InvalidSubnetID.NotFound itself
             return None
+        instance_type = params.get("InstanceType", "")
+        offered = {
+            o["Location"]
+            for o in be.describe_instance_type_offerings(
+                "availability-zone", {"instance-type": [instance_type]}
+            )
+        }
+        if offered and subnet.availability_zone not in offered:
+            return (
+                400,
+                "Unsupported",
+                f"Your requested instance type ({instance_type}) is not supported in your requested "
+                f"Availability Zone ({subnet.availability_zone}). Please retry your request by not "
+                f"specifying an Availability Zone or choosing {', '.join(sorted(offered))}.",
+            )
         for group_id in groups:
             group = be.get_security_group_from_id(group_id)
             if group is not None and group.vpc_id != subnet.vpc_id:
