@@ -270,7 +270,7 @@ def _ec2_size(group: GroupSpec, region: str, cache_dir: Path, warnings: list[str
             f"EC2 region {region!r} is unknown (known: {', '.join(sizes.known_regions())})",
             culprit=f"{_where(group)}: region",
         )
-    borrowed = sizes.borrowed_from(region)
+    borrowed = sizes.borrowed_from(region, cache_dir)
     if borrowed:
         warnings.append(f"group {group.name}: libcloud's data has no prices for {region}; sizes are ranked "
                         f"and priced as in {borrowed} (an estimate), and create keeps those EC2 offers there")
