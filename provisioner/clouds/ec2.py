@@ -195,10 +195,13 @@ class Ec2Driver:
     def _action(self, params: dict[str, str], *, once: bool = False) -> Any:
         """One signed EC2 API action through the stock driver's connection; its parsed XML answer
         (retried while throttled, unless ``once``: a call that cannot be made idempotent)."""
-        drv = self.libcloud
+        def request() -> Any:  # the driver looked up per attempt: credentials may have been renewed
+            drv = self.libcloud
+            return drv.connection.request(drv.path, params=params).object
+
         run = self._calls.once if once else self._calls
         try:
-            return run(params["Action"], lambda: drv.connection.request(drv.path, params=params).object)
+            return run(params["Action"], request)
         except OscarDeployError as error:
             raise ec2_errors.refine(error) from None
 
