@@ -267,7 +267,8 @@ def _ec2_size(group: GroupSpec, region: str, cache_dir: Path, warnings: list[str
                             f"{named} is used unchecked and its price is unknown")
             return SizePlan(name=named, explicit=True), machine.arch
         raise TemplateError(
-            f"EC2 region {region!r} is unknown (known: {', '.join(sizes.known_regions())})",
+            f"EC2 region {region!r} is no AWS region (a name like eu-west-1, us-gov-west-1 or cn-north-1; "
+            f"libcloud's data lists {', '.join(sizes.known_regions())}, and newer regions work too)",
             culprit=f"{_where(group)}: region",
         )
     borrowed = sizes.borrowed_from(region, cache_dir)

@@ -45,7 +45,8 @@ Test knobs, over HTTP (`/_harness/...`) and from Python (`Ec2Emulator`):
 - `GET /_harness/calls` the API actions received, in order, with the injected fault if any.
 - `POST /_harness/reset` empties moto and clears faults and the call log.
 
-Run by hand: `python -m tests.harness.ec2 --port 5000 [--seed S --latency 1 --fault-rate 0.2]`.
+Run by hand: `python -m tests.harness.ec2 --port 5000 [--seed S --latency 1 --fault-rate 0.2]
+[--no-default-vpc --not-found-calls 3]`.
 """
 
 from __future__ import annotations
@@ -582,10 +583,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every API call")
     parser.add_argument("--fault-rate", type=float, default=0.0, help="share of mutating calls refused")
     parser.add_argument("--fault-code", default="RequestLimitExceeded", choices=sorted(ERROR_STATUS))
+    parser.add_argument("--no-default-vpc", action="store_true", help="an account without a default VPC")
+    parser.add_argument("--not-found-calls", type=int, default=0,
+                        help="a new instance or security group is not found by this many calls")
     args = parser.parse_args(argv)
     rules = [FaultRule(code=args.fault_code, rate=args.fault_rate)] if args.fault_rate else []
     plan = FaultPlan(seed=args.seed, latency_s=args.latency, rules=rules)
     emulator = Ec2Emulator(args.port, plan, quiet=False).start()
+    emulator.set_strict(StrictSettings(default_vpc=not args.no_default_vpc, not_found_calls=args.not_found_calls))
     print(f"EC2 emulator on {emulator.endpoint} (control: {emulator.endpoint}/_harness/faults)", flush=True)
     try:
         while True:
