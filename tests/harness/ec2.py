@@ -590,7 +590,8 @@ def main(argv: list[str] | None = None) -> None:
     rules = [FaultRule(code=args.fault_code, rate=args.fault_rate)] if args.fault_rate else []
     plan = FaultPlan(seed=args.seed, latency_s=args.latency, rules=rules)
     emulator = Ec2Emulator(args.port, plan, quiet=False).start()
-    emulator.set_strict(StrictSettings(default_vpc=not args.no_default_vpc, not_found_calls=args.not_found_calls))
+    emulator.set_strict(StrictSettings(default_vpc=not args.no_default_vpc,
+                                       not_found_calls=args.not_found_calls))
     print(f"EC2 emulator on {emulator.endpoint} (control: {emulator.endpoint}/_harness/faults)", flush=True)
     try:
         while True:
