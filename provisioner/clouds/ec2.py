@@ -534,8 +534,16 @@ class Ec2Driver:
         return reason is not None
 
     def destroy_node(self, node: CloudNode) -> None:
-        try:
+        """Terminate; a NotFound is "already gone", except for a machine this driver launched a
+        moment ago, which EC2 may not know yet (waited for, so it cannot be left running)."""
+        def terminate() -> None:
             self._call("TerminateInstances", "destroy_node", SimpleNamespace(id=node.id))
+
+        try:
+            if node.id in self._launched:
+                self._eventually(terminate, "InvalidInstanceID.NotFound")
+            else:
+                terminate()
         except NotFound:
             log.info("EC2 %s: %s was already gone", self.region, node.id)
 

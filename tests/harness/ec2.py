@@ -207,6 +207,8 @@ class CallRecord:
     region: str
     fault: str | None
     at: float = field(default_factory=time.monotonic)
+    refused: str | None = None
+    """The error code the stricter layer answered with (as AWS would have), if any."""
 
 
 class Ec2Fixups:
@@ -242,7 +244,8 @@ class Ec2Fixups:
             time.sleep(self.injector.latency_s)
         fault = self.injector.decide(self._call_of(action, params, region))
         with self._lock:
-            self.calls.append(CallRecord(action, region, fault.code if fault else None))
+            record = CallRecord(action, region, fault.code if fault else None)
+            self.calls.append(record)
         if fault is not None:
             if fault.performed:  # done, but the answer is lost: the client sees only the error
                 list(self._fixed_response(environ, lambda *_a, **_k: None, action, params, region))
@@ -250,7 +253,7 @@ class Ec2Fixups:
             start_response(f"{fault.status} Harness", [("Content-Type", "text/xml"),
                                                          ("Content-Length", str(len(body)))])
             return [body]
-        return self._fixed_response(environ, start_response, action, params, region)
+        return self._fixed_response(environ, start_response, action, params, region, record)
 
     # -- requests -----------------------------------------------------------------------------------
     @staticmethod
@@ -291,7 +294,8 @@ class Ec2Fixups:
 
     # -- responses ----------------------------------------------------------------------------------
     def _fixed_response(self, environ: dict[str, Any], start_response: StartResponse, action: str,
-                        params: dict[str, str], region: str) -> Iterable[bytes]:
+                        params: dict[str, str], region: str, record: CallRecord | None = None
+                        ) -> Iterable[bytes]:
         captured: dict[str, Any] = {}
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -306,6 +310,8 @@ class Ec2Fixups:
                 return [refused]
             if refused is not None:
                 status, code, message = refused
+                if record is not None:
+                    record.refused = code
                 body = error_xml(code, message)
                 start_response(f"{status} Strict", [("Content-Type", "text/xml"),
                                                     ("Content-Length", str(len(body)))])
