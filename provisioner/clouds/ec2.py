@@ -397,6 +397,8 @@ class Ec2Driver:
         if image is None:
             found = self._call("DescribeImages", "list_images", ex_image_ids=[image_id])
             image = found[0] if found else None
+            if image is not None:
+                self._images[image_id] = image
         name = image.extra.get("root_device_name") if image is not None else None
         return str(name or "/dev/sda1")
 
