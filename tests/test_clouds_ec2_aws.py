@@ -18,7 +18,7 @@ from provisioner.clouds.base import TAG_DEPLOYMENT, TAG_GROUP, FirewallRule, Nod
 from provisioner.clouds.ec2 import Ec2Driver, endpoint_kwargs
 from provisioner.config import ProvisionerSettings
 from provisioner.credentials import AwsCredentials, CredentialSource
-from provisioner.errors import AuthError, BadInput, CapacityError, CloudError
+from provisioner.errors import AuthError, BadInput, CapacityError, CloudError, NotFound
 
 REGION = "eu-west-1"
 FAST = ProvisionerSettings(api_retries=6, retry_base_s=0.01, retry_max_s=0.05, create_timeout_s=20)
@@ -414,3 +414,25 @@ def test_a_volume_is_deleted_once_its_force_detach_is_done(ec2_emulator: Any) ->
     assert [r.kind for r in removed] == ["volume"]
     assert boto.describe_volumes(Filters=[{"Name": "volume-id", "Values": [volume]}])["Volumes"] == []
     assert [c.action for c in ec2_emulator.calls].count("DetachVolume") == 1
+
+
+# -- 11: instance types newer than libcloud's data --------------------------------------------------------
+def test_a_type_newer_than_libclouds_data_is_planned_with_a_warning_and_asked_of_ec2(
+    tmp_path: Path, ec2_emulator: Any
+) -> None:
+    from provisioner.config import GeneralSettings, Settings
+    from provisioner.plan import make_plan
+    from provisioner.resources import tosca_dir
+    from provisioner.template import load_cluster_spec
+
+    spec = load_cluster_spec([tosca_dir() / "templates" / "oscar-aws.yaml"],
+                             {"wn_instance_type": "c8i.large", "admin_cidr": "10.0.0.0/8"},
+                             import_paths=[], cache_dir=tmp_path)
+    plan = make_plan(spec, Settings(general=GeneralSettings(cache_dir=str(tmp_path))))
+    (wn,) = [g for g in plan.groups if g.name == "wn"]
+    assert wn.size.name == "c8i.large" and wn.size.price_per_hour is None
+    assert any("c8i.large is newer than libcloud's data" in w for w in plan.warnings)
+    driver = _driver(ec2_emulator)
+    assert driver.sizes_that_fit(2, 4096, explicit="c8i.large") == ["c8i.large"]  # EC2 offers it here
+    with pytest.raises(NotFound, match="not offered"):
+        driver.sizes_that_fit(2, 4096, explicit="c9z.large")
