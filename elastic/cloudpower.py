@@ -131,7 +131,7 @@ def cloud_managers(groups: Sequence[NodeGroup], *, state_path: Path, auth: str |
                    settings: Any) -> Mapping[str, PowerManager]:
     """A ``CloudPower`` per cloud group, from the deployments their ``power.deployment`` names."""
     from provisioner.cloudinit import node_user_data, worker_join
-    from provisioner.clouds.registry import driver_for
+    from provisioner.clouds.registry import driver_for, ec2_subnets
     from provisioner.credentials import credentials_from_source, resolve_credentials
     from provisioner.engine.create import key_path
     from provisioner.engine.keys import public_key_of
@@ -155,8 +155,12 @@ def cloud_managers(groups: Sequence[NodeGroup], *, state_path: Path, auth: str |
                 credentials = {p: (credentials_from_source(p, dep.credentials[p]) if dep.credentials.get(p)
                                    else resolve_credentials([p])[p]) for p in providers}
 
-            def factory(provider: str, region: str | None, credentials: Any = credentials) -> Any:
-                return driver_for(provider, credentials[provider], region, settings=settings.provisioner)
+            subnets = ec2_subnets(dep.plan.get("targets") or [])
+
+            def factory(provider: str, region: str | None, credentials: Any = credentials,
+                        subnets: Any = subnets) -> Any:
+                return driver_for(provider, credentials[provider], region, settings=settings.provisioner,
+                                  network=subnets.get((provider, region)) if provider == "aws" else None)
 
             drivers = Drivers(factory)
             chosen = [targets[g.name] for g in mine]

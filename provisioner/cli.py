@@ -277,9 +277,11 @@ def _progress(obj: Context) -> Any:
 
 
 def _driver_factory(credentials: dict[str, Any], settings: Any, boards: dict[str, Any] | None = None,
-                    known_hosts: Path | None = None) -> Callable[[str, str | None], Any]:
+                    known_hosts: Path | None = None, subnets: dict[Any, str] | None = None,
+                    ) -> Callable[[str, str | None], Any]:
     """(provider, region) → a cloud driver, with the credentials read for this command only;
-    ``boards`` (group → BoardSpec list) for the fleet of adopted edge boards."""
+    ``boards`` (group → BoardSpec list) for the fleet of adopted edge boards; ``subnets``
+    ((``aws``, region) → subnet id) the EC2 subnet whose VPC gets the security group."""
     from provisioner.clouds.registry import driver_for
     from provisioner.errors import CredentialsError
 
@@ -289,9 +291,19 @@ def _driver_factory(credentials: dict[str, Any], settings: Any, boards: dict[str
                               known_hosts=known_hosts)
         if provider not in credentials:
             raise CredentialsError(f"no {provider} credentials: give --auth FILE or the usual environment")
-        return driver_for(provider, credentials[provider], region, settings=settings.provisioner)
+        return driver_for(provider, credentials[provider], region, settings=settings.provisioner,
+                          network=(subnets or {}).get((provider, region)) if provider == "aws" else None)
 
     return factory
+
+
+def _preflight(factory: Callable[[str, str | None], Any], the_plan: Any) -> None:
+    """Ask each cloud whether the plan can be placed there (EC2: a default VPC or the given subnet)
+    before anything is recorded or created, so such a mistake exits 2 with nothing changed."""
+    for provider, region in dict.fromkeys((g.provider, g.region) for g in the_plan.groups):
+        check = getattr(factory(provider, region), "preflight", None) if provider == "aws" else None
+        if check is not None:
+            check()
 
 
 def _recorded_credentials(dep: Any, auth: str | None) -> dict[str, Any]:
@@ -337,6 +349,7 @@ def create(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, ...
     TEMPLATE(s), -i, --inputs and --import-path as for `validate`: the whole template is checked,
     the whole plan made and the credentials read before any cloud call (bad input exits 2 and
     changes nothing)."""
+    from provisioner.clouds.registry import ec2_subnets
     from provisioner.credentials import resolve_credentials
     from provisioner.engine import CreateRequest, with_credential_regions
     from provisioner.engine import create as run_create
@@ -360,7 +373,9 @@ def create(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, ...
         credentials={p: c.source.to_json() for p, c in credentials.items()}, configure=not no_configure)
     with _open_store(obj) as store:
         boards = {g.name: g.spec.boards for g in the_plan.groups if g.provider == "fleet"}
-        factory = _driver_factory(credentials, obj.settings, boards, store.path.parent / "known_hosts")
+        factory = _driver_factory(credentials, obj.settings, boards, store.path.parent / "known_hosts",
+                                  ec2_subnets(the_plan.groups))
+        _preflight(factory, the_plan)
         dep = run_create(store, request, factory, obj.settings, _progress(obj))
         click.echo(f"deployment {dep.name} ({dep.id}) created: {len(store.nodes(dep.id))} node(s)")
         shown = outputs(dep, store.nodes(dep.id), store.secrets(dep.id))
@@ -520,6 +535,7 @@ class NodeCount(click.ParamType):
 @handles_errors
 def scale(obj: Context, deployment: str, group: str, count: int, auth: str | None) -> None:
     """Set cloud worker GROUP of deployment ID to COUNT nodes (removes the newest idle first)."""
+    from provisioner.clouds.registry import ec2_subnets
     from provisioner.engine import scale as run_scale
     from provisioner.engine.scale import scalable_group
 
@@ -535,7 +551,9 @@ def scale(obj: Context, deployment: str, group: str, count: int, auth: str | Non
 
             return busy_workers(kubeconfig_path(store, dep), members)
 
-        result = run_scale(store, dep.id, group, count, _driver_factory(credentials, obj.settings),
+        subnets = ec2_subnets(dep.plan.get("targets") or [])
+        result = run_scale(store, dep.id, group, count,
+                           _driver_factory(credentials, obj.settings, subnets=subnets),
                            obj.settings, progress=_progress(obj), busy=busy)
     if result.busy_unknown:
         click.echo(f"warning: cannot tell idle workers from busy ones, so the newest went first: "

@@ -54,7 +54,7 @@ from provisioner.errors import CredentialsError
 
 log = logging.getLogger(__name__)
 
-SourceKind = Literal["auth-file", "environment", "aws-profile", "clouds.yaml"]
+SourceKind = Literal["auth-file", "environment", "aws-profile", "aws-sdk-chain", "clouds.yaml"]
 OpenStackAuthType = Literal["password", "application_credential", "oidc_access_token"]
 SYSTEM_OPENSTACK_DIR = Path("/etc/openstack")
 
@@ -74,6 +74,8 @@ class CredentialSource:
     def describe(self) -> str:
         if self.kind == "environment":
             return "environment"
+        if self.kind == "aws-sdk-chain":
+            return f"the AWS SDK's credential chain [{self.entry or 'default'}]"
         return f"{self.path} [{self.entry}]" if self.entry else str(self.path)
 
     def to_json(self) -> dict[str, str | None]:
@@ -104,6 +106,16 @@ class AwsCredentials:
     region: str | None = None
     endpoint_url: str | None = None
     """An EC2-compatible endpoint instead of AWS's (the auth file's ``host``)."""
+    refreshable: Any = dataclasses.field(default=None, compare=False)
+    """botocore credentials that renew themselves before they expire (SSO, an assumed role, web
+    identity, ``credential_process``, the instance's role); the key fields hold their first values."""
+
+    def current(self) -> tuple[str, str, str | None]:
+        """The key id, secret and session token to sign with now (renewed by botocore when due)."""
+        if self.refreshable is None:
+            return self.access_key_id, self.secret_access_key, self.session_token
+        frozen = self.refreshable.get_frozen_credentials()
+        return frozen.access_key, frozen.secret_key, frozen.token
 
     def __repr__(self) -> str:
         return (f"AwsCredentials(access_key_id={_mask(self.access_key_id, 4)!r}, secret_access_key='***', "
@@ -517,13 +529,18 @@ def _aws_from_env(env: Mapping[str, str], home: Path, profile_source: Credential
     endpoint = (env.get("AWS_ENDPOINT_URL_EC2") or env.get("AWS_ENDPOINT_URL")
                 or config_section.get("endpoint_url") or None)
 
-    if profile_source is not None and profile_source.path:
+    if profile_source is not None and profile_source.kind == "aws-profile" and profile_source.path:
         path = Path(profile_source.path)
         # config style looks for [profile NAME] then [NAME]: right for either file
         found = _aws_profile_credentials(path, profile, True, region, endpoint)
         if found is None:
             raise CredentialsError(f"{path} [{profile}]: the profile the deployment used has no keys now")
         return found
+    if profile_source is not None and profile_source.kind == "aws-sdk-chain":
+        chained = _aws_sdk_chain(profile, creds_path, config_path, region, endpoint)
+        if chained is None:
+            raise CredentialsError(f"the AWS SDK's credential chain [{profile}] gives no credentials now")
+        return chained
 
     if key_id or secret:
         if not (key_id and secret):
@@ -538,12 +555,50 @@ def _aws_from_env(env: Mapping[str, str], home: Path, profile_source: Credential
         found = _aws_profile_credentials(path, profile, config_style, region, endpoint)
         if found is not None:
             return found
+    chained = _aws_sdk_chain(profile, creds_path, config_path, region, endpoint)
+    if chained is not None:
+        return chained
     if env.get("AWS_PROFILE"):
         raise CredentialsError(f"environment: AWS_PROFILE={profile} but neither {creds_path} nor "
                                f"{config_path} has keys for that profile")
     raise CredentialsError(
         "no AWS credentials found (the plan uses aws): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
         f"or AWS_PROFILE with {creds_path}, or pass --auth FILE with a 'type = EC2' line")
+
+
+def _aws_sdk_chain(profile: str, creds_path: Path, config_path: Path, region: str | None,
+                   endpoint: str | None) -> AwsCredentials | None:
+    """Credentials from botocore's own provider chain for ``profile``, after the static keys were
+    looked for: SSO (``sso_session``), ``role_arn`` with ``source_profile`` or
+    ``credential_source``, ``credential_process``, web identity (``AWS_WEB_IDENTITY_TOKEN_FILE``,
+    as on EKS), the container's and the instance's role (IMDS). They renew themselves: ``current()``
+    asks botocore, which refreshes them ahead of their expiry. None when botocore finds none (or
+    is not installed)."""
+    try:
+        import botocore.exceptions
+        import botocore.session
+    except ImportError:  # pragma: no cover - a dependency
+        return None
+    session = botocore.session.Session()
+    session.set_config_variable("credentials_file", str(creds_path))
+    session.set_config_variable("config_file", str(config_path))
+    if profile != "default" or session.full_config.get("profiles", {}).get(profile) is not None:
+        session.set_config_variable("profile", profile)
+    try:
+        found = session.get_credentials()
+    except botocore.exceptions.ProfileNotFound:
+        return None
+    except botocore.exceptions.BotoCoreError as exc:  # e.g. an SSO token that expired, a process that failed
+        raise CredentialsError(f"AWS credentials of profile {profile}: {type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0]}") from None
+    if found is None:
+        return None
+    frozen = found.get_frozen_credentials()
+    log.debug("AWS credentials from botocore's chain: %s", getattr(found, "method", "?"))
+    return AwsCredentials(frozen.access_key, frozen.secret_key,
+                          CredentialSource("aws-sdk-chain", str(config_path), profile),
+                          session_token=frozen.token, region=region or session.get_config_variable("region"),
+                          endpoint_url=endpoint, refreshable=found)
 
 
 # --- the environment: OpenStack ------------------------------------------------------------------
@@ -763,7 +818,7 @@ def credentials_from_source(
         raise CredentialsError(f"{provider} takes no cloud credentials")
     if source.kind == "auth-file" and source.path:
         return credentials_from_auth_file(Path(source.path), provider, source.entry)
-    if source.kind == "aws-profile" and provider == "aws":
+    if source.kind in ("aws-profile", "aws-sdk-chain") and provider == "aws":
         return _aws_from_env(env, home, profile_source=source)
     if source.kind == "clouds.yaml" and source.path and provider == "openstack":
         return _openstack_from_clouds_yaml(Path(source.path), source.entry)

@@ -79,5 +79,9 @@ def plan_image(group: GroupSpec, arch: Arch) -> ImagePlan | None:
                 culprit=f"node {where}",
             )
         owner, pattern = known
+        if owner == CANONICAL_OWNER:  # Canonical publishes from another account in GovCloud and China
+            from provisioner.regions import canonical_owner
+
+            owner = canonical_owner(group.region)
         return ImagePlan(distribution, version, arch, owner=owner, name_pattern=pattern.format(arch=arch))
     return ImagePlan(distribution, version, arch)

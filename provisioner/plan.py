@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -206,6 +207,10 @@ def plan_elastic(spec: ClusterSpec, settings: Settings) -> dict[str, float | int
             for name in ELASTIC_FIELDS}
 
 
+_INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9-]+")
+_SUBNET_ID = re.compile(r"subnet-([0-9a-f]{8}|[0-9a-f]{17})")
+
+
 def _open_to_world(cidr: str) -> bool:
     return cidr.strip() in ("0.0.0.0/0", "::/0")
 
@@ -222,6 +227,9 @@ def _plan_group(group: GroupSpec, cache_dir: Path, warnings: list[str]) -> Group
         if not region:
             region = DEFAULT_EC2_REGION
             warnings.append(f"group {group.name}: no region given; planned for {region}")
+        if group.network and not _SUBNET_ID.fullmatch(group.network):
+            raise TemplateError(f"{group.network!r} is not an EC2 subnet id (subnet- and 8 or 17 hex digits)",
+                                culprit=f"{_where(group)}: network (the subnet_id input)")
         size, arch = _ec2_size(group, region, cache_dir, warnings)
     elif group.provider == "openstack":
         size = _openstack_size(group)
@@ -261,11 +269,20 @@ def _ec2_size(group: GroupSpec, region: str, cache_dir: Path, warnings: list[str
                             f"{named} is used unchecked and its price is unknown")
             return SizePlan(name=named, explicit=True), machine.arch
         raise TemplateError(
-            f"EC2 region {region!r} is unknown (known: {', '.join(sizes.known_regions())})",
+            f"EC2 region {region!r} is no AWS region (a name like eu-west-1, us-gov-west-1 or cn-north-1; "
+            f"libcloud's data lists {', '.join(sizes.known_regions())}, and newer regions work too)",
             culprit=f"{_where(group)}: region",
         )
+    borrowed = sizes.borrowed_from(region, cache_dir)
+    if borrowed:
+        warnings.append(f"group {group.name}: libcloud's data has no prices for {region}; sizes are ranked "
+                        f"and priced as in {borrowed} (an estimate), and create keeps those EC2 offers there")
     if named:
         found = sizes.find_size(catalogue, named)
+        if found is None and _INSTANCE_TYPE.fullmatch(named) and not sizes.known_family(named):
+            warnings.append(f"group {group.name}: instance type {named} is newer than libcloud's data; it is "
+                            "used as named (create asks EC2 whether it is offered), its price is unknown")
+            return SizePlan(name=named, explicit=True), machine.arch
         if found is None:
             hint = _near_names(named, catalogue)
             raise TemplateError(
@@ -385,9 +402,9 @@ def security_rules(spec: ClusterSpec) -> tuple[SecurityRule, ...]:
     rules = [
         SecurityRule("tcp", 22, 22, admin, "SSH (admin CIDR only)"),
         SecurityRule("tcp", 6443, 6443, admin, "Kubernetes API (admin CIDR only)"),
-        SecurityRule("tcp", 80, 80, web(80), "HTTP (ingress; Let's Encrypt challenge)"),
+        SecurityRule("tcp", 80, 80, web(80), "HTTP (ingress; ACME HTTP-01 certificate challenge)"),
         SecurityRule("tcp", 443, 443, web(443), "HTTPS (OSCAR, MinIO, Knative via ingress)"),
-        SecurityRule("all", None, None, "cluster", "everything between the cluster's nodes"),
+        SecurityRule("all", None, None, "cluster", "everything between the nodes of the cluster"),
     ]
     for component in spec.components:
         if component.name.lower() == "minio":  # its NodePorts, as the template's outputs use them

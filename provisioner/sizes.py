@@ -38,7 +38,7 @@ from provisioner.spec import Arch
 
 log = logging.getLogger(__name__)
 
-CACHE_SCHEMA = 1
+CACHE_SCHEMA = 3
 _ACCELERATED_FAMILIES = frozenset(
     {"GPU instance", "Machine Learning ASIC Instances", "FPGA Instances", "Media Accelerator Instances"}
 )
@@ -139,13 +139,40 @@ def _libcloud_tables() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     return INSTANCE_TYPES, REGION_DETAILS, get_pricing("compute", "ec2_linux")
 
 
-def _build_region(region: str) -> list[Ec2Size] | None:
-    """Every type offered in ``region`` with its price, or None if libcloud knows no such region."""
+PRICE_REFERENCE_REGION = "us-east-1"
+
+
+def borrowed_from(region: str, cache_dir: Path | None = None) -> str | None:
+    """The region whose prices (and, for a region libcloud has no data for, whose types) rank the
+    sizes of ``region``, when libcloud has no prices for ``region`` itself (China, regions newer
+    than libcloud's data); None when ``region``'s own data is used. The driver then keeps only the
+    types EC2 offers there (``DescribeInstanceTypeOfferings``). Read from the cached catalogue."""
+    found = region_catalogue(region, cache_dir)
+    return found[1] if found else None
+
+
+def _borrowed_region(region: str) -> str | None:
+    _types, regions, prices = _libcloud_tables()
+    if any(region in by_region for by_region in prices.values()):
+        return None
+    from provisioner.regions import partition_of
+
+    if region not in regions and partition_of(region) is None:
+        return None
+    return PRICE_REFERENCE_REGION
+
+
+def _build_region(region: str) -> tuple[list[Ec2Size], str | None] | None:
+    """Every type offered in ``region`` with its price, or None if ``region`` is no AWS region.
+
+    Without libcloud data for the region (or without its prices), the reference region's types and
+    prices stand in (``borrowed_from``), so a plan can still rank sizes."""
     types, regions, prices = _libcloud_tables()
-    if region in regions:
-        offered = list(regions[region]["instance_types"])
-    else:
-        offered = sorted(name for name, by_region in prices.items() if region in by_region)
+    borrowed = _borrowed_region(region)
+    price_region = borrowed or region
+    offered = list(regions[region]["instance_types"]) if region in regions else []
+    if not offered:  # libcloud lists no types for GovCloud and China, nor any for newer regions
+        offered = sorted(name for name, by_region in prices.items() if price_region in by_region)
         if not offered:
             return None
     sizes = []
@@ -154,7 +181,7 @@ def _build_region(region: str) -> list[Ec2Size] | None:
         if data is None:
             continue
         extra = data.get("extra", {})
-        price = prices.get(name, {}).get(region)
+        price = prices.get(name, {}).get(price_region)
         sizes.append(Ec2Size(
             name=name,
             cpus=int(extra.get("vcpu") or 0),
@@ -165,22 +192,22 @@ def _build_region(region: str) -> list[Ec2Size] | None:
             current=extra.get("currentGeneration") == "Yes",
             price_per_hour=float(price) if price else None,
         ))
-    return sizes
+    return sizes, borrowed
 
 
-def _read_cache(path: Path) -> list[Ec2Size] | None:
+def _read_cache(path: Path) -> tuple[list[Ec2Size], str | None] | None:
     try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
-        return [Ec2Size(**row) for row in rows]
-    except (OSError, ValueError, TypeError):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return [Ec2Size(**row) for row in data["sizes"]], data.get("borrowed_from")
+    except (OSError, ValueError, TypeError, KeyError):
         return None
 
 
-def _write_cache(path: Path, sizes: list[Ec2Size]) -> None:
+def _write_cache(path: Path, sizes: list[Ec2Size], borrowed: str | None) -> None:
     """Best effort: a read-only home only costs the next run its 0.3 s."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        rows = [dataclasses.asdict(s) for s in sizes]
+        rows = {"sizes": [dataclasses.asdict(s) for s in sizes], "borrowed_from": borrowed}
         with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp",
                                          encoding="utf-8") as tmp:
             json.dump(rows, tmp, separators=(",", ":"))
@@ -189,9 +216,16 @@ def _write_cache(path: Path, sizes: list[Ec2Size]) -> None:
         log.debug("could not write the EC2 size cache %s: %s", path, error)
 
 
-@functools.cache
 def region_sizes(region: str, cache_dir: Path | None = None) -> tuple[Ec2Size, ...] | None:
-    """The EC2 types offered in ``region`` (None: libcloud knows no such region).
+    """The EC2 types offered in ``region`` (None: no AWS region libcloud or a partition knows)."""
+    found = region_catalogue(region, cache_dir)
+    return found[0] if found else None
+
+
+@functools.cache
+def region_catalogue(region: str, cache_dir: Path | None = None
+                     ) -> tuple[tuple[Ec2Size, ...], str | None] | None:
+    """The EC2 types offered in ``region`` and the region whose prices stand in (``borrowed_from``).
 
     With ``cache_dir``, the catalogue is read from (or written to) ``ec2-sizes-<region>-<key>.json``.
     """
@@ -200,17 +234,31 @@ def region_sizes(region: str, cache_dir: Path | None = None) -> tuple[Ec2Size, .
         cache_file = cache_dir / f"ec2-sizes-{region}-{_cache_key()}.json"
         cached = _read_cache(cache_file) if cache_file.is_file() else None
         if cached is not None:
-            return tuple(cached)
-    sizes = _build_region(region)
-    if sizes is None:
+            return tuple(cached[0]), cached[1]
+    built = _build_region(region)
+    if built is None:
         return None
     if cache_file is not None:
-        _write_cache(cache_file, sizes)
-    return tuple(sizes)
+        _write_cache(cache_file, *built)
+    return tuple(built[0]), built[1]
 
 
 def find_size(sizes: Iterable[Ec2Size], name: str) -> Ec2Size | None:
     return next((s for s in sizes if s.name == name), None)
+
+
+def types_listed(region: str) -> bool:
+    """Whether libcloud lists the types offered in ``region`` (else they come from its prices or a
+    borrowed region's, and EC2 is asked which it offers there)."""
+    details = _libcloud_tables()[1].get(region)
+    return bool(details and details.get("instance_types"))
+
+
+def known_family(name: str) -> bool:
+    """Whether libcloud's data knows the instance type's family (``m8i`` of ``m8i.large``) at all: an
+    unknown size of a known family is a typo, an unknown family is newer than the data."""
+    family = name.split(".")[0] + "."
+    return any(known.startswith(family) for known in _libcloud_tables()[0])
 
 
 def known_regions() -> list[str]:

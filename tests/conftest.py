@@ -1,9 +1,14 @@
 """Shared pytest fixtures; each harness piece adds its own (DESIGN §4)."""
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+# botocore's credential chain ends at the instance metadata service; no test runs on EC2, so it is
+# not asked (each ask would wait for its timeout, and 169.254.169.254 is not ours to call)
+os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 
 
 # --- cloud test harness (DESIGN §4): EC2 emulator and OpenStack test server ---------------------------

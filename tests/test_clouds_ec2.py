@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import subprocess
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -226,7 +225,8 @@ def test_sweep_removes_everything_of_the_deployment_and_nothing_else(
     assert sorted(i["id"] for i in left["instances"]) == sorted(n.id for n in other)
     assert [k["name"] for k in left["key_pairs"]] == ["oscar-deploy-d2-key"]
     assert [g["name"] for g in left["security_groups"]] == ["oscar-deploy-d2-sg"]
-    assert [v["tags"]["Name"] for v in left["volumes"] if "Name" in v["tags"]] == ["oscar-deploy-d2-fe-data"]
+    data = [v["tags"]["Name"] for v in left["volumes"] if v["tags"].get("Name", "").endswith("-data")]
+    assert data == ["oscar-deploy-d2-fe-data"]  # and d2's machines' root volumes, tagged at launch
     assert [a["tags"] for a in left["addresses"]] == [{}]
     assert driver.sweep("d1") == []  # idempotent
 
@@ -317,14 +317,14 @@ def test_one_driver_creates_in_parallel_threads(driver: Ec2Driver, ec2_emulator:
                                                 public_key: str) -> None:
     key = driver.ensure_key_pair("d1", public_key)
     sg = driver.ensure_security_group("d1", RULES)
-    ec2_emulator.set_faults({"latency_s": 0.3})
-    started = time.monotonic()
+    ec2_emulator.set_faults({"latency_s": 0.5})
     with ThreadPoolExecutor(8) as pool:
         requests = [_request(driver, "d1", "wn", i, key, sg) for i in range(8)]
         nodes = list(pool.map(driver.create_node, requests))
-    elapsed = time.monotonic() - started
     assert len({n.id for n in nodes}) == 8 == len(driver.list_nodes("d1"))
-    assert elapsed < 2.5, elapsed  # serially: 8 × (RunInstances + ModifyInstanceMetadataOptions) × 0.3 s
+    runs = [c.at for c in ec2_emulator.calls if c.action == "RunInstances"]
+    spread = max(runs) - min(runs)  # each answered after its 0.5 s: serially they would be 3.5 s apart
+    assert len(runs) == 8 and spread < 2.0, spread
 
 
 def test_an_address_left_by_a_crash_is_reused_not_doubled(

@@ -131,7 +131,8 @@ def test_create_scale_destroy_on_ec2(ec2_emulator: Any, store: Any, settings: Se
     assert all(i["tags"][TAG_DEPLOYMENT] == dep.id and i["tags"][TAG_GROUP] in ("front", "wn")
                for i in inventory["instances"])
     assert all(i["key_name"] == f"{resource_prefix(dep.id)}key" for i in inventory["instances"])
-    assert [v["size"] for v in inventory["volumes"] if v["tags"].get(TAG_GROUP) == "front"] == [50]
+    assert [v["size"] for v in inventory["volumes"] if v["tags"].get(TAG_GROUP) == "front"
+            and v["tags"]["Name"].endswith("-data")] == [50]  # beside its root volume, tagged at launch
     front = next(i for i in inventory["instances"] if i["tags"][TAG_GROUP] == "front")
     data = next(v for v in inventory["volumes"] if v["tags"].get("Name", "").endswith("front-data"))
     assert data["attached_to"] == front["id"]
@@ -188,7 +189,8 @@ def test_a_zone_out_of_capacity_for_every_size_falls_back_to_the_next_zone(
                                                                   node_name(dep.id, "wn", 1)])
     assert {i["zone"] for i in machines} == {second}
     front = next(i for i in machines if i["tags"][TAG_GROUP] == "front")
-    data = next(v for v in live(ec2_emulator.inventory(REGION), dep.id)["volumes"])
+    data = next(v for v in live(ec2_emulator.inventory(REGION), dep.id)["volumes"]
+                if v["tags"]["Name"].endswith("-data"))
     assert data["zone"] == second and data["attached_to"] == front["id"]  # the volume follows the machine
     assert {n.state for n in store.nodes(dep.id)} == {"running"}
     events = store.events(dep.id)

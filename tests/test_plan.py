@@ -91,12 +91,12 @@ def test_disk_cache_is_reused_and_a_corrupt_one_is_rebuilt(tmp_path: Path) -> No
     first = sizes.region_sizes("eu-west-1", tmp_path)
     files = list(tmp_path.glob("ec2-sizes-eu-west-1-*.json"))
     assert len(files) == 1 and first
-    sizes.region_sizes.cache_clear()
+    sizes.region_catalogue.cache_clear()
     assert sizes.region_sizes("eu-west-1", tmp_path) == first
     files[0].write_text("{not json")
-    sizes.region_sizes.cache_clear()
+    sizes.region_catalogue.cache_clear()
     assert sizes.region_sizes("eu-west-1", tmp_path) == first
-    assert json.loads(files[0].read_text())[0]["name"]  # rewritten whole
+    assert json.loads(files[0].read_text())["sizes"][0]["name"]  # rewritten whole
 
 
 # -- choosing sizes ----------------------------------------------------------------------------------

@@ -84,6 +84,8 @@ class NodeRequest:
     network: str | None = None
     """Subnet id (EC2) or network id/name (OpenStack); None: the default VPC's subnet of ``zone`` /
     the project's own network."""
+    role: str | None = None
+    """The group's role (``front-end``, ``worker``): EC2 gives a front-end a larger root volume."""
 
 
 @dataclasses.dataclass(frozen=True)

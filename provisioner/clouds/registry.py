@@ -6,8 +6,9 @@ module (nor libcloud) until a deployment actually uses that cloud.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from provisioner.clouds.base import CloudDriver
 from provisioner.config import ProvisionerSettings
@@ -16,6 +17,19 @@ from provisioner.errors import BadInput, CredentialsError
 from provisioner.spec import BoardSpec
 
 PROVIDERS = ("aws", "openstack", "fleet")
+
+
+def ec2_subnets(groups: Iterable[Any]) -> dict[tuple[str, str | None], str]:
+    """(``aws``, region) → the subnet its groups name (the ``subnet_id`` input), for ``driver_for``'s
+    ``network``: the security group is created in that subnet's VPC. ``groups`` are plan groups,
+    engine targets or their recorded JSON (anything with provider, region and network)."""
+    found: dict[tuple[str, str | None], str] = {}
+    for group in groups:
+        get = group.get if isinstance(group, Mapping) else lambda key, g=group: getattr(g, key, None)
+        network = get("network") or getattr(getattr(group, "spec", None), "network", None)
+        if get("provider") == "aws" and network:
+            found.setdefault(("aws", get("region")), str(network))
+    return found
 
 
 def driver_for(provider: str, credentials: Credentials | None, region: str | None, *,

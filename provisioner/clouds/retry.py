@@ -195,6 +195,10 @@ class CloudCalls:
         self._secrets = tuple(s for s in secrets if s)
         self._sleep = sleep
 
+    def add_secrets(self, secrets: Iterable[str | None]) -> None:
+        """Scrub these values too (credentials renewed since the driver was made)."""
+        self._secrets = tuple(dict.fromkeys([*self._secrets, *(s for s in secrets if s)]))
+
     def error(self, exc: BaseException, what: str) -> OscarDeployError | None:
         return classify(exc, what=f"{self.provider} {what}", secrets=self._secrets)
 

@@ -152,7 +152,7 @@ class Launch:
                 deployment=self.deployment, group=job.group.name, name=job.name, size=size,
                 image=job.image, key_name=job.site.key_name, security_group=job.site.security_group,
                 user_data=job.user_data, public_ip=job.group.public_ip, zone=zone,
-                disk_gib=job.group.disk_gib, network=job.group.network,
+                disk_gib=job.group.disk_gib, network=job.group.network, role=job.group.role,
             )
             try:
                 node = job.site.driver.create_node(request)

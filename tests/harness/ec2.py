@@ -24,6 +24,11 @@ What the WSGI layer (`Ec2Fixups`) corrects, each found by running the driver aga
   cannot tell the service and answers as S3. The emulator answers such requests with `AuthFailure`
   saying to pass `signature_version="4"` (DESIGN: the product's driver uses SigV4).
 
+Where moto is more lenient than EC2, `ec2_strict.Strictness` answers as EC2 would (rule-description
+characters, IPv6 ranges, security group and subnet of one VPC, default subnets, network-interface
+tags, T instances' credit option), and its knobs give an account without a default VPC, eventual
+consistency and instances terminated during launch (`POST /_harness/strict`, `set_strict`).
+
 Current Canonical images (Ubuntu 22.04 and 24.04, amd64 and arm64, owner 099720109477, plus
 look-alikes a careless lookup would pick) come from `amis.json` through moto's `MOTO_AMIS_PATH`,
 merged with moto's own defaults. moto reads that variable when `moto.ec2` is imported, so this module
@@ -40,7 +45,8 @@ Test knobs, over HTTP (`/_harness/...`) and from Python (`Ec2Emulator`):
 - `GET /_harness/calls` the API actions received, in order, with the injected fault if any.
 - `POST /_harness/reset` empties moto and clears faults and the call log.
 
-Run by hand: `python -m tests.harness.ec2 --port 5000 [--seed S --latency 1 --fault-rate 0.2]`.
+Run by hand: `python -m tests.harness.ec2 --port 5000 [--seed S --latency 1 --fault-rate 0.2]
+[--no-default-vpc --not-found-calls 3]`.
 """
 
 from __future__ import annotations
@@ -61,6 +67,8 @@ from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlencode
 from xml.etree import ElementTree
 
+from tests.harness.ec2_strict import Strictness, StrictSettings
+
 AMIS_JSON = Path(__file__).with_name("amis.json")
 CANONICAL_OWNER = "099720109477"
 ACCOUNT_ID = "123456789012"  # moto's default account: what any access key maps to
@@ -71,6 +79,10 @@ ERROR_STATUS = {
     "Unavailable": 503,
     "InternalError": 500,
     "InsufficientInstanceCapacity": 500,
+    "Unsupported": 400,
+    "InsufficientFreeAddressesInSubnet": 400,
+    "VcpuLimitExceeded": 400,
+    "UnauthorizedOperation": 403,
 }
 ERROR_MESSAGES = {
     "RequestLimitExceeded": "Request limit exceeded.",
@@ -78,6 +90,14 @@ ERROR_MESSAGES = {
     "InternalError": "An internal error has occurred.",
     "InsufficientInstanceCapacity": "We currently do not have sufficient capacity in the Availability "
     "Zone you requested.",
+    # AWS's wording for these (EC2 API reference, "Error codes for the Amazon EC2 API")
+    "Unsupported": "Your requested instance type is not supported in your requested Availability Zone.",
+    "InsufficientFreeAddressesInSubnet": "There are not enough free addresses in subnet to satisfy the "
+    "requested number of instances.",
+    "VcpuLimitExceeded": "You have requested more vCPU capacity than your current vCPU limit of 32 allows "
+    "for the instance bucket that the specified instance type belongs to.",
+    "UnauthorizedOperation": "You are not authorized to perform this operation. Encoded authorization "
+    "failure message: AbCdEf0123-encoded-blob",
 }
 READ_PREFIXES = ("Describe", "Get", "List")
 
@@ -187,6 +207,8 @@ class CallRecord:
     region: str
     fault: str | None
     at: float = field(default_factory=time.monotonic)
+    refused: str | None = None
+    """The error code the stricter layer answered with (as AWS would have), if any."""
 
 
 class Ec2Fixups:
@@ -195,6 +217,7 @@ class Ec2Fixups:
     def __init__(self, app: WsgiApp, injector: Any) -> None:
         self.app = app
         self.injector = injector
+        self.strict = Strictness()
         self.calls: list[CallRecord] = []
         self._lock = threading.Lock()
         # moto's backends are not thread-safe (a subnet's IP iterator raised "generator already
@@ -221,13 +244,16 @@ class Ec2Fixups:
             time.sleep(self.injector.latency_s)
         fault = self.injector.decide(self._call_of(action, params, region))
         with self._lock:
-            self.calls.append(CallRecord(action, region, fault.code if fault else None))
+            record = CallRecord(action, region, fault.code if fault else None)
+            self.calls.append(record)
         if fault is not None:
+            if fault.performed:  # done, but the answer is lost: the client sees only the error
+                list(self._fixed_response(environ, lambda *_a, **_k: None, action, params, region))
             body = error_xml(fault.code, fault.message)
             start_response(f"{fault.status} Harness", [("Content-Type", "text/xml"),
                                                          ("Content-Length", str(len(body)))])
             return [body]
-        return self._fixed_response(environ, start_response)
+        return self._fixed_response(environ, start_response, action, params, region, record)
 
     # -- requests -----------------------------------------------------------------------------------
     @staticmethod
@@ -267,7 +293,9 @@ class Ec2Fixups:
                     instance_type=params.get("InstanceType"), zone=zone)
 
     # -- responses ----------------------------------------------------------------------------------
-    def _fixed_response(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    def _fixed_response(self, environ: dict[str, Any], start_response: StartResponse, action: str,
+                        params: dict[str, str], region: str, record: CallRecord | None = None
+                        ) -> Iterable[bytes]:
         captured: dict[str, Any] = {}
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -275,6 +303,19 @@ class Ec2Fixups:
             return lambda _chunk: None
 
         with self._moto_lock:
+            refused = self.strict.before(action, params, region)
+            if isinstance(refused, bytes):
+                start_response("200 OK", [("Content-Type", "text/xml"),
+                                          ("Content-Length", str(len(refused)))])
+                return [refused]
+            if refused is not None:
+                status, code, message = refused
+                if record is not None:
+                    record.refused = code
+                body = error_xml(code, message)
+                start_response(f"{status} Strict", [("Content-Type", "text/xml"),
+                                                    ("Content-Length", str(len(body)))])
+                return [body]
             result = self.app(environ, capture)
             try:
                 body = b"".join(result)
@@ -282,7 +323,9 @@ class Ec2Fixups:
                 close = getattr(result, "close", None)
                 if close:
                     close()
-        body = fix_response_body(int(captured["status"].split()[0]), body)
+            status_code = int(captured["status"].split()[0])
+            body = fix_response_body(status_code, body)
+            body = self.strict.after(action, params, region, status_code, body)
         headers = [(k, v) for k, v in captured["headers"] if k.lower() != "content-length"]
         headers.append(("Content-Length", str(len(body))))
         start_response(captured["status"], headers)
@@ -307,6 +350,13 @@ class Ec2Fixups:
                 region = query.get("region", ["us-east-1"])[0]
                 deployment = query.get("deployment", [None])[0]
                 payload = leftovers(region, deployment) if deployment else inventory(region)
+            elif path == "/_harness/strict" and method == "POST":
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+                self.strict.configure(StrictSettings.from_dict(json.loads(environ["wsgi.input"].read(length)
+                                                                          or b"{}")))
+                payload = self.strict.settings.to_dict()
+            elif path == "/_harness/strict":
+                payload = self.strict.settings.to_dict()
             elif path == "/_harness/calls":
                 with self._lock:
                     payload = {"calls": [c.__dict__ for c in self.calls]}
@@ -330,6 +380,7 @@ class Ec2Fixups:
 
         moto_api_backend.reset()
         self.injector.set_plan(FaultPlan())
+        self.strict.reset()
         with self._lock:
             self.calls.clear()
 
@@ -367,6 +418,24 @@ def _tags(resource: Any) -> dict[str, str]:
     return {t["key"]: t["value"] for t in resource.get_tags()}
 
 
+_STRICT: list[Strictness] = []
+"""The running emulator's stricter layer (one per process), for the inventory's credit options."""
+
+
+def _credits(instance_id: str) -> str | None:
+    return _STRICT[-1].credits_of(instance_id) if _STRICT else None
+
+
+def _root_volume(be: Any, instance: Any) -> dict[str, Any] | None:
+    device = instance.root_device_name
+    for volume in be.volumes.values():
+        attached = volume.attachment
+        if attached and attached.instance.id == instance.id and attached.device == device:
+            return {"id": volume.id, "size": volume.size, "type": volume.volume_type,
+                    "encrypted": bool(volume.encrypted), "tags": _tags(volume)}
+    return None
+
+
 def inventory(region: str) -> dict[str, list[dict[str, Any]]]:
     """Everything that exists in `region` of the emulator, read from moto's state (no API call)."""
     be = _backend(region)
@@ -374,7 +443,11 @@ def inventory(region: str) -> dict[str, list[dict[str, Any]]]:
         {"id": i.id, "state": i._state.name, "type": i.instance_type, "zone": i.placement.zone,
          "image": i.image_id, "key_name": i.key_name, "tags": _tags(i),
          "security_groups": sorted(g.id for g in i.security_groups), "subnet": i.subnet_id,
-         "user_data": _user_data(i), "http_tokens": i.metadata_options.http_tokens}
+         "user_data": _user_data(i), "http_tokens": i.metadata_options.http_tokens,
+         "http_hop_limit": i.metadata_options.http_put_response_hop_limit, "public_ip": i.public_ip,
+         "state_reason": i.state_reason.code or None, "cpu_credits": _credits(i.id),
+         "network_interfaces": [{"id": n.id, "tags": _tags(n)} for n in i.nics.values()],
+         "root_volume": _root_volume(be, i)}
         for i in be.all_instances()
     ]
     key_pairs = [{"name": name, "fingerprint": kp.key_fingerprint, "id": getattr(kp, "id", None),
@@ -442,6 +515,7 @@ class Ec2Emulator:
         from werkzeug.serving import make_server
 
         self.app = Ec2Fixups(DomainDispatcherApplication(create_backend_app), self.injector)
+        _STRICT.append(self.app.strict)
         handler = _quiet_handler() if self._quiet else MotoRequestHandler
         self._server = make_server("127.0.0.1", self._port, self.app, threaded=True, request_handler=handler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="ec2-emulator", daemon=True)
@@ -481,6 +555,13 @@ class Ec2Emulator:
 
         self.injector.set_plan(plan if isinstance(plan, FaultPlan) else FaultPlan.from_dict(plan))
 
+    def set_strict(self, settings: StrictSettings | dict[str, Any]) -> None:
+        """The account's shape and EC2's timing (`ec2_strict.StrictSettings`): no default VPC,
+        eventual consistency, instances terminated during launch."""
+        assert self.app is not None
+        self.app.strict.configure(settings if isinstance(settings, StrictSettings)
+                                  else StrictSettings.from_dict(settings))
+
     def inventory(self, region: str = "us-east-1") -> dict[str, list[dict[str, Any]]]:
         return inventory(region)
 
@@ -508,10 +589,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every API call")
     parser.add_argument("--fault-rate", type=float, default=0.0, help="share of mutating calls refused")
     parser.add_argument("--fault-code", default="RequestLimitExceeded", choices=sorted(ERROR_STATUS))
+    parser.add_argument("--no-default-vpc", action="store_true", help="an account without a default VPC")
+    parser.add_argument("--not-found-calls", type=int, default=0,
+                        help="a new instance or security group is not found by this many calls")
     args = parser.parse_args(argv)
     rules = [FaultRule(code=args.fault_code, rate=args.fault_rate)] if args.fault_rate else []
     plan = FaultPlan(seed=args.seed, latency_s=args.latency, rules=rules)
     emulator = Ec2Emulator(args.port, plan, quiet=False).start()
+    emulator.set_strict(StrictSettings(default_vpc=not args.no_default_vpc,
+                                       not_found_calls=args.not_found_calls))
     print(f"EC2 emulator on {emulator.endpoint} (control: {emulator.endpoint}/_harness/faults)", flush=True)
     try:
         while True:

@@ -41,6 +41,8 @@ class FaultRule:
     zone: str | None = None
     remaining: int | None = None
     message: str | None = None
+    performed: bool = False
+    """The call is carried out, then answered with the error (an answer lost on the way back)."""
 
     def matches(self, call: Call) -> bool:
         if self.remaining is not None and self.remaining <= 0:
@@ -83,6 +85,7 @@ class Fault:
     code: str
     status: int
     message: str
+    performed: bool = False
 
 
 class FaultInjector:
@@ -123,5 +126,5 @@ class FaultInjector:
                 self.injected.append((call.action, rule.code))
                 status = rule.status or self._default_status.get(rule.code, 503)
                 message = rule.message or self._default_messages.get(rule.code, rule.code)
-                return Fault(rule.code, status, message)
+                return Fault(rule.code, status, message, rule.performed)
         return None
