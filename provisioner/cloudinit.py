@@ -30,6 +30,8 @@ from typing import Any
 import yaml
 
 from provisioner.errors import BadInput, NotFound, TemplateError
+from provisioner.record import TOKEN_SECRET, JoinInputs, server_url
+from provisioner.record import node_labels as record_labels
 from provisioner.resources import playbooks_dir
 from provisioner.spec import NODE_NAME
 
@@ -79,8 +81,7 @@ def k3s_version() -> str:
 
 def node_labels(group: str, role: str, arch: str, labels: Mapping[str, str]) -> list[str]:
     """``key=value`` node labels, as k3s ``node-label`` takes them (the roles build the same list)."""
-    ours = {"oscar-deploy/group": group, "oscar-deploy/role": role, "oscar-deploy/arch": arch}
-    return [f"{k}={v}" for k, v in {**ours, **labels}.items()]
+    return [f"{k}={v}" for k, v in record_labels(group, role, arch, labels).items()]
 
 
 def agent_config(join: WorkerJoin) -> dict[str, Any]:
@@ -164,14 +165,16 @@ def worker_join(store: Any, deployment: Any, group: str, *, spec: Any = None) ->
     the plan. Labels and taints come from ``spec`` (a ClusterSpec) when given, else from the recorded
     targets' optional fields.
     """
-    plan = deployment.plan
-    groups = {str(g["name"]): g for g in plan.get("groups") or []}
-    if group not in groups:
-        raise NotFound(f"deployment {deployment.name}: no group {group!r} (have: {', '.join(groups)})")
-    front = next((g for g in groups.values() if g.get("role") == "front-end"), None)
+    record = store.record(deployment.id)
+    try:
+        info = record.group(group)
+    except KeyError:
+        have = ", ".join(g.name for g in record.groups)
+        raise NotFound(f"deployment {deployment.name}: no group {group!r} (have: {have})") from None
+    front = record.front_end
     address = None
     if front is not None:
-        for node in store.nodes(deployment.id, str(front["name"])):
+        for node in store.nodes(deployment.id, front.name):
             found = (node.addresses.get("private") or []) + (node.addresses.get("public") or [])
             if found:
                 address = str(found[0])
@@ -179,16 +182,21 @@ def worker_join(store: Any, deployment: Any, group: str, *, spec: Any = None) ->
     if address is None:
         raise NotFound(f"deployment {deployment.name}: the front-end has no address yet, so workers "
                        "cannot be told where to join")
-    labels: Mapping[str, str] = {}
-    taints: Sequence[str] = ()
+    labels: Mapping[str, str] = info.labels
+    taints: Sequence[str] = info.taints
     if spec is not None:
         group_spec = spec.group(group)
         labels, taints = group_spec.labels, group_spec.taints
-    else:
-        target = next((t for t in plan.get("targets") or [] if t.get("name") == group), {})
-        labels, taints = target.get("labels") or {}, target.get("taints") or ()
-    info = groups[group]
     return WorkerJoin(
-        server_url=f"https://{address}:{K3S_PORT}", token=store.secret(deployment.id, "k3s_token"),
-        group=group, arch=str(info.get("arch") or "amd64"), role=str(info.get("role") or "worker"),
-        labels=labels, taints=tuple(taints))
+        server_url=server_url(address), token=store.secret(deployment.id, TOKEN_SECRET),
+        group=group, arch=info.arch, role=info.role, labels=labels, taints=tuple(taints))
+
+
+def launch_join(inputs: JoinInputs, token: str) -> WorkerJoin:
+    """How a worker joins, from a launch spec's cloud-init inputs (``provisioner.record``) and the
+    token they name: what the elastic daemon renders for each worker it creates."""
+    if inputs.server_url is None:
+        raise NotFound(f"group {inputs.group}: the recorded launch spec has no k3s server URL yet (the "
+                       "front-end had no address when it was recorded)")
+    return WorkerJoin(server_url=inputs.server_url, token=token, group=inputs.group, arch=inputs.arch,
+                      role=inputs.role, labels=dict(inputs.labels), taints=tuple(inputs.taints))

@@ -45,6 +45,7 @@ import dataclasses
 import errno
 import fcntl
 import json
+import logging
 import os
 import re
 import secrets
@@ -58,6 +59,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from provisioner.errors import BadInput, NotFound, StateError
+from provisioner.record import DeploymentRecord, RecordError, read_record
+
+log = logging.getLogger(__name__)
 
 Status = Literal["creating", "created", "failed", "destroying", "destroyed"]
 STATUSES: tuple[str, ...] = ("creating", "created", "failed", "destroying", "destroyed")
@@ -476,6 +480,21 @@ class StateStore:
     def set_plan(self, deployment_id: str, plan: Mapping[str, Any]) -> None:
         """Replace the recorded plan (``scale`` changes a group's count)."""
         self._update_deployment(deployment_id, plan=_dump(plan))
+
+    def record(self, ref: str) -> DeploymentRecord:
+        """The typed record of deployment ``ref`` (``provisioner.record``). A record of the older
+        untyped format is migrated once: written back in the current format, with a message."""
+        dep = self.get(ref)
+        try:
+            record, migrated = read_record(dep.plan)
+        except RecordError as error:
+            raise RecordError(f"deployment {dep.name}: {error} (state file {self.path})") from None
+        if migrated:
+            self.set_plan(dep.id, record.to_dict())
+            self.add_event(dep.id, "record-migrated", f"record migrated to version {record.version}")
+            log.warning("deployment %s: its record, written by an older oscar-deploy, was migrated to record "
+                        "version %d", dep.name, record.version)
+        return record
 
     def add_location(self, deployment_id: str, provider: str, region: str | None) -> None:
         """Remember that the deployment uses ``provider``/``region`` (before creating anything there)."""

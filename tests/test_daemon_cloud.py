@@ -144,6 +144,7 @@ def test_daemon_deployment_groups_create_workers_that_join_by_cloud_init(
     from elastic.daemon import DaemonSettings
     from provisioner.config import GeneralSettings, Settings
     from provisioner.engine import create
+    from provisioner.engine.handoff import daemon_deployment
     from provisioner.state import StateStore
     from tests.test_engine_clouds import assert_joins_under_its_name, aws_request
 
@@ -164,7 +165,9 @@ def test_daemon_deployment_groups_create_workers_that_join_by_cloud_init(
     policy = with_deployment_settings(dep, DaemonSettings()).policy  # the template's idle_time input
     assert (policy.idle_time_s, policy.max_wait_poweron_s) == (420.0, 600.0)
     assert [g.name for g in groups] == ["wn"] and groups[0].power == {"type": "cloud", "deployment": dep.id}
-    managers = cloud_managers(groups, state_path=state_path, auth=str(auth), settings=settings)
+    with StateStore.open(state_path) as store:  # the CLI's side: the daemon never opens the state file
+        handed = {dep.id: daemon_deployment(store, dep.id)}
+    managers = cloud_managers(groups, handed, auth=str(auth), settings=settings)
 
     power = managers["wn"]
     name, other = power.new_name(groups[0]), power.new_name(groups[0])

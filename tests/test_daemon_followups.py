@@ -291,7 +291,9 @@ def test_a_hybrid_deployment_gives_the_daemon_its_boards_with_their_power_and_lo
     assert wn.power == {"type": "cloud", "deployment": dep.id} and wn.labels["oscar-deploy/site"] == "cloud"
     assert pis.priority == 100 and pis.priority > wn.priority
     assert (pis.min, pis.max, pis.cpus, pis.memory_mib) == (0, 3, 4.0, 8192)
-    assert pis.labels == {"oscar-deploy/site": "edge", "kubernetes.io/arch": "arm64"}
+    assert pis.labels == {"oscar-deploy/group": "pis", "oscar-deploy/role": "edge",
+                          "oscar-deploy/arch": "arm64", "oscar-deploy/site": "edge",
+                          "kubernetes.io/arch": "arm64"}  # what k3s and the kubelet give its nodes
     assert [(n.name, n.address, n.ssh_user, n.ssh_port, n.ssh_key) for n in pis.nodes] == [
         ("pi1", "10.1.0.11", "ubuntu", 22, "/keys/pis"), ("pi2", "192.0.2.12", "ubuntu", 22, "/keys/pis"),
         ("pi3", "192.0.2.13", "ubuntu", 22, "/keys/pis")]
