@@ -1,5 +1,6 @@
 """Showing simulated runs: a plain-text table for the terminal, and a report (PNG + Markdown page)
-that puts several policies side by side. matplotlib is imported only when a report is asked for."""
+that puts several policies side by side. matplotlib (the optional ``report`` extra) is imported only
+when a report is asked for."""
 
 from __future__ import annotations
 
@@ -95,7 +96,13 @@ def plot_runs(sims: Sequence[SimResult], results: Sequence[dict[str, Any]], png:
 
 def prepare_report_dir(report: Path) -> None:
     """Make the directory ``--report`` writes into, so an unusable path is refused as bad input (exit 2)
-    before the runs, not as an internal error after minutes of simulation."""
+    before the runs, not as an internal error after minutes of simulation; so is a missing matplotlib
+    (the optional ``report`` extra: neither the daemon nor its image needs it)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise BadInput("simulate --report draws its figures with matplotlib, which is not installed: "
+                       "pip install 'oscar-deploy[report]'") from None
     if report.parent.exists() and not report.parent.is_dir():
         raise BadInput(f"{report}: cannot write the report: {report.parent} is not a directory")
     try:
