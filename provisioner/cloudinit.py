@@ -1,6 +1,6 @@
 """Cloud-init user data that makes a new cloud machine a k3s agent of its deployment, with no SSH.
 
-DESIGN §1: cloud workers join by cloud-init. The user data is rendered from the very variables the
+Cloud workers join by cloud-init, never over SSH. The user data is rendered from the very variables the
 playbooks use, so a worker ends up like a board the ``common`` and ``k3s_agent`` roles configured:
 
 * ``common``'s settings from ``playbooks/roles/common/defaults/main.yml`` (packages, kernel modules,
@@ -9,7 +9,7 @@ playbooks use, so a worker ends up like a board the ``common`` and ``k3s_agent``
   token, node labels (``oscar-deploy/group``, ``oscar-deploy/role``, ``oscar-deploy/arch`` and the
   template's) and taints, the same keys ``k3s_agent`` writes; then k3s's own install script at the
   pinned tag of ``playbooks/group_vars/all/versions.yml``, which checks the binary's checksum.
-* the node's name (DESIGN §3: a node registers under its ``name``): a cloud worker's hostname is the
+* the node's name (the daemon expects a node to register under its ``name``): a cloud worker's hostname is the
   cloud's (``ip-10-…`` on EC2), so its user data sets k3s ``node-name`` to its cloud name, and the
   hostname too, as the ``common`` role does for boards (which then register under their hostname, so
   ``k3s_agent`` needs no ``node-name``). User data is therefore rendered per machine, not per group.
@@ -152,7 +152,7 @@ def worker_user_data(store: Any, deployment: Any, group: str, *, spec: Any = Non
                      node_name: str | None = None) -> str:
     """The user data for a new worker of ``group`` named ``node_name`` (``worker_join``, rendered).
     Without ``node_name`` the worker registers under the hostname the cloud gives it, which the
-    daemon and DESIGN §3 do not expect: pass the machine's name."""
+    daemon does not expect: pass the machine's name."""
     join = worker_join(store, deployment, group, spec=spec)
     return render_user_data(dataclasses.replace(join, node_name=node_name))
 

@@ -1,6 +1,6 @@
 """The state store: one SQLite file that remembers deployments, their nodes, events and secrets.
 
-DESIGN §2. The cloud is the source of truth for what exists; this file is the operator's memory of
+The cloud is the source of truth for what exists; this file is the operator's memory of
 what was asked for and what was seen, so ``destroy``, ``show`` and resume know where to look.
 
 How the engine uses it (the contract the cloud drivers and the engine build on)::

@@ -1,4 +1,4 @@
-"""``create``: execute a plan, resumably (DESIGN §2).
+"""``create``: execute a plan, resumably.
 
 Order: the deployment is recorded first (with where its credentials came from, never the values,
 and every cloud/region it will use), then, under the deployment's run lock: the secrets (generated
@@ -381,7 +381,7 @@ def create(store: StateStore, request: CreateRequest, driver_factory: DriverFact
 
 def with_credential_regions(spec: ClusterSpec, regions: Mapping[str, str | None],
                             explicit_inputs: Mapping[str, Any]) -> ClusterSpec:
-    """DESIGN §3's region order for every cloud group: an input given with ``-i`` (or ``--inputs``)
+    """The region order for every cloud group: an input given with ``-i`` (or ``--inputs``)
     wins, then the credential's region (``regions``: provider → region), then the template's."""
     given = {str(v) for k, v in explicit_inputs.items() if "region" in k.lower()}
     groups = []

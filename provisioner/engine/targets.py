@@ -4,7 +4,7 @@ Pure functions only. ``group_targets`` turns a Plan into ``GroupTarget`` values 
 recorded in the state file (``targets_to_json``), so ``scale`` and a resumed ``create`` build the
 very same nodes without reading the template again.
 
-Node names are the idempotency key of resume (DESIGN §2): node ``i`` of group ``g`` of deployment
+Node names are the idempotency key of resume: node ``i`` of group ``g`` of deployment
 ``d`` is always ``oscar-deploy-d-g-i``, so a re-run finds it in the cloud's listing and never
 creates a second copy.
 """
@@ -43,7 +43,7 @@ MAX_SIZES = 3
 @dataclasses.dataclass(frozen=True)
 class BoardTarget:
     """An adopted edge board: reached over SSH, never created. The login fields are recorded so that
-    ``inventory``, ``reconfigure`` and ``ssh`` need nothing but the record (DESIGN §1)."""
+    ``inventory``, ``reconfigure`` and ``ssh`` need nothing but the record."""
 
     name: str
     address: str
@@ -211,7 +211,7 @@ def record_targets(record: DeploymentRecord) -> tuple[GroupTarget, ...]:
 
 def recorded_components(spec: ClusterSpec) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """The template's components with their properties, as the record keeps them for ``reconfigure``
-    (which never reads the template again, DESIGN §1), and the literal secrets taken out of them.
+    (which never reads the template again), and the literal secrets taken out of them.
 
     A password-like property the template gives as a literal (the template loader warns about it) is
     recorded as a ``{secret.template_<component>_<key>}`` placeholder: its value goes to the state's
