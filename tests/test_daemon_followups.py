@@ -258,16 +258,20 @@ HYBRID = REPO / "tosca/templates/oscar-hybrid.yaml"
 EDGE = REPO / "tosca/templates/oscar-edge.yaml"
 
 
-def record(store: Any, template: Path, inputs: dict[str, Any], name: str) -> Any:
-    """Record a deployment the way ``create`` does: the plan JSON and the engine's targets."""
+def record(store: Any, template: Path, inputs: dict[str, Any], name: str, *, older: bool = False) -> Any:
+    """Record a deployment the way ``create`` does (the deployment record), or with ``older`` as an
+    earlier release did: the untyped plan JSON and the engine's targets."""
     from provisioner.config import Settings
-    from provisioner.engine.targets import group_targets, targets_to_json
+    from provisioner.engine.create import recorded_plan
+    from provisioner.engine.targets import group_targets
     from provisioner.plan import make_plan, plan_to_json
     from provisioner.template import load_cluster_spec
 
     spec = load_cluster_spec([template], inputs)
     plan = make_plan(spec, Settings())
-    recorded = {**plan_to_json(plan), "targets": targets_to_json(group_targets(plan))}
+    recorded = recorded_plan(plan, group_targets(plan))
+    if older:
+        recorded = {**plan_to_json(plan), "targets": [dataclasses.asdict(t) for t in group_targets(plan)]}
     dep = store.create_deployment(name, plan=json.loads(json.dumps(recorded)), templates=[str(template)],
                                   inputs=dict(spec.inputs), status="created")
     return store.get(dep.id)
@@ -319,7 +323,7 @@ def test_an_edge_deployment_leaves_its_front_end_alone_and_uses_its_known_hosts(
 
 def test_an_older_record_without_board_settings_still_scales_its_cloud_group(
         store: Any, caplog: pytest.LogCaptureFixture) -> None:
-    dep = record(store, HYBRID, {}, "old")
+    dep = record(store, HYBRID, {}, "old", older=True)
     plan = dict(dep.plan)
     plan["groups"] = [{k: v for k, v in g.items() if k != "board_specs"} for g in plan["groups"]]
     store.set_plan(dep.id, plan)

@@ -5,6 +5,7 @@ SSH halt)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -23,7 +24,7 @@ from provisioner.config import Settings
 from provisioner.configure import configuration_vars
 from provisioner.engine.create import recorded_plan
 from provisioner.engine.handoff import daemon_deployment
-from provisioner.engine.targets import group_targets, recorded_components, targets_to_json
+from provisioner.engine.targets import group_targets, recorded_components
 from provisioner.inventory import Inventory
 from provisioner.plan import make_plan, plan_to_json
 from provisioner.record import (
@@ -62,7 +63,7 @@ def _old_document(plan: Any) -> dict[str, Any]:
     """A record as the previous release kept it: the plan document, the engine's targets and the
     component properties, read by string keys."""
     components, _ = recorded_components(plan.spec)
-    doc = {**plan_to_json(plan), "targets": targets_to_json(group_targets(plan)),
+    doc = {**plan_to_json(plan), "targets": [dataclasses.asdict(t) for t in group_targets(plan)],
            "spec_components": components}
     doc["outputs"] = [{**shown, "value": o.value}
                       for shown, o in zip(doc["outputs"], plan.outputs, strict=True)]

@@ -1,8 +1,8 @@
 """What the engine builds, as plain data: per group the node names, the sizes to try, the image.
 
-Pure functions only. ``group_targets`` turns a Plan into ``GroupTarget`` values that are also
-recorded in the state file (``targets_to_json``), so ``scale`` and a resumed ``create`` build the
-very same nodes without reading the template again.
+Pure functions only. ``group_targets`` turns a Plan into ``GroupTarget`` values; ``plan_record``
+makes the deployment record from both (``provisioner.record``), and ``record_targets`` gives them back
+from a record, so ``scale`` builds the very same nodes without reading the template again.
 
 Node names are the idempotency key of resume: node ``i`` of group ``g`` of deployment
 ``d`` is always ``oscar-deploy-d-g-i``, so a re-run finds it in the cloud's listing and never
@@ -129,21 +129,6 @@ def group_targets(plan: Plan, cache_dir: Path | None = None) -> tuple[GroupTarge
             network=g.spec.network, volume_gib=g.volume_gib, boards=boards, labels=dict(g.spec.labels),
             taints=tuple(g.spec.taints),
         ))
-    return tuple(out)
-
-
-def targets_to_json(targets: Iterable[GroupTarget]) -> list[dict[str, Any]]:
-    return [dataclasses.asdict(t) for t in targets]
-
-
-def targets_from_json(data: Sequence[Mapping[str, Any]]) -> tuple[GroupTarget, ...]:
-    out = []
-    for item in data:
-        fields = dict(item)
-        fields["sizes"] = tuple(fields.get("sizes") or ())
-        fields["boards"] = tuple(BoardTarget(**b) for b in fields.get("boards") or ())
-        fields["taints"] = tuple(fields.get("taints") or ())
-        out.append(GroupTarget(**fields))
     return tuple(out)
 
 
