@@ -109,15 +109,12 @@ def cloud_managers(groups: Sequence[NodeGroup], deployments: Mapping[str, Daemon
     return managers
 
 
-POLICY_KEYS = ("idle_time_s", "max_wait_poweron_s", "max_wait_poweroff_s", "extra_free", "max_booting",
-               "max_nodes")
-"""The elasticity settings a template may give (``provisioner.spec.ElasticSpec``), recorded in the plan."""
-
-
 def with_deployment_settings(deployment: Any, settings: DaemonSettings) -> DaemonSettings:
     """The daemon's settings with the deployment's recorded elasticity settings (the template's
-    values, already merged with ``[elastic]`` at plan time) laid over them."""
+    values, already merged with ``[elastic]`` at plan time) laid over them: every recorded key the
+    policy has (``provisioner.spec.ElasticSpec`` says which a template may give)."""
     recorded = read_record(deployment.plan)[0].elastic or {}
-    changes = {key: type(getattr(settings.policy, key))(recorded[key]) for key in POLICY_KEYS
-               if recorded.get(key) is not None}
+    policy_keys = {f.name for f in dataclasses.fields(settings.policy)}
+    changes = {key: type(getattr(settings.policy, key))(value) for key, value in recorded.items()
+               if key in policy_keys and value is not None}
     return dataclasses.replace(settings, policy=dataclasses.replace(settings.policy, **changes))
