@@ -131,7 +131,7 @@ def test_configure_and_the_daemon_make_the_same_groups_from_one_record(tmp_path:
     """The daemon's ConfigMap (``configure``) and ``daemon --deployment`` read the record through one
     function: the same labels (what k3s and the kubelet give the nodes), taints, the CPUs a node
     *gives*, and an SSH halt before a board's power cut, in both."""
-    plan = _plan(_tainted_hybrid(tmp_path), {**BOARD_INPUTS, "wn_instance_type": "t3.large"})
+    plan = _plan(_tainted_hybrid(tmp_path), {**BOARD_INPUTS, "wn_instance_type": "t3.xlarge"})
     with StateStore.open(tmp_path / "state.db") as store:
         dep = store.create_deployment("hyb", plan=recorded_plan(plan, group_targets(plan)), status="created")
     variables = configuration_vars(dep, {}, Inventory((), "/k"), tmp_path)
@@ -139,7 +139,7 @@ def test_configure_and_the_daemon_make_the_same_groups_from_one_record(tmp_path:
     from_daemon = groups_from_deployment(dep)
     assert from_configmap == from_daemon
     wn = {g.name: g for g in from_daemon}["wn"]
-    assert wn.cpus == 2.0 and wn.memory_mib == 8192  # t3.large gives 2 vCPUs and 8 GiB
+    assert wn.cpus == 4.0 and wn.memory_mib == 16384  # what a t3.xlarge gives, not the 2 CPUs asked for
     assert wn.labels["kubernetes.io/arch"] == "amd64" and wn.labels["oscar-deploy/group"] == "wn"
     assert [(t.key, t.value, t.effect) for t in wn.taints] == [("burst", "cloud", "NoSchedule")]
     pis = {g.name: g for g in from_daemon}["pis"]
