@@ -7,7 +7,7 @@ How the engine uses it (the contract the cloud drivers and the engine build on):
 
     store = StateStore.open(settings_path)            # creates the file 0600, its directory 0700
     dep = store.find(name) or store.create_deployment(  # find: a re-run with --name resumes
-        name, plan=plan_json, templates=[...], inputs={...},
+        name, plan=record.to_dict(), templates=[...], inputs={...},
         credentials={"aws": creds.source.to_json()},  # where from, never the values
         locations=[("aws", "eu-west-1")])             # recorded BEFORE the first cloud call
     with store.lock(dep.id):                          # refuses a second concurrent run, clearly
@@ -142,6 +142,8 @@ class Deployment:
     """ISO 8601 UTC."""
     updated_at: str
     plan: Mapping[str, Any]
+    """The deployment record as stored JSON; read it typed with ``StateStore.record`` (which migrates
+    an older record once) or ``provisioner.record.read_record``."""
     templates: tuple[str, ...]
     inputs: Mapping[str, Any]
     """Non-secret input values, as resolved (secret inputs appear as ``{secret.NAME}``)."""
