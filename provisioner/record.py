@@ -24,7 +24,7 @@ engine or the state file.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from provisioner.errors import BadInput
@@ -407,7 +407,7 @@ def server_url(address: str) -> str:
 
 
 def daemon_groups(record: DeploymentRecord, deployment_id: str, *, known_hosts: str | None = None,
-                  warn: Any = None) -> list[dict[str, Any]]:
+                  warn: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """The elastic daemon's node groups (the groups-YAML format) for every group it may scale: cloud
     worker groups (``power: {type: cloud}``) and edge fleets powered by a command or Wake-on-LAN.
 
@@ -446,7 +446,8 @@ def daemon_groups(record: DeploymentRecord, deployment_id: str, *, known_hosts: 
     return out
 
 
-def _board_power(group: GroupRecord, known_hosts: str | None, say: Any) -> dict[str, Any] | None:
+def _board_power(group: GroupRecord, known_hosts: str | None, say: Callable[[str], None]
+                 ) -> dict[str, Any] | None:
     if not group.boards:
         say(f"group {group.name}: its boards' power settings are not recorded (planned by an older "
             "version); not scaled (run the daemon with --groups for it)")
