@@ -46,6 +46,7 @@ from elastic.metrics import Metrics, scale_up_reason
 from elastic.model import Decision, MarkFailed, NodeGroup, NodeState, PowerOff, PowerOn
 from elastic.power import PowerError, PowerManager
 from elastic.view import is_daemonset, is_mirror, node_ready, parse_time
+from provisioner.elastic_settings import knob_float
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +59,11 @@ Autoscaler's ``PodLongTerminatingExtraThreshold``): its kubelet is not going to 
 
 @dataclasses.dataclass(frozen=True)
 class ActuatorSettings:
-    backoff_min_s: float = 300.0
-    backoff_max_s: float = 1800.0
-    drain_timeout_s: float = 120.0
+    backoff_min_s: float = knob_float("backoff_min_s")
+    backoff_max_s: float = knob_float("backoff_max_s")
+    drain_timeout_s: float = knob_float("drain_timeout_s")
     """How long evictions are retried (PodDisruptionBudgets) before the power-off is given up."""
-    eviction_retry_s: float = 2.0
+    eviction_retry_s: float = knob_float("eviction_retry_s")
     power_off_retry_s: float = 30.0
     """A failed power-off is tried again after this long."""
     not_triggered_every_s: float = 300.0

@@ -68,6 +68,7 @@ from elastic.view import (
     unschedulable_condition,
 )
 from elastic.watch import Informer
+from provisioner.elastic_settings import Part, knob_float, knob_str, namespaces, of_part
 
 log = logging.getLogger(__name__)
 
@@ -82,33 +83,29 @@ MACHINE_LIST_GRACE_S = 30.0
 class DaemonSettings:
     policy: PolicySettings = dataclasses.field(default_factory=PolicySettings)
     actuator: ActuatorSettings = dataclasses.field(default_factory=ActuatorSettings)
-    batch_idle_s: float = 0.2
-    batch_max_s: float = 2.0
-    tick_s: float = 10.0
+    batch_idle_s: float = knob_float("batch_idle_s")
+    batch_max_s: float = knob_float("batch_max_s")
+    tick_s: float = knob_float("tick_s")
     lease_duration_s: float = 15.0
     renew_deadline_s: float = 10.0
     lease_retry_s: float = 2.0
-    namespace: str = "kube-system"
+    namespace: str = knob_str("namespace")
     status_every_s: float = 30.0
     requests_every_s: float = 1.0
     """How often the leader reads operator requests (``nodes enable|disable|poweron|poweroff|reset``)."""
 
 
 def settings_from_config(elastic: Any) -> DaemonSettings:
-    """``[elastic]`` of the config file (``provisioner.config.ElasticSettings``) → daemon settings."""
-    policy = PolicySettings(
-        idle_time_s=elastic.idle_time_s, cooldown_s=elastic.cooldown_s,
-        max_wait_poweron_s=elastic.max_wait_poweron_s, max_wait_poweroff_s=elastic.max_wait_poweroff_s,
-        extra_free=elastic.extra_free, max_booting=elastic.max_booting, max_nodes=elastic.max_nodes,
-        pending_grace_s=elastic.pending_grace_s,
-        system_namespaces=frozenset(n.strip() for n in elastic.system_namespaces.split(",") if n.strip()),
-    )
-    actuator = ActuatorSettings(backoff_min_s=elastic.backoff_min_s, backoff_max_s=elastic.backoff_max_s,
-                                drain_timeout_s=elastic.drain_timeout_s,
-                                eviction_retry_s=elastic.eviction_retry_s)
-    return DaemonSettings(policy=policy, actuator=actuator, batch_idle_s=elastic.batch_idle_s,
-                          batch_max_s=elastic.batch_max_s, tick_s=elastic.tick_s,
-                          namespace=elastic.namespace)
+    """``[elastic]`` of the config file (``provisioner.config.ElasticSettings``) → daemon settings:
+    every knob of ``provisioner.elastic_settings`` goes to the part that declares it, by name."""
+    def values(part: Part) -> dict[str, Any]:
+        out = {k.name: getattr(elastic, k.name) for k in of_part(part)}
+        if "system_namespaces" in out:
+            out["system_namespaces"] = namespaces(out["system_namespaces"])
+        return out
+
+    return DaemonSettings(policy=PolicySettings(**values("policy")),
+                          actuator=ActuatorSettings(**values("actuator")), **values("daemon"))
 
 
 class Daemon:

@@ -17,6 +17,8 @@ import enum
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from provisioner.elastic_settings import knob_float, knob_int, knob_str, namespaces
+
 
 class NodeState(enum.StrEnum):
     """CLUES's node states. Stored as the annotation ``oscar-deploy/state`` on Node objects."""
@@ -168,21 +170,22 @@ class ClusterView:
 
 @dataclasses.dataclass(frozen=True)
 class PolicySettings:
-    """The knobs of ``decide()``. Defaults are the daemon's defaults (``[elastic]`` in the config);
-    the README explains each one and the simulation evidence behind it."""
+    """The knobs of ``decide()``. Each is declared once, with its default and why, in
+    ``provisioner.elastic_settings`` (the ``[elastic]`` keys); the README explains each one and the
+    simulation evidence behind it."""
 
-    idle_time_s: float = 60.0
+    idle_time_s: float = knob_float("idle_time_s")
     """About one boot time: the ski-rental break-even (README, Elastic policy)."""
-    cooldown_s: float = 30.0
-    max_wait_poweron_s: float = 600.0
-    max_wait_poweroff_s: float = 300.0
-    extra_free: int = 0
-    max_booting: int = 0
+    cooldown_s: float = knob_float("cooldown_s")
+    max_wait_poweron_s: float = knob_float("max_wait_poweron_s")
+    max_wait_poweroff_s: float = knob_float("max_wait_poweroff_s")
+    extra_free: int = knob_int("extra_free")
+    max_booting: int = knob_int("max_booting")
     """0 means unlimited."""
-    max_nodes: int = 0
+    max_nodes: int = knob_int("max_nodes")
     """0 means only the groups' max."""
-    pending_grace_s: float = 30.0
-    system_namespaces: frozenset[str] = frozenset({"kube-system", "kube-public", "kube-node-lease"})
+    pending_grace_s: float = knob_float("pending_grace_s")
+    system_namespaces: frozenset[str] = namespaces(knob_str("system_namespaces"))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

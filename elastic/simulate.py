@@ -1,6 +1,6 @@
 """``oscar-deploy simulate``: replay a workload trace against node groups in virtual time, with the
 daemon's own ``decide()`` (policy ``oscar``) or a baseline, and report node-hours, cost and waits
-beside DESIGN §5's lower bounds.
+beside two lower bounds (``elastic.sim.bounds``).
 
 The parts live in ``elastic.sim`` (trace, engine, baselines, bounds, report); this module wires
 them and turns a raw run into the figures the CLI and ``bench/policies.py`` print.
@@ -24,6 +24,7 @@ from elastic.sim.engine import EngineSettings, Policy, SimResult, Simulation
 from elastic.sim.fit import placeable
 from elastic.sim.report import prepare_report_dir, render_results_table, write_report
 from elastic.sim.trace import Job, TraceError, load_trace
+from provisioner.elastic_settings import knob_float
 from provisioner.errors import BadInput, OscarDeployError
 
 __all__ = ["POLICIES", "render_results_table", "run_simulations", "simulate_one"]
@@ -40,7 +41,7 @@ class SettingsFileError(BadInput):
 class OscarSettings(PolicySettings):
     """``PolicySettings`` plus the daemon's tick (``[elastic] tick_s``), for ``--settings``."""
 
-    tick_s: float = 10.0
+    tick_s: float = knob_float("tick_s")
 
 
 class OscarPolicy:
@@ -51,7 +52,7 @@ class OscarPolicy:
     event_driven = True
 
     def __init__(self, groups: Sequence[NodeGroup], settings: PolicySettings | None = None,
-                 tick_s: float = 10.0) -> None:
+                 tick_s: float = knob_float("tick_s")) -> None:
         try:
             from elastic.policy import decide
         except ImportError as error:
@@ -123,7 +124,7 @@ def make_policy(name: str, groups: Sequence[NodeGroup], overrides: Mapping[str, 
     overrides = dict(overrides or {})
     try:
         if name == "oscar":
-            tick = float(overrides.pop("tick_s", 10.0))
+            tick = float(overrides.pop("tick_s", knob_float("tick_s")))
             return OscarPolicy(groups, PolicySettings(**overrides), tick_s=tick)
         if name == "clues":
             return CluesPolicy(groups, **overrides)

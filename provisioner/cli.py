@@ -541,7 +541,9 @@ def scale(obj: Context, deployment: str, group: str, count: int, auth: str | Non
 
     with _open_store(obj) as store:
         dep = store.get(deployment)
-        scalable_group(dep, group, count)  # bad input is refused before reading credentials
+        # bad input is refused before reading credentials
+        record = store.record(dep.id)
+        scalable_group(dep, record, group, count)
         credentials = _recorded_credentials(dep, auth)
 
         def busy(members: Any) -> list[str]:
@@ -551,7 +553,7 @@ def scale(obj: Context, deployment: str, group: str, count: int, auth: str | Non
 
             return busy_workers(kubeconfig_path(store, dep), members)
 
-        subnets = ec2_subnets(dep.plan.get("targets") or [])
+        subnets = ec2_subnets([g.launch for g in record.groups if g.launch is not None])
         result = run_scale(store, dep.id, group, count,
                            _driver_factory(credentials, obj.settings, subnets=subnets),
                            obj.settings, progress=_progress(obj), busy=busy)
@@ -672,8 +674,13 @@ def daemon(obj: Context, kubeconfig: str | None, deployment_ref: str | None, gro
     cloud = None
     if any(g.power.get("type") == "cloud" for g in groups):
         from elastic.cloudpower import cloud_managers
+        from provisioner.engine.handoff import daemon_deployment
+        from provisioner.state import StateStore
 
-        cloud = functools.partial(cloud_managers, state_path=obj.state_path, auth=auth, settings=obj.settings)
+        refs = {str(g.power["deployment"]) for g in groups if g.power.get("type") == "cloud"}
+        with StateStore.open(obj.state_path) as store:  # the daemon itself never opens the state file
+            handed = {ref: daemon_deployment(store, ref) for ref in refs}
+        cloud = functools.partial(cloud_managers, deployments=handed, auth=auth, settings=obj.settings)
     managers = managers_for(groups, cloud, where=groups_file or f"deployment {deployment_ref}")
     settings = settings_from_config(obj.settings.elastic)
     settings = dataclasses.replace(settings, lease_duration_s=lease_duration,

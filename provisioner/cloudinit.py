@@ -1,6 +1,6 @@
 """Cloud-init user data that makes a new cloud machine a k3s agent of its deployment, with no SSH.
 
-DESIGN §1: cloud workers join by cloud-init. The user data is rendered from the very variables the
+Cloud workers join by cloud-init, never over SSH. The user data is rendered from the very variables the
 playbooks use, so a worker ends up like a board the ``common`` and ``k3s_agent`` roles configured:
 
 * ``common``'s settings from ``playbooks/roles/common/defaults/main.yml`` (packages, kernel modules,
@@ -9,7 +9,7 @@ playbooks use, so a worker ends up like a board the ``common`` and ``k3s_agent``
   token, node labels (``oscar-deploy/group``, ``oscar-deploy/role``, ``oscar-deploy/arch`` and the
   template's) and taints, the same keys ``k3s_agent`` writes; then k3s's own install script at the
   pinned tag of ``playbooks/group_vars/all/versions.yml``, which checks the binary's checksum.
-* the node's name (DESIGN §3: a node registers under its ``name``): a cloud worker's hostname is the
+* the node's name (the daemon expects a node to register under its ``name``): a cloud worker's hostname is the
   cloud's (``ip-10-…`` on EC2), so its user data sets k3s ``node-name`` to its cloud name, and the
   hostname too, as the ``common`` role does for boards (which then register under their hostname, so
   ``k3s_agent`` needs no ``node-name``). User data is therefore rendered per machine, not per group.
@@ -30,6 +30,8 @@ from typing import Any
 import yaml
 
 from provisioner.errors import BadInput, NotFound, TemplateError
+from provisioner.record import TOKEN_SECRET, JoinInputs, server_url
+from provisioner.record import node_labels as record_labels
 from provisioner.resources import playbooks_dir
 from provisioner.spec import NODE_NAME
 
@@ -79,8 +81,7 @@ def k3s_version() -> str:
 
 def node_labels(group: str, role: str, arch: str, labels: Mapping[str, str]) -> list[str]:
     """``key=value`` node labels, as k3s ``node-label`` takes them (the roles build the same list)."""
-    ours = {"oscar-deploy/group": group, "oscar-deploy/role": role, "oscar-deploy/arch": arch}
-    return [f"{k}={v}" for k, v in {**ours, **labels}.items()]
+    return [f"{k}={v}" for k, v in record_labels(group, role, arch, labels).items()]
 
 
 def agent_config(join: WorkerJoin) -> dict[str, Any]:
@@ -151,7 +152,7 @@ def worker_user_data(store: Any, deployment: Any, group: str, *, spec: Any = Non
                      node_name: str | None = None) -> str:
     """The user data for a new worker of ``group`` named ``node_name`` (``worker_join``, rendered).
     Without ``node_name`` the worker registers under the hostname the cloud gives it, which the
-    daemon and DESIGN §3 do not expect: pass the machine's name."""
+    daemon does not expect: pass the machine's name."""
     join = worker_join(store, deployment, group, spec=spec)
     return render_user_data(dataclasses.replace(join, node_name=node_name))
 
@@ -164,14 +165,16 @@ def worker_join(store: Any, deployment: Any, group: str, *, spec: Any = None) ->
     the plan. Labels and taints come from ``spec`` (a ClusterSpec) when given, else from the recorded
     targets' optional fields.
     """
-    plan = deployment.plan
-    groups = {str(g["name"]): g for g in plan.get("groups") or []}
-    if group not in groups:
-        raise NotFound(f"deployment {deployment.name}: no group {group!r} (have: {', '.join(groups)})")
-    front = next((g for g in groups.values() if g.get("role") == "front-end"), None)
+    record = store.record(deployment.id)
+    try:
+        info = record.group(group)
+    except KeyError:
+        have = ", ".join(g.name for g in record.groups)
+        raise NotFound(f"deployment {deployment.name}: no group {group!r} (have: {have})") from None
+    front = record.front_end
     address = None
     if front is not None:
-        for node in store.nodes(deployment.id, str(front["name"])):
+        for node in store.nodes(deployment.id, front.name):
             found = (node.addresses.get("private") or []) + (node.addresses.get("public") or [])
             if found:
                 address = str(found[0])
@@ -179,16 +182,21 @@ def worker_join(store: Any, deployment: Any, group: str, *, spec: Any = None) ->
     if address is None:
         raise NotFound(f"deployment {deployment.name}: the front-end has no address yet, so workers "
                        "cannot be told where to join")
-    labels: Mapping[str, str] = {}
-    taints: Sequence[str] = ()
+    labels: Mapping[str, str] = info.labels
+    taints: Sequence[str] = info.taints
     if spec is not None:
         group_spec = spec.group(group)
         labels, taints = group_spec.labels, group_spec.taints
-    else:
-        target = next((t for t in plan.get("targets") or [] if t.get("name") == group), {})
-        labels, taints = target.get("labels") or {}, target.get("taints") or ()
-    info = groups[group]
     return WorkerJoin(
-        server_url=f"https://{address}:{K3S_PORT}", token=store.secret(deployment.id, "k3s_token"),
-        group=group, arch=str(info.get("arch") or "amd64"), role=str(info.get("role") or "worker"),
-        labels=labels, taints=tuple(taints))
+        server_url=server_url(address), token=store.secret(deployment.id, TOKEN_SECRET),
+        group=group, arch=info.arch, role=info.role, labels=labels, taints=tuple(taints))
+
+
+def launch_join(inputs: JoinInputs, token: str) -> WorkerJoin:
+    """How a worker joins, from a launch spec's cloud-init inputs (``provisioner.record``) and the
+    token they name: what the elastic daemon renders for each worker it creates."""
+    if inputs.server_url is None:
+        raise NotFound(f"group {inputs.group}: the recorded launch spec has no k3s server URL yet (the "
+                       "front-end had no address when it was recorded)")
+    return WorkerJoin(server_url=inputs.server_url, token=token, group=inputs.group, arch=inputs.arch,
+                      role=inputs.role, labels=dict(inputs.labels), taints=tuple(inputs.taints))

@@ -14,8 +14,9 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import TYPE_CHECKING, Any, get_type_hints
 
+from provisioner.elastic_settings import ELASTIC
 from provisioner.errors import ConfigError
 
 CONFIG_NAME = "oscar-deploy.cfg"
@@ -60,36 +61,23 @@ class ProvisionerSettings:
                              f"{', '.join(PROVIDERS)}")
 
 
-@dataclasses.dataclass(frozen=True)
-class ElasticSettings:
-    idle_time_s: float = 60.0
-    """A worker with no user pods this long is drained and powered off (about one boot time)."""
-    cooldown_s: float = 30.0
-    """A node is never powered off this soon after its power-on."""
-    max_wait_poweron_s: float = 600.0
-    """A node not Ready this long after power-on is failed and removed."""
-    max_wait_poweroff_s: float = 300.0
-    extra_free: int = 0
-    """Spare idle nodes kept on."""
-    max_booting: int = 0
-    """Nodes powering on at once; 0 means unlimited."""
-    max_nodes: int = 0
-    """Cluster-wide cap on workers; 0 means only the groups' max."""
-    pending_grace_s: float = 30.0
-    """A pod pending with no node and no Unschedulable condition this long counts as demand."""
-    batch_idle_s: float = 0.2
-    batch_max_s: float = 2.0
-    tick_s: float = 10.0
-    backoff_min_s: float = 300.0
-    backoff_max_s: float = 1800.0
-    system_namespaces: str = "kube-system,kube-public,kube-node-lease"
-    metrics_port: int = 9153
-    drain_timeout_s: float = 120.0
-    """How long a scale-down retries evictions (PodDisruptionBudgets) before it is undone."""
-    eviction_retry_s: float = 2.0
-    """Wait between eviction attempts while draining."""
-    namespace: str = "kube-system"
-    """Namespace of the daemon's Lease and status/requests ConfigMaps (the ``nodes`` commands too)."""
+if TYPE_CHECKING:
+    class ElasticSettings:
+        """``[elastic]``: one attribute per ``provisioner.elastic_settings.ELASTIC`` knob."""
+
+        def __init__(self, **values: Any) -> None: ...
+
+        def __getattr__(self, name: str) -> Any: ...
+else:
+    ElasticSettings = dataclasses.make_dataclass(
+        "ElasticSettings",
+        [(k.name, type(k.default),
+          dataclasses.field(default=k.default, metadata={"part": k.part, "doc": k.doc})) for k in ELASTIC],
+        frozen=True,
+    )
+    ElasticSettings.__module__ = __name__
+    ElasticSettings.__doc__ = ("``[elastic]``: the elasticity daemon's settings, each declared once in "
+                               "``provisioner.elastic_settings.ELASTIC`` (name, type, default, why).")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,8 +9,8 @@ The engine calls, after provisioning (and ``reconfigure ID`` calls again)::
 as user data: workers join by cloud-init, never over SSH). ``kubeconfig_path`` and ``log_path`` name
 the files a run leaves in the deployment's directory (for ``kubeconfig`` and ``show``).
 
-Everything comes from the deployment's record (DESIGN §1, the plan is data): the recorded plan's
-groups, boards, targets and component properties (``spec_components``), its nodes and secrets. The
+Everything comes from the deployment's record (``provisioner.record``): its groups, boards and
+component properties, its nodes and secrets. The
 templates are never read again. ``plan`` (a ``provisioner.plan.Plan``) is only used for a record
 written before the plan held the component properties; such a record without it falls back to its
 templates read again offline (``provisioner.inventory.legacy_spec``, a warning).
@@ -63,9 +63,9 @@ from provisioner.inventory import (
     deployment_inventory,
     legacy_spec,
     plan_is_complete,
-    recorded_boards,
     render_yaml,
 )
+from provisioner.record import DeploymentRecord, daemon_groups, read_record, server_url
 from provisioner.resources import playbooks_dir
 from provisioner.spec import ClusterSpec
 from provisioner.state import Deployment, StateStore
@@ -116,13 +116,12 @@ def _filled(value: Any, secrets: Mapping[str, str]) -> Any:
     return value
 
 
-def recorded_component_properties(plan: Mapping[str, Any], spec: ClusterSpec | None = None
+def recorded_component_properties(record: DeploymentRecord, spec: ClusterSpec | None = None
                                   ) -> list[dict[str, Any]] | None:
     """The template's components and their properties (secrets as ``{secret.NAME}``), as the record
-    keeps them (``spec_components``); for an older record, from ``spec`` if given; else None."""
-    recorded = plan.get("spec_components")
-    if recorded is not None:
-        return [dict(c) for c in recorded]
+    keeps them; for an older record, from ``spec`` if given; else None."""
+    if record.component_properties is not None:
+        return [dict(c) for c in record.component_properties]
     if spec is not None:
         return [{"name": c.name, "properties": dict(c.properties)} for c in spec.components]
     return None
@@ -133,12 +132,12 @@ def configuration_vars(deployment: Deployment, secrets: Mapping[str, str], inven
                        ) -> dict[str, Any]:
     """The extra variables of a run: who the deployment is, what to install, the secrets it needs.
 
-    Read from the recorded plan; ``components`` (``recorded_component_properties``) defaults to the
-    record's own ``spec_components``."""
-    plan = deployment.plan
+    Read from the deployment's record; ``components`` (``recorded_component_properties``) defaults to
+    the record's own."""
+    record, _migrated = read_record(deployment.plan)
     if components is None:
-        components = recorded_component_properties(plan)
-    names = [str(c["name"]) for c in plan.get("components") or []]
+        components = recorded_component_properties(record)
+    names = [c.name for c in record.components]
     props: dict[str, Any] = {}
     if components is not None:
         names = sorted({str(c["name"]).lower() for c in components} | {"k3s"})
@@ -147,34 +146,34 @@ def configuration_vars(deployment: Deployment, secrets: Mapping[str, str], inven
             props[key] = _filled(dict(component.get("properties") or {}), secrets)
     fronts = [h for h in inventory.hosts if h.role == "front-end"]
     front_address = fronts[0].address if fronts else None
-    providers = {str(g.get("provider")) for g in plan.get("groups") or []}
-    hybrid = "fleet" in providers and bool(providers - {"fleet"})
     minio = props.get("minio", {})
     oscar = props.get("oscar", {})
     out: dict[str, Any] = {
         "oscar_deployment_id": deployment.id,
         "oscar_deployment_name": deployment.name,
         "oscar_components": names,
-        "oscar_dns_name": plan.get("dns_name") or "",
+        "oscar_dns_name": record.dns_name or "",
         "oscar_front_address": front_address or "",
-        "oscar_admin_cidr": plan.get("admin_cidr") or "0.0.0.0/0",
+        "oscar_admin_cidr": record.admin_cidr,
         "oscar_hosts": {h.name: h.address for h in inventory.hosts},
         "oscar_kubeconfig_dest": str(deployment_dir / KUBECONFIG_FILE),
-        "k3s_server_url": f"https://{front_address}:{K3S_PORT}" if front_address else "",
+        "k3s_server_url": server_url(front_address) if front_address else "",
         "k3s_token": secrets.get("k3s_token", ""),
-        # The hybrid template: boards behind NAT and cloud nodes talk over WireGuard (DESIGN §1).
-        "k3s_wireguard": hybrid,
+        # The hybrid template: boards behind NAT and cloud nodes talk over WireGuard.
+        "k3s_wireguard": record.hybrid,
         "minio_access_key": str(minio.get("access_key") or "minio"),
         "minio_secret_key": str(minio.get("secret_key") or secrets.get("minio_password", "")),
         "minio_api_port": int(minio.get("api_port") or 30300),
         "minio_console_port": int(minio.get("console_port") or 30303),
         "oscar_username": str(oscar.get("username") or "oscar"),
         "oscar_password": str(oscar.get("password") or secrets.get("oscar_password", "")),
-        "elastic_groups": _elastic_groups(plan, deployment.id),
+        "elastic_groups": daemon_groups(record, deployment.id,
+                                        warn=lambda message: log.warning("deployment %s: %s", deployment.name,
+                                                                         message)),
         "oscar_deploy_version": _own_version(),
     }
-    front_group = next((g for g in plan.get("groups") or [] if g.get("role") == "front-end"), {})
-    if front_group.get("volume_gib"):  # the front-end's data volume, mounted at /pv (NFS, MinIO)
+    front_group = record.front_end
+    if front_group is not None and front_group.volume_gib:  # the front-end's data volume, at /pv
         out["oscar_data_dir"] = "/pv"
         out["nfs_data_volume"] = True
     for key in ("oidc_issuer", "oidc_subject", "oidc_groups"):
@@ -190,36 +189,6 @@ def _own_version() -> str:
         return metadata.version("oscar-deploy")
     except metadata.PackageNotFoundError:
         return "latest"
-
-
-def _elastic_groups(plan: Mapping[str, Any], deployment_id: str) -> list[dict[str, Any]]:
-    """The elastic daemon's groups (DESIGN §3 groups format) for the groups it may scale."""
-    out = []
-    targets = {str(t.get("name")): t for t in plan.get("targets") or []}
-    for group in plan.get("groups") or []:
-        if group.get("role") == "front-end":
-            continue
-        entry: dict[str, Any] = {
-            "name": group["name"], "cpus": group.get("cpus"), "memory_mib": group.get("memory_mib"),
-            "min": group.get("min", 0), "max": group.get("max", 0), "priority": group.get("priority", 0),
-            "cost_per_hour": group.get("price_per_hour") or 0.0,
-            "labels": {"oscar-deploy/group": group["name"]},
-        }
-        if group.get("provider") == "fleet":
-            boards = recorded_boards(group, targets.get(str(group["name"])))
-            if boards:
-                entry["nodes"] = [{"name": b.name, "address": b.address,
-                                   **({"mac": b.power.mac} if b.power.mac else {})} for b in boards]
-                first = boards[0].power
-                if first.type == "command":
-                    entry["power"] = {"type": "command", "power_on": first.power_on,
-                                      "power_off": first.power_off}
-                elif first.type == "wol":
-                    entry["power"] = {"type": "wol"}
-        else:
-            entry["power"] = {"type": "cloud", "deployment": deployment_id}
-        out.append(entry)
-    return out
 
 
 def playbook_variables(generated: Mapping[str, Any], site_vars_file: str,
@@ -387,12 +356,14 @@ def run_inputs(store: StateStore, deployment: Deployment, settings: Settings, *,
     The templates are read again only for a record older than the complete plan, offline, when the
     caller has no ``plan`` (whose ``spec`` is then used)."""
     spec = None
-    if not plan_is_complete(deployment.plan):
+    record = store.record(deployment.id)
+    deployment = store.get(deployment.id)  # as migrated
+    if not plan_is_complete(record):
         spec = getattr(plan, "spec", None) or legacy_spec(deployment, store.secrets(deployment.id))
     inventory = deployment_inventory(store, deployment, spec=spec, cloud_user=settings.provisioner.ssh_user)
     generated = configuration_vars(deployment, store.secrets(deployment.id), inventory,
                                    store.deployment_dir(deployment.id),
-                                   recorded_component_properties(deployment.plan, spec))
+                                   recorded_component_properties(record, spec))
     return inventory, playbook_variables(generated, settings.provisioner.ansible_vars, extra_vars)
 
 

@@ -1,6 +1,6 @@
 """Ansible inventories of a deployment: the hosts reached over SSH, their groups and connection vars.
 
-Only the front-end and the edge boards are reached over SSH (DESIGN §1): cloud workers join by
+Only the front-end and the edge boards are reached over SSH: cloud workers join by
 cloud-init and never appear here. The inventory is built once as plain data (``Inventory``: hosts,
 groups, host variables) by pure functions, then rendered three ways that Ansible reads identically:
 
@@ -18,16 +18,15 @@ Groups: ``front_end``, ``edge`` and ``workers`` by role; ``k3s_server`` (the fro
 Connection: the board's SSH user, key and port (or the deployment's key and the image's user for
 cloud machines); ``become`` when the user is not root; host keys trusted on first use
 (``StrictHostKeyChecking=accept-new``) into the deployment's own ``known_hosts`` and checked ever
-after; no SSH multiplexing (a stale ControlPersist master can answer for a machine that was replaced,
-DESIGN §4), pipelining instead. A board with ``proxy_jump`` is reached through the front-end with an
+after; no SSH multiplexing (a stale ControlPersist master can answer for a machine that was
+replaced), pipelining instead. A board with ``proxy_jump`` is reached through the front-end with an
 ``ssh -W`` ProxyCommand that carries the same key and host-key file.
 
-Where the facts come from: the state file only (DESIGN §1, the plan is data). Addresses from the
-recorded nodes; each group's role and arch from the recorded plan; its boards (address, SSH login,
-key, ``proxy_jump``, arch) from the group's ``board_specs``; labels and taints from the recorded
-targets. The templates are never read again, so moved templates and URL imports do not matter. Only a
-record written before the plan held all of this (no ``spec_components``) falls back to reading its
-templates again, offline (no import is fetched), with a warning.
+Where the facts come from: the state file only. Addresses from the recorded nodes; each group's
+role, arch, labels, taints and boards (address, SSH login, key, ``proxy_jump``, arch) from the
+deployment record (``provisioner.record``). The templates are never read again, so moved templates
+and URL imports do not matter. Only a record written before the plan held all of this (no component
+properties) falls back to reading its templates again, offline (no import is fetched), with a warning.
 """
 
 from __future__ import annotations
@@ -45,7 +44,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from provisioner.errors import BadInput, NotFound
-from provisioner.spec import BoardSpec, ClusterSpec, PowerSpec
+from provisioner.record import KNOWN_HOSTS_FILE, Board, DeploymentRecord, GroupRecord
+from provisioner.spec import ClusterSpec
 from provisioner.state import Deployment, Node, StateStore
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,6 @@ log = logging.getLogger(__name__)
 Format = Literal["ini", "yaml"]
 KEY_FILE = "id_ed25519"
 """The deployment's private key in its directory (written by the engine for cloud machines)."""
-KNOWN_HOSTS_FILE = "known_hosts"
 NO_MUX = "-o ControlMaster=no -o ControlPath=none"
 
 
@@ -117,44 +116,39 @@ def _first_address(node: Node | None) -> str | None:
 
 
 def build_hosts(
-    plan: Mapping[str, Any],
+    record: DeploymentRecord,
     nodes: Sequence[Node],
     spec: ClusterSpec | None = None,
     *,
     cloud_user: str,
     cloud_key: str | None,
 ) -> tuple[InventoryHost, ...]:
-    """The front-end(s) and edge boards of a deployment, from its recorded plan and nodes.
+    """The front-end(s) and edge boards of a deployment, from its record and recorded nodes.
 
     ``spec`` is only for records that lack the boards' logins, labels or taints (written before the
     plan held them): what the record has always wins. Cloud workers are left out: they join by
     cloud-init.
     """
     by_name = {n.name: n for n in nodes}
-    targets = {str(t.get("name")): t for t in plan.get("targets") or []}
     hosts: list[tuple[InventoryHost, bool]] = []  # (host, reached through the front-end)
-    for group in plan.get("groups") or []:
-        name = str(group["name"])
-        role = str(group.get("role"))
-        target = targets.get(name, {})
-        group_spec = _group_spec(spec, name)
-        labels = dict(target["labels"] if "labels" in target else getattr(group_spec, "labels", {}))
-        taints = tuple(target["taints"] if "taints" in target else getattr(group_spec, "taints", ()))
-        arch = str(group.get("arch") or "amd64")
-        boards = recorded_boards(group, target, group_spec)
+    for group in record.groups:
+        group_spec = _group_spec(spec, group.name)
+        labels = dict(group.labels or getattr(group_spec, "labels", {}))
+        taints = tuple(group.taints or getattr(group_spec, "taints", ()))
+        boards = list(group.boards) or _spec_boards(group, group_spec)
         for board in boards:
             host = InventoryHost(
-                name=board.name, group=name, role=role, arch=board.arch or arch,
+                name=board.name, group=group.name, role=group.role, arch=board.arch or group.arch,
                 address=_first_address(by_name.get(board.name)) or board.address, port=board.ssh_port,
                 user=board.ssh_user, key=board.ssh_key or None, labels=labels, taints=taints)
             hosts.append((host, board.proxy_jump))
-        if not boards and role == "front-end":
-            for node in (n for n in nodes if n.group == name):
+        if not boards and group.role == "front-end":
+            for node in (n for n in nodes if n.group == group.name):
                 address = _first_address(node)
                 if address is not None:  # None: not running yet, nothing to log into
-                    hosts.append((InventoryHost(name=node.name, group=name, role=role, arch=arch,
-                                                address=address, user=cloud_user, key=cloud_key,
-                                                labels=labels, taints=taints), False))
+                    hosts.append((InventoryHost(name=node.name, group=group.name, role=group.role,
+                                                arch=group.arch, address=address, user=cloud_user,
+                                                key=cloud_key, labels=labels, taints=taints), False))
     front = next((Jump(h.address, h.port, h.user, h.key) for h, jumps in hosts
                   if h.role == "front-end" and not jumps), None)
     out = []
@@ -177,37 +171,15 @@ def _group_spec(spec: ClusterSpec | None, name: str) -> Any:
         return None
 
 
-def _power(data: Any) -> PowerSpec:
-    if not isinstance(data, Mapping):
-        return PowerSpec()
-    return PowerSpec(type=data.get("type") or "none", power_on=data.get("power_on"),
-                     power_off=data.get("power_off"), mac=data.get("mac"))
-
-
-def recorded_boards(group: Mapping[str, Any], target: Mapping[str, Any] | None = None,
-                    group_spec: Any = None) -> list[BoardSpec]:
-    """A group's boards as recorded: the plan group's ``board_specs`` (every field), else the recorded
-    targets' boards, else (records older than both) the ClusterSpec read again, if given."""
-    target = target or {}
-    arch = group.get("arch") or "arm64"
-    if group.get("board_specs"):
-        return [BoardSpec(
-            name=str(b["name"]), address=str(b["address"]), ssh_user=str(b.get("ssh_user") or "pi"),
-            ssh_key=b.get("ssh_key") or None, ssh_port=int(b.get("ssh_port") or 22),
-            arch=b.get("arch") or arch, cpus=int(b.get("cpus") or 4),
-            memory_mib=int(b.get("memory_mib") or 8192),
-            power=_power(b.get("power")), proxy_jump=bool(b.get("proxy_jump")),
-        ) for b in group["board_specs"]]
+def _spec_boards(group: GroupRecord, group_spec: Any) -> list[Board]:
+    """A group's boards from the ClusterSpec read again, for records older than the boards' logins."""
     if group_spec is not None and group_spec.boards:
-        return list(group_spec.boards)
-    boards = [BoardSpec(
-        name=str(b["name"]), address=str(b["address"]), ssh_user=str(b.get("user") or "pi"),
-        ssh_key=b.get("ssh_key") or None, ssh_port=int(b.get("port") or 22),
-        arch=b.get("arch") or arch, proxy_jump=bool(b.get("proxy_jump")),
-    ) for b in target.get("boards") or []]
-    if not boards and group.get("provider") == "fleet":
-        log.warning("group %s: its boards' addresses are not recorded; they are left out", group.get("name"))
-    return boards
+        return [Board(name=b.name, address=b.address, ssh_user=b.ssh_user, ssh_port=b.ssh_port,
+                      ssh_key=b.ssh_key, proxy_jump=b.proxy_jump, arch=b.arch, cpus=b.cpus,
+                      memory_mib=b.memory_mib) for b in group_spec.boards]
+    if not group.cloud:
+        log.warning("group %s: its boards' addresses are not recorded; they are left out", group.name)
+    return []
 
 
 # --- variables and groups (pure) -------------------------------------------------------------------
@@ -390,10 +362,10 @@ def _unwritable(path: Path, why: str) -> BadInput:
 # --- from the state file (I/O edge) ----------------------------------------------------------------
 
 
-def plan_is_complete(plan: Mapping[str, Any]) -> bool:
-    """Whether a recorded plan holds everything later commands need (written by a ``create`` that
-    records ``spec_components``); older records lack the component properties."""
-    return "spec_components" in plan
+def plan_is_complete(record: DeploymentRecord) -> bool:
+    """Whether a record holds everything later commands need: older ones lack the component
+    properties (their templates are then read again, offline)."""
+    return record.component_properties is not None
 
 
 def legacy_spec(deployment: Deployment, secrets: Mapping[str, str]) -> ClusterSpec | None:
@@ -432,10 +404,11 @@ def deployment_inventory(
     uses a ClusterSpec, the caller's or ``legacy_spec``'s."""
     del cache_dir  # nothing is fetched: the record has all
     directory = store.deployment_dir(deployment.id)
-    if spec is None and not plan_is_complete(deployment.plan):
+    record = store.record(deployment.id)
+    if spec is None and not plan_is_complete(record):
         spec = legacy_spec(deployment, store.secrets(deployment.id))
     key = directory / KEY_FILE
-    hosts = build_hosts(deployment.plan, store.nodes(deployment.id), spec, cloud_user=cloud_user,
+    hosts = build_hosts(record, store.nodes(deployment.id), spec, cloud_user=cloud_user,
                         cloud_key=str(key) if key.exists() else None)
     known_hosts = directory / KNOWN_HOSTS_FILE
     if not known_hosts.exists():

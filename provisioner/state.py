@@ -1,13 +1,13 @@
 """The state store: one SQLite file that remembers deployments, their nodes, events and secrets.
 
-DESIGN §2. The cloud is the source of truth for what exists; this file is the operator's memory of
+The cloud is the source of truth for what exists; this file is the operator's memory of
 what was asked for and what was seen, so ``destroy``, ``show`` and resume know where to look.
 
 How the engine uses it (the contract the cloud drivers and the engine build on)::
 
     store = StateStore.open(settings_path)            # creates the file 0600, its directory 0700
     dep = store.find(name) or store.create_deployment(  # find: a re-run with --name resumes
-        name, plan=plan_json, templates=[...], inputs={...},
+        name, plan=record.to_dict(), templates=[...], inputs={...},
         credentials={"aws": creds.source.to_json()},  # where from, never the values
         locations=[("aws", "eu-west-1")])             # recorded BEFORE the first cloud call
     with store.lock(dep.id):                          # refuses a second concurrent run, clearly
@@ -45,6 +45,7 @@ import dataclasses
 import errno
 import fcntl
 import json
+import logging
 import os
 import re
 import secrets
@@ -58,6 +59,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from provisioner.errors import BadInput, NotFound, StateError
+from provisioner.record import DeploymentRecord, RecordError, read_record
+
+log = logging.getLogger(__name__)
 
 Status = Literal["creating", "created", "failed", "destroying", "destroyed"]
 STATUSES: tuple[str, ...] = ("creating", "created", "failed", "destroying", "destroyed")
@@ -138,6 +142,8 @@ class Deployment:
     """ISO 8601 UTC."""
     updated_at: str
     plan: Mapping[str, Any]
+    """The deployment record as stored JSON; read it typed with ``StateStore.record`` (which migrates
+    an older record once) or ``provisioner.record.read_record``."""
     templates: tuple[str, ...]
     inputs: Mapping[str, Any]
     """Non-secret input values, as resolved (secret inputs appear as ``{secret.NAME}``)."""
@@ -478,6 +484,21 @@ class StateStore:
     def set_plan(self, deployment_id: str, plan: Mapping[str, Any]) -> None:
         """Replace the recorded plan (``scale`` changes a group's count)."""
         self._update_deployment(deployment_id, plan=_dump(plan))
+
+    def record(self, ref: str) -> DeploymentRecord:
+        """The typed record of deployment ``ref`` (``provisioner.record``). A record of the older
+        untyped format is migrated once: written back in the current format, with a message."""
+        dep = self.get(ref)
+        try:
+            record, migrated = read_record(dep.plan)
+        except RecordError as error:
+            raise RecordError(f"deployment {dep.name}: {error} (state file {self.path})") from None
+        if migrated:
+            self.set_plan(dep.id, record.to_dict())
+            self.add_event(dep.id, "record-migrated", f"record migrated to version {record.version}")
+            log.warning("deployment %s: its record, written by an older oscar-deploy, was migrated to record "
+                        "version %d", dep.name, record.version)
+        return record
 
     def add_location(self, deployment_id: str, provider: str, region: str | None) -> None:
         """Remember that the deployment uses ``provider``/``region`` (before creating anything there)."""

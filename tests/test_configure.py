@@ -176,6 +176,9 @@ def test_the_front_end_gets_the_services_manifests_and_charts_valid_and_private(
         (("pods/eviction",), ("create",)), (("events",), ("create",))}  # what a daemon run calls (3dc2ba7)
     groups = yaml.safe_load(next(d for d in by_kind["ConfigMap"])["data"]["groups.yaml"])
     assert [(g["name"], [n["name"] for n in g["nodes"]]) for g in groups] == [("pis", ["pi1", "pi2"])]
+    assert groups[0]["taints"] == ["oscar-deploy/edge=true:PreferNoSchedule"]  # as the boards' k3s has them
+    assert groups[0]["power"] == {"type": "command", "power_on": "plug on {node}",
+                                  "power_off": "plug off {node}"}  # pi2 is behind the front-end: no SSH halt
     daemon_secret = next(d for d in by_kind["Secret"] if d["metadata"]["name"] == "oscar-deploy-elastic")
     assert daemon_secret["stringData"]["K3S_TOKEN"] == secrets["k3s_token"]
     assert by_kind["Service"][0]["spec"]["ports"][0]["port"] == 9153

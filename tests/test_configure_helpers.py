@@ -60,7 +60,9 @@ def board_template(fleet: list[Board], path: Path, *, jump_last: bool = True, us
     for i, board in enumerate(fleet):
         front = i == 0
         extra = "" if front else ("        fleet: pis\n        labels:\n          oscar-deploy/site: edge\n"
-                                  "        taints: ['oscar-deploy/edge=true:PreferNoSchedule']\n")
+                                  "        taints: ['oscar-deploy/edge=true:PreferNoSchedule']\n"
+                                  "        power_on: 'plug on {node}'\n"
+                                  "        power_off: 'plug off {node}'\n")
         parts.append(_BOARD.format(
             name="front" if front else f"pi{i}", type="EdgeFrontEnd" if front else "EdgeBoard",
             address=board.address, port=board.port, user=users[i] if i < len(users) else board.user,

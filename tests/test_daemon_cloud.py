@@ -147,6 +147,7 @@ def test_daemon_deployment_groups_create_workers_that_join_by_cloud_init(
     from elastic.daemon import DaemonSettings
     from provisioner.config import GeneralSettings, Settings
     from provisioner.engine import create
+    from provisioner.engine.handoff import daemon_deployment
     from provisioner.state import StateStore
     from tests.test_engine_clouds import assert_joins_under_its_name, aws_request
 
@@ -167,7 +168,9 @@ def test_daemon_deployment_groups_create_workers_that_join_by_cloud_init(
     policy = with_deployment_settings(dep, DaemonSettings()).policy  # the template's idle_time input
     assert (policy.idle_time_s, policy.max_wait_poweron_s) == (420.0, 600.0)
     assert [g.name for g in groups] == ["wn"] and groups[0].power == {"type": "cloud", "deployment": dep.id}
-    managers = cloud_managers(groups, state_path=state_path, auth=str(auth), settings=settings)
+    with StateStore.open(state_path) as store:  # the CLI's side: the daemon never opens the state file
+        handed = {dep.id: daemon_deployment(store, dep.id)}
+    managers = cloud_managers(groups, handed, auth=str(auth), settings=settings)
 
     power = managers["wn"]
     name, other = power.new_name(groups[0]), power.new_name(groups[0])
@@ -206,3 +209,67 @@ def test_a_worker_that_never_joins_is_terminated_and_its_pod_goes_to_the_next_gr
                         what="the failed worker forgotten")
     value = daemon.metrics.registry.get_sample_value
     assert value("oscar_deploy_elastic_scale_downs_total", {"group": "cloud", "reason": "failed"}) == 1
+
+
+def test_the_daemon_command_scales_a_created_deployment_from_its_record(
+        ec2_emulator: Any, kube_api: Any, tmp_path: Any) -> None:
+    """``oscar-deploy daemon --deployment ID`` as a user runs it, in its own process: the CLI reads the
+    state file and hands the record over; a pending pod makes the daemon create a worker with the
+    deployment's key pair and security group and user data that names it, as ``create`` would."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from provisioner.config import GeneralSettings, Settings
+    from provisioner.engine import create
+    from provisioner.state import StateStore
+    from tests.test_engine_clouds import aws_request
+
+    settings = Settings(general=GeneralSettings(cache_dir=str(tmp_path / "cache")), provisioner=FAST_CLOUD)
+    credentials = AwsCredentials("AKIDOSCARTESTKEY0001", "s3cr3t-never-shown",
+                                 CredentialSource("environment"), region=REGION,
+                                 endpoint_url=ec2_emulator.endpoint)
+    state_path = tmp_path / "state.db"
+    with StateStore.open(state_path) as store:
+        dep = create(store, aws_request(settings, "cli", wn_num=0),
+                     lambda _p, region: Ec2Driver(credentials, region, settings.provisioner), settings)
+        front = next(i for i in ec2_emulator.leftovers(dep.id, REGION)["instances"]
+                     if i["tags"][TAG_GROUP] != "wn")
+    auth = tmp_path / "auth.dat"
+    auth.write_text(f"id = aws; type = EC2; username = AKIDOSCARTESTKEY0001; password = s3cr3t-never-shown; "
+                    f"region = {REGION}; host = {ec2_emulator.endpoint}\n")
+    kubeconfig = kube_api.write_kubeconfig(tmp_path / "kubeconfig")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "OSCAR_DEPLOY_"))}
+    env.update(HOME=str(tmp_path), OSCAR_DEPLOY_GENERAL_CACHE_DIR=str(tmp_path / "cache"),
+               OSCAR_DEPLOY_PROVISIONER_RETRY_BASE_S="0.01", OSCAR_DEPLOY_PROVISIONER_RETRY_MAX_S="0.05")
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "provisioner.cli", "--state", str(state_path), "daemon",
+         "--deployment", "cli", "--kubeconfig", str(kubeconfig), "--auth", str(auth),
+         "--metrics-port", "0", "--lease-duration", "2"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        kube_api.create_pod("job", cpus=1.5, runtime_s=100000)
+
+        def workers() -> list[dict[str, Any]]:
+            if daemon.poll() is not None:
+                raise AssertionError(f"the daemon exited {daemon.returncode}: {daemon.communicate()[1]}")
+            listed = ec2_emulator.leftovers(dep.id, REGION)["instances"]
+            return [i for i in listed if i["tags"][TAG_GROUP] == "wn"]
+
+        (worker,) = kube_api.wait_until(workers, timeout=60, what="a worker created by the daemon")
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            _, stderr = daemon.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            _, stderr = daemon.communicate()
+    made = ec2_emulator.leftovers(dep.id, REGION)
+    assert worker["key_name"] == front["key_name"]
+    assert [k["name"] for k in made["key_pairs"]] == [front["key_name"]]  # no second key pair imported
+    assert worker["security_groups"] == [g["id"] for g in made["security_groups"]]  # the deployment's one
+    config = k3s_config(worker["user_data"])
+    assert config["node-name"] == worker["tags"]["Name"] and config["server"].endswith(":6443")
+    assert "oscar-deploy/group=wn" in config["node-label"]
+    assert "s3cr3t-never-shown" not in stderr

@@ -258,16 +258,20 @@ HYBRID = REPO / "tosca/templates/oscar-hybrid.yaml"
 EDGE = REPO / "tosca/templates/oscar-edge.yaml"
 
 
-def record(store: Any, template: Path, inputs: dict[str, Any], name: str) -> Any:
-    """Record a deployment the way ``create`` does: the plan JSON and the engine's targets."""
+def record(store: Any, template: Path, inputs: dict[str, Any], name: str, *, older: bool = False) -> Any:
+    """Record a deployment the way ``create`` does (the deployment record), or with ``older`` as an
+    earlier release did: the untyped plan JSON and the engine's targets."""
     from provisioner.config import Settings
-    from provisioner.engine.targets import group_targets, targets_to_json
+    from provisioner.engine.create import recorded_plan
+    from provisioner.engine.targets import group_targets
     from provisioner.plan import make_plan, plan_to_json
     from provisioner.template import load_cluster_spec
 
     spec = load_cluster_spec([template], inputs)
     plan = make_plan(spec, Settings())
-    recorded = {**plan_to_json(plan), "targets": targets_to_json(group_targets(plan))}
+    recorded = recorded_plan(plan, group_targets(plan))
+    if older:
+        recorded = {**plan_to_json(plan), "targets": [dataclasses.asdict(t) for t in group_targets(plan)]}
     dep = store.create_deployment(name, plan=json.loads(json.dumps(recorded)), templates=[str(template)],
                                   inputs=dict(spec.inputs), status="created")
     return store.get(dep.id)
@@ -291,7 +295,9 @@ def test_a_hybrid_deployment_gives_the_daemon_its_boards_with_their_power_and_lo
     assert wn.power == {"type": "cloud", "deployment": dep.id} and wn.labels["oscar-deploy/site"] == "cloud"
     assert pis.priority == 100 and pis.priority > wn.priority
     assert (pis.min, pis.max, pis.cpus, pis.memory_mib) == (0, 3, 4.0, 8192)
-    assert pis.labels == {"oscar-deploy/site": "edge", "kubernetes.io/arch": "arm64"}
+    assert pis.labels == {"oscar-deploy/group": "pis", "oscar-deploy/role": "edge",
+                          "oscar-deploy/arch": "arm64", "oscar-deploy/site": "edge",
+                          "kubernetes.io/arch": "arm64"}  # what k3s and the kubelet give its nodes
     assert [(n.name, n.address, n.ssh_user, n.ssh_port, n.ssh_key) for n in pis.nodes] == [
         ("pi1", "10.1.0.11", "ubuntu", 22, "/keys/pis"), ("pi2", "192.0.2.12", "ubuntu", 22, "/keys/pis"),
         ("pi3", "192.0.2.13", "ubuntu", 22, "/keys/pis")]
@@ -317,7 +323,7 @@ def test_an_edge_deployment_leaves_its_front_end_alone_and_uses_its_known_hosts(
 
 def test_an_older_record_without_board_settings_still_scales_its_cloud_group(
         store: Any, caplog: pytest.LogCaptureFixture) -> None:
-    dep = record(store, HYBRID, {}, "old")
+    dep = record(store, HYBRID, {}, "old", older=True)
     plan = dict(dep.plan)
     plan["groups"] = [{k: v for k, v in g.items() if k != "board_specs"} for g in plan["groups"]]
     store.set_plan(dep.id, plan)

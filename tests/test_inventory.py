@@ -24,6 +24,7 @@ from provisioner.config import Settings
 from provisioner.configure import configuration_vars, run_inputs
 from provisioner.engine.targets import recorded_components
 from provisioner.inventory import Inventory, build_hosts, dynamic_list, render_ini, ssh_common_args
+from provisioner.record import migrate_plan_document
 from provisioner.spec import ClusterSpec, ComponentSpec
 from provisioner.state import Node, StateStore
 from tests.harness.boards import Board
@@ -52,10 +53,13 @@ HYBRID_PLAN: dict[str, Any] = {
 }
 
 
+HYBRID_RECORD = migrate_plan_document(HYBRID_PLAN)  # an older record's shape, read by the one reader
+
+
 def test_recorded_plan_gives_groups_by_role_and_arch_and_leaves_cloud_workers_out() -> None:
     nodes = [_node("oscar-deploy-abcd1234-front-1", "front", ["198.51.100.7"], ["10.0.0.5"]),
              _node("oscar-deploy-abcd1234-wn-1", "wn", [], ["10.0.0.9"])]
-    hosts = build_hosts(HYBRID_PLAN, nodes, None, cloud_user="ubuntu", cloud_key="/keys/id")
+    hosts = build_hosts(HYBRID_RECORD, nodes, None, cloud_user="ubuntu", cloud_key="/keys/id")
     inv = Inventory(hosts, "/state/known_hosts")
     doc = dynamic_list(inv)
     front = "oscar-deploy-abcd1234-front-1"
@@ -86,12 +90,12 @@ def test_a_board_behind_the_front_end_needs_a_reachable_front_end() -> None:
     from provisioner.errors import BadInput
 
     with pytest.raises(BadInput, match=r"pi2 .*proxy_jump"):
-        build_hosts(HYBRID_PLAN, [], None, cloud_user="ubuntu", cloud_key=None)  # front not running yet
+        build_hosts(HYBRID_RECORD, [], None, cloud_user="ubuntu", cloud_key=None)  # front not running yet
 
 
 def test_ini_quotes_the_proxy_command_so_ansible_reads_it_back(tmp_path: Path) -> None:
     nodes = [_node("oscar-deploy-abcd1234-front-1", "front", ["198.51.100.7"])]
-    inv = Inventory(build_hosts(HYBRID_PLAN, nodes, None, cloud_user="ubuntu", cloud_key="/k y/id"),
+    inv = Inventory(build_hosts(HYBRID_RECORD, nodes, None, cloud_user="ubuntu", cloud_key="/k y/id"),
                     "/state dir/known_hosts")
     (tmp_path / "hosts.ini").write_text(render_ini(inv))
     result = run_tool("ansible-inventory", "-i", str(tmp_path / "hosts.ini"), "--host", "pi2", cwd=tmp_path)
@@ -312,7 +316,7 @@ def test_a_deployment_whose_templates_moved_still_gives_inventory_and_variables_
     (tmp_path / "moved").rename(templates)
     with StateStore.open(state) as store:
         dep = store.get("urlimp")
-        store.set_plan(dep.id, {k: v for k, v in dep.plan.items() if k != "spec_components"})
+        store.set_plan(dep.id, {**dep.plan, "component_properties": None})  # as migrated from one
     old_listed, _, old_variables, said = views()
     assert listener.connections == 0, "the fallback for an older record tried the network"
     assert "offline" in said and "no import is fetched" in said

@@ -413,3 +413,27 @@ def test_standard_traces_run_under_every_policy_quickly() -> None:
     static = next(r for r in results if r["policy"] == "static")
     assert all(r["node_hours"] <= static["node_hours"] for r in results)
     assert math.isfinite(results[0]["ratio_to_boot_aware_bound"])
+
+
+def test_report_without_matplotlib_names_the_extra_and_runs_nothing(
+        small_case: tuple[Path, Path], tmp_path: Path) -> None:
+    """matplotlib is the optional ``report`` extra: without it, ``--report`` is refused up front (exit
+    2) with the extra's name; nothing is simulated or written. Shown in a Python that cannot import it."""
+    import subprocess
+    import sys
+
+    trace, groups = small_case
+    blocker = ("import sys\n"
+               "class NoMatplotlib:\n"
+               "    def find_spec(self, name, path=None, target=None):\n"
+               "        if name.split('.')[0] == 'matplotlib':\n"
+               "            raise ModuleNotFoundError(name)\n"
+               "sys.meta_path.insert(0, NoMatplotlib())\n"
+               "from provisioner.cli import main\n"
+               "main(sys.argv[1:], prog_name='oscar-deploy')\n")
+    out = tmp_path / "out" / "report.png"
+    result = subprocess.run([sys.executable, "-c", blocker, "simulate", str(trace), "--groups", str(groups),
+                             "--report", str(out)], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 2, result.stderr
+    assert "pip install 'oscar-deploy[report]'" in result.stderr and "Traceback" not in result.stderr
+    assert result.stdout == "" and not out.parent.exists()

@@ -36,6 +36,7 @@ from typing import Protocol
 from elastic.model import ClusterView, Decision, NodeGroup, NodeInfo, NodeState, PodInfo
 from elastic.sim.fit import placeable
 from elastic.sim.trace import Job
+from provisioner.elastic_settings import knob_float
 
 NAMESPACE = "default"
 
@@ -62,8 +63,8 @@ class Policy(Protocol):
 @dataclasses.dataclass(frozen=True)
 class EngineSettings:
     poweroff_s: float = 10.0
-    batch_idle_s: float = 0.2
-    batch_max_s: float = 2.0
+    batch_idle_s: float = knob_float("batch_idle_s")
+    batch_max_s: float = knob_float("batch_max_s")
     max_tail_s: float = 6 * 3600.0
     scoring: str = "most_allocated"
     """What our k3s runs: kube-scheduler with a ``MostAllocated`` scoring profile (the k3s_server role),

@@ -1,4 +1,4 @@
-"""``create``: execute a plan, resumably (DESIGN §2).
+"""``create``: execute a plan, resumably.
 
 Order: the deployment is recorded first (with where its credentials came from, never the values,
 and every cloud/region it will use), then, under the deployment's run lock: the secrets (generated
@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.util
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -29,7 +28,8 @@ from provisioner.cloudinit import WorkerJoin, node_user_data, worker_join
 from provisioner.clouds.base import CloudNode
 from provisioner.config import Settings
 from provisioner.credentials import choose_region
-from provisioner.engine.keys import new_private_key, public_key_of
+from provisioner.engine.handoff import with_launch_inputs
+from provisioner.engine.keys import SSH_KEY_SECRET, new_private_key, public_key_of
 from provisioner.engine.launch import Launch, NodeJob, Site, addresses_of
 from provisioner.engine.progress import NullProgress, Progress
 from provisioner.engine.reach import SshHost, wait_for_ssh
@@ -45,19 +45,18 @@ from provisioner.engine.sites import (
 from provisioner.engine.targets import (
     GroupTarget,
     group_targets,
+    plan_record,
     recorded_components,
-    targets_to_json,
     wanted_names,
 )
 from provisioner.errors import CloudError, NotFound, OscarDeployError, RemoteError
-from provisioner.plan import Plan, plan_to_json
+from provisioner.plan import Plan
 from provisioner.spec import ClusterSpec
 from provisioner.state import Deployment, StateStore, generate_secret, write_private_file
 
 log = logging.getLogger(__name__)
 
 KEY_FILE = "id_ed25519"
-SSH_KEY_SECRET = "ssh_private_key"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,18 +75,8 @@ class CreateRequest:
 
 
 def recorded_plan(plan: Plan, targets: Sequence[GroupTarget]) -> dict[str, Any]:
-    """The plan as the state file keeps it: the ``plan -o json`` document plus the engine's targets.
-
-    Outputs keep their unmasked templates: a secret in them is a ``{secret.NAME}`` placeholder, never
-    a value, and ``outputs --show-secrets`` needs the placeholder to fill it in."""
-    doc = plan_to_json(plan)
-    doc["outputs"] = [{**shown, "value": output.value} for shown, output in zip(doc["outputs"], plan.outputs,
-                                                                                  strict=True)]
-    # What configuration reads (component properties, secrets as placeholders): the record is all that
-    # inventory, reconfigure and ssh need; they never read the templates again (DESIGN §1).
-    components, _literals = recorded_components(plan.spec)
-    doc["spec_components"] = json.loads(json.dumps(components, default=str))
-    return {**doc, "targets": targets_to_json(targets)}
+    """The deployment record as the state file keeps it (``provisioner.record``)."""
+    return plan_record(plan, targets).to_dict()
 
 
 def key_path(store: StateStore, deployment_id: str) -> Path:
@@ -239,7 +228,7 @@ class _Creator:
         cloud = [t for t in self.targets if t.cloud]
         if not cloud:
             return
-        rules = firewall_rules(self.dep.plan.get("security_rules") or [])
+        rules = firewall_rules(self.store.record(self.dep.id).security_rules)
         locations = cloud_locations(cloud)
         for location in locations:  # made here: the factory need not be thread-safe
             self.drivers(*location)
@@ -352,6 +341,15 @@ class _Creator:
                 self.store.update_node(self.dep.id, name, addresses=addresses)
 
 
+def _record_launch_inputs(store: StateStore, deployment_id: str) -> None:
+    """Write what a new worker needs and ``create`` only now knows into the record's launch specs:
+    the key pair's public key and the k3s server's URL (the front-end's private address)."""
+    record = store.record(deployment_id)
+    updated = with_launch_inputs(store, deployment_id, record)
+    if updated != record:
+        store.set_plan(deployment_id, updated.to_dict())
+
+
 def _attach(driver: Any, volume: str, node: CloudNode) -> None:
     """Attach, accepting a volume a previous (interrupted) run already attached."""
     try:
@@ -387,6 +385,7 @@ def create(store: StateStore, request: CreateRequest, driver_factory: DriverFact
             _adopt_boards(store, dep, targets)  # first: an edge front-end's address is a board's
             creator = _Creator(store, dep, targets, drivers, settings, progress, request.plan.spec)
             creator.machines(public_key)
+            _record_launch_inputs(store, dep.id)
             if request.configure:
                 _wait_reachable(store, dep, targets, drivers, settings, progress)
                 step = request.configure_step or _configure_step()
@@ -405,7 +404,7 @@ def create(store: StateStore, request: CreateRequest, driver_factory: DriverFact
 
 def with_credential_regions(spec: ClusterSpec, regions: Mapping[str, str | None],
                             explicit_inputs: Mapping[str, Any]) -> ClusterSpec:
-    """DESIGN §3's region order for every cloud group: an input given with ``-i`` (or ``--inputs``)
+    """The region order for every cloud group: an input given with ``-i`` (or ``--inputs``)
     wins, then the credential's region (``regions``: provider → region), then the template's."""
     given = {str(v) for k, v in explicit_inputs.items() if "region" in k.lower()}
     groups = []

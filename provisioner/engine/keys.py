@@ -10,6 +10,9 @@ from __future__ import annotations
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+SSH_KEY_SECRET = "ssh_private_key"
+"""The deployment secret that holds the private key."""
+
 
 def new_private_key(_name: str = "ssh_private_key") -> str:
     """A fresh OpenSSH-format Ed25519 private key (the argument lets ``ensure_secret`` call it)."""

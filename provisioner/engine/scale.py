@@ -15,7 +15,6 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
 
 from provisioner.clouds.base import CloudDriver, CloudNode
 from provisioner.config import Settings
@@ -35,10 +34,10 @@ from provisioner.engine.targets import (
     names_to_add,
     node_index,
     pick_removals,
-    targets_from_json,
-    targets_to_json,
+    record_targets,
 )
 from provisioner.errors import BadInput, CloudError, NotFound, OscarDeployError
+from provisioner.record import DeploymentRecord
 from provisioner.state import Deployment, StateStore
 
 log = logging.getLogger(__name__)
@@ -61,9 +60,9 @@ class ScaleResult:
     """Why a shrink could not tell busy from idle (then the newest went first); None if it could."""
 
 
-def scalable_group(dep: Deployment, group: str, count: int) -> GroupTarget:
+def scalable_group(dep: Deployment, record: DeploymentRecord, group: str, count: int) -> GroupTarget:
     """The group to scale, checked before any cloud call (``BadInput`` naming the culprit)."""
-    targets = targets_from_json(dep.plan.get("targets") or [])
+    targets = record_targets(record)
     found = next((t for t in targets if t.name == group), None)
     if found is None:
         names = ", ".join(t.name for t in targets if t.cloud and t.role == "worker") or "none"
@@ -97,15 +96,6 @@ def _members(driver: CloudDriver, deployment: str, group: str) -> list[CloudNode
             if n.group == group or node_index(deployment, group, n.name) is not None]
 
 
-def _with_count(plan: dict[str, Any], group: str, count: int) -> dict[str, Any]:
-    plan = dict(plan)
-    plan["groups"] = [{**g, "count": count} if g.get("name") == group else g for g in plan.get("groups", [])]
-    targets = targets_from_json(plan.get("targets") or [])
-    plan["targets"] = targets_to_json(dataclasses.replace(t, count=count) if t.name == group else t
-                                      for t in targets)
-    return plan
-
-
 def scale(store: StateStore, ref: str, group: str, count: int, driver_factory: DriverFactory,
           settings: Settings, *, progress: Progress | None = None, busy: Iterable[str] | BusyProbe = (),
           clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep
@@ -114,7 +104,8 @@ def scale(store: StateStore, ref: str, group: str, count: int, driver_factory: D
     user work (removed last), or is a probe asked only when the group shrinks."""
     progress = progress or NullProgress()
     dep = store.get(ref)
-    target = scalable_group(dep, group, count)
+    record = store.record(dep.id)
+    target = scalable_group(dep, record, group, count)
     with store.lock(dep.id):
         drivers = Drivers(driver_factory)
         driver = drivers(target.provider, target.region)
@@ -124,7 +115,7 @@ def scale(store: StateStore, ref: str, group: str, count: int, driver_factory: D
         busy_names: list[str] = []
         unknown: str | None = None
         if count > len(members):
-            rules = firewall_rules(dep.plan.get("security_rules") or [])
+            rules = firewall_rules(record.security_rules)
             public_key = public_key_of(store.secret(dep.id, "ssh_private_key"), f"oscar-deploy-{dep.id}")
             site = prepare_sites(store, dep.id, [(target.provider, target.region)], drivers, public_key,
                                  rules)[(target.provider, target.region)]
@@ -155,7 +146,7 @@ def scale(store: StateStore, ref: str, group: str, count: int, driver_factory: D
                 store.remove_node(dep.id, node.name)
                 store.add_event(dep.id, "node-removed", f"{node.name} ({node.id})")
             removed = [n.name for n in victims]
-        store.set_plan(dep.id, _with_count(dict(dep.plan), group, count))
+        store.set_plan(dep.id, store.record(dep.id).with_count(group, count).to_dict())
     return ScaleResult(group, len(members), count, tuple(added), tuple(removed), tuple(busy_names), unknown)
 
 

@@ -16,6 +16,7 @@ from provisioner.clouds.base import CloudDriver, FirewallRule
 from provisioner.engine.launch import Site
 from provisioner.engine.targets import MAX_SIZES, GroupTarget
 from provisioner.errors import CloudError
+from provisioner.record import Rule, size_ranking
 from provisioner.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -41,20 +42,13 @@ class Drivers:
         return self._made[key]
 
 
-def firewall_rules(rules: Iterable[dict[str, object]]) -> list[FirewallRule]:
-    """The plan's ``security_rules`` (JSON form) as the drivers take them."""
-    out = []
-    for rule in rules:
-        protocol = str(rule["protocol"])
-        low, high = rule.get("port_from"), rule.get("port_to")
-        out.append(FirewallRule(
-            protocol="-1" if protocol == "all" else protocol,  # type: ignore[arg-type]
-            from_port=int(low) if low is not None else 0,  # type: ignore[call-overload]
-            to_port=int(high) if high is not None else 65535,  # type: ignore[call-overload]
-            source=str(rule["source"]),
-            description=str(rule.get("description") or ""),
-        ))
-    return out
+def firewall_rules(rules: Iterable[Rule]) -> list[FirewallRule]:
+    """The record's security rules as the drivers take them."""
+    return [FirewallRule(
+        protocol="-1" if rule.protocol == "all" else rule.protocol,  # type: ignore[arg-type]
+        from_port=rule.port_from if rule.port_from is not None else 0,
+        to_port=rule.port_to if rule.port_to is not None else 65535,
+        source=rule.source, description=rule.description) for rule in rules]
 
 
 def cloud_locations(targets: Sequence[GroupTarget]) -> list[Location]:
@@ -109,13 +103,8 @@ def resolve_images(targets: Sequence[GroupTarget], drivers: Drivers) -> dict[str
 
 def ordered_sizes(planned: Sequence[str], live: Sequence[str], explicit: bool,
                   limit: int = MAX_SIZES) -> tuple[str, ...]:
-    """The sizes to try: a named size alone; else the plan's choice first when the cloud offers it
-    (an OpenStack requirement is not a size), then the cloud's own cheapest-first list."""
-    if explicit:
-        return tuple(live[:1] or planned[:1])
-    first = [s for s in planned[:1] if s in live]
-    ordered = list(dict.fromkeys([*first, *live])) or [s for s in planned if "≥" not in s]
-    return tuple(ordered[:limit])
+    """The sizes to try (``provisioner.record.size_ranking``, shared with the elastic daemon)."""
+    return size_ranking(planned, live, explicit, limit)
 
 
 def resolve_sizes(targets: Sequence[GroupTarget], drivers: Drivers) -> dict[str, tuple[str, ...]]:

@@ -1,10 +1,10 @@
 """What the engine builds, as plain data: per group the node names, the sizes to try, the image.
 
-Pure functions only. ``group_targets`` turns a Plan into ``GroupTarget`` values that are also
-recorded in the state file (``targets_to_json``), so ``scale`` and a resumed ``create`` build the
-very same nodes without reading the template again.
+Pure functions only. ``group_targets`` turns a Plan into ``GroupTarget`` values; ``plan_record``
+makes the deployment record from both (``provisioner.record``), and ``record_targets`` gives them back
+from a record, so ``scale`` builds the very same nodes without reading the template again.
 
-Node names are the idempotency key of resume (DESIGN §2): node ``i`` of group ``g`` of deployment
+Node names are the idempotency key of resume: node ``i`` of group ``g`` of deployment
 ``d`` is always ``oscar-deploy-d-g-i``, so a re-run finds it in the cloud's listing and never
 creates a second copy.
 """
@@ -12,6 +12,7 @@ creates a second copy.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -20,6 +21,18 @@ from typing import Any
 from provisioner import sizes
 from provisioner.clouds.base import CloudNode, resource_name, resource_prefix
 from provisioner.plan import GroupPlan, Plan
+from provisioner.record import (
+    Board,
+    Component,
+    DeploymentRecord,
+    GroupRecord,
+    Image,
+    JoinInputs,
+    LaunchSpec,
+    Output,
+    Power,
+    Rule,
+)
 from provisioner.spec import ClusterSpec
 from provisioner.template.inputs import is_secret_input, placeholder
 
@@ -30,7 +43,7 @@ MAX_SIZES = 3
 @dataclasses.dataclass(frozen=True)
 class BoardTarget:
     """An adopted edge board: reached over SSH, never created. The login fields are recorded so that
-    ``inventory``, ``reconfigure`` and ``ssh`` need nothing but the record (DESIGN §1)."""
+    ``inventory``, ``reconfigure`` and ``ssh`` need nothing but the record."""
 
     name: str
     address: str
@@ -119,24 +132,71 @@ def group_targets(plan: Plan, cache_dir: Path | None = None) -> tuple[GroupTarge
     return tuple(out)
 
 
-def targets_to_json(targets: Iterable[GroupTarget]) -> list[dict[str, Any]]:
-    return [dataclasses.asdict(t) for t in targets]
+def plan_record(plan: Plan, targets: Sequence[GroupTarget]) -> DeploymentRecord:
+    """The deployment record of ``plan`` as the engine builds it (``targets``): what every later
+    command reads instead of the template. Outputs keep their placeholders (``{secret.NAME}``, never a
+    value): ``outputs --show-secrets`` fills them in."""
+    rules = tuple(Rule(r.protocol, r.port_from, r.port_to, r.source, r.description)
+                  for r in plan.security_rules)
+    by_name = {t.name: t for t in targets}
+    groups = []
+    for g in plan.groups:
+        target = by_name[g.name]
+        boards = tuple(Board(
+            name=b.name, address=b.address, ssh_user=b.ssh_user, ssh_port=b.ssh_port, ssh_key=b.ssh_key,
+            proxy_jump=b.proxy_jump, arch=b.arch, cpus=b.cpus, memory_mib=b.memory_mib,
+            power=Power(b.power.type, b.power.power_on, b.power.power_off, b.power.mac))
+            for b in g.spec.boards)
+        launch = None
+        if target.cloud:
+            launch = LaunchSpec(
+                provider=g.provider, region=g.region,
+                image=Image(**dataclasses.asdict(g.image)) if g.image else None, sizes=target.sizes,
+                size_explicit=target.size_explicit, cpus=g.cpus, memory_mib=g.memory_mib, arch=g.arch,
+                disk_gib=g.disk_gib, network=g.spec.network, security_rules=rules, public_ip=target.public_ip,
+                user_data=None if g.role == "front-end" else JoinInputs(
+                    group=g.name, role=g.role, arch=g.arch, labels=dict(g.spec.labels),
+                    taints=tuple(g.spec.taints)))
+        groups.append(GroupRecord(
+            name=g.name, role=g.role, provider=g.provider, region=g.region, count=g.count, min=g.min,
+            max=g.max, cpus=g.cpus, memory_mib=g.memory_mib, arch=g.arch, gpus=g.gpus, disk_gib=g.disk_gib,
+            size=g.size.name, size_cpus=g.size.cpus, size_memory_mib=g.size.memory_mib,
+            price_per_hour=g.size.price_per_hour, priority=g.spec.priority, volume_gib=g.volume_gib,
+            labels=dict(g.spec.labels), taints=tuple(g.spec.taints), boards=boards, launch=launch))
+    components, _literals = recorded_components(plan.spec)
+    return DeploymentRecord(
+        groups=tuple(groups),
+        components=tuple(Component(c.name, c.version) for c in plan.components),
+        component_properties=tuple(json.loads(json.dumps(components, default=str))),
+        security_rules=rules,
+        outputs=tuple(Output(o.name, o.value, o.description, o.secret) for o in plan.outputs),
+        admin_cidr=plan.admin_cidr, dns_name=plan.dns_name,
+        elastic=dict(plan.elastic) if plan.elastic is not None else None,
+        sources=tuple(plan.sources), description=plan.description,
+    )
 
 
-def targets_from_json(data: Sequence[Mapping[str, Any]]) -> tuple[GroupTarget, ...]:
+def record_targets(record: DeploymentRecord) -> tuple[GroupTarget, ...]:
+    """What the engine builds for each group of a recorded deployment (``scale``)."""
     out = []
-    for item in data:
-        fields = dict(item)
-        fields["sizes"] = tuple(fields.get("sizes") or ())
-        fields["boards"] = tuple(BoardTarget(**b) for b in fields.get("boards") or ())
-        fields["taints"] = tuple(fields.get("taints") or ())
-        out.append(GroupTarget(**fields))
+    for g in record.groups:
+        launch = g.launch
+        out.append(GroupTarget(
+            name=g.name, role=g.role, provider=g.provider, region=g.region, count=g.count, min=g.min,
+            max=g.max, sizes=launch.sizes if launch else (),
+            size_explicit=launch.size_explicit if launch else False,
+            cpus=g.cpus, memory_mib=g.memory_mib, arch=g.arch,
+            image=dataclasses.asdict(launch.image) if launch and launch.image else None, disk_gib=g.disk_gib,
+            network=launch.network if launch else None, volume_gib=g.volume_gib,
+            boards=tuple(BoardTarget(b.name, b.address, b.ssh_port, b.ssh_user, ssh_key=b.ssh_key,
+                                     proxy_jump=b.proxy_jump, arch=b.arch) for b in g.boards),
+            labels=dict(g.labels), taints=tuple(g.taints)))
     return tuple(out)
 
 
 def recorded_components(spec: ClusterSpec) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """The template's components with their properties, as the record keeps them for ``reconfigure``
-    (which never reads the template again, DESIGN §1), and the literal secrets taken out of them.
+    (which never reads the template again), and the literal secrets taken out of them.
 
     A password-like property the template gives as a literal (the template loader warns about it) is
     recorded as a ``{secret.template_<component>_<key>}`` placeholder: its value goes to the state's

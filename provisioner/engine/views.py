@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from provisioner.plan import MASK
+from provisioner.record import read_record
 from provisioner.state import Deployment, Event, Node
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_.-]+)\}")
@@ -62,12 +63,10 @@ def outputs(deployment: Deployment, nodes: Sequence[Node], secrets: Mapping[str,
             show_secrets: bool = False) -> list[dict[str, Any]]:
     """The deployment's outputs, filled in; secret ones masked unless ``show_secrets``."""
     out = []
-    for item in deployment.plan.get("outputs") or []:
-        secret = bool(item.get("secret"))
-        raw = str(item.get("value", ""))
-        value = fill(raw, nodes, secrets) if show_secrets or not secret else MASK
-        out.append({"name": item.get("name"), "value": value, "description": item.get("description", ""),
-                    "secret": secret})
+    for item in read_record(deployment.plan)[0].outputs:
+        value = fill(item.value, nodes, secrets) if show_secrets or not item.secret else MASK
+        out.append({"name": item.name, "value": value, "description": item.description,
+                    "secret": item.secret})
     return out
 
 
@@ -95,7 +94,7 @@ def show_json(deployment: Deployment, nodes: Sequence[Node], events: Sequence[Ev
         **summary_json(deployment, nodes),
         "templates": list(deployment.templates),
         "credentials": dict(deployment.credentials),
-        "plan": {k: v for k, v in deployment.plan.items() if k != "targets"},
+        "record": read_record(deployment.plan)[0].to_dict(),
         "nodes": [node_json(n) for n in nodes],
         "outputs": outputs(deployment, nodes, secrets, show_secrets),
         "secrets": {name: (value if show_secrets else MASK) for name, value in sorted(secrets.items())},

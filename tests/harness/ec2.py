@@ -442,7 +442,11 @@ def inventory(region: str) -> dict[str, list[dict[str, Any]]]:
     instances = [
         {"id": i.id, "state": i._state.name, "type": i.instance_type, "zone": i.placement.zone,
          "image": i.image_id, "key_name": i.key_name, "tags": _tags(i),
-         "security_groups": sorted(g.id for g in i.security_groups), "subnet": i.subnet_id,
+         # a launch that names its groups on the network interface (as ours does) leaves
+         # moto's instance-level list empty: the instance is in its interfaces' groups
+         "security_groups": sorted({g.id for g in i.security_groups}
+                                   | {g.id for n in i.nics.values() for g in n.group_set}),
+         "subnet": i.subnet_id,
          "user_data": _user_data(i), "http_tokens": i.metadata_options.http_tokens,
          "http_hop_limit": i.metadata_options.http_put_response_hop_limit, "public_ip": i.public_ip,
          "state_reason": i.state_reason.code or None, "cpu_credits": _credits(i.id),
