@@ -90,6 +90,8 @@ class ElasticSettings:
     """Wait between eviction attempts while draining."""
     namespace: str = "kube-system"
     """Namespace of the daemon's Lease and status/requests ConfigMaps (the ``nodes`` commands too)."""
+    service_account_dir: str = "/var/run/secrets/kubernetes.io/serviceaccount"
+    """In a pod: where the service account's ``token`` and ``ca.crt`` are (Kubernetes mounts them here)."""
 
 
 @dataclasses.dataclass(frozen=True)
