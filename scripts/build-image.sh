@@ -77,9 +77,13 @@ fi
 t2=$(now)
 
 # --- the image: exactly the Containerfile, offline from the wheels ----------------------------------
+previous=$("${bah[@]}" images --quiet --noheading "$tag" 2>/dev/null || true)
 "${bah[@]}" bud --quiet --isolation chroot --layers=false -f Containerfile -t "$tag" \
   --build-arg BASE_IMAGE="$base_tag" \
   --build-arg PIP_OPTIONS="--no-index --find-links /wheels" \
   --volume "$wheels:/wheels:ro" . >/dev/null
 t3=$(now)
+# the image this tag named before is no one's now: drop it (a container still using it keeps it)
+current=$("${bah[@]}" images --quiet --noheading "$tag")
+if [[ -n $previous && $previous != "$current" ]]; then "${bah[@]}" rmi "$previous" >/dev/null 2>&1 || true; fi
 echo "{\"image\": \"$tag\", \"base_s\": $(secs "$t0" "$t1"), \"wheels_s\": $(secs "$t1" "$t2"), \"build_s\": $(secs "$t2" "$t3")}"

@@ -12,6 +12,7 @@ kubelet would run, and the test checks nothing else does.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -247,6 +248,31 @@ def _descendants(root: int, program: str) -> list[int]:
     return found
 
 
+@contextlib.contextmanager
+def running(options: list[str], container: str, command: list[str], log_path: Path) -> Iterator[list[str]]:
+    """Run the pod's container until the block ends, then stop it as the kubelet does (SIGTERM to
+    the container's process); yields the output lines, complete once the block has ended."""
+    output: list[str] = []
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(["buildah", *(["--storage-driver", "vfs"] if _overlay_root() else []), "run",
+                                 *options, container, "--", *command], stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            yield output
+        finally:
+            if proc.poll() is None:
+                # the deepest: buildah's chroot runtime sits between; then a grace period
+                os.kill(_descendants(proc.pid, "oscar-deploy")[-1], signal.SIGTERM)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+    output += log_path.read_text().splitlines()
+    assert proc.returncode == 0, "\n".join(output[-40:])
+    assert output[-1] == "elastic daemon stopped", output[-5:]
+
+
 def _ready(kube: Any, name: str) -> bool:
     for node in kube.nodes():
         if node["metadata"]["name"] == name:
@@ -311,51 +337,37 @@ def test_the_daemon_runs_as_its_deployment_says_and_scales_a_board(
     before = _tree(rootfs, set(mounts))
     labels = BOARD_GROUP["labels"]
     switch = Switch(kube, mounts["/tmp"] / "switch.log", labels)
-    log = (tmp_path / "daemon.log").open("w")
-    proc = subprocess.Popen(["buildah", *(["--storage-driver", "vfs"] if _overlay_root() else []), "run",
-                             *options, container, "--", *command], stdin=subprocess.DEVNULL, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        kube.create_pods(2, prefix="job", cpus=1, runtime_s=150)
-        kube.wait_until(lambda: _ready(kube, "pi1"), timeout=60, what="pi1 powered on and Ready")
-        kube.wait_until(lambda: len(kube.pods(phase="Succeeded")) == 2, timeout=30, what="jobs done on pi1")
-        assert {p["spec"]["nodeName"] for p in kube.pods()} == {"pi1"}
-        kube.wait_until(lambda: "off pi1 10001" in switch.seen, timeout=60, what="idle pi1 powered off")
-        assert switch.seen == ["on pi1 10001", "off pi1 10001"]
+        with running(options, container, command, tmp_path / "daemon.log") as output:
+            kube.create_pods(2, prefix="job", cpus=1, runtime_s=150)
+            kube.wait_until(lambda: _ready(kube, "pi1"), timeout=60, what="pi1 powered on and Ready")
+            kube.wait_until(lambda: len(kube.pods(phase="Succeeded")) == 2, timeout=30,
+                            what="jobs done on pi1")
+            assert {p["spec"]["nodeName"] for p in kube.pods()} == {"pi1"}
+            kube.wait_until(lambda: "off pi1 10001" in switch.seen, timeout=60, what="idle pi1 powered off")
+            assert switch.seen == ["on pi1 10001", "off pi1 10001"]
 
-        lease = kube.get("leases", "oscar-deploy-elastic", "oscar-deploy")
-        assert lease["spec"]["holderIdentity"]
-        status = kube.get("configmaps", "oscar-deploy-elastic-status", "oscar-deploy")["data"]
-        assert "pis: min=0 max=1" in status["status"]
-        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
-            metrics = response.read().decode()
-        assert 'oscar_deploy_elastic_scale_ups_total{group="pis",reason="pending_pods"} 1.0' in metrics
-        assert 'oscar_deploy_elastic_scale_downs_total{group="pis",reason="idle"} 1.0' in metrics
-        assert "oscar_deploy_elastic_leader 1.0" in metrics
+            lease = kube.get("leases", "oscar-deploy-elastic", "oscar-deploy")
+            assert lease["spec"]["holderIdentity"]
+            status = kube.get("configmaps", "oscar-deploy-elastic-status", "oscar-deploy")["data"]
+            assert "pis: min=0 max=1" in status["status"]
+            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
+                metrics = response.read().decode()
+            assert 'oscar_deploy_elastic_scale_ups_total{group="pis",reason="pending_pods"} 1.0' in metrics
+            assert 'oscar_deploy_elastic_scale_downs_total{group="pis",reason="idle"} 1.0' in metrics
+            assert "oscar_deploy_elastic_leader 1.0" in metrics
 
-        # the power commands ran as the pod's user, and inherited no secret
-        for action in ("on", "off"):
-            seen_env = (mounts["/tmp"] / f"switch-env-{action}-pi1").read_text()
-            for secret in (SECRETS["k3s_token"], *SECRETS["elastic_cloud_env"].values(), serving.token):
-                assert secret not in seen_env
-            assert "AWS_" not in seen_env and "K3S_" not in seen_env
+            # the power commands ran as the pod's user, and inherited no secret
+            for action in ("on", "off"):
+                seen_env = (mounts["/tmp"] / f"switch-env-{action}-pi1").read_text()
+                for secret in (SECRETS["k3s_token"], *SECRETS["elastic_cloud_env"].values(), serving.token):
+                    assert secret not in seen_env
+                assert "AWS_" not in seen_env and "K3S_" not in seen_env
     finally:
         switch.stop()
-        if proc.poll() is None:
-            # the kubelet's stop: SIGTERM to the container's process (the deepest: buildah's chroot
-            # runtime sits between), then a grace period
-            os.kill(_descendants(proc.pid, "oscar-deploy")[-1], signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        log.close()
-    output = (tmp_path / "daemon.log").read_text()
-    assert proc.returncode == 0, output[-3000:]
-    assert "elastic daemon stopped" in output
+    text = "\n".join(output)
     for secret in (SECRETS["k3s_token"], *SECRETS["elastic_cloud_env"].values(), serving.token):
-        assert secret not in output
+        assert secret not in text
     after = _tree(rootfs, set(mounts))
     changed = {p for p in before.keys() | after.keys() if before.get(p) != after.get(p)}
     assert not changed, f"the root file system changed outside the mounts: {sorted(changed)[:20]}"
@@ -363,6 +375,44 @@ def test_the_daemon_runs_as_its_deployment_says_and_scales_a_board(
     buildah("run", "--isolation", "chroot", "--user", "0:0", container, "--", "touch",
             "/opt/oscar-deploy/written")
     assert set(_tree(rootfs, set(mounts))) - set(after) == {"/opt/oscar-deploy/written"}
+
+
+def test_in_its_pod_the_daemon_halts_an_idle_board_over_ssh_with_the_mounted_key_and_host_keys(
+        image: dict[str, Any], container: str, kube_api_factory: Any, board_factory: Any,
+        tmp_path: Path) -> None:
+    """The board's key comes from the Secret (a file root:fsGroup 0440, which ssh accepts), its host
+    key from the ConfigMap, checked strictly; nothing but the role's own paths is configured."""
+    from tests.test_daemon_followups import double_calls, install_double
+
+    (board,) = board_factory(1, users=("root",), prefix="pi")
+    install_double(board)  # shutdown(8) on the board: records the call, then the board goes down
+    group = {**BOARD_GROUP, "nodes": [{"name": board.name, "address": board.address, "ssh_port": board.port}],
+             "power": {"type": "command", "power_on": f"{SWITCH} on {{node}}",
+                       "shutdown": {"user": "root", "wait_s": 20, "settle_s": 0}}}
+    (tmp_path / "render").mkdir()
+    docs = _render(tmp_path / "render", {**BASE, **SECRETS, "oscar_dns_name": "", "elastic_groups": [group],
+                                         "elastic_ssh_private_key": board.key_path.read_text(),
+                                         "elastic_known_hosts": board.known_hosts.read_text()})
+    manifests = {f"{d['kind']}/{d['metadata']['name']}": d for d in docs["elastic.yaml"]}
+    serving = ServingCert.create(tmp_path / "pki")
+    kube = kube_api_factory(serving=serving)
+    kube.create_namespace("oscar-deploy")
+    kube.register_node(board.name, labels=BOARD_GROUP["labels"])  # a board that is on, and idle
+    fs_group = manifests["Deployment/oscar-deploy-elastic"]["spec"]["template"]["spec"]["securityContext"][
+        "fsGroup"]
+    service_account = _files(tmp_path / "serviceaccount", {"token": serving.token, "ca.crt":
+                             serving.ca_file.read_text(), "namespace": "oscar-deploy"}, 0o440, fs_group)
+    substituted = {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(kube.port),
+                   "OSCAR_DEPLOY_ELASTIC_SERVICE_ACCOUNT_DIR": SA_DIR, **FAST}
+    options, command, _, mounts = pod_run(manifests, image, tmp_path / "volumes", substituted, _free_port(),
+                                          {SA_DIR: service_account})
+    assert not any(board.key_path == p or board.known_hosts == p for p in mounts.values())
+    with running(options, container, command, tmp_path / "daemon.log") as output:
+        kube.wait_until(lambda: not board.is_on(), timeout=60, what="the idle board halted over SSH")
+    assert double_calls(board) == ["root shutdown -h now"]
+    text = "\n".join(output)
+    assert f"power off {board.name}: halted over SSH (root@{board.address}:{board.port})" in text
+    assert board.key_path.read_text() not in text
 
 
 @pytest.mark.parametrize(("groups_yaml", "reason"), [
