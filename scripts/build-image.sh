@@ -9,8 +9,10 @@
 # the dependencies' wheels are made once per pyproject.toml into .cache/image/wheels-<hash>/ (from the
 # host's pip, which has its caches and index settings), so the image build itself reaches no network.
 # Inside an overlay root (fresh.sh), buildah's overlay driver cannot stack: vfs is used there.
-# Env: BUILDAH_STORAGE_DRIVER (default: vfs on an overlay root, else buildah's own), DEBIAN_MIRROR.
-# Prints the seconds each step took as one JSON line last (base_s, wheels_s, build_s).
+# Env: BUILDAH_STORAGE_DRIVER (default: vfs on an overlay root, else buildah's own), DEBIAN_MIRROR,
+# IMAGE_ARCHIVE=PATH (also write the image there as a docker-archive, for k3s to import on sites
+# without a registry: the elastic role's elastic_image_archive).
+# Prints the seconds each step took as one JSON line last (base_s, wheels_s, build_s, archive_s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tag=${1:-localhost/oscar-deploy:dev}
@@ -86,4 +88,10 @@ t3=$(now)
 # the image this tag named before is no one's now: drop it (a container still using it keeps it)
 current=$("${bah[@]}" images --quiet --noheading "$tag")
 if [[ -n $previous && $previous != "$current" ]]; then "${bah[@]}" rmi "$previous" >/dev/null 2>&1 || true; fi
-echo "{\"image\": \"$tag\", \"base_s\": $(secs "$t0" "$t1"), \"wheels_s\": $(secs "$t1" "$t2"), \"build_s\": $(secs "$t2" "$t3")}"
+# a docker-archive for sites without a registry (k3s imports it from /var/lib/rancher/k3s/agent/images)
+if [[ -n ${IMAGE_ARCHIVE:-} ]]; then
+  rm -f "$IMAGE_ARCHIVE"
+  "${bah[@]}" push --quiet "$tag" "docker-archive:$IMAGE_ARCHIVE:$tag" >/dev/null
+fi
+t4=$(now)
+echo "{\"image\": \"$tag\", \"base_s\": $(secs "$t0" "$t1"), \"wheels_s\": $(secs "$t1" "$t2"), \"build_s\": $(secs "$t2" "$t3"), \"archive_s\": $(secs "$t3" "$t4")}"

@@ -67,6 +67,7 @@ def test_secrets_reach_the_pod_as_files_and_its_root_is_read_only(docs: dict[str
     assert cloud["AWS_SECRET_ACCESS_KEY"] == "s" * 40 and cloud["K3S_TOKEN"] == BASE["k3s_token"]
     assert docs["Secret/oscar-deploy-elastic-ssh"]["stringData"]["id_ed25519"].startswith("-----BEGIN")
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["imagePullPolicy"] == "IfNotPresent"  # an image k3s imported from an archive
     assert "emptyDir" in volumes[next(m["name"] for m in mounts.values() if m["mountPath"] == "/tmp")]
     for doc in docs.values():
         kubernetes_validate.validate(doc, K8S, strict=True)

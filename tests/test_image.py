@@ -89,10 +89,17 @@ def _overlay_root() -> bool:
 
 
 @pytest.fixture(scope="module")
-def image() -> dict[str, Any]:
+def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the build also writes the image as a docker-archive (for k3s on sites without a registry)."""
+    return tmp_path_factory.mktemp("archive") / "oscar-deploy.tar"
+
+
+@pytest.fixture(scope="module")
+def image(archive: Path) -> dict[str, Any]:
     """Build the image (the base is made once and cached under .cache/image); its config."""
     build = subprocess.run(["bash", "scripts/build-image.sh", IMAGE], cwd=REPO, stdin=subprocess.DEVNULL,
-                           capture_output=True, text=True, timeout=1200)
+                           env={**os.environ, "IMAGE_ARCHIVE": str(archive)}, capture_output=True, text=True,
+                           timeout=1200)
     assert build.returncode == 0, build.stderr[-3000:]
     print("build:", build.stdout.strip().splitlines()[-1])
     return json.loads(buildah("inspect", "--type", "image", IMAGE).stdout)["OCIv1"]["config"]
@@ -297,6 +304,20 @@ def test_the_image_is_non_root_without_compilers_and_runs_the_installed_package(
                      "import importlib.util as u; print([m for m in ('pytest', 'moto', 'hypothesis', "
                      "'ansible_lint') if u.find_spec(m)])").stdout.strip()
     assert extras == "[]", "the test extra is installed in the image"
+
+
+def test_the_image_archive_is_one_k3s_can_import_under_the_images_tag(image: dict[str, Any],
+                                                                      archive: Path) -> None:
+    """k3s imports docker-archives from /var/lib/rancher/k3s/agent/images by their RepoTags."""
+    import tarfile
+
+    with tarfile.open(archive) as tar:
+        (manifest,) = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+        names = set(tar.getnames())
+        config = json.load(tar.extractfile(manifest["Config"]))  # type: ignore[arg-type]
+    assert manifest["RepoTags"] == [IMAGE] and set(manifest["Layers"]) <= names
+    assert config["config"]["User"] == image["User"] and config["config"]["Entrypoint"] == image["Entrypoint"]
+    assert config["architecture"] == "amd64" and config["os"] == "linux"
 
 
 def test_the_daemon_runs_as_its_deployment_says_and_scales_a_board(
