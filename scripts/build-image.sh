@@ -64,16 +64,19 @@ fi
 t1=$(now)
 
 # --- the wheels of the package's dependencies (and its build backend), made on the host ------------
+# (from pyproject.toml's list: the package itself is built from the context, in the image's build stage)
 key=$(cat pyproject.toml | sha256sum | cut -c1-16)
 wheels=$cache/wheels-$key
 if [[ ! -d $wheels ]]; then
   rm -rf "$cache"/wheels-*
   python=${PYTHON:-python3}; [[ -z ${PYTHON:-} && -x .venv/bin/python ]] && python=.venv/bin/python
-  if ! "$python" -m pip wheel -q --wheel-dir "$wheels.new" . 'setuptools>=77' wheel > "$cache/wheels.log" 2>&1; then
+  "$python" -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+    > "$cache/requirements.txt"
+  if ! "$python" -m pip wheel -q --wheel-dir "$wheels.new" -r "$cache/requirements.txt" 'setuptools>=77' wheel \
+      > "$cache/wheels.log" 2>&1; then
     tail -n 20 "$cache/wheels.log" >&2
     exit 1
   fi
-  rm -f "$wheels.new"/oscar_deploy-*.whl   # the package itself is built from the context, every time
   mv "$wheels.new" "$wheels"
 fi
 t2=$(now)
