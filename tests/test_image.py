@@ -72,7 +72,9 @@ def _unavailable() -> str | None:
     return None
 
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(_unavailable() is not None, reason=_unavailable() or "")]
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(_unavailable() is not None, reason=_unavailable() or ""),
+              # the first test's setup builds the image: a cold base (debootstrap) and a loaded machine
+              pytest.mark.timeout(1200)]
 
 
 def buildah(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
