@@ -72,7 +72,8 @@ def load_yaml12(path: Path) -> Any:
     try:
         return yaml.load(text, Loader=_Yaml12Loader)  # a SafeLoader subclass
     except yaml.YAMLError as error:
-        raise GroupsError(f"{path}: not valid YAML: {error}") from None
+        reason = " ".join(str(error).split())  # one line: a pod's log shows it as its reason
+        raise GroupsError(f"{path}: not valid YAML: {reason}") from None
 
 
 def load_groups(path: Path) -> tuple[NodeGroup, ...]:

@@ -113,8 +113,10 @@ SSH_REFUSED = ("Permission denied", "Host key verification failed", "REMOTE HOST
 class SshShutdown:
     """``power: {shutdown: {user, port, key, known_hosts, wait_s, settle_s, command}}``: how a board
     is halted over SSH before its power is cut. A node's ``ssh_user``/``ssh_port``/``ssh_key`` win
-    over the group's. The host key is trusted on first use (``StrictHostKeyChecking=accept-new``) into
-    ``known_hosts`` (default: ssh's own); the user's ssh config applies (a ``ProxyJump`` works)."""
+    over the group's. The board's host key must already be in ``known_hosts`` (default: ssh's own):
+    ``StrictHostKeyChecking=yes``, since a halt sent to an impostor would leave the real board running
+    into its power cut, and in the cluster the keys come from the daemon's ConfigMap, where ``configure``
+    put the keys it saw. The user's ssh config applies (a ``ProxyJump`` works)."""
 
     user: str = "pi"
     port: int = 22
@@ -144,7 +146,7 @@ class SshShutdown:
         """The ssh command line that runs ``command`` on the board (no password prompt: BatchMode)."""
         user, port, key = self.login(member)
         argv = ["ssh", "-p", str(port), "-o", "BatchMode=yes",
-                "-o", f"ConnectTimeout={self.connect_timeout_s:g}", "-o", "StrictHostKeyChecking=accept-new",
+                "-o", f"ConnectTimeout={self.connect_timeout_s:g}", "-o", "StrictHostKeyChecking=yes",
                 "-o", "ControlMaster=no", "-o", "ControlPath=none", "-o", "LogLevel=ERROR"]
         if key:
             argv += ["-i", str(Path(key).expanduser()), "-o", "IdentitiesOnly=yes"]

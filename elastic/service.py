@@ -21,10 +21,13 @@ from elastic.daemon import Daemon, DaemonSettings
 from elastic.groups import load_groups
 from elastic.metrics import Metrics
 from elastic.model import NodeGroup
-from elastic.power import PowerManager, manager_for
+from elastic.power import PowerManager, SshShutdown, manager_for
 from provisioner.errors import BadInput
 
 log = logging.getLogger(__name__)
+
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+"""Where Kubernetes mounts a pod's service-account token and CA (``[elastic] service_account_dir``)."""
 
 CloudFactory = Callable[[Sequence[NodeGroup]], Mapping[str, PowerManager]]
 """Builds the power managers of the ``cloud`` groups (they need the state file and credentials)."""
@@ -50,25 +53,40 @@ def use_json_logs() -> None:
         handler.setFormatter(JsonFormatter())
 
 
-def api_client(kubeconfig: str | None) -> Any:
-    """A ``kubernetes`` ApiClient: the given kubeconfig, else in-cluster, else ``~/.kube/config``."""
+def api_client(kubeconfig: str | None, service_account_dir: str = SERVICE_ACCOUNT_DIR,
+               environ: Mapping[str, str] | None = None) -> Any:
+    """A ``kubernetes`` ApiClient from, first found: the given kubeconfig, ``$KUBECONFIG``, the pod's
+    service account (in-cluster: ``KUBERNETES_SERVICE_HOST``/``_PORT`` and the token and CA in
+    ``service_account_dir``), ``~/.kube/config``."""
+    import os
+
     import yaml
     from kubernetes import client, config
     from kubernetes.config.config_exception import ConfigException
+    from kubernetes.config.incluster_config import InClusterConfigLoader
 
-    if kubeconfig:
-        if not Path(kubeconfig).is_file():
-            raise BadInput(f"{kubeconfig}: kubeconfig file not found")
+    environ = os.environ if environ is None else environ
+    named = kubeconfig or environ.get("KUBECONFIG")
+    if named:
+        where = kubeconfig or f"KUBECONFIG={named}"
+        if not all(Path(p).is_file() for p in named.split(os.pathsep) if p):
+            raise BadInput(f"{where}: kubeconfig file not found")
         try:
-            return config.new_client_from_config(config_file=kubeconfig)
+            return config.new_client_from_config(config_file=named)
         except (ConfigException, ValueError, KeyError, TypeError, yaml.YAMLError) as error:
             reason = " ".join(str(error).split())  # a YAML error spans lines
-            raise BadInput(f"{kubeconfig}: not a usable kubeconfig: {reason}") from None
-    try:
-        config.load_incluster_config()
-        return client.ApiClient()
-    except ConfigException:
-        pass
+            raise BadInput(f"{where}: not a usable kubeconfig: {reason}") from None
+    if environ.get("KUBERNETES_SERVICE_HOST"):
+        account = Path(service_account_dir)
+        configuration = client.Configuration()
+        try:
+            InClusterConfigLoader(token_filename=str(account / "token"),
+                                  cert_filename=str(account / "ca.crt"),
+                                  environ=environ).load_and_set(configuration)
+        except ConfigException as error:  # in a pod whose service account token is not mounted
+            raise BadInput(f"in-cluster configuration ([elastic] service_account_dir = {account}): "
+                           f"{' '.join(str(error).split())}") from None
+        return client.ApiClient(configuration)
     try:
         return config.new_client_from_config()
     except (ConfigException, OSError, yaml.YAMLError) as error:
@@ -80,12 +98,41 @@ def managers_for(groups: Sequence[NodeGroup], cloud: CloudFactory | None = None,
                  where: str | None = None) -> dict[str, PowerManager]:
     """A power manager per group; every group must say how it is powered (``where``, the groups
     file, prefixes the message when one does not)."""
+    problems = missing_files(groups)
+    if problems:  # the first one: a crash-looping pod's one-line reason
+        raise BadInput(f"{where}: {problems[0]}" if where else problems[0])
     cloud_groups = [g for g in groups if g.power.get("type") == "cloud"]
     cloud_managers = dict(cloud(cloud_groups)) if cloud and cloud_groups else {}
     try:
         return {g.name: manager_for(g, cloud_managers) for g in groups}
     except BadInput as error:
         raise BadInput(f"{where}: {error}" if where else str(error)) from None
+
+
+def missing_files(groups: Sequence[NodeGroup]) -> list[str]:
+    """The files a group's SSH shutdown names (its key, its known_hosts, a board's own key) that
+    cannot be read or are empty: in a pod, a Secret or ConfigMap key that is missing, found at start
+    rather than when the first board is due to halt."""
+    problems = []
+    for group in groups:
+        shutdown = SshShutdown.from_power(group.power)
+        if shutdown is None:
+            continue
+        named = [("power.shutdown.key", shutdown.key), ("power.shutdown.known_hosts", shutdown.known_hosts)]
+        named += [(f"node {n.name!r}: ssh_key", n.ssh_key) for n in group.nodes]
+        for key, value in named:
+            if not value:
+                continue
+            path = Path(value).expanduser()
+            try:
+                empty = path.stat().st_size == 0
+                path.open("rb").close()
+            except OSError as error:
+                problems.append(f"group {group.name!r}: {key} {path}: {error.strerror or error}")
+                continue
+            if empty:
+                problems.append(f"group {group.name!r}: {key} {path} is empty")
+    return problems
 
 
 def read_groups(groups_file: str | None) -> tuple[NodeGroup, ...]:

@@ -692,8 +692,9 @@ def daemon(obj: Context, kubeconfig: str | None, deployment_ref: str | None, gro
         with StateStore.open(obj.state_path) as store:
             settings = with_deployment_settings(store.get(deployment_ref), settings)
     port = obj.settings.elastic.metrics_port if metrics_port is None else metrics_port
-    run_daemon(api_client(_kubeconfig_for(obj, kubeconfig, deployment_ref)), groups, managers, settings,
-               metrics_port=port, identity=identity)
+    api = api_client(_kubeconfig_for(obj, kubeconfig, deployment_ref),
+                     obj.settings.elastic.service_account_dir)
+    run_daemon(api, groups, managers, settings, metrics_port=port, identity=identity)
 
 
 @main.group(invoke_without_command=True)
@@ -727,7 +728,8 @@ def nodes_status(obj: Context, fmt: str = "table") -> None:
 
     kubeconfig, groups_file, deployment_ref = click.get_current_context().meta["elastic.nodes"]
     groups = _elastic_groups(obj, groups_file, deployment_ref) if groups_file or deployment_ref else ()
-    rows = status(KubeApi(api_client(kubeconfig), obj.settings.elastic.namespace), groups)
+    rows = status(KubeApi(api_client(kubeconfig, obj.settings.elastic.service_account_dir),
+                         obj.settings.elastic.namespace), groups)
     if fmt == "json":
         click.echo(json.dumps([r.to_json() for r in rows], indent=2))
         return
@@ -750,7 +752,8 @@ def _node_request(action: str) -> Callable[..., Any]:
 
         kubeconfig, groups_file, deployment_ref = click.get_current_context().meta["elastic.nodes"]
         groups = _elastic_groups(obj, groups_file, deployment_ref) if groups_file or deployment_ref else ()
-        api = KubeApi(api_client(kubeconfig), obj.settings.elastic.namespace)
+        api = KubeApi(api_client(kubeconfig, obj.settings.elastic.service_account_dir),
+                      obj.settings.elastic.namespace)
         if warning := check_managed(api, status(api, groups), node, bool(groups)):
             click.echo(f"warning: {warning}", err=True)
         request(api, action, node)

@@ -55,6 +55,8 @@ ELASTIC: tuple[Knob, ...] = (
     Knob("eviction_retry_s", 2.0, "actuator", "Wait between eviction attempts while draining."),
     Knob("namespace", "kube-system", "daemon",
          "Namespace of the daemon's Lease and status/requests ConfigMaps (the ``nodes`` commands too)."),
+    Knob("service_account_dir", "/var/run/secrets/kubernetes.io/serviceaccount", "service",
+         "In a pod: where the service account's ``token`` and ``ca.crt`` are (Kubernetes mounts them here)."),
 )
 
 _BY_NAME = {knob.name: knob for knob in ELASTIC}

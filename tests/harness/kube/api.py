@@ -17,6 +17,7 @@ import json
 import logging
 import select
 import socket
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -46,6 +47,10 @@ log = logging.getLogger(__name__)
 
 class MethodNotAllowed(ApiError):
     code, reason = 405, "MethodNotAllowed"
+
+
+class Unauthorized(ApiError):
+    code, reason = 401, "Unauthorized"
 
 
 def _selectors(query: dict[str, str], resource: str) -> tuple[list[Any], list[Any]]:
@@ -97,6 +102,7 @@ class ApiServer(ThreadingHTTPServer):
         self.control: Control | None = None  # the harness handle, for /harness/v1 (set by its owner)
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
+        self.token: str | None = None  # set (by ``KubeApiServer(serving=...)``): requests must bear it
 
     def close_connections(self) -> None:
         with self.connections_lock:
@@ -163,6 +169,8 @@ class ApiHandler(BaseHTTPRequestHandler):
         """False once the client has hung up (a readable socket that reads EOF)."""
         try:
             readable, _, _ = select.select([self.connection], [], [], 0)
+            if isinstance(self.connection, ssl.SSLSocket):  # TLS cannot peek: a watch's client sends
+                return not readable                          # nothing more, so readable means it left
             return not readable or self.connection.recv(1, socket.MSG_PEEK) != b""
         except OSError:
             return False
@@ -173,6 +181,10 @@ class ApiHandler(BaseHTTPRequestHandler):
         try:
             body = self._body()
             parts = [p for p in url.path.split("/") if p]
+            if self.server.token is not None and parts[:1] != ["harness"] and not self._bears_token():
+                # kube-apiserver's authentication filter (k8s.io/apiserver pkg/endpoints/filters/
+                # authentication.go, ``Unauthorized``): 401 with Status reason Unauthorized
+                raise Unauthorized("Unauthorized")
             if (
                 method == "POST"
                 and len(parts) == 5
@@ -211,6 +223,10 @@ class ApiHandler(BaseHTTPRequestHandler):
         except Exception as exc:  # a harness bug: answer 500 like an API server would, and log it
             log.exception("internal error serving %s %s", method, self.path)
             self._send_json(500, ApiError(f"internal error: {exc!r}").status())
+
+    def _bears_token(self) -> bool:
+        scheme, _, token = (self.headers.get("Authorization") or "").partition(" ")
+        return scheme.lower() == "bearer" and token.strip() == self.server.token
 
     def _control(self, method: str, parts: list[str], body: Any) -> None:
         """``/harness/v1/...``: what a test's shell commands do to the cluster's environment.

@@ -27,6 +27,7 @@ from tests.harness.kube.daemonsets import DaemonSet
 from tests.harness.kube.nodes import NodePasswordRejected
 from tests.harness.kube.objects import with_pod_defaults
 from tests.harness.kube.store import NotFound, Store
+from tests.harness.kube.tls import ServingCert
 
 Obj = dict[str, Any]
 T = TypeVar("T")
@@ -51,11 +52,18 @@ class KubeApiServer:
         history: int = 5000,
         watch_timeout_s: float = 1800.0,
         namespaces: tuple[str, ...] = DEFAULT_NAMESPACES,
+        serving: ServingCert | None = None,
     ) -> None:
+        """``serving``: answer over HTTPS with its certificate and require its bearer token (except
+        on the harness's own ``/harness`` paths), as a pod's API server does."""
         self.timing = timing or Timing()
         self.store = Store(history=history)
         self.sim = ClusterSim(self.store, self.timing)
+        self.serving = serving
         self._http = ApiServer((host, port), self.store, watch_timeout_s)
+        if serving is not None:
+            self._http.socket = serving.server_context().wrap_socket(self._http.socket, server_side=True)
+            self._http.token = serving.token
         self._http.control = self
         self._stopping = threading.Event()
         self._followers: list[threading.Thread] = []
@@ -70,7 +78,8 @@ class KubeApiServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self._http.server_address[0]}:{self.port}"
+        scheme = "https" if self.serving is not None else "http"
+        return f"{scheme}://{self._http.server_address[0]}:{self.port}"
 
     def start(self) -> KubeApiServer:
         self._thread = threading.Thread(
@@ -108,6 +117,9 @@ class KubeApiServer:
 
         config = client.Configuration()
         config.host = self.url
+        if self.serving is not None:
+            config.ssl_ca_cert = str(self.serving.ca_file)
+            config.api_key["authorization"] = f"Bearer {self.serving.token}"
         return config
 
     def api_client(self) -> Any:
@@ -124,8 +136,11 @@ class KubeApiServer:
                     "apiVersion": "v1",
                     "kind": "Config",
                     "current-context": "harness",
-                    "clusters": [{"name": "harness", "cluster": {"server": self.url}}],
-                    "users": [{"name": "harness", "user": {"token": "harness-token"}}],
+                    "clusters": [{"name": "harness", "cluster": {
+                        "server": self.url,
+                        **({"certificate-authority": str(self.serving.ca_file)} if self.serving else {})}}],
+                    "users": [{"name": "harness", "user": {
+                        "token": self.serving.token if self.serving else "harness-token"}}],
                     "contexts": [{"name": "harness", "context": {"cluster": "harness", "user": "harness"}}],
                 }
             )
