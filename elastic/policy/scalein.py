@@ -51,7 +51,7 @@ def power_offs(
     candidates.sort(key=lambda c: c[0])
     left = dict(active)
     offs: list[PowerOff] = []
-    for _, node in candidates:
+    for (_, _, idle_since, _), node in candidates:
         # a cordoned node is nobody's spare room: powering it off leaves the spares as they are
         if not node.cordoned and spare <= settings.extra_free:
             continue
@@ -61,6 +61,6 @@ def power_offs(
         left[node.group] -= 1
         if not node.cordoned:
             spare -= 1
-        offs.append(PowerOff(node.name, node.group, f"idle {now - node.idle_since:.0f}s "
+        offs.append(PowerOff(node.name, node.group, f"idle {now - idle_since:.0f}s "
                                                     f"(idle_time_s {settings.idle_time_s:g})"))
     return offs
