@@ -49,6 +49,8 @@ class OscarPolicy:
 
     name = "oscar"
     event_driven = True
+    interrupts_jobs = False
+    """Scale-in only takes nodes without user pods (``elastic.policy.scalein``); the engine checks."""
 
     def __init__(self, groups: Sequence[NodeGroup], settings: PolicySettings | None = None,
                  tick_s: float = 10.0) -> None:
@@ -171,6 +173,7 @@ def summarize(sim: SimResult, groups: Sequence[NodeGroup], bound: float, boot_bo
         "node_hours": round(node_hours, 6),
         "cost": round(sum(s / 3600 * cost_per_hour[g] for g, s in sim.node_seconds.items()), 6),
         "wait_mean_s": round(sum(waits) / len(waits), 3) if waits else 0.0,
+        "wait_p50_s": round(_percentile(waits, 0.5), 3),
         "wait_p95_s": round(_percentile(waits, 0.95), 3),
         "wait_max_s": round(max(waits, default=0.0), 3),
         "jobs": len(sim.runs),
@@ -178,6 +181,7 @@ def summarize(sim: SimResult, groups: Sequence[NodeGroup], bound: float, boot_bo
         "scale_ups": sim.scale_ups,
         "scale_downs": sim.scale_downs,
         "evictions": sum(run.evictions for run in sim.runs),
+        "jobs_interrupted": sum(1 for run in sim.runs if run.evictions),
         "marked_failed": sim.marked_failed,
         "rejected_actions": len(sim.rejected),
         "policy_looks": sim.looks,

@@ -115,7 +115,8 @@ def heldout(rng: random.Random) -> list[Job]:
 
     def add(t: float, service: tuple[str, int, int, tuple[int, int]]) -> None:
         name, cpus, memory, (low, high) = service
-        jobs.append(dataclasses.replace(_job(len(jobs), t, cpus, memory, rng.uniform(low, high)), service=name))
+        made = _job(len(jobs), t, cpus, memory, rng.uniform(low, high))
+        jobs.append(dataclasses.replace(made, service=name))
 
     t = rng.uniform(0, 600)
     while t < 10 * HOUR:  # bursts of one service's uploads
