@@ -15,10 +15,10 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from elastic.model import ClusterView, Decision, NodeGroup, PowerOn, Taint
+from elastic.model import ClusterView, Decision, NodeGroup, NodeState, PowerOff, PowerOn, Taint
 from elastic.sim.baselines import AutoscalerPolicy, CluesPolicy, StaticPolicy
 from elastic.sim.bounds import demand_curve, lower_bound_boot_aware_node_hours, lower_bound_node_hours
-from elastic.sim.engine import EngineSettings, Policy, SimResult, Simulation
+from elastic.sim.engine import EngineSettings, JobInterrupted, Policy, SimResult, Simulation
 from elastic.sim.trace import Job
 from elastic.simulate import make_policy, simulate_one
 from provisioner.cli import main
@@ -92,6 +92,9 @@ def check_invariants(jobs: Sequence[Job], groups: Sequence[NodeGroup], sim: SimR
     if all(r.end is not None for r in sim.runs):
         assert sim.horizon_s == pytest.approx(max(r.end for r in sim.runs if r.end is not None))
     assert not sim.rejected
+    # OSCAR's Jobs have backoffLimit 0: only the autoscaler (its documented drain) ever evicts one.
+    if sim.policy != "autoscaler":
+        assert all(r.evictions == 0 for r in sim.runs)
 
 
 @pytest.mark.parametrize("name", ["oscar", "clues", "autoscaler", "static"])
@@ -211,6 +214,43 @@ def test_policy_looks_like_the_daemon_batch_window_and_tick() -> None:
     run([job(0, 3, 1, 1, 5), *stream], [group], policy)
     assert policy.looks[:5] == [0.0, 3.2, 10.0, 15.0, 17.1]
     assert 20.0 in policy.looks and 30.0 in policy.looks
+
+
+class _Drainer:
+    """A policy that powers off every node that is on, busy or not, and claims it never interrupts."""
+
+    name = "drainer"
+    period_s = 10.0
+    event_driven = False
+    interrupts_jobs = False
+
+    def initial_on(self, group: NodeGroup) -> int:
+        return 1
+
+    def decide(self, view: ClusterView, now: float) -> Decision:
+        return Decision(power_off=tuple(PowerOff(n.name, n.group, "test") for n in view.nodes
+                                        if now >= 20 and n.state in (NodeState.IDLE, NodeState.USED)))
+
+
+def test_the_simulator_stops_a_policy_that_interrupts_a_running_job() -> None:
+    """OSCAR's Jobs have backoffLimit 0, so a drained job pod is a failed job: the run stops, naming it."""
+    group = NodeGroup("g", cpus=2, memory_mib=4096, max=1, boot_s=5)
+    with pytest.raises(JobInterrupted, match=r"'drainer' powered off g-1, interrupting job-0"):
+        run([job(0, 0, 1, 512, 100)], [group], _Drainer())
+    # The same policy when the job is over by then: nothing to interrupt, the node goes.
+    sim = run([job(0, 0, 1, 512, 5), job(1, 30, 1, 512, 1)], [group], _Drainer())
+    assert sim.runs[0].end == 5.0 and sim.scale_downs == 1 and sim.runs[1].start is None
+
+
+def test_oscar_never_interrupts_a_job_where_the_autoscaler_does() -> None:
+    """The autoscaler's case above (an under-used node whose pods fit elsewhere): oscar waits for the
+    node to empty, every job runs once."""
+    group = NodeGroup("g", cpus=4, memory_mib=8192, min=1, max=3, boot_s=10)
+    jobs = [job(0, 0, 1, 512, 5000), job(1, 0, 2, 512, 100), job(2, 0, 1.5, 512, 5000)]
+    _, auto = simulate_one(jobs, [group], AutoscalerPolicy([group]))
+    sim, result = simulate_one(jobs, [group], make_policy("oscar", [group]))
+    assert auto["jobs_interrupted"] == 1
+    assert result["jobs_interrupted"] == 0 and all(r.evictions == 0 and r.end is not None for r in sim.runs)
 
 
 # ---- the baselines' documented behaviour ---------------------------------------------------------
@@ -408,6 +448,7 @@ def test_standard_traces_run_under_every_policy_quickly() -> None:
     results = run_simulations(REPO / "bench/traces/trickle.csv", REPO / "bench/traces/trickle.groups.yaml",
                               ["oscar", "clues", "autoscaler", "static"], settings_file=None, report=None)
     assert [r["jobs_unserved"] for r in results] == [0, 0, 0, 0]
+    assert results[0]["policy"] == "oscar" and results[0]["jobs_interrupted"] == 0
     bound = results[0]["lower_bound_boot_aware_node_hours"]
     assert all(r["node_hours"] >= bound for r in results)
     static = next(r for r in results if r["policy"] == "static")

@@ -86,6 +86,7 @@ class StaticPolicy:
     name = "static"
     period_s = 3600.0
     event_driven = False
+    interrupts_jobs = False
 
     def initial_on(self, group: NodeGroup) -> int:
         return group.max
@@ -112,6 +113,8 @@ class CluesPolicy:
 
     name = "clues"
     event_driven = False
+    interrupts_jobs = False
+    """It powers off only nodes in state ``idle``."""
 
     def __init__(self, groups: Sequence[NodeGroup], *, period_s: float = 5.0, idle_time_s: float = 1800.0,
                  cooldown_nodes_s: float = 0.0, max_booting_nodes: int = 0, extra_nodes_free: int = 0,
@@ -195,6 +198,8 @@ class AutoscalerPolicy:
 
     name = "autoscaler"
     event_driven = False
+    interrupts_jobs = True
+    """It drains under-used nodes whose pods fit elsewhere; Job pods are evicted like any other."""
 
     def __init__(self, groups: Sequence[NodeGroup], *, scan_interval_s: float = 10.0,
                  unneeded_time_s: float = 600.0, delay_after_add_s: float = 600.0,

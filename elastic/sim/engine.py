@@ -12,7 +12,10 @@ What is modelled, and how:
   ``unschedulable_since`` (the PodScheduled=False/Unschedulable condition) the first time.
 - **Nodes** boot in their group's ``boot_s`` (power-on request → Ready), then are ``idle``/``used``;
   a power-off cordons the node, evicts its pods (they go back to pending and start again from
-  scratch, as a drained Job pod does) and takes ``poweroff_s``. A node costs ``cost_per_hour`` from
+  scratch, as a drained Job pod does) and takes ``poweroff_s``. OSCAR's Jobs have ``backoffLimit: 0``,
+  so an evicted pod is a failed job: a policy that does not declare ``interrupts_jobs`` (only the
+  Cluster Autoscaler's drain of under-used nodes does) and powers off a node running a job stops the
+  run with ``JobInterrupted``. A node costs ``cost_per_hour`` from
   the power-on request to the end of its power-off. The clock starts at the first submission, with
   ``initial_on`` nodes of each group Ready (billed from then).
 - **When the policy looks**: every ``policy.period_s`` (the daemon's tick, CLUES's
@@ -43,6 +46,10 @@ NAMESPACE = "default"
 _FINISH, _OFF_DONE, _READY, _ARRIVE, _TICK, _BATCH = range(6)
 
 
+class JobInterrupted(RuntimeError):
+    """A policy that promises never to interrupt a running job powered off a node that runs one."""
+
+
 class Policy(Protocol):
     """What the engine drives: a decision function plus when it is called."""
 
@@ -51,6 +58,9 @@ class Policy(Protocol):
     """Periodic look (daemon tick, CLUES PERIOD_SCHEDULE, autoscaler scan-interval)."""
     event_driven: bool
     """Also look after pods become unschedulable, with the daemon's batching window."""
+
+    interrupts_jobs: bool
+    """Scale-in may drain nodes with running jobs (which then restart); False: never (checked)."""
 
     def initial_on(self, group: NodeGroup) -> int:
         """Nodes of ``group`` on and Ready at t=0."""
@@ -241,6 +251,10 @@ class Simulation:
 
     def _power_off(self, node: SimNode) -> None:
         """Cordon, evict, then the power-off takes ``poweroff_s``."""
+        if node.pods and not getattr(self.policy, "interrupts_jobs", False):
+            jobs = ", ".join(f"job-{i}" for i in sorted(node.pods))
+            raise JobInterrupted(f"{self.now:.1f}: policy {self.policy.name!r} powered off {node.name}, "
+                                 f"interrupting {jobs}")
         node.cordoned = True
         for index in sorted(node.pods):
             self._evict(index)
