@@ -93,10 +93,10 @@ class DaemonSettings:
 def settings_from_config(elastic: Any) -> DaemonSettings:
     """``[elastic]`` of the config file (``provisioner.config.ElasticSettings``) → daemon settings."""
     policy = PolicySettings(
-        idle_time_s=elastic.idle_time_s, cooldown_s=elastic.cooldown_s,
+        idle_time_s=elastic.idle_time_s, adaptive_idle=elastic.adaptive_idle, cooldown_s=elastic.cooldown_s,
         max_wait_poweron_s=elastic.max_wait_poweron_s, max_wait_poweroff_s=elastic.max_wait_poweroff_s,
         extra_free=elastic.extra_free, max_booting=elastic.max_booting, max_nodes=elastic.max_nodes,
-        pending_grace_s=elastic.pending_grace_s,
+        pending_grace_s=elastic.pending_grace_s, wait_target_s=elastic.wait_target_s,
         system_namespaces=frozenset(n.strip() for n in elastic.system_namespaces.split(",") if n.strip()),
     )
     actuator = ActuatorSettings(backoff_min_s=elastic.backoff_min_s, backoff_max_s=elastic.backoff_max_s,

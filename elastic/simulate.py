@@ -76,8 +76,10 @@ def _overrides(data: Any, cls: type, where: str) -> dict[str, Any]:
         return {}
     if not isinstance(data, Mapping):
         raise SettingsFileError(f"{where}: expected a mapping of settings")
+    flags: set[str] = set()
     if dataclasses.is_dataclass(cls):
         known = {field.name for field in dataclasses.fields(cls)}
+        flags = {field.name for field in dataclasses.fields(cls) if isinstance(field.default, bool)}
     else:  # a baseline policy: its keyword-only constructor arguments
         known = {name for name, parameter in inspect.signature(cls).parameters.items()
                  if parameter.kind is inspect.Parameter.KEYWORD_ONLY}
@@ -87,6 +89,9 @@ def _overrides(data: Any, cls: type, where: str) -> dict[str, Any]:
             raise SettingsFileError(f"{where}: unknown setting {key!r} (known: {', '.join(sorted(known))})")
         if key == "system_namespaces" and isinstance(value, list):
             value = frozenset(map(str, value))
+        elif key in flags:
+            if not isinstance(value, bool):
+                raise SettingsFileError(f"{where}: {key!r}: {value!r} is not true or false")
         elif isinstance(value, bool) or not isinstance(value, int | float | str | frozenset):
             raise SettingsFileError(f"{where}: {key!r}: {value!r} is not a number")
         values[str(key)] = value
@@ -183,6 +188,7 @@ def summarize(sim: SimResult, groups: Sequence[NodeGroup], bound: float, boot_bo
         "evictions": sum(run.evictions for run in sim.runs),
         "jobs_interrupted": sum(1 for run in sim.runs if run.evictions),
         "marked_failed": sim.marked_failed,
+        "power_on_failures": sim.power_on_failures,
         "rejected_actions": len(sim.rejected),
         "policy_looks": sim.looks,
         "horizon_s": round(sim.horizon_s, 3),

@@ -64,6 +64,8 @@ class ProvisionerSettings:
 class ElasticSettings:
     idle_time_s: float = 60.0
     """A worker with no user pods this long is drained and powered off (about one boot time)."""
+    adaptive_idle: bool = True
+    """Sooner, when the recent arrival rate says the node will not be needed within a boot."""
     cooldown_s: float = 30.0
     """A node is never powered off this soon after its power-on."""
     max_wait_poweron_s: float = 600.0
@@ -77,6 +79,9 @@ class ElasticSettings:
     """Cluster-wide cap on workers; 0 means only the groups' max."""
     pending_grace_s: float = 30.0
     """A pod pending with no node and no Unschedulable condition this long counts as demand."""
+    wait_target_s: float = 60.0
+    """A pending pod expected (from its service's past run times) to get room on a running node
+    sooner than a boot, or within this long, waits for it instead of powering a node on."""
     batch_idle_s: float = 0.2
     batch_max_s: float = 2.0
     tick_s: float = 10.0
