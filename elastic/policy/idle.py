@@ -7,7 +7,8 @@ reach it (the free room of busy nodes, and of the idle nodes kept before it, tak
 only buys node-time: it goes now. If they would, it is about to be needed again and stays for
 ``idle_time_s``.
 
-The estimate is deliberately simple and bounded: the arrivals within the last boot time of the
+Without a history (a daemon that has not kept one) nothing is known, and every idle node keeps the
+plain ``idle_time_s``. The estimate is deliberately simple and bounded: the arrivals within the last boot time of the
 group (from ``RunHistory.arrivals``) stand for those of the next one; each brings the mean CPU
 request of the user pods in view. Nodes are kept in the reverse of the order scale-in takes them
 (higher priority, cheaper first), and the k-th is kept when the expected arriving CPU covers the
@@ -34,6 +35,8 @@ def may_go_now(
     now: float,
 ) -> set[str]:
     """Names of idle nodes that the arrival rate says will not be needed within a boot."""
+    if not history.arrivals:
+        return set()
     idle: list[NodeInfo] = []
     busy_free = 0
     for node in nodes:
