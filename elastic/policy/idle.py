@@ -11,8 +11,8 @@ Without a history (a daemon that has not kept one) nothing is known, and every i
 plain ``idle_time_s``. The estimate is deliberately simple and bounded: the arrivals within the
 last boot time of the group (from ``RunHistory.arrivals``) stand for those of the next one; each
 brings the mean CPU request of the user pods in view. Nodes are kept in the reverse of the order
-scale-in takes them (higher priority, cheaper first), and the k-th is kept when the expected arriving CPU covers the
-busy nodes' free room, the k-1 kept before it, and one more pod.
+scale-in takes them (higher priority, cheaper first), and the k-th is kept when the expected
+arriving CPU covers the busy nodes' free room, the k-1 kept before it, and one more pod.
 """
 
 from __future__ import annotations
