@@ -534,3 +534,15 @@ def test_room_expected_later_than_a_boot_waits_only_within_wait_target() -> None
     old = pending("p", owner="svc", created_at=NOW - 130, unschedulable_since=NOW - 130)
     d = decide(ClusterView((full,), (*pods, old), history=history), [cloud(boot_s=60)], NOW, patient)
     assert new_per_group(d) == {"cloud": 1}
+
+
+def test_room_on_a_booting_node_goes_to_the_pod_that_can_use_nothing_else() -> None:
+    """One pod's room is left on a booting amd64 node; an amd64-only pod and a pod that runs
+    anywhere are pending (the anywhere pod sorts first by name and asks more CPU). The amd64 pod
+    takes that room; the other gets a board: one new node in all, not a second amd64 one."""
+    booting = node("c1", "cloud", NodeState.POWERING_ON, cpu_m=2000, registered=False,
+                   labels={"arch": "amd64"}, powered_on_at=NOW - 10)
+    pods = [running("r", "c1", cpu_m=1000),
+            pending("a-anywhere", cpu_m=1000), pending("b-amd64", cpu_m=900, node_selector={"arch": "amd64"})]
+    d = run([booting], pods, [cloud(labels={"arch": "amd64"}), edge(labels={"arch": "arm64"})])
+    assert [(p.group, p.pods) for p in d.power_on] == [("edge", ("default/a-anywhere",))]

@@ -36,7 +36,7 @@ from elastic.model import (
 )
 from elastic.policy.capacity import Slot, place_on_existing
 from elastic.policy.demand import index_pods
-from elastic.policy.fit import node_capacity, node_traits, referenced_keys, shape_of
+from elastic.policy.fit import Shape, node_capacity, node_traits, referenced_keys, shape_of
 from elastic.policy.idle import may_go_now
 from elastic.policy.scalein import power_offs
 from elastic.policy.scaleup import ACTIVE_STATES, Budget, GroupInfo, open_pinned_boards, plan_new_nodes
@@ -100,7 +100,10 @@ def decide(view: ClusterView, groups: Sequence[NodeGroup], now: float, settings:
     booting.extend(min_slots)
 
     # 4-5. existing room first, then new nodes.
-    leftover = place_on_existing(index.demand, ready, booting, now, settings.pending_grace_s)
+    def groups_fitting(shape: Shape) -> int:
+        return sum(1 for info in infos if info.fits(shape))
+
+    leftover = place_on_existing(index.demand, ready, booting, now, settings.pending_grace_s, groups_fitting)
     for slot in min_slots:
         group = by_name[slot.group]
         power_on.append(PowerOn(slot.group, slot.name, f"group {slot.group} below its min ({group.min})",
