@@ -147,7 +147,7 @@ def decide(view: ClusterView, groups: Sequence[NodeGroup], now: float, settings:
     claimed = {s.name for s in ready if s.pods and s.name}
     go_now: set[str] = set()
     if settings.adaptive_idle:
-        go_now = may_go_now(nodes, by_name, view.pods, index.used, index.user_pods, view.history, now)
+        go_now = may_go_now(nodes, by_name, index.demand, index.used, index.user_pods, view.history, now)
     offs = power_offs(nodes, by_name, index.user_pods, claimed, active, spare, now, settings, go_now)
     return Decision(
         power_on=tuple(power_on),

@@ -10,7 +10,7 @@ only buys node-time: it goes now. If they would, it is about to be needed again 
 Without a history (a daemon that has not kept one) nothing is known, and every idle node keeps the
 plain ``idle_time_s``. The estimate is deliberately simple and bounded: the arrivals within the
 last boot time of the group (from ``RunHistory.arrivals``) stand for those of the next one; each
-brings the mean CPU request of the user pods in view. Nodes are kept in the reverse of the order
+brings the mean CPU request of the pods in view. Nodes are kept in the reverse of the order
 scale-in takes them (higher priority, cheaper first), and the k-th is kept when the expected
 arriving CPU covers the busy nodes' free room, the k-1 kept before it, and one more pod.
 """
@@ -28,7 +28,7 @@ _ON = (NodeState.IDLE, NodeState.USED)
 def may_go_now(
     nodes: Sequence[NodeInfo],
     groups: Mapping[str, NodeGroup],
-    pods: Sequence[PodInfo],
+    demand: Sequence[PodInfo],
     used: Mapping[str, list[int]],
     user_pods: Mapping[str, int],
     history: RunHistory,
@@ -50,8 +50,10 @@ def may_go_now(
             busy_free += max(node.cpu_m - used.get(node.name, [0])[0], 0)
     if not idle:
         return set()
-    cpus = [p.cpu_m for p in pods if not (p.daemonset or p.mirror) and p.phase not in ("Succeeded", "Failed")]
-    mean_cpu = sum(cpus) / len(cpus) if cpus else 1000.0
+    # mean CPU request of the pods bound or pending (DaemonSet pods included: close enough, and O(nodes))
+    cpu = sum(u[0] for u in used.values()) + sum(p.cpu_m for p in demand)
+    count = sum(u[3] for u in used.values()) + len(demand)
+    mean_cpu = cpu / count if count else 1000.0
     arrivals = history.arrivals
     idle.sort(key=lambda n: (-groups[n.group].priority, groups[n.group].cost_per_hour, -(n.idle_since or 0.0),
                              n.name))
