@@ -20,7 +20,7 @@ from elastic.groups import load_groups, load_yaml12
 from elastic.model import ClusterView, Decision, NodeGroup, PolicySettings
 from elastic.sim.baselines import AutoscalerPolicy, CluesPolicy, StaticPolicy
 from elastic.sim.bounds import lower_bound_boot_aware_node_hours, lower_bound_node_hours
-from elastic.sim.engine import EngineSettings, Policy, SimResult, Simulation
+from elastic.sim.engine import EngineSettings, JobRun, Policy, SimResult, Simulation
 from elastic.sim.fit import placeable
 from elastic.sim.report import prepare_report_dir, render_results_table, write_report
 from elastic.sim.trace import Job, TraceError, load_trace
@@ -167,6 +167,17 @@ def _percentile(values: Sequence[float], fraction: float) -> float:
     return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
 
 
+RESCHEDULER_S = (10, 30)
+"""OSCAR's rescheduler thresholds: the manager's default and its Helm chart's."""
+
+
+def _waited(run: JobRun) -> float:
+    """How long the job's pod was pending before its first start (forever if it never started)."""
+    if run.first_start is None:
+        return math.inf
+    return run.first_start - run.job.submit_s
+
+
 def summarize(sim: SimResult, groups: Sequence[NodeGroup], bound: float, boot_bound: float) -> dict[str, Any]:
     """The reported figures of one run. A job's wait is from submission to the start of the run
     that completed it (an evicted job waits again)."""
@@ -187,6 +198,9 @@ def summarize(sim: SimResult, groups: Sequence[NodeGroup], bound: float, boot_bo
         "scale_downs": sim.scale_downs,
         "evictions": sum(run.evictions for run in sim.runs),
         "jobs_interrupted": sum(1 for run in sim.runs if run.evictions),
+        # OSCAR's rescheduler (off by default) sends a pod pending longer than its threshold to
+        # another cluster: 10 s in the manager's default, 30 s in its Helm chart.
+        **{f"rescheduled_past_{t}s": sum(1 for run in sim.runs if _waited(run) > t) for t in RESCHEDULER_S},
         "marked_failed": sim.marked_failed,
         "power_on_failures": sim.power_on_failures,
         "rejected_actions": len(sim.rejected),

@@ -144,6 +144,8 @@ def test_node_hours_and_waits_match_hand_computation() -> None:
     assert result["cost"] == pytest.approx(130 / 3600 * 0.36, abs=1e-6)
     assert (result["wait_mean_s"], result["wait_p95_s"], result["wait_max_s"]) == (30, 30, 30)
     assert (result["scale_ups"], result["scale_downs"], result["jobs_unserved"]) == (1, 0, 0)
+    # OSCAR's rescheduler would send it away at the manager's 10 s threshold, not at the chart's 30 s
+    assert (result["rescheduled_past_10s"], result["rescheduled_past_30s"]) == (1, 0)
 
 
 def test_static_keeps_every_group_at_max_from_the_start() -> None:
