@@ -204,8 +204,9 @@ def write_markdown(traces: list[str], default_rows: dict[str, list[dict[str, Any
         "p95 wait within the slowest boot + 5 s that interrupt no job: OSCAR's Jobs have "
         "`backoffLimit: 0`, so an interrupted job has failed). Scheduler: kube-scheduler with the "
         "`MostAllocated` scoring profile our k3s_server role configures. Every run meets the same "
-        "faults: 1 % of power-ons never come up (each policy's own timeout gives them up; oscar backs the group off), "
-        "boot times spread ±10 %; the wait limit is the slowest boot of that spread + 5 s.",
+        "faults: 1 % of power-ons never come up (each policy's own timeout gives them up; oscar "
+        "backs the group off), boot times spread ±10 %; the wait limit is the slowest boot of that "
+        "spread + 5 s.",
         "",
         *_comparison_table(standard, summary, default_rows),
         "",
