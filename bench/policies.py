@@ -5,7 +5,8 @@
 Each trace is run twice over: every policy at its documented defaults, and each baseline tuned,
 swept over idle times / scale-down delays of 0, 30, 60, 120 and 300 s (CLUES ``IDLE_TIME``; the
 Cluster Autoscaler's ``scale-down-unneeded-time`` and ``scale-down-delay-after-add`` together), its
-best run that meets the wait target taken. ``oscar`` runs at its own defaults only: the settings it
+best run that meets the wait target and interrupts no job taken (a baseline with no such run is
+shown, but is no bar). ``oscar`` runs at its own defaults only: the settings it
 ships with are what a user gets. The held-out trace (``heldout``) was generated from a seed
 committed before any tuning and is never used to choose a setting; it is reported apart.
 
@@ -90,8 +91,9 @@ def run_tuned(trace: str, policy: str, delay: float) -> dict[str, Any]:
 
 def best_tuned(rows: list[dict[str, Any]], limit: float) -> tuple[dict[str, Any], bool]:
     """The run with the fewest node-hours among those that serve every job within the wait target
-    and interrupt none (an interrupted OSCAR job, ``backoffLimit: 0``, is a failed one); when none
-    does, the fewest node-hours of all runs (a stricter bar for ``oscar``), flagged False."""
+    and interrupt none (an interrupted OSCAR job, ``backoffLimit: 0``, is a failed one), flagged
+    True; when none does, the run with the fewest node-hours of all, flagged False: shown, but no
+    setting of that baseline serves the trace as OSCAR needs, so it is no bar to beat."""
     ok = [r for r in rows if r["wait_p95_s"] <= limit and r["jobs_unserved"] == 0
           and r["jobs_interrupted"] == 0]
     if ok:
@@ -100,13 +102,14 @@ def best_tuned(rows: list[dict[str, Any]], limit: float) -> tuple[dict[str, Any]
 
 
 def verdict(oscar: dict[str, Any], defaults: list[dict[str, Any]], tuned: dict[str, dict[str, Any]],
-            limit: float) -> dict[str, bool]:
+            tuned_ok: dict[str, bool], limit: float) -> dict[str, bool]:
     others = [r for r in defaults if r["policy"] != "oscar"] + list(tuned.values())
     return {
         "p95_within_boot_plus_5s": oscar["wait_p95_s"] <= limit,
         "fewer_than_defaults": all(oscar["node_hours"] < r["node_hours"] for r in defaults
                                    if r["policy"] != "oscar"),
-        "fewer_than_tuned": all(oscar["node_hours"] < r["node_hours"] for r in tuned.values()),
+        "fewer_than_tuned": all(oscar["node_hours"] < r["node_hours"]
+                                for p, r in tuned.items() if tuned_ok[p]),
         "within_1_3_bound": oscar["ratio_to_boot_aware_bound"] <= RATIO_TARGET,
         "none_interrupted": oscar["jobs_interrupted"] == 0 and oscar["jobs_unserved"] == 0,
     } if others else {}
@@ -152,7 +155,7 @@ def main() -> int:
                                "wait_p95_s": r["wait_p95_s"], "jobs_interrupted": r["jobs_interrupted"],
                                "meets_wait": tuned_ok[p]}
                            for p, r in tuned.items()},
-            "targets": verdict(oscar, rows, tuned, limit),
+            "targets": verdict(oscar, rows, tuned, tuned_ok, limit),
         }
     write_markdown(traces, default_rows, spread_rows, sweep_rows, summary)
     summary["target_met"] = all(all(t["targets"].values()) for t in summary["traces"].values())
@@ -166,10 +169,11 @@ def _cell(r: dict[str, Any]) -> str:
 
 
 def _tuned_cell(best: dict[str, Any]) -> str:
-    note = "" if best["meets_wait"] else ", no setting within the wait limit without failing jobs"
-    if best["jobs_interrupted"]:
-        note += f", {best['jobs_interrupted']} jobs interrupted"
-    return f"{best['node_hours']:.2f} at {best['setting']} (p95 {best['wait_p95_s']:.0f}{note})"
+    cell = f"{best['node_hours']:.2f} at {best['setting']} (p95 {best['wait_p95_s']:.0f}"
+    if best["meets_wait"]:
+        return cell + ")"
+    return (f"none: no setting serves every job within the wait limit without interrupting one "
+            f"(fewest node-h: {cell}, {best['jobs_interrupted']} jobs interrupted)")
 
 
 def _comparison_table(traces: list[str], summary: dict[str, Any],
