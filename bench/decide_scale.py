@@ -1,4 +1,4 @@
-"""DESIGN §5 ``bench/decide_scale``: one ``decide()`` pass over 5,000 nodes, 150,000 running pods and
+"""``bench/decide_scale``: one ``decide()`` pass over 5,000 nodes, 150,000 running pods and
 10,000 pending pods must take ≤ 1 s (median) on one core.
 
 The view is seeded and shaped like a busy production cluster: three cloud groups (one tainted GPU

@@ -1,6 +1,6 @@
 """``oscar-deploy simulate``: replay a workload trace against node groups in virtual time, with the
 daemon's own ``decide()`` (policy ``oscar``) or a baseline, and report node-hours, cost and waits
-beside DESIGN §5's lower bounds.
+beside two lower bounds on node-hours (``elastic.sim.bounds``).
 
 The parts live in ``elastic.sim`` (trace, engine, baselines, bounds, report); this module wires
 them and turns a raw run into the figures the CLI and ``bench/policies.py`` print.

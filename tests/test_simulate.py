@@ -108,7 +108,7 @@ def test_invariants_hold_on_random_traces(name: str, jobs: tuple[Job, ...], scor
     if name != "static":  # every job fits some group: a working policy serves all of them
         assert result["jobs_unserved"] == 0
     assert result["lower_bound_node_hours"] <= result["lower_bound_boot_aware_node_hours"] + 1e-9
-    # DESIGN §5's bounds take every job as starting at its submit time; a policy whose jobs wait for
+    # The bounds take every job as starting at its submit time; a policy whose jobs wait for
     # a boot may run them together and come in under them (test_bounds_assume_jobs_start_at_submit).
     # Applied to the schedule the policy actually ran, both hold for every policy that boots its
     # nodes (static's were on, booted, before t=0).
@@ -123,7 +123,7 @@ def test_invariants_hold_on_random_traces(name: str, jobs: tuple[Job, ...], scor
 def test_bounds_assume_jobs_start_at_submit() -> None:
     """Hypothesis's counterexample, kept: two 1-s jobs 21 s apart, boot 30 s. The boot-aware bound
     charges a boot plus a 20 s gap (52 s); a real policy boots one node and runs both when it is
-    Ready (31 s). So DESIGN §5's figures are ideals for zero-wait schedules, not bounds on waiting
+    Ready (31 s). So the bounds are ideals for zero-wait schedules, not bounds on waiting
     ones; on the bench traces, where waits are short against run times, they stay below."""
     jobs = [job(0, 0, 0.25, 128, 1), job(1, 21, 0.25, 128, 1)]
     small = [GROUPS[0]]

@@ -6,7 +6,7 @@ overridden by keyword. Like the originals they keep a little memory between look
 
 Shared conventions: a group's ``min`` nodes are never powered off (the operator asked for them), a
 group's ``max`` is never exceeded, and when a policy has to choose a group it tries a higher
-``priority`` first (DESIGN §3), then the group order of the file.
+``priority`` first (as the Cluster Autoscaler's priority expander), then the group order of the file.
 """
 
 from __future__ import annotations
@@ -206,7 +206,7 @@ class AutoscalerPolicy:
     - Scale-up: unschedulable pods (older than ``--new-pod-scale-up-delay=0s``) are first fitted on
       upcoming (booting) nodes; for the rest, the binpacking estimator packs them first-fit
       decreasing onto template nodes of each group that can take them, and the expander picks one
-      group per loop (DESIGN §3: the ``priority`` expander; ties broken by fewest nodes).
+      group per loop (the ``priority`` expander; ties broken by fewest nodes).
     - Scale-down: a node whose requested CPU and memory are both under
       ``--scale-down-utilization-threshold=0.5`` and whose pods all fit on other nodes is
       *unneeded*; after ``--scale-down-unneeded-time=10m`` unneeded it is removed, empty ones up to

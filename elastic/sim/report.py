@@ -120,7 +120,7 @@ def write_report(sims: Sequence[SimResult], results: Sequence[dict[str, Any]], r
     except OSError as exc:
         raise OscarDeployError(f"{png}: cannot write the report: {exc.strerror or exc}") from None
     text = [f"# {title}", "", markdown_table(results), "",
-            f"Lower bounds (DESIGN §5): {results[0]['lower_bound_node_hours']:.2f} node-hours "
+            f"Lower bounds: {results[0]['lower_bound_node_hours']:.2f} node-hours "
             "with zero boot, "
             f"{results[0]['lower_bound_boot_aware_node_hours']:.2f} boot-aware.", "",
             f"![demand and nodes on per group]({png.name})", ""]
