@@ -293,6 +293,22 @@ def test_the_policy_learns_run_times_only_from_pods_that_finished() -> None:
     assert last.runtimes == {"1000m/512Mi/": (40.0, 50.0)} and len(last.arrivals) == 3
 
 
+def test_a_burst_of_files_gives_one_decision() -> None:
+    """Twenty uploads within 1.5 s (one every 75 ms, inside the daemon's 0.2 s / 2 s batching): one
+    look powers on the five 4-CPU nodes they need, all at once. When the 10 s tick falls inside the
+    burst it is two looks, and still five nodes: the second counts the room of the first's."""
+
+    def decisions(start: float) -> tuple[list[int], int]:
+        group = NodeGroup("g", cpus=4, memory_mib=16384, max=10, boot_s=60)
+        spy = _Spy([group])
+        sim = run([job(i, start + 0.075 * i, 1, 512, 30) for i in range(20)], [group], spy)
+        ons = [len(spy.inner.decide(view, t).power_on) for t, view in spy.views]
+        return [n for n in ons if n], sim.scale_ups
+
+    assert decisions(103) == ([5], 5)
+    assert decisions(99.5) == ([2, 3], 5)  # the tick at 100 s sees the first seven
+
+
 def test_power_on_failures_and_boot_spread_are_the_same_for_every_policy() -> None:
     """The fault stream is keyed by (seed, group, n-th power-on): whatever a policy does between
     its power-ons, its n-th one in a group fails or boots as every other policy's n-th does. A node
