@@ -214,7 +214,7 @@ class PolicySettings:
     max_nodes: int = 0
     """0 means only the groups' max."""
     pending_grace_s: float = 30.0
-    wait_target_s: float = 60.0
+    wait_target_s: float = 90.0
     """A pending pod that its history says will get room on a running or booting node sooner than a
     new node boots waits for it rather than powering one on, unless it has waited this long; 0
     turns waiting off (README, Elastic policy)."""

@@ -79,7 +79,7 @@ class ElasticSettings:
     """Cluster-wide cap on workers; 0 means only the groups' max."""
     pending_grace_s: float = 30.0
     """A pod pending with no node and no Unschedulable condition this long counts as demand."""
-    wait_target_s: float = 60.0
+    wait_target_s: float = 90.0
     """A pending pod expected (from its service's past run times) to get room on a running node
     sooner than a boot, or within this long, waits for it instead of powering a node on."""
     batch_idle_s: float = 0.2

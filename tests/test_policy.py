@@ -521,7 +521,7 @@ def test_a_pod_waits_for_room_a_finishing_pod_frees_sooner_than_a_boot() -> None
 
 def test_room_expected_later_than_a_boot_waits_only_within_wait_target() -> None:
     """Room expected in ~90 s, a boot takes 60 s: within a 120 s wait target the pod waits for it,
-    within the default 60 s it gets a node; a pod that already waited past the target gets one."""
+    within a 60 s one it gets a node; a pod that already waited past the target gets one."""
     full = node("a", "cloud", NodeState.USED, cpu_m=1000, powered_on_at=NOW - 3600)
     pods = [running(f"r{i}", "a", owner="svc", started_at=NOW - 10) for i in range(2)]
     history = RunHistory(runtimes={"svc": (99.0, 100.0, 101.0)})
@@ -529,7 +529,8 @@ def test_room_expected_later_than_a_boot_waits_only_within_wait_target() -> None
     patient = PolicySettings(wait_target_s=120)
     d = decide(ClusterView((full,), (*pods, fresh), history=history), [cloud(boot_s=60)], NOW, patient)
     assert d.power_on == ()
-    d = decide(ClusterView((full,), (*pods, fresh), history=history), [cloud(boot_s=60)], NOW, S)
+    d = decide(ClusterView((full,), (*pods, fresh), history=history), [cloud(boot_s=60)], NOW,
+               PolicySettings(wait_target_s=60))
     assert new_per_group(d) == {"cloud": 1}
     old = pending("p", owner="svc", created_at=NOW - 130, unschedulable_since=NOW - 130)
     d = decide(ClusterView((full,), (*pods, old), history=history), [cloud(boot_s=60)], NOW, patient)
