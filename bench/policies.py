@@ -169,11 +169,11 @@ def _cell(r: dict[str, Any]) -> str:
 
 
 def _tuned_cell(best: dict[str, Any]) -> str:
-    cell = f"{best['node_hours']:.2f} at {best['setting']} (p95 {best['wait_p95_s']:.0f}"
     if best["meets_wait"]:
-        return cell + ")"
+        return f"{best['node_hours']:.2f} at {best['setting']} (p95 {best['wait_p95_s']:.0f})"
     return (f"none: no setting serves every job within the wait limit without interrupting one "
-            f"(fewest node-h: {cell}, {best['jobs_interrupted']} jobs interrupted)")
+            f"(fewest node-h: {best['node_hours']:.2f} at {best['setting']}, p95 {best['wait_p95_s']:.0f}, "
+            f"{best['jobs_interrupted']} jobs interrupted)")
 
 
 def _comparison_table(traces: list[str], summary: dict[str, Any],
