@@ -26,6 +26,7 @@ from typing import Any
 from kubernetes.client.rest import ApiException
 
 from elastic.actuator import Actuator, ActuatorSettings
+from elastic.history import HistoryKeeper
 from elastic.kubeapi import KubeApi
 from elastic.leader import LeaderElector
 from elastic.lifecycle import (
@@ -131,6 +132,7 @@ class Daemon:
         self.ledger = Ledger()
         self.fleet = {m.name: g.name for g in groups for m in g.nodes}
         self.unschedulable_seen: dict[str, float] = {}
+        self.history = HistoryKeeper()
         self.pods = Informer(self.api, "pods", self._on_pod)
         self.nodes = Informer(self.api, "nodes", self._on_node)
         self.actuator = Actuator(
@@ -254,7 +256,9 @@ class Daemon:
             self.rebuild()  # an API error leaves the flag set: the next pass tries again
             self._rebuild = False
         nodes = {o["metadata"]["name"]: o for o in self.nodes.items()}
-        pods = [p for p in self.pods.items() if _phase(p) not in FINISHED]
+        listed = self.pods.items()
+        self.history.observe(listed)  # run times and arrivals for decide(); finished pods included
+        pods = [p for p in listed if _phase(p) not in FINISHED]
         user_pods: dict[str, int] = {}
         for pod in pods:
             node = _node(pod)
@@ -271,6 +275,7 @@ class Daemon:
                         if r.group in self.groups),
             pods=tuple(self._pod_infos(pods)),
             backoff_until=self.ledger.backoff_until(),
+            history=self.history.snapshot(),
         )
         decision = decide(view, tuple(self.groups.values()), now, self.settings.policy)
         self.metrics.decision_duration.observe(time.perf_counter() - started)

@@ -17,7 +17,7 @@ import enum
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from provisioner.elastic_settings import knob_float, knob_int, knob_str, namespaces
+from provisioner.elastic_settings import knob_bool, knob_float, knob_int, knob_str, namespaces
 
 
 class NodeState(enum.StrEnum):
@@ -83,6 +83,11 @@ class PodInfo:
     mirror: bool = False
     evictable: bool = True
     """False where a PodDisruptionBudget (or a do-not-evict annotation) forbids it now."""
+    owner: str = ""
+    """What makes pods alike in run time: the OSCAR service of the Job (its ``oscar_service``
+    label) or the owner's name; "" when unknown. Keys ``RunHistory.runtimes``."""
+    started_at: float | None = None
+    """When it started running (``status.startTime``); None while pending."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -158,6 +163,28 @@ class NodeGroup:
         return round(self.cpus * 1000)
 
 
+HISTORY_RUNS = 64
+"""Run times kept per owner: enough for a residual-life estimate, small enough for a ConfigMap."""
+HISTORY_ARRIVALS = 256
+"""Arrival times kept (the recent arrival rate)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunHistory:
+    """What the daemon has seen pods do, bounded: the policy's only knowledge of run times.
+
+    Whoever builds the view keeps it from the pods it watches (the daemon from pods that finished,
+    the simulator likewise), never from a trace's durations: a policy may not know a job's run time
+    before it ends.
+    """
+
+    runtimes: Mapping[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)
+    """Per owner (``PodInfo.owner``), run times of its recently finished pods, oldest first, at most
+    ``HISTORY_RUNS``."""
+    arrivals: tuple[float, ...] = ()
+    """Creation times of the most recent user pods, oldest first, at most ``HISTORY_ARRIVALS``."""
+
+
 @dataclasses.dataclass(frozen=True)
 class ClusterView:
     """A snapshot of the cluster at one moment: every managed node and every relevant pod."""
@@ -166,6 +193,7 @@ class ClusterView:
     pods: tuple[PodInfo, ...]
     backoff_until: Mapping[str, float] = dataclasses.field(default_factory=dict)
     """Per group, the time before which no power-on is tried (after failed power-ons)."""
+    history: RunHistory = dataclasses.field(default_factory=RunHistory)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,6 +204,10 @@ class PolicySettings:
 
     idle_time_s: float = knob_float("idle_time_s")
     """About one boot time: the ski-rental break-even (README, Elastic policy)."""
+    adaptive_idle: bool = knob_bool("adaptive_idle")
+    """Power an idle node off before ``idle_time_s`` when the recent arrival rate says it will not be
+    needed within its group's boot time (``elastic.policy.idle``); False keeps every idle node
+    ``idle_time_s``."""
     cooldown_s: float = knob_float("cooldown_s")
     max_wait_poweron_s: float = knob_float("max_wait_poweron_s")
     max_wait_poweroff_s: float = knob_float("max_wait_poweroff_s")
@@ -185,6 +217,10 @@ class PolicySettings:
     max_nodes: int = knob_int("max_nodes")
     """0 means only the groups' max."""
     pending_grace_s: float = knob_float("pending_grace_s")
+    wait_target_s: float = knob_float("wait_target_s")
+    """A pending pod that its history says will get room on a running or booting node sooner than a
+    new node boots waits for it rather than powering one on, unless it has waited this long; 0
+    turns waiting off (README, Elastic policy)."""
     system_namespaces: frozenset[str] = namespaces(knob_str("system_namespaces"))
 
 

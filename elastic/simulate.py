@@ -1,6 +1,6 @@
 """``oscar-deploy simulate``: replay a workload trace against node groups in virtual time, with the
 daemon's own ``decide()`` (policy ``oscar``) or a baseline, and report node-hours, cost and waits
-beside two lower bounds (``elastic.sim.bounds``).
+beside two lower bounds on node-hours (``elastic.sim.bounds``).
 
 The parts live in ``elastic.sim`` (trace, engine, baselines, bounds, report); this module wires
 them and turns a raw run into the figures the CLI and ``bench/policies.py`` print.
@@ -20,7 +20,7 @@ from elastic.groups import load_groups, load_yaml12
 from elastic.model import ClusterView, Decision, NodeGroup, PolicySettings
 from elastic.sim.baselines import AutoscalerPolicy, CluesPolicy, StaticPolicy
 from elastic.sim.bounds import lower_bound_boot_aware_node_hours, lower_bound_node_hours
-from elastic.sim.engine import EngineSettings, Policy, SimResult, Simulation
+from elastic.sim.engine import EngineSettings, JobRun, Policy, SimResult, Simulation
 from elastic.sim.fit import placeable
 from elastic.sim.report import prepare_report_dir, render_results_table, write_report
 from elastic.sim.trace import Job, TraceError, load_trace
@@ -50,6 +50,8 @@ class OscarPolicy:
 
     name = "oscar"
     event_driven = True
+    interrupts_jobs = False
+    """Scale-in only takes nodes without user pods (``elastic.policy.scalein``); the engine checks."""
 
     def __init__(self, groups: Sequence[NodeGroup], settings: PolicySettings | None = None,
                  tick_s: float = knob_float("tick_s")) -> None:
@@ -75,8 +77,10 @@ def _overrides(data: Any, cls: type, where: str) -> dict[str, Any]:
         return {}
     if not isinstance(data, Mapping):
         raise SettingsFileError(f"{where}: expected a mapping of settings")
+    flags: set[str] = set()
     if dataclasses.is_dataclass(cls):
         known = {field.name for field in dataclasses.fields(cls)}
+        flags = {field.name for field in dataclasses.fields(cls) if isinstance(field.default, bool)}
     else:  # a baseline policy: its keyword-only constructor arguments
         known = {name for name, parameter in inspect.signature(cls).parameters.items()
                  if parameter.kind is inspect.Parameter.KEYWORD_ONLY}
@@ -86,6 +90,9 @@ def _overrides(data: Any, cls: type, where: str) -> dict[str, Any]:
             raise SettingsFileError(f"{where}: unknown setting {key!r} (known: {', '.join(sorted(known))})")
         if key == "system_namespaces" and isinstance(value, list):
             value = frozenset(map(str, value))
+        elif key in flags:
+            if not isinstance(value, bool):
+                raise SettingsFileError(f"{where}: {key!r}: {value!r} is not true or false")
         elif isinstance(value, bool) or not isinstance(value, int | float | str | frozenset):
             raise SettingsFileError(f"{where}: {key!r}: {value!r} is not a number")
         values[str(key)] = value
@@ -161,6 +168,17 @@ def _percentile(values: Sequence[float], fraction: float) -> float:
     return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
 
 
+RESCHEDULER_S = (10, 30)
+"""OSCAR's rescheduler thresholds: the manager's default and its Helm chart's."""
+
+
+def _waited(run: JobRun) -> float:
+    """How long the job's pod was pending before its first start (forever if it never started)."""
+    if run.first_start is None:
+        return math.inf
+    return run.first_start - run.job.submit_s
+
+
 def summarize(sim: SimResult, groups: Sequence[NodeGroup], bound: float, boot_bound: float) -> dict[str, Any]:
     """The reported figures of one run. A job's wait is from submission to the start of the run
     that completed it (an evicted job waits again)."""
@@ -172,6 +190,7 @@ def summarize(sim: SimResult, groups: Sequence[NodeGroup], bound: float, boot_bo
         "node_hours": round(node_hours, 6),
         "cost": round(sum(s / 3600 * cost_per_hour[g] for g, s in sim.node_seconds.items()), 6),
         "wait_mean_s": round(sum(waits) / len(waits), 3) if waits else 0.0,
+        "wait_p50_s": round(_percentile(waits, 0.5), 3),
         "wait_p95_s": round(_percentile(waits, 0.95), 3),
         "wait_max_s": round(max(waits, default=0.0), 3),
         "jobs": len(sim.runs),
@@ -179,7 +198,12 @@ def summarize(sim: SimResult, groups: Sequence[NodeGroup], bound: float, boot_bo
         "scale_ups": sim.scale_ups,
         "scale_downs": sim.scale_downs,
         "evictions": sum(run.evictions for run in sim.runs),
+        "jobs_interrupted": sum(1 for run in sim.runs if run.evictions),
+        # OSCAR's rescheduler (off by default) sends a pod pending longer than its threshold to
+        # another cluster: 10 s in the manager's default, 30 s in its Helm chart.
+        **{f"rescheduled_past_{t}s": sum(1 for run in sim.runs if _waited(run) > t) for t in RESCHEDULER_S},
         "marked_failed": sim.marked_failed,
+        "power_on_failures": sim.power_on_failures,
         "rejected_actions": len(sim.rejected),
         "policy_looks": sim.looks,
         "horizon_s": round(sim.horizon_s, 3),

@@ -125,6 +125,17 @@ def is_mirror(pod: Obj) -> bool:
     return MIRROR_ANNOTATION in (pod["metadata"].get("annotations") or {})
 
 
+SERVICE_LABEL = "oscar_service"
+"""OSCAR labels every job of a service with it (``ServiceLabel`` in grycap/oscar ``pkg/types/service.go``)."""
+
+
+def owner_of(meta: Obj, cpu: int, memory: int) -> str:
+    """What makes pods alike in run time: their OSCAR service within the namespace, else their
+    requests (jobs of one OSCAR service ask for the same resources)."""
+    service = (meta.get("labels") or {}).get(SERVICE_LABEL)
+    return f"{meta['namespace']}/{service}" if service else f"{meta['namespace']}/{cpu}m/{memory}Mi"
+
+
 def pod_info(pod: Obj, unschedulable_seen_at: float | None = None) -> PodInfo:
     """A pod as the policy sees it. ``unschedulable_seen_at`` (when this process first saw the
     Unschedulable verdict) is sharper than the condition's whole-second timestamp and wins if given."""
@@ -151,6 +162,8 @@ def pod_info(pod: Obj, unschedulable_seen_at: float | None = None) -> PodInfo:
         daemonset=is_daemonset(pod),
         mirror=is_mirror(pod),
         evictable=annotations.get(SAFE_TO_EVICT, "true") != "false",
+        owner=owner_of(meta, cpu, mem),
+        started_at=parse_time(status.get("startTime")),
     )
 
 

@@ -25,7 +25,7 @@ around it (the metrics port)."""
 @dataclasses.dataclass(frozen=True)
 class Knob:
     name: str
-    default: float | int | str
+    default: float | int | str | bool
     part: Part
     doc: str = ""
 
@@ -33,6 +33,8 @@ class Knob:
 ELASTIC: tuple[Knob, ...] = (
     Knob("idle_time_s", 60.0, "policy",
          "A worker with no user pods this long is drained and powered off (about one boot time)."),
+    Knob("adaptive_idle", True, "policy",
+         "Sooner, when the recent arrival rate says the node will not be needed within a boot."),
     Knob("cooldown_s", 30.0, "policy", "A node is never powered off this soon after its power-on."),
     Knob("max_wait_poweron_s", 600.0, "policy",
          "A node not Ready this long after power-on is failed and removed."),
@@ -42,6 +44,9 @@ ELASTIC: tuple[Knob, ...] = (
     Knob("max_nodes", 0, "policy", "Cluster-wide cap on workers; 0 means only the groups' max."),
     Knob("pending_grace_s", 30.0, "policy",
          "A pod pending with no node and no Unschedulable condition this long counts as demand."),
+    Knob("wait_target_s", 90.0, "policy",
+         "A pending pod that past run times say gets room sooner than a boot, or within this long, "
+         "waits; 0: never."),
     Knob("batch_idle_s", 0.2, "daemon"),
     Knob("batch_max_s", 2.0, "daemon"),
     Knob("tick_s", 10.0, "daemon"),
@@ -68,6 +73,13 @@ def knob(name: str) -> Knob:
 
 def knob_float(name: str) -> float:
     return float(_BY_NAME[name].default)
+
+
+def knob_bool(name: str) -> bool:
+    value = _BY_NAME[name].default
+    if not isinstance(value, bool):
+        raise TypeError(f"elastic setting {name} is not true/false")
+    return value
 
 
 def knob_int(name: str) -> int:

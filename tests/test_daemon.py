@@ -187,7 +187,7 @@ def test_a_board_that_loses_power_is_counted_off_and_powered_on_again_when_neede
     group = board_group(kube_api, boards=1)
     # idle long enough that the daemon itself would not power the board off during the test
     settings = dataclasses.replace(FAST, policy=dataclasses.replace(FAST.policy, max_wait_poweron_s=1.0,
-                                                                    idle_time_s=60.0))
+                                                                    idle_time_s=60.0, adaptive_idle=False))
     start_daemon([group], settings)
     kube_api.create_pod("first", cpus=1.0, runtime_s=20)
     kube_api.wait_until(lambda: kube_api.pods(phase="Succeeded"), timeout=10, what="first job done")

@@ -421,3 +421,52 @@ def test_a_drain_does_not_wait_on_a_pod_terminating_long_past_its_grace_period()
     assert not _long_terminating(pod, 1000.0 + LONG_TERMINATING_S - 1)
     assert _long_terminating(pod, 1000.0 + LONG_TERMINATING_S + 1)
     assert not _long_terminating({"metadata": {"name": "q"}}, 5000.0)
+
+# ---- run-time history (what decide() learns run times from) ----------------------------------------
+
+def _job_pod(name: str, service: str | None, created: str, phase: str = "Running", started: str | None = None,
+             finished: str | None = None) -> dict[str, Any]:
+    labels = {"oscar_service": service} if service else {}
+    status: dict[str, Any] = {"phase": phase}
+    if started:
+        status["startTime"] = started
+    if finished:
+        status["containerStatuses"] = [{"name": "oscar-container",
+                                        "state": {"terminated": {"exitCode": 0, "finishedAt": finished}}}]
+    meta = {"name": name, "namespace": "oscar-svc", "labels": labels, "creationTimestamp": created}
+    return {"metadata": meta,
+            "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}]},
+            "status": status}
+
+
+def test_history_learns_each_finished_pod_once_per_service_and_counts_arrivals() -> None:
+    from elastic.history import HistoryKeeper
+
+    keeper = HistoryKeeper()
+    running = _job_pod("a", "thumbs", "2026-01-01T10:00:00Z", started="2026-01-01T10:00:05Z")
+    keeper.observe([running])
+    assert keeper.snapshot().runtimes == {} and len(keeper.snapshot().arrivals) == 1
+    done = _job_pod("a", "thumbs", "2026-01-01T10:00:00Z", "Succeeded", "2026-01-01T10:00:05Z",
+                    "2026-01-01T10:01:05Z")
+    other = _job_pod("b", None, "2026-01-01T10:00:30Z", "Succeeded", "2026-01-01T10:00:40Z",
+                     "2026-01-01T10:00:50Z")
+    keeper.observe([done, other])
+    keeper.observe([done, other])  # listed again (every pass): counted once
+    history = keeper.snapshot()
+    assert history.runtimes == {"oscar-svc/thumbs": (60.0,), "oscar-svc/1000m/1024Mi": (10.0,)}
+    assert len(history.arrivals) == 2 and list(history.arrivals) == sorted(history.arrivals)
+    # the pod as the policy sees it names the same owner, and when it started
+    info = pod_info(running)
+    assert info.owner == "oscar-svc/thumbs" and info.started_at is not None
+
+
+def test_history_stays_bounded() -> None:
+    from elastic.history import HistoryKeeper
+    from elastic.model import HISTORY_ARRIVALS, HISTORY_RUNS
+
+    keeper = HistoryKeeper()
+    pods = [_job_pod(f"p{i}", "s", f"2026-01-01T10:{i // 60 % 60:02d}:{i % 60:02d}Z", "Succeeded",
+                     "2026-01-01T11:00:00Z", "2026-01-01T11:00:30Z") for i in range(3 * HISTORY_ARRIVALS)]
+    keeper.observe(pods)
+    history = keeper.snapshot()
+    assert len(history.runtimes["oscar-svc/s"]) == HISTORY_RUNS and len(history.arrivals) == HISTORY_ARRIVALS

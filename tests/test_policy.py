@@ -15,6 +15,7 @@ from elastic.model import (
     NodeState,
     PodInfo,
     PolicySettings,
+    RunHistory,
     Taint,
     Toleration,
 )
@@ -308,12 +309,33 @@ def test_min_is_reached_and_kept() -> None:
 # --- scale in ---------------------------------------------------------------------------------------
 
 
+def busy(arrivals: int, within_s: float = 50.0) -> RunHistory:
+    """A history of ``arrivals`` pods created in the last ``within_s`` seconds."""
+    return RunHistory(arrivals=tuple(NOW - within_s + within_s * i / arrivals for i in range(arrivals)))
+
+
 def test_idle_nodes_power_off_after_idle_time_and_cooldown() -> None:
+    """While pods keep arriving (ten within the last boot time, more than these nodes would take),
+    an idle node stays for idle_time_s, and none goes within cooldown_s of its power-on."""
     long_idle = node("a", "cloud", idle_since=NOW - S.idle_time_s - 1, powered_on_at=NOW - 3600)
     short_idle = node("b", "cloud", idle_since=NOW - S.idle_time_s + 5, powered_on_at=NOW - 3600)
     fresh = node("c", "cloud", idle_since=NOW - 3600, powered_on_at=NOW - S.cooldown_s + 5)
-    d = run([long_idle, short_idle, fresh], [], [cloud()])
-    assert [o.node for o in d.power_off] == ["a"]
+    view = ClusterView((long_idle, short_idle, fresh), (), history=busy(10))
+    assert [o.node for o in decide(view, [cloud()], NOW, S).power_off] == ["a"]
+
+
+def test_idle_nodes_not_needed_within_a_boot_go_at_once() -> None:
+    """No arrival within the last boot time: waiting idle_time_s would only buy node-time, so both
+    idle nodes go now (the one in its cooldown still stays). Two arrivals of 1 CPU within the last
+    boot: they would fill one 2-CPU node, so the most recently idle node stays for them."""
+    a = node("a", "cloud", idle_since=NOW - 10, powered_on_at=NOW - 3600)
+    b = node("b", "cloud", idle_since=NOW - 5, powered_on_at=NOW - 3600)
+    fresh = node("c", "cloud", idle_since=NOW - 1, powered_on_at=NOW - S.cooldown_s + 5)
+    quiet = decide(ClusterView((a, b, fresh), (), history=busy(2, within_s=600)), [cloud()], NOW, S)
+    assert sorted(o.node for o in quiet.power_off) == ["a", "b"]
+    assert all("not needed again within a boot" in o.reason for o in quiet.power_off)
+    some = decide(ClusterView((a, b), (), history=busy(2)), [cloud()], NOW, S)
+    assert [o.node for o in some.power_off] == ["a"]
 
 
 def test_daemonset_only_node_is_idle_but_user_pod_keeps_it() -> None:
@@ -484,3 +506,54 @@ def test_the_unschedulable_taint_of_a_board_just_uncordoned_does_not_hide_its_ro
                    state_since=NOW - 2, cpu_m=4000, taints=(cordon_taint,))
     d = run([booting, node("edge-1", "edge", NodeState.OFF)], [pending("p")], [edge()])
     assert d.power_on == ()
+
+# --- duration-aware scale-up -------------------------------------------------------------------------
+
+
+def test_a_pod_waits_for_room_a_finishing_pod_frees_sooner_than_a_boot() -> None:
+    """A full node runs two pods of service "svc" started 50 s ago. Its recorded runs took about a
+    minute, so room frees in ~10 s, before a new node (boot 60 s) would be Ready: the pending pod
+    waits, and says why. Runs that took 10 minutes, or too few recorded runs, buy a node."""
+    full = node("a", "cloud", NodeState.USED, cpu_m=1000, powered_on_at=NOW - 3600)
+    pods = [running(f"r{i}", "a", owner="svc", started_at=NOW - 50) for i in range(2)]
+    waiting = pending("p", owner="svc")
+    quick = RunHistory(runtimes={"svc": (58.0, 60.0, 62.0, 61.0)})
+    d = decide(ClusterView((full,), (*pods, waiting), history=quick), [cloud(boot_s=60)], NOW, S)
+    assert d.power_on == ()
+    assert "sooner than a new node boots" in reasons(d)["default/p"]
+    slow = RunHistory(runtimes={"svc": (590.0, 600.0, 610.0)})
+    d = decide(ClusterView((full,), (*pods, waiting), history=slow), [cloud(boot_s=60)], NOW, S)
+    assert new_per_group(d) == {"cloud": 1}
+    few = RunHistory(runtimes={"svc": (58.0, 60.0)})
+    d = decide(ClusterView((full,), (*pods, waiting), history=few), [cloud(boot_s=60)], NOW, S)
+    assert new_per_group(d) == {"cloud": 1}
+
+
+def test_room_expected_later_than_a_boot_waits_only_within_wait_target() -> None:
+    """Room expected in ~90 s, a boot takes 60 s: within a 120 s wait target the pod waits for it,
+    within a 60 s one it gets a node; a pod that already waited past the target gets one."""
+    full = node("a", "cloud", NodeState.USED, cpu_m=1000, powered_on_at=NOW - 3600)
+    pods = [running(f"r{i}", "a", owner="svc", started_at=NOW - 10) for i in range(2)]
+    history = RunHistory(runtimes={"svc": (99.0, 100.0, 101.0)})
+    fresh = pending("p", owner="svc", created_at=NOW - 1, unschedulable_since=NOW - 1)
+    patient = PolicySettings(wait_target_s=120)
+    d = decide(ClusterView((full,), (*pods, fresh), history=history), [cloud(boot_s=60)], NOW, patient)
+    assert d.power_on == ()
+    d = decide(ClusterView((full,), (*pods, fresh), history=history), [cloud(boot_s=60)], NOW,
+               PolicySettings(wait_target_s=60))
+    assert new_per_group(d) == {"cloud": 1}
+    old = pending("p", owner="svc", created_at=NOW - 130, unschedulable_since=NOW - 130)
+    d = decide(ClusterView((full,), (*pods, old), history=history), [cloud(boot_s=60)], NOW, patient)
+    assert new_per_group(d) == {"cloud": 1}
+
+
+def test_room_on_a_booting_node_goes_to_the_pod_that_can_use_nothing_else() -> None:
+    """One pod's room is left on a booting amd64 node; an amd64-only pod and a pod that runs
+    anywhere are pending (the anywhere pod sorts first by name and asks more CPU). The amd64 pod
+    takes that room; the other gets a board: one new node in all, not a second amd64 one."""
+    booting = node("c1", "cloud", NodeState.POWERING_ON, cpu_m=2000, registered=False,
+                   labels={"arch": "amd64"}, powered_on_at=NOW - 10)
+    pods = [running("r", "c1", cpu_m=1000),
+            pending("a-anywhere", cpu_m=1000), pending("b-amd64", cpu_m=900, node_selector={"arch": "amd64"})]
+    d = run([booting], pods, [cloud(labels={"arch": "amd64"}), edge(labels={"arch": "arm64"})])
+    assert [(p.group, p.pods) for p in d.power_on] == [("edge", ("default/a-anywhere",))]

@@ -8,11 +8,14 @@ deterministic: the same inputs give the same ``Decision``. One pass, in this ord
 2. ``demand``: one pass over the pods: what runs where, and which pending pods are demand.
 3. a group below its ``min`` gets nodes powered on (they take pending pods like any booting node).
 4. ``capacity``: pending pods are placed on the room of Ready and booting nodes first.
-5. ``scaleup``: pods pinned by hostname get the very board they name; the rest are bin-packed onto
+5. ``waiting``: pods that, by their owners' recorded run times, will get room on a running node
+   sooner than a new node boots (or within ``wait_target_s``) wait for it.
+   ``scaleup``: pods pinned by hostname get the very board they name; the rest are bin-packed onto
    new nodes of the eligible groups (``packing``), within every max; pods that get nothing are
    reported as ``NotTriggered`` with the reason.
 6. ``extra_free`` spare nodes are topped up.
-7. ``scalein``: idle nodes beyond ``min`` and ``extra_free`` are powered off.
+7. ``scalein``: idle nodes beyond ``min`` and ``extra_free`` are powered off, after ``idle_time_s``
+   or at once where the recent arrival rate says they will not be needed within a boot (``idle``).
 
 Costs grow with nodes + pods + shapes × nodes, never pods × nodes (see ``capacity``, ``packing``).
 """
@@ -27,15 +30,18 @@ from elastic.model import (
     NodeGroup,
     NodeInfo,
     NodeState,
+    NotTriggered,
     PolicySettings,
     PowerOn,
 )
 from elastic.policy.capacity import Slot, place_on_existing
 from elastic.policy.demand import index_pods
-from elastic.policy.fit import node_capacity, node_traits, referenced_keys, shape_of
+from elastic.policy.fit import Shape, node_capacity, node_traits, referenced_keys, shape_of
+from elastic.policy.idle import may_go_now
 from elastic.policy.scalein import power_offs
 from elastic.policy.scaleup import ACTIVE_STATES, Budget, GroupInfo, open_pinned_boards, plan_new_nodes
 from elastic.policy.timers import overdue
+from elastic.policy.waiting import wait_for_room
 
 __all__ = ["decide"]
 
@@ -94,7 +100,10 @@ def decide(view: ClusterView, groups: Sequence[NodeGroup], now: float, settings:
     booting.extend(min_slots)
 
     # 4-5. existing room first, then new nodes.
-    leftover = place_on_existing(index.demand, ready, booting, now, settings.pending_grace_s)
+    def groups_fitting(shape: Shape) -> int:
+        return sum(1 for info in infos if info.fits(shape))
+
+    leftover = place_on_existing(index.demand, ready, booting, now, settings.pending_grace_s, groups_fitting)
     for slot in min_slots:
         group = by_name[slot.group]
         power_on.append(PowerOn(slot.group, slot.name, f"group {slot.group} below its min ({group.min})",
@@ -107,7 +116,13 @@ def decide(view: ClusterView, groups: Sequence[NodeGroup], now: float, settings:
                 active[slot.group] += 1
                 reason = f"{len(slot.pods)} pending pod(s) name this node"
                 power_on.append(PowerOn(slot.group, slot.name, reason, tuple(sorted(slot.pods))))
+    waiting, leftover = wait_for_room(leftover, view.pods, ready, infos, view.history, now,
+                                      settings.wait_target_s)
     new_nodes, not_triggered = plan_new_nodes(leftover, infos, budget)
+    if waiting:
+        reason = "expected to get room on a running node sooner than a new node boots or within wait_target_s"
+        not_triggered = sorted([*not_triggered, *(NotTriggered(p.key, reason) for p in waiting)],
+                               key=lambda t: t.pod)
     for new in new_nodes:
         active[new.group] += 1
         power_on.append(PowerOn(new.group, new.node,
@@ -130,7 +145,10 @@ def decide(view: ClusterView, groups: Sequence[NodeGroup], now: float, settings:
 
     # 7. scale in.
     claimed = {s.name for s in ready if s.pods and s.name}
-    offs = power_offs(nodes, by_name, index.user_pods, claimed, active, spare, now, settings)
+    go_now: set[str] = set()
+    if settings.adaptive_idle:
+        go_now = may_go_now(nodes, by_name, index.demand, index.used, index.user_pods, view.history, now)
+    offs = power_offs(nodes, by_name, index.user_pods, claimed, active, spare, now, settings, go_now)
     return Decision(
         power_on=tuple(power_on),
         power_off=tuple(offs),

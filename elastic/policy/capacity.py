@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from elastic.model import PodInfo
 from elastic.policy.fit import Shape, Traits, allows, shape_of
@@ -123,9 +123,11 @@ def _pools(slots: Sequence[Slot]) -> list[_Pool]:
 
 
 def place_on_existing(
-    demand: Sequence[PodInfo], ready: Sequence[Slot], booting: Sequence[Slot], now: float, grace_s: float
+    demand: Sequence[PodInfo], ready: Sequence[Slot], booting: Sequence[Slot], now: float, grace_s: float,
+    groups_fitting: Callable[[Shape], int] | None = None,
 ) -> list[PodInfo]:
-    """Place what fits on ``ready`` and ``booting`` slots (filling ``Slot.pods``); return the rest."""
+    """Place what fits on ``ready`` and ``booting`` slots (filling ``Slot.pods``); return the rest.
+    ``groups_fitting`` (how many node groups could run a shape) puts the least flexible pods first."""
     recent = sorted((s for s in ready if now - s.since <= grace_s), key=lambda s: (s.since, s.name or ""))
     recent_since = [s.since for s in recent]
     batches: dict[tuple[Shape, int], list[PodInfo]] = {}
@@ -139,7 +141,10 @@ def place_on_existing(
     all_ready = _pools(ready)
     booting_pools = _pools(booting)
     leftover: list[PodInfo] = []
-    order = sorted(batches, key=lambda b: (-b[0].gpus, -b[0].cpu_m, -b[0].memory_mib, b[1],
+    # Pods that fit fewer groups go first: room that only they can use should not go to a pod that
+    # could run elsewhere (it would cost the constrained pod a node of its own).
+    flexibility = {shape: groups_fitting(shape) if groups_fitting else 0 for shape, _ in batches}
+    order = sorted(batches, key=lambda b: (-b[0].gpus, flexibility[b[0]], -b[0].cpu_m, -b[0].memory_mib, b[1],
                                            repr(b[0].constraints)))
     for shape, tier in order:
         pods = batches[(shape, tier)]

@@ -9,7 +9,7 @@ expensive, then longest idle, then by name. DISABLED, FAILED and transitional no
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 
 from elastic.model import NodeGroup, NodeInfo, NodeState, PolicySettings, PowerOff
 
@@ -29,9 +29,11 @@ def power_offs(
     spare: int,
     now: float,
     settings: PolicySettings,
+    go_now: Set[str] = frozenset(),
 ) -> list[PowerOff]:
     """Idle nodes to power off now, in the order the actuator should take them. ``spare`` counts the
-    schedulable nodes that will run no user pod (the ones ``extra_free`` keeps)."""
+    schedulable nodes that will run no user pod (the ones ``extra_free`` keeps). Nodes in ``go_now``
+    (not needed again within a boot: ``idle``) need not wait ``idle_time_s``."""
     candidates: list[tuple[tuple[int, float, float, str], NodeInfo]] = []
     for node in nodes:
         group = groups.get(node.group)
@@ -43,7 +45,7 @@ def power_offs(
             or node.name in claimed
             or not is_empty(node, user_pods)
             or node.idle_since is None
-            or now - node.idle_since < settings.idle_time_s
+            or (now - node.idle_since < settings.idle_time_s and node.name not in go_now)
             or (node.powered_on_at is not None and now - node.powered_on_at < settings.cooldown_s)
         ):
             continue
@@ -51,7 +53,7 @@ def power_offs(
     candidates.sort(key=lambda c: c[0])
     left = dict(active)
     offs: list[PowerOff] = []
-    for _, node in candidates:
+    for (_, _, idle_since, _), node in candidates:
         # a cordoned node is nobody's spare room: powering it off leaves the spares as they are
         if not node.cordoned and spare <= settings.extra_free:
             continue
@@ -61,6 +63,7 @@ def power_offs(
         left[node.group] -= 1
         if not node.cordoned:
             spare -= 1
-        offs.append(PowerOff(node.name, node.group, f"idle {now - node.idle_since:.0f}s "
-                                                    f"(idle_time_s {settings.idle_time_s:g})"))
+        why = (f"idle_time_s {settings.idle_time_s:g}" if now - idle_since >= settings.idle_time_s
+               else "not needed again within a boot at the recent arrival rate")
+        offs.append(PowerOff(node.name, node.group, f"idle {now - idle_since:.0f}s ({why})"))
     return offs

@@ -6,7 +6,7 @@ overridden by keyword. Like the originals they keep a little memory between look
 
 Shared conventions: a group's ``min`` nodes are never powered off (the operator asked for them), a
 group's ``max`` is never exceeded, and when a policy has to choose a group it tries a higher
-``priority`` first (DESIGN §3), then the group order of the file.
+``priority`` first (as the Cluster Autoscaler's priority expander), then the group order of the file.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from elastic.model import (
     ClusterView,
     Decision,
+    MarkFailed,
     NodeGroup,
     NodeInfo,
     NodeState,
@@ -68,6 +69,16 @@ def _pending(view: ClusterView, system: frozenset[str]) -> list[PodInfo]:
     )
 
 
+def _stuck(view: ClusterView, now: float, limit_s: float, groups: Mapping[str, NodeGroup],
+           why: str) -> tuple[MarkFailed, ...]:
+    """Nodes powering on for longer than ``limit_s``: given up (the engine powers them off)."""
+    return tuple(
+        MarkFailed(n.name, n.group, why) for n in view.nodes
+        if n.group in groups and n.state == NodeState.POWERING_ON and not n.ready
+        and now - (n.powered_on_at if n.powered_on_at is not None else n.state_since) > limit_s
+    )
+
+
 def _used(view: ClusterView) -> dict[str, tuple[int, int, int, list[PodInfo]]]:
     """Per node: requested CPU, memory, pod count and the user pods on it."""
     used: dict[str, tuple[int, int, int, list[PodInfo]]] = {}
@@ -86,6 +97,7 @@ class StaticPolicy:
     name = "static"
     period_s = 3600.0
     event_driven = False
+    interrupts_jobs = False
 
     def initial_on(self, group: NodeGroup) -> int:
         return group.max
@@ -107,14 +119,18 @@ class CluesPolicy:
     Defaults, from ``etc/clues2.cfg-example`` and the code defaults in ``clueslib``:
     ``PERIOD_SCHEDULE = 5`` s, ``IDLE_TIME = 1800`` s, ``COOLDOWN_NODES = 0``, ``EXTRA_NODES_FREE =
     0``, and ``MAX_BOOTING_NODES = 0`` (unlimited: the code default in ``clueslib/schedulers.py``;
-    the example file sets 2).
+    the example file sets 2). A node not on ``MAX_WAIT_POWERON = 300`` s after its power-on is
+    considered failed (``[monitoring]`` of ``etc/clues2.cfg-example``) and given up.
     """
 
     name = "clues"
     event_driven = False
+    interrupts_jobs = False
+    """It powers off only nodes in state ``idle``."""
 
     def __init__(self, groups: Sequence[NodeGroup], *, period_s: float = 5.0, idle_time_s: float = 1800.0,
                  cooldown_nodes_s: float = 0.0, max_booting_nodes: int = 0, extra_nodes_free: int = 0,
+                 max_wait_poweron_s: float = 300.0,
                  system_namespaces: frozenset[str] = PolicySettings().system_namespaces) -> None:
         self.groups = list(groups)
         self.period_s = period_s
@@ -122,6 +138,7 @@ class CluesPolicy:
         self.cooldown_nodes_s = cooldown_nodes_s
         self.max_booting_nodes = max_booting_nodes
         self.extra_nodes_free = extra_nodes_free
+        self.max_wait_poweron_s = max_wait_poweron_s
         self.system = system_namespaces
 
     def initial_on(self, group: NodeGroup) -> int:
@@ -132,11 +149,17 @@ class CluesPolicy:
         for node in view.nodes:
             by_group.setdefault(node.group, []).append(node)
         on_count = {name: sum(1 for n in nodes if n.state in ON_STATES) for name, nodes in by_group.items()}
-        booting = sum(1 for node in view.nodes if node.state == NodeState.POWERING_ON)
         groups = {group.name: group for group in self.groups}
+        failed = _stuck(view, now, self.max_wait_poweron_s, groups,
+                        f"clues: not on {self.max_wait_poweron_s:g} s after power-on")
+        gone = {f.node for f in failed}
+        for f in failed:
+            on_count[f.group] -= 1
+        booting = sum(1 for n in view.nodes if n.state == NodeState.POWERING_ON and n.name not in gone)
         # Capacity already on its way: booting nodes, whole.
         bins = [_Bin(node.name, groups[node.group], node.labels, node.cpu_m, node.memory_mib, node.max_pods)
-                for node in view.nodes if node.state == NodeState.POWERING_ON and node.group in groups]
+                for node in view.nodes if node.state == NodeState.POWERING_ON and node.group in groups
+                and node.name not in gone]
         power_on: list[PowerOn] = []
         for pod in _pending(view, self.system):
             if any(slot.take(pod) for slot in bins):
@@ -168,7 +191,7 @@ class CluesPolicy:
                     and on_count[group.name] > group.min and len(idle) - len(power_off) > keep_idle):
                 on_count[group.name] -= 1
                 power_off.append(PowerOff(node.name, group.name, f"clues: idle > {self.idle_time_s:g} s"))
-        return Decision(power_on=tuple(power_on), power_off=tuple(power_off))
+        return Decision(power_on=tuple(power_on), power_off=tuple(power_off), failed=failed)
 
     @staticmethod
     def _off_node(nodes: list[NodeInfo], taken: set[str | None]) -> str | None:
@@ -183,7 +206,7 @@ class AutoscalerPolicy:
     - Scale-up: unschedulable pods (older than ``--new-pod-scale-up-delay=0s``) are first fitted on
       upcoming (booting) nodes; for the rest, the binpacking estimator packs them first-fit
       decreasing onto template nodes of each group that can take them, and the expander picks one
-      group per loop (DESIGN §3: the ``priority`` expander; ties broken by fewest nodes).
+      group per loop (the ``priority`` expander; ties broken by fewest nodes).
     - Scale-down: a node whose requested CPU and memory are both under
       ``--scale-down-utilization-threshold=0.5`` and whose pods all fit on other nodes is
       *unneeded*; after ``--scale-down-unneeded-time=10m`` unneeded it is removed, empty ones up to
@@ -191,15 +214,19 @@ class AutoscalerPolicy:
       within ``--scale-down-delay-after-add=10m`` of a scale-up or
       ``--scale-down-delay-after-delete`` (= scan interval) of a removal. Unneeded timers keep
       running during those delays, as in CA.
+    - ``--max-node-provision-time=15m``: a node not registered and Ready by then is given up.
     """
 
     name = "autoscaler"
     event_driven = False
+    interrupts_jobs = True
+    """It drains under-used nodes whose pods fit elsewhere; Job pods are evicted like any other."""
 
     def __init__(self, groups: Sequence[NodeGroup], *, scan_interval_s: float = 10.0,
                  unneeded_time_s: float = 600.0, delay_after_add_s: float = 600.0,
                  delay_after_delete_s: float | None = None, utilization_threshold: float = 0.5,
                  max_empty_bulk_delete: int = 10, new_pod_scale_up_delay_s: float = 0.0,
+                 max_node_provision_time_s: float = 900.0,
                  system_namespaces: frozenset[str] = PolicySettings().system_namespaces) -> None:
         self.groups = list(groups)
         self.period_s = scan_interval_s
@@ -209,6 +236,7 @@ class AutoscalerPolicy:
         self.utilization_threshold = utilization_threshold
         self.max_empty_bulk_delete = max_empty_bulk_delete
         self.new_pod_scale_up_delay_s = new_pod_scale_up_delay_s
+        self.max_node_provision_time_s = max_node_provision_time_s
         self.system = system_namespaces
         self.last_scale_up = -float("inf")
         self.last_scale_down = -float("inf")
@@ -219,13 +247,18 @@ class AutoscalerPolicy:
 
     def decide(self, view: ClusterView, now: float) -> Decision:
         groups = {group.name: group for group in self.groups}
+        failed = _stuck(view, now, self.max_node_provision_time_s, groups,
+                        f"autoscaler: not Ready {self.max_node_provision_time_s:g} s after scale-up")
+        if failed:
+            gone = {f.node for f in failed}
+            view = dataclasses.replace(view, nodes=tuple(n for n in view.nodes if n.name not in gone))
         power_on = self._scale_up(view, now, groups)
         if power_on:
             self.last_scale_up = now
         power_off = self._scale_down(view, now, groups)
         if power_off:
             self.last_scale_down = now
-        return Decision(power_on=tuple(power_on), power_off=tuple(power_off))
+        return Decision(power_on=tuple(power_on), power_off=tuple(power_off), failed=failed)
 
     def _scale_up(self, view: ClusterView, now: float, groups: dict[str, NodeGroup]) -> list[PowerOn]:
         pending = [pod for pod in _pending(view, self.system)

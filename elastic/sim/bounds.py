@@ -1,4 +1,4 @@
-"""DESIGN §5's two lower bounds on node-hours, reported beside every simulated run.
+"""Two lower bounds on node-hours, reported beside every simulated run.
 
 Both use the same curve: the nodes needed at each moment if every job started at its submit time on
 perfectly packed nodes of the largest group (the larger of the CPU and the memory ceiling).

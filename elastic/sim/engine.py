@@ -12,7 +12,10 @@ What is modelled, and how:
   ``unschedulable_since`` (the PodScheduled=False/Unschedulable condition) the first time.
 - **Nodes** boot in their group's ``boot_s`` (power-on request → Ready), then are ``idle``/``used``;
   a power-off cordons the node, evicts its pods (they go back to pending and start again from
-  scratch, as a drained Job pod does) and takes ``poweroff_s``. A node costs ``cost_per_hour`` from
+  scratch, as a drained Job pod does) and takes ``poweroff_s``. OSCAR's Jobs have ``backoffLimit: 0``,
+  so an evicted pod is a failed job: a policy that does not declare ``interrupts_jobs`` (only the
+  Cluster Autoscaler's drain of under-used nodes does) and powers off a node running a job stops the
+  run with ``JobInterrupted``. A node costs ``cost_per_hour`` from
   the power-on request to the end of its power-off. The clock starts at the first submission, with
   ``initial_on`` nodes of each group Ready (billed from then).
 - **When the policy looks**: every ``policy.period_s`` (the daemon's tick, CLUES's
@@ -21,19 +24,42 @@ What is modelled, and how:
   but no later than 2 s after the first. The policy sees a ``ClusterView`` built from this state,
   with ``now`` the virtual clock: the same injected clock the daemon's ``decide()`` gets.
 
+- **What real clouds do to a plan**: a fraction ``poweron_failure_rate`` of power-ons never become
+  Ready (the policy's own timeout must notice and give the node up), and boot times spread by
+  ``boot_spread`` around ``boot_s``. Both are drawn from a stream seeded by ``(fault_seed, group,
+  n-th power-on of that group)``, so every policy meets the same failures at the same power-ons
+  whatever it decides in between. A node given up while booting backs its group off as the daemon's
+  actuator does (``backoff_min_s``, doubling to ``backoff_max_s``, reset by a node that comes up).
+- **History**: the view carries what a daemon could have learnt by watching: run times of finished
+  pods per owner (the job's ``service``, or its requests when the trace names none: OSCAR's services
+  give all their jobs the same requests) and recent arrival times, bounded as ``RunHistory`` says.
+  Never the trace's durations of jobs still running.
+
 The run ends when every job has finished (the horizon, up to which node-hours are counted), or
 ``max_tail_s`` after the last submission, when the jobs still pending are reported unserved.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import heapq
 import math
+import random
 from collections.abc import Sequence
 from typing import Protocol
 
-from elastic.model import ClusterView, Decision, NodeGroup, NodeInfo, NodeState, PodInfo
+from elastic.model import (
+    HISTORY_ARRIVALS,
+    HISTORY_RUNS,
+    ClusterView,
+    Decision,
+    NodeGroup,
+    NodeInfo,
+    NodeState,
+    PodInfo,
+    RunHistory,
+)
 from elastic.sim.fit import placeable
 from elastic.sim.trace import Job
 from provisioner.elastic_settings import knob_float
@@ -44,6 +70,10 @@ NAMESPACE = "default"
 _FINISH, _OFF_DONE, _READY, _ARRIVE, _TICK, _BATCH = range(6)
 
 
+class JobInterrupted(RuntimeError):
+    """A policy that promises never to interrupt a running job powered off a node that runs one."""
+
+
 class Policy(Protocol):
     """What the engine drives: a decision function plus when it is called."""
 
@@ -52,6 +82,9 @@ class Policy(Protocol):
     """Periodic look (daemon tick, CLUES PERIOD_SCHEDULE, autoscaler scan-interval)."""
     event_driven: bool
     """Also look after pods become unschedulable, with the daemon's batching window."""
+
+    interrupts_jobs: bool
+    """Scale-in may drain nodes with running jobs (which then restart); False: never (checked)."""
 
     def initial_on(self, group: NodeGroup) -> int:
         """Nodes of ``group`` on and Ready at t=0."""
@@ -69,6 +102,24 @@ class EngineSettings:
     scoring: str = "most_allocated"
     """What our k3s runs: kube-scheduler with a ``MostAllocated`` scoring profile (the k3s_server role),
     so nodes empty and can be powered off; ``least_allocated`` is kube-scheduler's stock spreading."""
+    poweron_failure_rate: float = 0.0
+    """Fraction of power-ons whose node never becomes Ready."""
+    boot_spread: float = 0.0
+    """Boot times are uniform in ``boot_s × [1 - spread, 1 + spread]``."""
+    fault_seed: int = 0
+    backoff_min_s: float = 300.0
+    """As the daemon's ``[elastic] backoff_min_s``/``backoff_max_s``."""
+    backoff_max_s: float = 1800.0
+
+
+def power_on_fate(settings: EngineSettings, group: NodeGroup, nth: int) -> tuple[bool, float]:
+    """(fails, boot time) of the ``nth`` power-on in ``group``: the same for every policy."""
+    if not settings.poweron_failure_rate and not settings.boot_spread:
+        return False, group.boot_s
+    rng = random.Random(f"{settings.fault_seed}/{group.name}/{nth}")
+    fails = rng.random() < settings.poweron_failure_rate
+    boot = group.boot_s * (1 + settings.boot_spread * (2 * rng.random() - 1))
+    return fails, max(boot, 0.0)
 
 
 @dataclasses.dataclass
@@ -135,6 +186,8 @@ class SimResult:
     scale_ups: int
     scale_downs: int
     marked_failed: int
+    power_on_failures: int
+    """Power-ons the fault stream failed (whether or not the policy noticed)."""
     rejected: list[str]
     looks: int
     timeline: list[tuple[float, dict[str, int], int, int]]
@@ -173,6 +226,12 @@ class Simulation:
         self.on_per_group = dict.fromkeys(self.groups, 0)
         self.node_index: dict[str, int] = {}
         self.placeable_cache: dict[tuple[tuple[tuple[str, str], ...], str], bool] = {}
+        self.power_ons = dict.fromkeys(self.groups, 0)
+        self.power_on_failures = 0
+        self.backoff_until: dict[str, float] = {}
+        self.backoff_s: dict[str, float] = {}
+        self.runtimes: dict[str, collections.deque[float]] = {}
+        self.arrivals: collections.deque[float] = collections.deque(maxlen=HISTORY_ARRIVALS)
 
     # ---- building blocks -------------------------------------------------------------------------
 
@@ -182,8 +241,11 @@ class Simulation:
 
     @staticmethod
     def _pod(job: Job) -> PodInfo:
+        owner = job.service or f"{job.cpu_m}m/{job.memory_mib}Mi/" + ",".join(
+            f"{k}={v}" for k, v in sorted(job.selector.items()))
         return PodInfo(key=f"{NAMESPACE}/job-{job.index}", namespace=NAMESPACE, cpu_m=job.cpu_m,
-                       memory_mib=job.memory_mib, node_selector=dict(job.selector), created_at=job.submit_s)
+                       memory_mib=job.memory_mib, node_selector=dict(job.selector), created_at=job.submit_s,
+                       owner=owner)
 
     def _new_node(self, group: NodeGroup, name: str | None) -> SimNode:
         if name is None:
@@ -224,9 +286,14 @@ class Simulation:
         node.cordoned = False
         if instantly:
             self._become_ready(node)
+            return
+        self._set_state(node, NodeState.POWERING_ON)
+        self.power_ons[node.group.name] += 1
+        fails, boot = power_on_fate(self.settings, node.group, self.power_ons[node.group.name])
+        if fails:
+            self.power_on_failures += 1  # it never turns Ready: the policy's timeout must give it up
         else:
-            self._set_state(node, NodeState.POWERING_ON)
-            self._push(self.now + node.group.boot_s, _READY, self._node_id(node), node.epoch)
+            self._push(self.now + boot, _READY, self._node_id(node), node.epoch)
 
     def _node_id(self, node: SimNode) -> int:
         return self.node_index.setdefault(node.name, len(self.node_index))
@@ -239,9 +306,14 @@ class Simulation:
         node.ready_at = self.now
         self._set_state(node, NodeState.IDLE)
         self.capacity_changed = True
+        self.backoff_s.pop(node.group.name, None)  # a node came up: the group is healthy again
 
     def _power_off(self, node: SimNode) -> None:
         """Cordon, evict, then the power-off takes ``poweroff_s``."""
+        if node.pods and not getattr(self.policy, "interrupts_jobs", False):
+            jobs = ", ".join(f"job-{i}" for i in sorted(node.pods))
+            raise JobInterrupted(f"{self.now:.1f}: policy {self.policy.name!r} powered off {node.name}, "
+                                 f"interrupting {jobs}")
         node.cordoned = True
         for index in sorted(node.pods):
             self._evict(index)
@@ -278,7 +350,8 @@ class Simulation:
         if run.first_start is None:
             run.first_start = self.now
         run.run_id += 1
-        run.pod = dataclasses.replace(run.pod, node_name=node.name, phase="Running", unschedulable_since=None)
+        run.pod = dataclasses.replace(run.pod, node_name=node.name, phase="Running", unschedulable_since=None,
+                                      started_at=self.now)
         self.running_cpu += job.cpu_m
         placement = Placement(index, node.name, self.now, None, job.cpu_m, job.memory_mib)
         self.placements.append(placement)
@@ -303,6 +376,10 @@ class Simulation:
         self._release(index)
         run.end = self.now
         run.pod = dataclasses.replace(run.pod, phase="Succeeded")
+        owner = run.pod.owner
+        if owner not in self.runtimes:
+            self.runtimes[owner] = collections.deque(maxlen=HISTORY_RUNS)
+        self.runtimes[owner].append(self.now - (run.start or self.now))
         self.finished += 1
         self.demand_cpu -= run.job.cpu_m
         self.capacity_changed = True
@@ -314,7 +391,8 @@ class Simulation:
         run.run_id += 1  # its pending finish event is now stale
         run.node = None
         run.start = None
-        run.pod = dataclasses.replace(run.pod, node_name=None, phase="Pending", unschedulable_since=None)
+        run.pod = dataclasses.replace(run.pod, node_name=None, phase="Pending", unschedulable_since=None,
+                                      started_at=None)
         self.pending[index] = None
         self.new_pending.append(index)
 
@@ -397,7 +475,10 @@ class Simulation:
         pods = tuple(self.runs[i].pod for i in self.pending) + tuple(
             self.runs[i].pod for node in self.nodes.values() for i in sorted(node.pods)
         )
-        return ClusterView(nodes=nodes, pods=pods)
+        history = RunHistory({owner: tuple(times) for owner, times in self.runtimes.items()},
+                             tuple(self.arrivals))
+        backoff = {g: t for g, t in self.backoff_until.items() if t > self.now}
+        return ClusterView(nodes=nodes, pods=pods, backoff_until=backoff, history=history)
 
     def _look(self) -> None:
         self.looks += 1
@@ -405,11 +486,21 @@ class Simulation:
         for action in decision.power_off:
             self._do_off(action.node, action.group, "power-off")
         for failed in decision.failed:
+            node = self.nodes.get(failed.node)
+            if node is not None and node.state == NodeState.POWERING_ON:
+                self._back_off(failed.group)
             if self._do_off(failed.node, failed.group, "mark-failed"):
                 self.marked_failed += 1
                 self.scale_downs -= 1
         for action in decision.power_on:
             self._do_on(action.group, action.node)
+
+    def _back_off(self, group: str) -> None:
+        """As the daemon's actuator: a group whose node failed to come up waits, doubling each time."""
+        delay = self.backoff_s.get(group)
+        delay = self.settings.backoff_min_s if delay is None else min(delay * 2, self.settings.backoff_max_s)
+        self.backoff_s[group] = delay
+        self.backoff_until[group] = self.now + delay
 
     def _do_on(self, group_name: str, name: str | None) -> None:
         group = self.groups.get(group_name)
@@ -470,6 +561,7 @@ class Simulation:
             while self.heap and self.heap[0][0] == now:
                 _, kind, _, a, b = heapq.heappop(self.heap)
                 if kind == _ARRIVE:
+                    self.arrivals.append(now)
                     self.pending[a] = None
                     self.new_pending.append(a)
                     self.demand_cpu += self.runs[a].job.cpu_m
@@ -509,6 +601,7 @@ class Simulation:
         return SimResult(
             policy=self.policy.name, horizon_s=horizon, runs=self.runs, node_seconds=self.node_seconds,
             node_intervals=self.node_intervals, placements=self.placements, scale_ups=self.scale_ups,
-            scale_downs=self.scale_downs, marked_failed=self.marked_failed, rejected=self.rejected,
+            scale_downs=self.scale_downs, marked_failed=self.marked_failed,
+            power_on_failures=self.power_on_failures, rejected=self.rejected,
             looks=self.looks, timeline=self.timeline,
         )

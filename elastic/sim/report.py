@@ -1,5 +1,6 @@
 """Showing simulated runs: a plain-text table for the terminal, and a report (PNG + Markdown page)
-that puts several policies side by side. matplotlib is imported only when a report is asked for."""
+that puts several policies side by side. matplotlib (the optional ``report`` extra) is imported only
+when a report is asked for."""
 
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ TABLE_COLUMNS = (
     ("node_hours", "node-h", "{:.2f}"),
     ("cost", "cost", "{:.2f}"),
     ("wait_mean_s", "wait mean s", "{:.1f}"),
+    ("wait_p50_s", "wait p50 s", "{:.1f}"),
     ("wait_p95_s", "wait p95 s", "{:.1f}"),
     ("wait_max_s", "wait max s", "{:.1f}"),
     ("jobs", "jobs", "{}"),
     ("jobs_unserved", "unserved", "{}"),
+    ("jobs_interrupted", "interrupted", "{}"),
     ("scale_ups", "ups", "{}"),
     ("scale_downs", "downs", "{}"),
     ("ratio_to_boot_aware_bound", "× bound", "{:.3f}"),
@@ -32,9 +35,11 @@ COLUMNS_EXPLAINED = f"""What the columns say:
 
 - **node-h**: node-hours the policy kept machines on (booting, idle or busy), every group summed.
 - **cost**: those hours at each group's `cost_per_hour`, in {CURRENCY}.
-- **wait mean s**, **wait p95 s**, **wait max s**: seconds from a job's submission to its start
-  (mean, 95th percentile, worst).
+- **wait mean s**, **wait p50 s**, **wait p95 s**, **wait max s**: seconds from a job's submission to
+  its start (mean, median, 95th percentile, worst).
 - **jobs**, **unserved**: jobs in the trace; jobs that never started before the trace ended.
+- **interrupted**: running jobs whose node was drained under them (an OSCAR Job has
+  `backoffLimit: 0`, so each is a failed job).
 - **ups**, **downs**: nodes the policy powered on, and off.
 - **× bound**: node-h divided by the boot-aware lower bound below (1.00 would be perfect); the
   bound packs every job perfectly at every instant and pays each boot only once, so no real
@@ -129,7 +134,13 @@ def plot_runs(sims: Sequence[SimResult], results: Sequence[dict[str, Any]], png:
 
 def prepare_report_dir(report: Path) -> None:
     """Make the directory ``--report`` writes into, so an unusable path is refused as bad input (exit 2)
-    before the runs, not as an internal error after minutes of simulation."""
+    before the runs, not as an internal error after minutes of simulation; so is a missing matplotlib
+    (the optional ``report`` extra: neither the daemon nor its image needs it)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise BadInput("simulate --report draws its figures with matplotlib, which is not installed: "
+                       "pip install 'oscar-deploy[report]'") from None
     if report.parent.exists() and not report.parent.is_dir():
         raise BadInput(f"{report}: cannot write the report: {report.parent} is not a directory")
     try:

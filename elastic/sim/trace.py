@@ -1,7 +1,9 @@
-"""Workload traces: CSV ``submit_s,cpus,memory_mib,duration_s[,selector]``, one job a line.
+"""Workload traces: CSV ``submit_s,cpus,memory_mib,duration_s[,selector][,service]``, one job a line.
 
 ``selector`` is ``key=value`` (several joined by ``;``), matched against node labels like a pod's
-``nodeSelector``. Every malformed line is a ``BadInput`` naming the file and line.
+``nodeSelector``. ``service`` names the OSCAR service whose Job the line is (its pods carry the
+service's labels); jobs of one service are alike, which is what a policy may learn run times from.
+Every malformed line is a ``BadInput`` naming the file and line.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ class Job:
     duration_s: float
     selector: Mapping[str, str] = dataclasses.field(default_factory=dict)
     line: int = 0
+    service: str = ""
+    """The OSCAR service the job belongs to ("" when the trace does not say)."""
 
 
 def parse_selector(raw: str, where: str) -> dict[str, str]:
@@ -89,6 +93,7 @@ def load_trace(path: Path) -> tuple[Job, ...]:
                 duration_s=duration,
                 selector=parse_selector(row.get("selector") or "", where),
                 line=reader.line_num,
+                service=(row.get("service") or "").strip(),
             ))
     if not jobs:
         raise TraceError(f"{path}: no jobs")
@@ -101,10 +106,14 @@ def write_trace(path: Path, jobs: Sequence[Job]) -> None:
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         with_selector = any(job.selector for job in jobs)
-        writer.writerow([*REQUIRED_COLUMNS, *(["selector"] if with_selector else [])])
+        with_service = any(job.service for job in jobs)
+        writer.writerow([*REQUIRED_COLUMNS, *(["selector"] if with_selector else []),
+                         *(["service"] if with_service else [])])
         for job in jobs:
             row = [f"{job.submit_s:.3f}", f"{job.cpu_m / 1000:g}", str(job.memory_mib),
                    f"{job.duration_s:.3f}"]
             if with_selector:
                 row.append(";".join(f"{k}={v}" for k, v in job.selector.items()))
+            if with_service:
+                row.append(job.service)
             writer.writerow(row)
