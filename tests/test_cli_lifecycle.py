@@ -58,6 +58,7 @@ def aws_auth(tmp_path: Path, endpoint: str) -> str:
     path = tmp_path / "auth.dat"
     path.write_text(f"id = ec2; type = EC2; username = {KEY_ID}; password = {SECRET}; region = {REGION}; "
                     f"host = {endpoint}\n")
+    path.chmod(0o600)  # as an operator keeps it (a 0644 file is an operator slip)
     return str(path)
 
 
