@@ -113,8 +113,12 @@ def render_user_data(join: WorkerJoin, common: Mapping[str, Any] | None = None) 
     version = join.k3s_version or k3s_version()
     modules = [str(m) for m in common.get("common_kernel_modules") or []]
     sysctls = {str(k): str(v) for k, v in (common.get("common_sysctls") or {}).items()}
-    install = (
-        f"curl -sfL --retry 5 {INSTALL_URL.format(version=version)} -o /usr/local/bin/k3s-install.sh"
+    url = INSTALL_URL.format(version=version)
+    install = (  # the script checked against the install.sh.sha256sum k3s commits beside it, at the tag
+        f"curl -sfL --retry 5 {url} -o /usr/local/bin/k3s-install.sh"
+        f" && curl -sfL --retry 5 {url}.sha256sum -o /usr/local/bin/k3s-install.sh.sha256sum"
+        " && cd /usr/local/bin"
+        " && sed 's/  install.sh$/  k3s-install.sh/' k3s-install.sh.sha256sum | sha256sum -c -"
         " && chmod 0755 /usr/local/bin/k3s-install.sh"
         f" && INSTALL_K3S_VERSION='{version}' INSTALL_K3S_EXEC=agent /usr/local/bin/k3s-install.sh"
     )

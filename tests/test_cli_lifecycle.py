@@ -58,6 +58,7 @@ def aws_auth(tmp_path: Path, endpoint: str) -> str:
     path = tmp_path / "auth.dat"
     path.write_text(f"id = ec2; type = EC2; username = {KEY_ID}; password = {SECRET}; region = {REGION}; "
                     f"host = {endpoint}\n")
+    path.chmod(0o600)  # as an operator keeps it (a 0644 file is an operator slip)
     return str(path)
 
 
@@ -137,6 +138,7 @@ def test_missing_credentials_exit_2_before_anything(tmp_path: Path, env: dict[st
     auth = tmp_path / "auth.dat"
     auth.write_text("id = ost; type = OpenStack; host = http://127.0.0.1:1; username = u; password = p; "
                     "tenant = t\n")
+    auth.chmod(0o600)  # as an operator keeps it (a 0644 file is an operator slip)
     done = cli(tmp_path, env, "create", AWS_TEMPLATE, "--name", "x", "--auth", str(auth), "--yes")
     assert done.returncode == 2, done.stderr
     assert "EC2" in done.stderr and "Traceback" not in done.stderr
@@ -151,6 +153,7 @@ def test_openstack_lifecycle_through_the_cli(tmp_path: Path, env: dict[str, str]
     auth = tmp_path / "auth.dat"
     auth.write_text(f"id = ost; type = OpenStack; host = {openstack_server.endpoint}/v3; username = demo; "
                     "password = secret; tenant = demo; domain = Default; region = RegionOne\n")
+    auth.chmod(0o600)  # as an operator keeps it (a 0644 file is an operator slip)
     done = cli(tmp_path, env, "create", OPENSTACK_TEMPLATE, "-i", "wn_num=1", "-i", "admin_cidr=10.0.0.0/8",
                "--name", "ost", "--auth", str(auth), "--no-configure", "--yes")
     assert done.returncode == 0, done.stderr

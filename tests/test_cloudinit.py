@@ -136,6 +136,7 @@ def test_the_join_carries_server_token_labels_taints_and_the_pinned_k3s() -> Non
     install = doc["runcmd"][-1][-1]
     version = k3s_version()
     assert f"/k3s-io/k3s/{version}/install.sh" in install and f"INSTALL_K3S_VERSION='{version}'" in install
+    assert f"/k3s-io/k3s/{version}/install.sh.sha256sum" in install and "| sha256sum -c -" in install
     assert TOKEN not in install  # the token is only in the 0600 file, never on a command line
     common = common_settings()
     assert doc["packages"] == common["common_packages"]

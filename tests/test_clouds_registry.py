@@ -62,6 +62,7 @@ def test_an_im_auth_file_reaches_both_test_clouds(ec2_emulator: Any, openstack_s
         f"id = ost; type = OpenStack; host = {openstack_server.endpoint}/v3; username = demo; "
         "password = secret; tenant = demo; domain = Default; auth_version = 3.x_password; "
         "region = RegionOne\n")
+    auth.chmod(0o600)  # as an operator keeps it (a 0644 file is an operator slip)
     auth.chmod(0o600)
     aws = credentials_from_auth_file(auth, "aws")
     ec2 = driver_for("aws", aws, None)

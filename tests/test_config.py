@@ -78,7 +78,7 @@ def test_site_playbook_variables_sit_between_the_generated_ones_and_the_callers(
     site.write_text("airgap_dir: /srv/airgap\nk3s_version: v9.9.9+k3s1\n")
     env = {"OSCAR_DEPLOY_PROVISIONER_ANSIBLE_VARS": str(site)}
     settings = load_settings(env=env, cwd=tmp_path, home=tmp_path)
-    variables = playbook_variables({"k3s_version": "v1.32.9+k3s1", "k3s_token": "t"},
+    variables = playbook_variables({"k3s_version": "v1.36.1+k3s1", "k3s_token": "t"},
                                    settings.provisioner.ansible_vars, {"k3s_version": "v1.33.0+k3s1"})
     assert variables == {"k3s_version": "v1.33.0+k3s1", "k3s_token": "t", "airgap_dir": "/srv/airgap"}
     assert playbook_variables({"a": 1}, "", None) == {"a": 1}

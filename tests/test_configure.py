@@ -28,6 +28,7 @@ from tests.test_configure_helpers import (
     cli,
     fake_airgap_dir,
     record_board_deployment,
+    run_tool,
 )
 
 CMDLINE = "console=serial0,115200 root=PARTUUID=6c586e13-02 rootfstype=ext4 fsck.repair=yes rootwait"
@@ -58,6 +59,7 @@ def _config(board: Board) -> tuple[str, dict[str, Any]]:
     return mode, yaml.safe_load(board.run("cat /etc/rancher/k3s/config.yaml").stdout)
 
 
+@pytest.mark.timeout(600)  # the whole playbook, every download checked, on three boards of a shared machine
 def test_first_run_configures_every_board(site: dict[str, Any]) -> None:
     store, dep, fleet = site["store"], site["dep"], site["fleet"]
     result = configure_deployment(store, dep, progress=False, extra_vars=site["vars"])
@@ -83,7 +85,7 @@ def test_first_run_configures_every_board(site: dict[str, Any]) -> None:
                                     "oscar-deploy/arch=amd64"]
     assert front.address in config["tls-san"] and "flannel-backend" not in config
     assert [(c["INSTALL_K3S_EXEC"], c["INSTALL_K3S_VERSION"], c["INSTALL_K3S_SKIP_DOWNLOAD"])
-            for c in _calls(front)] == [("server", "v1.32.9+k3s1", "true")]
+            for c in _calls(front)] == [("server", "v1.36.1+k3s1", "true")]
     # k3s agents: server URL, token, group/arch/template labels and taints; installed as agents.
     for board in (pi1, pi2):
         mode, config = _config(board)
@@ -115,6 +117,7 @@ def test_first_run_configures_every_board(site: dict[str, Any]) -> None:
 
 
 MANIFESTS = "/var/lib/rancher/k3s/server/manifests"
+VERSIONS = yaml.safe_load((REPO / "playbooks/group_vars/all/versions.yml").read_text())
 CHARTS = "/var/lib/rancher/k3s/server/static/charts"
 
 
@@ -136,13 +139,29 @@ def test_the_front_end_gets_the_services_manifests_and_charts_valid_and_private(
         "oscar-minio-credentials.yaml", "oscar-minio.yaml", "oscar-10-knative-serving-crds.yaml",
         "oscar-11-knative-serving-core.yaml", "oscar-12-knative-kourier.yaml", "oscar-oscar.yaml",
         "oscar-oscar-ingress.yaml", "oscar-elastic.yaml"], "600")
-    core = front.run(f"cat {MANIFESTS}/oscar-11-knative-serving-core.yaml").stdout
-    assert "TEST DOUBLE of serving-core.yaml" in core
+    # Knative: upstream's ConfigMaps with OSCAR's settings merged in (the PVC features every OSCAR service
+    # pod needs), upstream's example text kept; Kourier's gateway in-cluster (Traefik holds 80/443).
+    core = {d["metadata"]["name"]: d
+            for d in _documents(front, f"{MANIFESTS}/oscar-11-knative-serving-core.yaml")}
+    features = core["config-features"]["data"]
+    assert features["kubernetes.podspec-persistent-volume-claim"] == "enabled"
+    assert features["kubernetes.podspec-persistent-volume-write"] == "enabled"
+    assert "EXAMPLE CONFIGURATION" in features["_example"]
+    assert core["config-network"]["data"]["ingress-class"] == "kourier.ingress.networking.knative.dev"
+    assert core["config-domain"]["data"][f"{front.address}.sslip.io"] == ""
+    kourier = {(d["kind"], d["metadata"]["name"]): d
+               for d in _documents(front, f"{MANIFESTS}/oscar-12-knative-kourier.yaml")}
+    assert kourier[("Service", "kourier")]["spec"]["type"] == "ClusterIP"
+    assert kourier[("Service", "kourier")]["spec"]["ports"][0]["port"] == 80
+    gateway = kourier[("Deployment", "3scale-kourier-gateway")]["spec"]["template"]["spec"]
+    assert gateway["nodeSelector"] == {"node-role.kubernetes.io/control-plane": "true"}
     charts = front.run(f"ls {CHARTS}").stdout.split()
-    assert sorted(charts) == ["csi-driver-nfs-v4.11.0.tgz", "minio-5.4.0.tgz", "oscar-3.6.4.tgz"]
+    assert sorted(charts) == ["csi-driver-nfs-4.13.4.tgz", "minio-5.4.0.tgz", "oscar-4.1.2.tgz"]
+    for chart in charts:  # upstream's own archives, as versions.yml pins them
+        summed = front.run(f"sha256sum {CHARTS}/{chart}").stdout.split()[0]
+        assert summed == VERSIONS["artifact_sha256"][chart]
     assert "helm (test double)" in front.run("helm version").stdout
-    k8s = ".".join(yaml.safe_load((REPO / "playbooks/group_vars/all/versions.yml").read_text())["k3s_version"]
-                   .lstrip("v").split(".")[:2])
+    k8s = ".".join(VERSIONS["k3s_version"].lstrip("v").split(".")[:2])
     by_kind: dict[str, list[dict[str, Any]]] = {}
     for name in listing:
         if "knative-serving" in name or "kourier" in name or "cert-manager" in name:
@@ -159,16 +178,32 @@ def test_the_front_end_gets_the_services_manifests_and_charts_valid_and_private(
     minio = yaml.safe_load(charts_by_name["minio"]["valuesContent"])
     assert (minio["existingSecret"], minio["service"]["nodePort"], minio["consoleService"]["nodePort"]) == \
         ("minio-root", 30300, 30303)
+    # No default console/console123 admin; images from quay.io (Docker Hub dropped them); TLS on the
+    # NodePort with a certificate for the front-end's address, on the control plane.
+    assert minio["users"] == [] and minio["image"]["repository"] == "quay.io/minio/minio"
+    assert minio["tls"] == {"enabled": True, "certSecret": "minio-tls", "publicCrt": "tls.crt",
+                            "privateKey": "tls.key"}
+    minio_cert = next(d for d in by_kind["Certificate"] if d["metadata"]["name"] == "minio-tls")
+    assert minio_cert["spec"]["ipAddresses"] == [front.address]
+    assert minio["nodeSelector"] == {"node-role.kubernetes.io/control-plane": "true"}
     oscar = yaml.safe_load(charts_by_name["oscar"]["valuesContent"])
     assert (oscar["authPass"], oscar["serverlessBackend"], oscar["volume"]["storageClassName"]) == \
         (secrets["oscar_password"], "knative", "nfs")
     assert oscar["minIO"]["secretKey"] == secrets["minio_password"]
+    # OSCAR hands its clients MinIO's external HTTPS endpoint; its image pinned to the chart's release.
+    assert oscar["minIO"]["endpoint"] == f"https://{front.address}:30300"
+    assert oscar["image"]["tag"] == VERSIONS["oscar_image_tag"] and oscar["servicesNamespace"] == "oscar-svc"
+    # The chart puts objects in its services namespace and creates none: both exist before it.
+    namespaces = [d["metadata"]["name"] for d in _documents(front, f"{MANIFESTS}/oscar-oscar.yaml")
+                  if d["kind"] == "Namespace"]
+    assert namespaces == ["oscar", "oscar-svc"]
     storage = by_kind["StorageClass"][0]
     assert storage["parameters"]["server"] == front.address and storage["provisioner"] == "nfs.csi.k8s.io"
     # No DNS name: a self-signed issuer and a certificate for the front-end's address.
     issuers = {d["metadata"]["name"] for d in by_kind["ClusterIssuer"]}
     assert issuers == {"oscar-selfsigned-root", "oscar-selfsigned"}
-    assert by_kind["Certificate"][-1]["spec"]["ipAddresses"] == [front.address]
+    oscar_cert = next(d for d in by_kind["Certificate"] if d["metadata"]["name"] == "oscar-tls")
+    assert oscar_cert["spec"]["ipAddresses"] == [front.address]
     # The elastic daemon: least privilege, its groups, the join token in its Secret.
     role = by_kind["ClusterRole"][0]["rules"]
     assert {(tuple(r["resources"]), tuple(r["verbs"])) for r in role} == {
@@ -186,11 +221,13 @@ def test_the_front_end_gets_the_services_manifests_and_charts_valid_and_private(
     assert "/var/lib/oscar-deploy/data/nfs " in exports and f"{site['fleet'][1].address}(rw," in exports
 
 
+@pytest.mark.timeout(600)
 def test_second_run_through_reconfigure_changes_nothing(site: dict[str, Any]) -> None:
     """`oscar-deploy reconfigure ID --vars FILE` runs the same step again: nothing left to change."""
     variables = site["tmp"] / "board-vars.yml"
     variables.write_text(yaml.safe_dump(site["vars"]))
-    result = cli(site["state"], "reconfigure", "edge-test", "--vars", str(variables), cwd=site["tmp"])
+    result = run_tool("oscar-deploy", "--state", str(site["state"]), "reconfigure", "edge-test", "--vars",
+                      str(variables), cwd=site["tmp"], timeout=420)  # the whole playbook once more
     assert result.returncode == 0, result.stderr
     assert "configuring (Ansible):" in result.stderr
     assert "Write the k3s agent's configuration" in result.stderr
@@ -202,6 +239,7 @@ def test_second_run_through_reconfigure_changes_nothing(site: dict[str, Any]) ->
     assert refused.returncode == 2 and "bad-vars.yml" in refused.stderr
 
 
+@pytest.mark.timeout(600)  # the whole playbook on a shared machine
 def test_a_failing_task_is_named_with_its_host_and_message(site: dict[str, Any]) -> None:
     pi2 = site["fleet"][2]
     pi2.run("mv /etc/rancher /etc/rancher.saved && touch /etc/rancher")
@@ -236,6 +274,7 @@ def test_an_unreachable_board_is_named_after_its_retries(site: dict[str, Any]) -
     assert "front" not in message and "pi2" not in message
 
 
+@pytest.mark.timeout(600)  # the whole playbook on a shared machine
 def test_a_board_back_between_attempts_is_configured_by_the_retry(site: dict[str, Any]) -> None:
     pi1 = site["fleet"][1]
     settings = Settings(provisioner=ProvisionerSettings(ansible_unreachable_retries=1, retry_base_s=0.01))
@@ -258,19 +297,21 @@ def test_kubeconfig_command_prints_the_fetched_files_path(site: dict[str, Any]) 
     assert missing.returncode == 2 and "nope" in missing.stderr  # an unknown ID is bad input (DESIGN §3)
 
 
+@pytest.mark.timeout(600)  # the whole playbook on a shared machine
 def test_a_version_change_upgrades_the_server_before_the_agents(site: dict[str, Any]) -> None:
     """Last in the module: the boards stay on the new version."""
-    airgap = fake_airgap_dir(site["tmp"] / "airgap-next", version="v1.33.5+k3s1")
-    variables = {**site["vars"], "airgap_dir": str(airgap), "k3s_version": "v1.33.5+k3s1"}
+    airgap = fake_airgap_dir(site["tmp"] / "airgap-next", version="v1.37.0+k3s1")
+    variables = {**site["vars"], "airgap_dir": str(airgap), "k3s_version": "v1.37.0+k3s1"}
     configure_deployment(site["store"], site["dep"], progress=False, extra_vars=variables)
     front, pi1, pi2 = (_calls(b) for b in site["fleet"])
-    assert [c["INSTALL_K3S_VERSION"] for c in front] == ["v1.32.9+k3s1", "v1.33.5+k3s1"]
+    assert [c["INSTALL_K3S_VERSION"] for c in front] == ["v1.36.1+k3s1", "v1.37.0+k3s1"]
     assert [c["INSTALL_K3S_VERSION"] for c in pi1] == [c["INSTALL_K3S_VERSION"] for c in pi2] == \
-        ["v1.32.9+k3s1", "v1.33.5+k3s1"]
+        ["v1.36.1+k3s1", "v1.37.0+k3s1"]
     assert front[-1]["at"] < min(pi1[-1]["at"], pi2[-1]["at"])
-    assert "v1.33.5+k3s1" in site["fleet"][1].run("/usr/local/bin/k3s --version").stdout
+    assert "v1.37.0+k3s1" in site["fleet"][1].run("/usr/local/bin/k3s --version").stdout
 
 
+@pytest.mark.timeout(600)  # the whole playbook on a shared machine
 def test_check_mode_on_fresh_boards_reports_changes_and_changes_nothing(board_factory: Any,
                                                                        tmp_path: Path) -> None:
     """A dry run (`reconfigure --check`) on boards never configured: the kernel settings applied for

@@ -183,31 +183,59 @@ fi
 """
 
 
-def fake_airgap_dir(path: Path, version: str = "v1.32.9+k3s1") -> Path:
-    """An air-gap dir whose every artifact is a stand-in (named so in its first lines)."""
+UPSTREAM = REPO / "tests" / "upstream"
+"""Upstream's own files (tests/upstream/PROVENANCE.md): the real chart archives, Knative's ConfigMaps."""
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _sums(path: Path, files: dict[str, Path]) -> None:
+    """A checksum file in upstream's format (``sha256sum``: ``HASH  NAME``) for stand-ins, as k3s's
+    ``sha256sum-ARCH.txt``, helm's ``.sha256sum`` and Knative's ``checksums.txt`` list their files."""
+    path.write_text("".join(f"{_sha256(file)}  {name}\n" for name, file in files.items()))
+
+
+def fake_airgap_dir(path: Path, version: str = "v1.36.1+k3s1") -> Path:
+    """An air-gap dir as the README lays it out. The charts are upstream's real archives (they hash as
+    versions.yml says); every other artifact is a stand-in named so in its first lines, listed with its
+    sha256 in a checksum file of upstream's name and format, as a release publishes them. Knative's
+    manifests are upstream's committed ConfigMaps and Kourier Service, which the roles change."""
     path.mkdir(parents=True, exist_ok=True)
-    for arch, binary in (("amd64", "k3s"), ("arm64", "k3s-arm64")):
+    versions = yaml.safe_load((REPO / "playbooks/group_vars/all/versions.yml").read_text())
+    for arch, binary in (("amd64", "k3s"), ("arm64", "k3s-arm64"), ("arm", "k3s-armhf")):
         (path / binary).write_text(FAKE_K3S.format(version=version))
-        (path / f"k3s-airgap-images-{arch}.tar.zst").write_text(f"TEST DOUBLE of k3s's {arch} images\n")
+        images = path / f"k3s-airgap-images-{arch}.tar.zst"
+        images.write_text(f"TEST DOUBLE of k3s's {arch} images\n")
+        _sums(path / f"sha256sum-{arch}.txt", {binary: path / binary, images.name: images})
     (path / "install.sh").write_text(FAKE_INSTALL.format(calls=CALLS))
+    _sums(path / "install.sh.sha256sum", {"install.sh": path / "install.sh"})
     for item in path.iterdir():
         item.chmod(0o755)
-    versions = yaml.safe_load((REPO / "playbooks/group_vars/all/versions.yml").read_text())
-    for arch in ("amd64", "arm64"):
-        _fake_tarball(path / f"helm-{versions['helm_version']}-linux-{arch}.tar.gz", f"linux-{arch}/helm",
+    for arch in ("amd64", "arm64", "arm"):
+        helm = path / f"helm-{versions['helm_version']}-linux-{arch}.tar.gz"
+        _fake_tarball(helm, f"linux-{arch}/helm",
                       "#!/bin/sh\n# TEST DOUBLE of helm\necho 'helm (test double)'\n")
-    charts = {"csi-driver-nfs": versions["csi_driver_nfs_version"], "minio": versions["minio_chart_version"],
-              "oscar": versions["oscar_chart_version"]}
-    for chart, version in charts.items():
-        _fake_tarball(path / f"{chart}-{version}.tgz", f"{chart}/Chart.yaml",
-                      f"# TEST DOUBLE of the {chart} chart\nname: {chart}\nversion: {version}\n")
-    double = "# TEST DOUBLE of {what}: an empty manifest\n"
-    manifests = {f"cert-manager-{versions['cert_manager_version']}.yaml": "cert-manager.yaml",
-                 f"serving-crds-{versions['knative_serving_version']}.yaml": "serving-crds.yaml",
-                 f"serving-core-{versions['knative_serving_version']}.yaml": "serving-core.yaml",
-                 f"kourier-{versions['knative_kourier_version']}.yaml": "kourier.yaml"}
-    for name, what in manifests.items():
-        (path / name).write_text(double.format(what=what))
+        _sums(path / f"{helm.name}.sha256sum", {helm.name: helm})
+    for chart in (UPSTREAM / "charts").glob("*.tgz"):
+        (path / chart.name).write_bytes(chart.read_bytes())
+    (path / f"cert-manager-{versions['cert_manager_version']}.yaml").write_text(
+        "# TEST DOUBLE of cert-manager.yaml: an empty manifest\n")
+    serving, kourier = versions["knative_serving_version"], versions["knative_kourier_version"]
+    stand_in = "# TEST DOUBLE of {what}: upstream's committed sources of what the roles change\n"
+    crds = path / f"serving-crds-{serving}.yaml"
+    crds.write_text("# TEST DOUBLE of serving-crds.yaml: an empty manifest\n")
+    core = path / f"serving-core-{serving}.yaml"
+    core.write_text(stand_in.format(what="serving-core.yaml") + "\n---\n".join(
+        (UPSTREAM / "knative" / f"{name}.yaml").read_text() for name in ("features", "network", "domain")))
+    _sums(path / f"serving-checksums-{serving}.txt", {"serving-crds.yaml": crds, "serving-core.yaml": core})
+    gateway = path / f"kourier-{kourier}.yaml"
+    gateway.write_text(stand_in.format(what="kourier.yaml")
+                       + (UPSTREAM / "knative" / "kourier-300-gateway.yaml").read_text())
+    _sums(path / f"kourier-checksums-{kourier}.txt", {"kourier.yaml": gateway})
     return path
 
 

@@ -158,6 +158,7 @@ def test_daemon_deployment_groups_create_workers_that_join_by_cloud_init(
     auth = tmp_path / "auth.dat"
     auth.write_text(f"id = aws; type = EC2; username = AKIDOSCARTESTKEY0001; password = s3cr3t-never-shown; "
                     f"region = {REGION}; host = {ec2_emulator.endpoint}\n")
+    auth.chmod(0o600)  # as an operator keeps it (a 0644 file is an operator slip)
     state_path = tmp_path / "state.db"
     with StateStore.open(state_path) as store:
         request = aws_request(settings, "elastic", wn_num=0, idle_time="7 m")

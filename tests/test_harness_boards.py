@@ -171,8 +171,24 @@ def test_without_root_the_harness_says_why_instead_of_failing() -> None:
     if os.geteuid() != 0:
         assert "need root" in (availability() or "")
         return
-    probe = "from tests.harness.boards import availability; print(availability())"
-    result = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                             sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True)
+    # The harness modules (stdlib only) copied where nobody can read them, and the base interpreter:
+    # a checkout under root's 0700 home (a fresh Debian's /root) is unreadable to that user.
+    # (pytest's tmp_path is under a 0700 directory too, hence a directory of its own in /tmp.)
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="oscar-nobody-") as tmp:
+        copy = Path(tmp)
+        (copy / "tests" / "harness").mkdir(parents=True)
+        for name in ("tests/__init__.py", "tests/harness/__init__.py", "tests/harness/boards.py",
+                     "tests/harness/board_files.py"):
+            shutil.copy(REPO / name, copy / name)
+        for path in [copy, *copy.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        probe = "from tests.harness.boards import availability; print(availability())"
+        result = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                 os.path.realpath(sys.executable), "-c", probe], cwd=copy,
+                                capture_output=True, text=True,
+                                env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(copy)})
     assert result.returncode == 0, result.stderr
     assert "need root" in result.stdout

@@ -116,7 +116,9 @@ def _validate_core(docs: list[dict[str, Any]]) -> int:
 
 def test_with_a_dns_name_lets_encrypt_issues_and_ingresses_use_the_name(tmp_path: Path) -> None:
     docs = _render(tmp_path, {**BASE, "oscar_dns_name": "oscar.example.org",
-                              "cert_manager_acme_email": "ops@example.org"})
+                              "cert_manager_acme_email": "ops@example.org",
+                              "oscar_oidc_issuer": "https://aai.egi.eu/auth/realms/egi",
+                              "oscar_oidc_groups": ["vo.a.eu", "vo.b.eu"]})
     issuer = docs["issuer.yaml"]
     assert [d["metadata"]["name"] for d in issuer] == ["letsencrypt"]
     assert issuer[0]["spec"]["acme"]["email"] == "ops@example.org"
@@ -128,6 +130,12 @@ def test_with_a_dns_name_lets_encrypt_issues_and_ingresses_use_the_name(tmp_path
     assert ingress[0]["spec"]["tls"][0]["hosts"] == ["oscar.example.org"]
     minio = yaml.safe_load(docs["minio.yaml"][0]["spec"]["valuesContent"])
     assert minio["ingress"]["enabled"] is True and minio["ingress"]["hosts"] == ["minio.oscar.example.org"]
+    assert minio["tls"]["enabled"] is False  # Traefik terminates TLS for the name (Let's Encrypt)
+    oscar = yaml.safe_load(docs["oscar.yaml"][-1]["spec"]["valuesContent"])
+    assert oscar["minIO"]["endpoint"] == "https://minio.oscar.example.org"
+    # The chart hands OIDC_GROUPS to OSCAR as one comma-separated string.
+    assert oscar["oidc"] == {"enable": True, "issuer": "https://aai.egi.eu/auth/realms/egi", "subject": "",
+                             "groups": "vo.a.eu,vo.b.eu"}
     assert _validate_core([d for name in TEMPLATES if name.endswith("yaml") and "config" not in name
                            for d in docs[name]]) >= 10
     server = docs["server-config.yaml"][0]
@@ -149,6 +157,7 @@ def test_hybrid_runs_flannel_over_wireguard_with_external_addresses(tmp_path: Pa
                               "oscar_node_taints": ["dedicated=front:NoSchedule"]})
     server = docs["server-config.yaml"][0]
     assert server["flannel-backend"] == "wireguard-native" and server["node-external-ip"] == "198.51.100.7"
+    assert server["flannel-external-ip"] is True  # k3s's distributed hybrid/multicloud settings, all three
     assert server["node-taint"] == ["dedicated=front:NoSchedule"]
     agent = docs["agent-config.yaml"][0]
     assert agent["node-external-ip"] == "198.51.100.7" and agent["server"] == "https://198.51.100.7:6443"
