@@ -353,7 +353,7 @@ def create(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, ...
     from provisioner.credentials import resolve_credentials
     from provisioner.engine import CreateRequest, with_credential_regions
     from provisioner.engine import create as run_create
-    from provisioner.engine.views import outputs, render_outputs
+    from provisioner.engine.views import CONFIGURED, configuration, local_values, outputs, render_outputs
     from provisioner.plan import make_plan
     from provisioner.template import parse_input_pairs
 
@@ -377,10 +377,15 @@ def create(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, ...
                                   ec2_subnets(the_plan.groups))
         _preflight(factory, the_plan)
         dep = run_create(store, request, factory, obj.settings, _progress(obj))
-        click.echo(f"deployment {dep.name} ({dep.id}) created: {len(store.nodes(dep.id))} node(s)")
-        shown = outputs(dep, store.nodes(dep.id), store.secrets(dep.id))
+        state = configuration(store.events(dep.id))
+        click.echo(f"deployment {dep.name} ({dep.id}) created, {state}: {len(store.nodes(dep.id))} node(s)")
+        shown = outputs(dep, store.nodes(dep.id), store.secrets(dep.id), configured=state == CONFIGURED,
+                        local=local_values(store.deployment_dir(dep.id)))
         if shown:
             click.echo(render_outputs(shown))
+        if state != CONFIGURED:
+            click.echo(f"(`oscar-deploy reconfigure {dep.name}` installs the services when the machines "
+                       f"answer)", err=True)
 
 
 @main.command(name="list")
@@ -393,7 +398,7 @@ def list_(obj: Context, fmt: str) -> None:
     from provisioner.engine.views import render_list, summary_json
 
     with _open_store(obj) as store:
-        entries = [summary_json(d, store.nodes(d.id)) for d in store.list_deployments()]
+        entries = [summary_json(d, store.nodes(d.id), store.events(d.id)) for d in store.list_deployments()]
     click.echo(json.dumps(entries, indent=2) if fmt == "json" else render_list(entries))
 
 
@@ -406,12 +411,12 @@ def list_(obj: Context, fmt: str) -> None:
 @handles_errors
 def show(obj: Context, deployment: str, fmt: str, show_secrets: bool) -> None:
     """Deployment ID (its id or --name): nodes, outputs, secrets (masked), recent events."""
-    from provisioner.engine.views import render_show, show_json
+    from provisioner.engine.views import local_values, render_show, show_json
 
     with _open_store(obj) as store:
         dep = store.get(deployment)
-        doc = show_json(dep, store.nodes(dep.id), store.events(dep.id, limit=30), store.secrets(dep.id),
-                        show_secrets)
+        doc = show_json(dep, store.nodes(dep.id), store.events(dep.id), store.secrets(dep.id), show_secrets,
+                        local=local_values(store.deployment_dir(dep.id)))
     click.echo(json.dumps(doc, indent=2) if fmt == "json" else render_show(doc))
 
 
@@ -424,11 +429,17 @@ def show(obj: Context, deployment: str, fmt: str, show_secrets: bool) -> None:
 @handles_errors
 def outputs_(obj: Context, deployment: str, fmt: str, show_secrets: bool) -> None:
     """The template's outputs for deployment ID, filled in from its nodes and secrets."""
-    from provisioner.engine.views import outputs, render_outputs
+    from provisioner.engine.views import CONFIGURED, configuration, local_values, outputs, render_outputs
 
     with _open_store(obj) as store:
         dep = store.get(deployment)
-        items = outputs(dep, store.nodes(dep.id), store.secrets(dep.id), show_secrets)
+        state = configuration(store.events(dep.id))
+        items = outputs(dep, store.nodes(dep.id), store.secrets(dep.id), show_secrets,
+                        configured=state.startswith(CONFIGURED),
+                        local=local_values(store.deployment_dir(dep.id)))
+    if not state.startswith(CONFIGURED):
+        click.echo(f"warning: {dep.name} is {state}: nothing answers at these endpoints yet "
+                   f"(`oscar-deploy reconfigure {dep.name}` installs the services)", err=True)
     click.echo(json.dumps({o["name"]: o["value"] for o in items}, indent=2) if fmt == "json"
                else render_outputs(items))
 
@@ -460,7 +471,11 @@ def destroy(obj: Context, deployment: str, yes: bool, keep_data: bool, auth: str
         dep = store.find(deployment)
         if not yes and sys.stdin.isatty():
             click.confirm(f"Destroy every resource of deployment {deployment}?", abort=True, err=True)
+        kept: list[str] = []
         if dep is not None:
+            from provisioner.engine.views import boards_left_with_k3s
+
+            kept = boards_left_with_k3s(store.record(dep.id))
             credentials = _recorded_credentials(dep, auth)
             removed = run_destroy(store, dep.id, _driver_factory(credentials, obj.settings),
                                   keep_data=keep_data, progress=_progress(obj))
@@ -472,6 +487,8 @@ def destroy(obj: Context, deployment: str, yes: bool, keep_data: bool, auth: str
         click.echo(f"removed {item.describe()}")
     click.echo(f"deployment {label} destroyed: {len(removed)} resource(s) removed"
                + (" (nothing was left)" if not removed else ""))
+    for line in kept:
+        click.echo(line)
 
 
 def _sweep_lost(obj: Context, deployment: str, auth: str | None, provider: str | None, region: str | None,

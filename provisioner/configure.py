@@ -418,7 +418,9 @@ def configure_deployment(
             # The others finished: only the unreachable hosts run again (their variables need no other
             # host's facts: the server URL and token are extra vars).
             limit = ",".join(f.host for f in unreachable)
-    store.add_event(deployment.id, "configure", f"done ({sum(events.stats.get('changed', {}).values())} "
+    changed = sum(events.stats.get("changed", {}).values())
+    # "done" marks a configured cluster (``views.configuration``); a dry run configured nothing
+    store.add_event(deployment.id, "configure", f"{'dry run finished' if check else 'done'} ({changed} "
                                                 "change(s))")
     return ConfigureResult(ok=events.stats.get("ok", {}), changed=events.stats.get("changed", {}),
                            attempts=attempt, log_path=path)

@@ -123,6 +123,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (deployment_id, name)
         )""",
     ),
+    (  # 2: the size and zone a machine got (a capacity fallback shows in `show`, not only in events)
+        "ALTER TABLE nodes ADD COLUMN size TEXT",
+        "ALTER TABLE nodes ADD COLUMN zone TEXT",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -169,6 +173,9 @@ class Node:
     state: str
     created_at: str
     updated_at: str
+    size: str | None = None
+    """The instance type or flavor it runs on (None for boards, or before the create call answered)."""
+    zone: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -538,6 +545,8 @@ class StateStore:
         cloud_id: str | None = None,
         addresses: Mapping[str, Any] | None = None,
         state: str = "creating",
+        size: str | None = None,
+        zone: str | None = None,
     ) -> Node:
         """Insert or replace a node (call it before the create call, then ``update_node``)."""
         now = _now_iso()
@@ -547,9 +556,10 @@ class StateStore:
             try:
                 conn.execute(
                     "INSERT OR REPLACE INTO nodes (deployment_id, name, grp, provider, region, cloud_id, "
-                    "addresses, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "addresses, state, created_at, updated_at, size, zone) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (deployment_id, name, group, provider, region, cloud_id, _dump(dict(addresses or {})),
-                     state, old[0] if old else now, now),
+                     state, old[0] if old else now, now, size, zone),
                 )
             except sqlite3.IntegrityError:
                 raise NotFound(f"no deployment with id {deployment_id!r} in {self.path}") from None
@@ -563,9 +573,15 @@ class StateStore:
         cloud_id: str | None = None,
         addresses: Mapping[str, Any] | None = None,
         state: str | None = None,
+        size: str | None = None,
+        zone: str | None = None,
     ) -> Node:
         """Change the given fields of a recorded node; None leaves a field as it is."""
         changes: dict[str, Any] = {}
+        if size is not None:
+            changes["size"] = size
+        if zone is not None:
+            changes["zone"] = zone
         if cloud_id is not None:
             changes["cloud_id"] = cloud_id
         if addresses is not None:
@@ -720,4 +736,6 @@ def _node(row: sqlite3.Row) -> Node:
         state=row["state"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        size=row["size"],
+        zone=row["zone"],
     )

@@ -263,3 +263,69 @@ def test_tls_spoken_to_a_plain_http_endpoint_says_so(tmp_path: Path) -> None:
     assert done.exit_code == 1, done.output
     assert "does not speak TLS: if it is plain HTTP, write its URL with http://" in done.stderr
     assert "failed, retrying in" not in done.stderr
+
+
+# --- what list, show, outputs and destroy say of a deployment ----------------------------------------------
+
+def test_configuration_state_comes_from_the_configure_events() -> None:
+    from provisioner.engine.views import configuration
+    from provisioner.state import Event
+
+    def events(*pairs: tuple[str, str]) -> list[Event]:
+        return [Event("d", f"2026-01-01T00:00:0{i}", kind, message)
+                for i, (kind, message) in enumerate(pairs)]
+
+    started = ("configure", "started on 2 host(s); log: x")
+    assert configuration(events(("create", "done"))) == "not configured"
+    assert configuration(events(started)) == "not configured"  # interrupted
+    assert configuration(events(started, ("configure-failed", "front: apt"))) == "configuration failed"
+    assert configuration(events(started, ("configure", "done (3 change(s))"))) == "configured"
+    assert configuration(events(started, ("configure", "dry run finished (0 change(s))"))) == "not configured"
+    assert configuration(events(started, ("configure", "done (3 change(s))"), started,
+                                ("configure-failed", "pi1 unreachable"))) == "configured; last run failed"
+
+
+def test_a_deployment_without_configuration_says_so_and_its_outputs_are_not_live(
+        tmp_path: Path, ec2_emulator: Any) -> None:
+    """`create --no-configure` used to say `created` and list OSCAR and MinIO URLs that do not exist;
+    `show` now also gives each machine's size (a capacity fallback shows) and zone."""
+    auth = tmp_path / "auth.dat"
+    auth.write_text(f"id = ec2; type = EC2; username = AKIDEXAMPLE00; password = s3cret-Example-9x; "
+                    f"region = eu-west-1; host = {ec2_emulator.endpoint}\n")
+    auth.chmod(0o600)
+    state = str(tmp_path / "state.db")
+    created = invoke("--state", state, "create", "oscar-aws", "-i", "admin_cidr=203.0.113.7/32", "-i",
+                     "wn_num=1", "--auth", str(auth), "--yes", "--no-configure", "--name", "lab")
+    assert created.exit_code == 0, created.output
+    assert "created, not configured" in created.stdout
+    assert "oscar_endpoint: https://" in created.stdout and "(not live: not configured yet)" in created.stdout
+    assert "oscar_username: oscar" in created.stdout
+    listed = json.loads(invoke("--state", state, "list", "-o", "json").stdout)
+    assert [(e["status"], e["configuration"]) for e in listed] == [("created", "not configured")]
+    assert "created, not configured" in invoke("--state", state, "list").stdout
+    outs = invoke("--state", state, "outputs", "lab")
+    assert outs.exit_code == 0 and "lab is not configured" in outs.stderr
+    assert "kubeconfig: (fetched here when the configuration runs)" in outs.stdout
+    shown = json.loads(invoke("--state", state, "show", "lab", "-o", "json").stdout)
+    inventory = {i["tags"]["Name"]: i for i in ec2_emulator.inventory("eu-west-1")["instances"]}
+    assert shown["nodes"] and all(n["size"] == inventory[n["name"]]["type"] and
+                                  n["zone"] == inventory[n["name"]]["zone"] for n in shown["nodes"])
+    assert not any(o["live"] for o in shown["outputs"])
+    table = invoke("--state", state, "show", "lab").stdout
+    assert all(n["size"] in table for n in shown["nodes"])
+
+
+def test_destroying_an_edge_deployment_says_the_boards_keep_k3s_and_how_to_remove_it() -> None:
+    from provisioner.engine.views import boards_left_with_k3s
+    from provisioner.record import Board, DeploymentRecord, GroupRecord
+
+    record = DeploymentRecord(groups=(
+        GroupRecord("front", "front-end", "fleet", boards=(Board("pi0", "192.0.2.10", ssh_user="pi"),)),
+        GroupRecord("pis", "edge", "fleet",
+                    boards=(Board("pi1", "192.0.2.11", ssh_user="pi", ssh_port=2222),)),
+        GroupRecord("wn", "worker", "aws")))
+    lines = boards_left_with_k3s(record)
+    assert "pi0, pi1" in lines[0] and "left as they are" in lines[0]
+    assert lines[1:] == ["  ssh pi@192.0.2.10 sudo /usr/local/bin/k3s-uninstall.sh",
+                         "  ssh -p 2222 pi@192.0.2.11 sudo /usr/local/bin/k3s-agent-uninstall.sh"]
+    assert boards_left_with_k3s(DeploymentRecord(groups=(GroupRecord("wn", "worker", "aws"),))) == []

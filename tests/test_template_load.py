@@ -16,7 +16,7 @@ from provisioner.template import load_cluster_spec, parse_input_pairs
 
 SHIPPED = ["oscar-aws.yaml", "oscar-openstack.yaml", "oscar-edge.yaml", "oscar-hybrid.yaml"]
 IM_OUTPUT_NAMES = {"oscar_endpoint", "oscarui_endpoint", "minio_endpoint", "console_minio_endpoint",
-                   "kubeconfig"}
+                   "kubeconfig", "oscar_username"}
 
 
 def load(*names: str, **inputs: str) -> ClusterSpec:

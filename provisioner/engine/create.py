@@ -294,7 +294,8 @@ class _Creator:
                 if node is not None:  # resume: the cloud has it; adopt it, never a second copy
                     self.store.record_node(self.dep.id, group=group.name, name=name, provider=group.provider,
                                            region=group.region, cloud_id=node.id,
-                                           addresses=addresses_of(node), state=node.state)
+                                           addresses=addresses_of(node), state=node.state, size=node.size,
+                                           zone=node.zone)
                     if node.state == "running":
                         running[name] = node
                     else:

@@ -171,7 +171,8 @@ class Launch:
             with self._lock:
                 self._ids[job.name] = node.id
             self.store.update_node(self.deployment, job.name, cloud_id=node.id, state=node.state,
-                                   addresses=addresses_of(node))
+                                   addresses=addresses_of(node), size=node.size or size,
+                                   zone=node.zone or zone)
             where = node.zone or zone
             self._event("node-created", f"{job.name} is {node.id} ({size}{', ' + where if where else ''})")
             self.after_create(job, node)

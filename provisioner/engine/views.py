@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from provisioner.plan import MASK
-from provisioner.record import read_record
+from provisioner.record import Board, DeploymentRecord, read_record
 from provisioner.state import Deployment, Event, Node
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_.-]+)\}")
@@ -43,9 +44,13 @@ def node_attribute(nodes: Sequence[Node], node: str, attribute: str, index: int 
     return None
 
 
-def fill(text: str, nodes: Sequence[Node], secrets: Mapping[str, str]) -> str:
-    """``text`` with every placeholder it can fill filled; unknown ones stay as they are."""
+def fill(text: str, nodes: Sequence[Node], secrets: Mapping[str, str],
+         local: Mapping[str, str] | None = None) -> str:
+    """``text`` with every placeholder it can fill filled; unknown ones stay as they are. ``local``
+    fills what lives on the operator's machine (``{deployment.kubeconfig}``: the fetched file)."""
     def replace(match: re.Match[str]) -> str:
+        if local and match.group(1) in local:
+            return local[match.group(1)]
         parts = match.group(1).split(".")
         if parts[0] == "secret" and len(parts) == 2:
             return secrets.get(parts[1], match.group(0))
@@ -59,47 +64,94 @@ def fill(text: str, nodes: Sequence[Node], secrets: Mapping[str, str]) -> str:
     return _PLACEHOLDER.sub(replace, text)
 
 
+CONFIGURED = "configured"
+
+
+def configuration(events: Sequence[Event]) -> str:
+    """Whether the services were installed, from the ``configure`` events (oldest first):
+    ``not configured`` (``create --no-configure``, or an interrupted run), ``configured``,
+    ``configuration failed`` (never finished), or ``configured; last run failed`` (a reconfigure
+    failed after an earlier success). A dry run (``reconfigure --check``) changes nothing here."""
+    done = False
+    last: str | None = None
+    for event in events:
+        if event.kind == "configure" and event.message.startswith("done"):
+            done, last = True, "done"
+        elif event.kind == "configure-failed":
+            last = "failed"
+    if not done:
+        return "configuration failed" if last == "failed" else "not configured"
+    return CONFIGURED if last == "done" else "configured; last run failed"
+
+
+def local_values(deployment_dir: Path) -> dict[str, str]:
+    """The placeholders filled from the operator's machine: where the kubeconfig was fetched to."""
+    from provisioner.configure import KUBECONFIG_FILE
+
+    kubeconfig = deployment_dir / KUBECONFIG_FILE
+    return {"deployment.kubeconfig": str(kubeconfig) if kubeconfig.is_file()
+            else "(fetched here when the configuration runs)"}
+
+
 def outputs(deployment: Deployment, nodes: Sequence[Node], secrets: Mapping[str, str],
-            show_secrets: bool = False) -> list[dict[str, Any]]:
-    """The deployment's outputs, filled in; secret ones masked unless ``show_secrets``."""
+            show_secrets: bool = False, configured: bool = True,
+            local: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """The deployment's outputs, filled in; secret ones masked unless ``show_secrets``. Until the
+    configuration ran, nothing behind them answers: ``live`` says so."""
     out = []
     for item in read_record(deployment.plan)[0].outputs:
-        value = fill(item.value, nodes, secrets) if show_secrets or not item.secret else MASK
+        value = fill(item.value, nodes, secrets, local) if show_secrets or not item.secret else MASK
         out.append({"name": item.name, "value": value, "description": item.description,
-                    "secret": item.secret})
+                    "secret": item.secret, "live": configured})
     return out
 
 
 def node_json(node: Node) -> dict[str, Any]:
     return {"name": node.name, "group": node.group, "provider": node.provider, "region": node.region,
-            "cloud_id": node.cloud_id, "state": node.state, "addresses": dict(node.addresses),
-            "created_at": node.created_at}
+            "cloud_id": node.cloud_id, "state": node.state, "size": node.size, "zone": node.zone,
+            "addresses": dict(node.addresses), "created_at": node.created_at}
 
 
-def summary_json(deployment: Deployment, nodes: Sequence[Node]) -> dict[str, Any]:
-    """One ``list`` entry."""
+def summary_json(deployment: Deployment, nodes: Sequence[Node],
+                 events: Sequence[Event] = ()) -> dict[str, Any]:
+    """One ``list`` entry (``events``: all of the deployment's, for its configuration state)."""
     groups: dict[str, int] = {}
     for node in nodes:
         groups[node.group] = groups.get(node.group, 0) + 1
     return {"id": deployment.id, "name": deployment.name, "status": deployment.status,
+            "configuration": configuration(events),
             "created_at": deployment.created_at, "updated_at": deployment.updated_at,
             "locations": [{"provider": p, "region": r} for p, r in deployment.locations],
             "node_count": len(nodes), "groups": groups}
 
 
 def show_json(deployment: Deployment, nodes: Sequence[Node], events: Sequence[Event],
-              secrets: Mapping[str, str], show_secrets: bool = False) -> dict[str, Any]:
-    """The ``show -o json`` document: record, nodes, outputs, secrets (masked), recent events."""
+              secrets: Mapping[str, str], show_secrets: bool = False, recent: int = 30,
+              local: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The ``show -o json`` document: record, nodes, outputs, secrets (masked), the ``recent`` last
+    events (``events``: all of them, oldest first)."""
+    summary = summary_json(deployment, nodes, events)
     return {
-        **summary_json(deployment, nodes),
+        **summary,
         "templates": list(deployment.templates),
         "credentials": dict(deployment.credentials),
         "record": read_record(deployment.plan)[0].to_dict(),
         "nodes": [node_json(n) for n in nodes],
-        "outputs": outputs(deployment, nodes, secrets, show_secrets),
+        "outputs": outputs(deployment, nodes, secrets, show_secrets,
+                           configured=summary["configuration"].startswith(CONFIGURED), local=local),
         "secrets": {name: (value if show_secrets else MASK) for name, value in sorted(secrets.items())},
-        "events": [{"at": e.at, "kind": e.kind, "message": e.message} for e in events],
+        "events": [{"at": e.at, "kind": e.kind, "message": e.message} for e in events[-recent:]],
     }
+
+
+def status_text(entry: Mapping[str, Any]) -> str:
+    """``created, not configured``: the status a user reads (the configuration only once created)."""
+    if entry["status"] == "created":
+        return f"created, {entry['configuration']}"
+    return str(entry["status"])
+
+
+NOT_LIVE = "(not live: not configured yet)"
 
 
 def _table_text(render: Any) -> str:
@@ -126,12 +178,14 @@ def render_list(entries: Sequence[Mapping[str, Any]]) -> str:
         where = ", ".join(f"{loc['provider']} {loc['region']}" if loc["region"] else loc["provider"]
                           for loc in e["locations"]) or "edge boards"
         groups = ", ".join(f"{g} {n}" for g, n in e["groups"].items()) or "0"
-        table.add_row(e["id"], e["name"], e["status"], where, groups, e["created_at"][:19].replace("T", " "))
+        table.add_row(e["id"], e["name"], status_text(e), where, groups,
+                      e["created_at"][:19].replace("T", " "))
     return _table_text(lambda c: c.print(table))
 
 
 def render_outputs(items: Sequence[Mapping[str, Any]]) -> str:
-    return "\n".join(f"{o['name']}: {o['value']}" for o in items)
+    return "\n".join(f"{o['name']}: {o['value']}" + ("" if o.get("live", True) else f" {NOT_LIVE}")
+                     for o in items)
 
 
 def render_show(doc: Mapping[str, Any]) -> str:
@@ -139,14 +193,14 @@ def render_show(doc: Mapping[str, Any]) -> str:
     from rich.table import Table
 
     def draw(console: Any) -> None:
-        console.print(f"{doc['name']} ({doc['id']}): {doc['status']}, created {doc['created_at'][:19]}Z")
+        console.print(f"{doc['name']} ({doc['id']}): {status_text(doc)}, created {doc['created_at'][:19]}Z")
         console.print("templates: " + (", ".join(doc["templates"]) or "-"))
         nodes = Table(title="Nodes", title_justify="left")
-        for column in ("name", "group", "where", "id", "state", "public", "private"):
+        for column in ("name", "group", "where", "size", "id", "state", "public", "private"):
             nodes.add_column(column, overflow="fold")
         for n in doc["nodes"]:
-            where = f"{n['provider']} {n['region']}" if n["region"] else n["provider"]
-            nodes.add_row(n["name"], n["group"], where, n["cloud_id"] or "-", n["state"],
+            where = f"{n['provider']} {n['zone'] or n['region']}" if n["region"] else n["provider"]
+            nodes.add_row(n["name"], n["group"], where, n["size"] or "-", n["cloud_id"] or "-", n["state"],
                           ", ".join(n["addresses"].get("public") or []) or "-",
                           ", ".join(n["addresses"].get("private") or []) or "-")
         console.print(nodes)
@@ -155,7 +209,7 @@ def render_show(doc: Mapping[str, Any]) -> str:
             outputs.add_column("output")
             outputs.add_column("value", overflow="fold")
             for o in doc["outputs"]:
-                outputs.add_row(o["name"], o["value"])
+                outputs.add_row(o["name"], o["value"] + ("" if o.get("live", True) else f" {NOT_LIVE}"))
             console.print(outputs)
         if doc["secrets"]:
             secrets = Table(title="Secrets", title_justify="left")
@@ -172,3 +226,23 @@ def render_show(doc: Mapping[str, Any]) -> str:
         console.print(events)
 
     return _table_text(draw)
+
+
+def boards_left_with_k3s(record: DeploymentRecord) -> list[str]:
+    """What ``destroy`` says of adopted edge boards: they are the operator's, so they are never
+    destroyed, and they keep k3s until its own uninstall scripts run on them."""
+    server = [b for g in record.groups if g.provider == "fleet" and g.role == "front-end" for b in g.boards]
+    agents = [b for g in record.groups if g.provider == "fleet" and g.role != "front-end" for b in g.boards]
+    if not server and not agents:
+        return []
+
+    def login(board: Board) -> str:
+        port = f" -p {board.ssh_port}" if board.ssh_port != 22 else ""
+        return f"ssh{port} {board.ssh_user}@{board.address}"
+
+    lines = [f"the edge boards ({', '.join(b.name for b in (*server, *agents))}) are yours: they were "
+             "adopted, not created, so they are left as they are, k3s and its data included. "
+             "To remove k3s, run k3s's own uninstall script on each:"]
+    lines += [f"  {login(b)} sudo /usr/local/bin/k3s-uninstall.sh" for b in server]
+    lines += [f"  {login(b)} sudo /usr/local/bin/k3s-agent-uninstall.sh" for b in agents]
+    return lines
