@@ -150,7 +150,8 @@ class SshShutdown:
             argv += ["-i", str(Path(key).expanduser()), "-o", "IdentitiesOnly=yes"]
         if self.known_hosts:
             argv += ["-o", f"UserKnownHostsFile={Path(self.known_hosts).expanduser()}"]
-        return [*argv, f"{user}@{member.address}", "--", self.command]
+        # The user as an option's value and ``--`` before the host: neither can be read as an option.
+        return [*argv, "-l", user, "--", str(member.address), self.command]
 
 
 def ssh_answers(address: str, port: int, timeout_s: float = 1.0) -> bool:

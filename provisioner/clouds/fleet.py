@@ -49,7 +49,8 @@ def ssh_check_argv(board: BoardSpec, timeout_s: float, known_hosts: Path | None)
         argv += ["-o", f"UserKnownHostsFile={known_hosts}"]
     if board.ssh_key:
         argv += ["-i", str(Path(board.ssh_key).expanduser()), "-o", "IdentitiesOnly=yes"]
-    return [*argv, f"{board.ssh_user}@{board.address}", "true"]
+    # The user as an option's value and ``--`` before the host: neither can be read as an option.
+    return [*argv, "-l", board.ssh_user, "--", board.address, "true"]
 
 
 def probe(board: BoardSpec, timeout_s: float, known_hosts: Path | None = None) -> Unreachable | None:
