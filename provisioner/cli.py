@@ -300,7 +300,7 @@ def create(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, ...
         credentials={p: c.source.to_json() for p, c in credentials.items()}, configure=not no_configure)
     with _open_store(obj) as store:
         boards = {g.name: g.spec.boards for g in the_plan.groups if g.provider == "fleet"}
-        factory = _driver_factory(credentials, obj.settings, boards, store.path.parent / "known_hosts")
+        factory = _driver_factory(credentials, obj.settings, boards)  # create gives each its own known_hosts
         dep = run_create(store, request, factory, obj.settings, _progress(obj))
         click.echo(f"deployment {dep.name} ({dep.id}) created: {len(store.nodes(dep.id))} node(s)")
         shown = outputs(dep, store.nodes(dep.id), store.secrets(dep.id))
@@ -383,8 +383,8 @@ def destroy(obj: Context, deployment: str, yes: bool, keep_data: bool, auth: str
 
     with _open_store(obj) as store:
         dep = store.find(deployment)
-        if not yes and sys.stdin.isatty():
-            click.confirm(f"Destroy every resource of deployment {deployment}?", abort=True, err=True)
+        _confirm(yes, f"Destroy every resource of deployment {deployment}?",
+                 f"destroy {deployment} removes every resource of the deployment")
         if dep is not None:
             credentials = _recorded_credentials(dep, auth)
             removed = run_destroy(store, dep.id, _driver_factory(credentials, obj.settings),
@@ -397,6 +397,37 @@ def destroy(obj: Context, deployment: str, yes: bool, keep_data: bool, auth: str
         click.echo(f"removed {item.describe()}")
     click.echo(f"deployment {label} destroyed: {len(removed)} resource(s) removed"
                + (" (nothing was left)" if not removed else ""))
+
+
+def _confirm(yes: bool, question: str, what: str) -> None:
+    """Ask on a terminal; without one, only ``--yes`` goes ahead (a script that forgot it must not
+    remove anything: exit 2)."""
+    from provisioner.errors import BadInput
+
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise BadInput(f"{what}; no terminal to confirm it on: give --yes")
+    click.confirm(question, abort=True, err=True)
+
+
+@main.command()
+@click.argument("deployment", metavar="ID")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_obj
+@handles_errors
+def forget(obj: Context, deployment: str, yes: bool) -> None:
+    """Drop the record of destroyed deployment ID (its nodes, events, secrets and files)."""
+    from provisioner.errors import BadInput
+
+    with _open_store(obj) as store:
+        dep = store.get(deployment)
+        if dep.status != "destroyed":
+            raise BadInput(f"deployment {dep.name} ({dep.id}) is {dep.status}, not destroyed: run "
+                           f"`oscar-deploy destroy {dep.name}` first (its record finds its resources)")
+        _confirm(yes, f"Forget deployment {dep.name} ({dep.id})?", f"forget {deployment} drops its record")
+        store.forget(dep.id)
+    click.echo(f"deployment {dep.name} ({dep.id}) forgotten")
 
 
 def _sweep_lost(obj: Context, deployment: str, auth: str | None, provider: str | None, region: str | None,
@@ -439,9 +470,10 @@ def _sweep_lost(obj: Context, deployment: str, auth: str | None, provider: str |
 @click.argument("count", type=click.IntRange(min=0))
 @click.option("--auth", "auth", metavar="FILE", type=click.Path(dir_okay=False),
               help="Auth file to use instead of the one the deployment recorded.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation before removing nodes.")
 @click.pass_obj
 @handles_errors
-def scale(obj: Context, deployment: str, group: str, count: int, auth: str | None) -> None:
+def scale(obj: Context, deployment: str, group: str, count: int, auth: str | None, yes: bool) -> None:
     """Set cloud worker GROUP of deployment ID to COUNT nodes (removes the newest idle first)."""
     from provisioner.engine import scale as run_scale
     from provisioner.engine.scale import scalable_group
@@ -449,6 +481,10 @@ def scale(obj: Context, deployment: str, group: str, count: int, auth: str | Non
     with _open_store(obj) as store:
         dep = store.get(deployment)
         scalable_group(dep, group, count)  # bad input is refused before reading credentials
+        now = len(store.nodes(dep.id, group))
+        if count < now:
+            _confirm(yes, f"Remove {now - count} node(s) of group {group} (their pods stop)?",
+                     f"scale {deployment} {group} {count} removes {now - count} node(s)")
         credentials = _recorded_credentials(dep, auth)
 
         def busy(members: Any) -> list[str]:

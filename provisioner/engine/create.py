@@ -155,12 +155,12 @@ def _front_end_hosts(store: StateStore, dep: Deployment, targets: Sequence[Group
 
 def wait_for_boards(driver: Any, timeout_s: float, *, interval_s: float = 2.0,
                     clock: Callable[[], float] = time.monotonic,
-                    sleep: Callable[[float], None] = time.sleep) -> None:
+                    sleep: Callable[[float], None] = time.sleep, known_hosts: Path | None = None) -> None:
     """Until every board answers over SSH (the fleet driver's check: TCP, then ``ssh … true``);
     ``RemoteError`` naming the boards that never did, with why."""
     deadline = clock() + timeout_s
     while True:
-        failed = driver.check_reachable()
+        failed = driver.check_reachable(known_hosts=known_hosts) if known_hosts else driver.check_reachable()
         if not failed:
             return
         if clock() + interval_s > deadline:
@@ -181,7 +181,8 @@ def _wait_reachable(store: StateStore, dep: Deployment, targets: Sequence[GroupT
         if boards:
             fleet = drivers("fleet", None)
             if hasattr(fleet, "check_reachable"):
-                wait_for_boards(fleet, timeout)
+                # the deployment's own known_hosts, as Ansible and `ssh ID NODE` use afterwards
+                wait_for_boards(fleet, timeout, known_hosts=store.deployment_dir(dep.id) / "known_hosts")
             else:
                 wait_for_ssh([SshHost(b.name, b.address, b.port) for b in boards], timeout)
             bar.advance(len(boards))
