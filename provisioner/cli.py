@@ -12,7 +12,7 @@ import functools
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -131,24 +131,31 @@ def template_options(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
     func = click.option(
         "-i", "--input", "input_pairs", multiple=True, metavar="NAME=VALUE",
-        help="Set an input declared by the template (repeatable; wins over --inputs; an explicit "
-             "weak password is kept).",
+        help="Set an input declared by the template (repeatable; wins over --inputs).",
+    )(func)
+    func = click.option(
+        "--allow-weak-secrets", is_flag=True,
+        help="Accept a password or token given with -i/--inputs that is short or a known default.",
     )(func)
     func = click.argument("templates", nargs=-1, required=True, metavar="TEMPLATE...")(func)
     return func
 
 
 def load_spec(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, ...],
-              inputs_file: str | None, import_paths: tuple[str, ...]) -> Any:
+              inputs_file: str | None, import_paths: tuple[str, ...], allow_weak_secrets: bool = False,
+              recorded: Mapping[str, str] | None = None) -> Any:
+    """The ClusterSpec of TEMPLATE(s); ``recorded``: inputs of a deployment being resumed, which
+    the ones given on the command line override."""
     from provisioner.template import load_cluster_spec, parse_input_pairs
 
-    explicit = parse_input_pairs(input_pairs, inputs_file)
+    explicit = {**(recorded or {}), **parse_input_pairs(input_pairs, inputs_file)}
     spec = load_cluster_spec(
         [Path(t) for t in templates],
         explicit,
         import_paths=[Path(p) for p in import_paths],
         cache_dir=Path(obj.settings.general.cache_dir).expanduser(),
         default_provider=obj.settings.provisioner.default_provider,
+        allow_weak_secrets=allow_weak_secrets,
     )
     for warning in spec.warnings:
         click.echo(f"warning: {warning}", err=True)
@@ -160,7 +167,7 @@ def load_spec(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, 
 @click.pass_obj
 @handles_errors
 def validate(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, ...],
-             inputs_file: str | None, import_paths: tuple[str, ...]) -> None:
+             inputs_file: str | None, import_paths: tuple[str, ...], allow_weak_secrets: bool) -> None:
     """Check TEMPLATE(s) and inputs; change nothing.
 
     \b
@@ -177,7 +184,7 @@ def validate(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, .
     Exit status 2, with one message naming the file and the node, input or property at fault,
     when anything is wrong.
     """
-    spec = load_spec(obj, templates, input_pairs, inputs_file, import_paths)
+    spec = load_spec(obj, templates, input_pairs, inputs_file, import_paths, allow_weak_secrets)
     from provisioner.plan import make_plan
 
     for warning in make_plan(spec, obj.settings).warnings:
@@ -192,7 +199,7 @@ def validate(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, .
 @click.pass_obj
 @handles_errors
 def plan(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, ...],
-         inputs_file: str | None, import_paths: tuple[str, ...], fmt: str) -> None:
+         inputs_file: str | None, import_paths: tuple[str, ...], allow_weak_secrets: bool, fmt: str) -> None:
     """Show what `create` would build: groups, sizes, images, rules, components, cost.
 
     Offline: EC2 sizes and prices come from the data libcloud ships (the cheapest current-generation
@@ -203,7 +210,7 @@ def plan(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, ...],
     -o json prints exactly one JSON document on stdout (its fields are in the README, "Plan JSON");
     warnings always go to stderr.
     """
-    spec = load_spec(obj, templates, input_pairs, inputs_file, import_paths)
+    spec = load_spec(obj, templates, input_pairs, inputs_file, import_paths, allow_weak_secrets)
     from provisioner.plan import make_plan, plan_to_json, render_plan_table
 
     the_plan = make_plan(spec, obj.settings)
@@ -274,17 +281,27 @@ def _open_store(obj: Context) -> Any:
 @click.pass_obj
 @handles_errors
 def create(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, ...], inputs_file: str | None,
-           import_paths: tuple[str, ...], name: str | None, auth: str | None, no_configure: bool,
-           yes: bool) -> None:
+           import_paths: tuple[str, ...], allow_weak_secrets: bool, name: str | None, auth: str | None,
+           no_configure: bool, yes: bool) -> None:
     """Create the cluster TEMPLATE(s) describe (or resume `--name NAME` after an interruption)."""
     from provisioner.credentials import resolve_credentials
     from provisioner.engine import CreateRequest, with_credential_regions
     from provisioner.engine import create as run_create
     from provisioner.engine.views import outputs, render_outputs
     from provisioner.plan import make_plan
+    from provisioner.resume import changed_inputs, recorded_as_given, refuse_changes
     from provisioner.template import parse_input_pairs
 
-    spec = load_spec(obj, templates, input_pairs, inputs_file, import_paths)
+    given = parse_input_pairs(input_pairs, inputs_file)
+    recorded: Any = None
+    if name and Path(obj.state_path).exists():  # a re-run resumes the recorded deployment: its
+        with _open_store(obj) as store:          # inputs fill in what is not given
+            found = store.find(name)
+            recorded = (found.inputs, store.secrets(found.id)) if found is not None else None
+    spec = load_spec(obj, templates, input_pairs, inputs_file, import_paths, allow_weak_secrets,
+                     recorded=recorded_as_given(recorded[0]) if recorded else None)
+    if recorded:
+        refuse_changes(name or "", changed_inputs(recorded[0], recorded[1], spec, given))
     credentials = resolve_credentials([g.provider for g in spec.groups], auth)
     spec = with_credential_regions(spec, {p: c.region for p, c in credentials.items()},
                                    parse_input_pairs(input_pairs, inputs_file))

@@ -74,6 +74,16 @@ def live(inventory: dict[str, list[dict[str, Any]]], deployment: str) -> dict[st
     return out
 
 
+def _ssh_sources(deployment: str) -> set[str]:
+    """The CIDRs the deployment's security groups let reach port 22 (read from the emulator's state)."""
+    from tests.harness.ec2 import _backend
+
+    prefix = resource_prefix(deployment)
+    return {rule.ip_range["CidrIp"] for vpc in _backend(REGION).groups.values() for group in vpc.values()
+            if group.name.startswith(prefix) for rule in group.ingress_rules
+            if rule.from_port is not None and rule.from_port <= 22 <= rule.to_port and rule.ip_range}
+
+
 def state_bytes(tmp_path: Path) -> bytes:
     """Everything the state directory holds on disk (the SQLite file, its WAL, per-deployment files)."""
     return b"".join(p.read_bytes() for p in sorted((tmp_path / "state").rglob("*")) if p.is_file())
@@ -112,6 +122,15 @@ def test_ec2_lifecycle_through_the_cli(tmp_path: Path, env: dict[str, str], ec2_
     assert endpoints["oscar_endpoint"] == f"https://{front['addresses']['public'][0]}/"
     assert run("outputs", "lab").stdout.startswith("oscar_endpoint: https://")
     assert "lab" in run("list").stdout and "oscar-deploy-" in run("show", "lab").stdout
+
+    # A re-run resumes with the recorded inputs: one that forgets admin_cidr keeps the recorded CIDR;
+    # one that gives another wn_num is refused by name, and nothing changes
+    changed = cli(tmp_path, env, "create", AWS_TEMPLATE, "-i", "wn_num=3", "-i", "admin_cidr=10.0.0.0/8",
+                  "--name", "lab", "--auth", auth, "--no-configure", "--yes")
+    assert changed.returncode == 2 and "wn_num (recorded 2, given 3)" in changed.stderr, changed.stderr
+    assert len(live(ec2_emulator.inventory(REGION), dep_id)["instances"]) == 3
+    run("create", AWS_TEMPLATE, "--name", "lab", "--auth", auth, "--no-configure", "--yes")
+    assert _ssh_sources(dep_id) == {"10.0.0.0/8"}
 
     run("scale", "lab", "wn", "3")
     assert len(live(ec2_emulator.inventory(REGION), dep_id)["instances"]) == 4

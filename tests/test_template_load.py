@@ -161,10 +161,17 @@ def test_input_pairs_win_over_the_inputs_file(tmp_path: Path) -> None:
                       "dns_name": "a=b"}
 
 
-def test_weak_explicit_secret_is_kept_because_the_user_chose_it() -> None:
-    spec = load("oscar-aws.yaml", minio_password="minio123")
+def test_weak_explicit_secret_is_refused_unless_allowed_and_never_shown() -> None:
+    for weak in ("minio123", "oscar123", "short-pass1"):
+        with pytest.raises(TemplateError, match="--allow-weak-secrets") as refused:
+            load("oscar-aws.yaml", minio_password=weak)
+        assert "input minio_password" in str(refused.value) and weak not in str(refused.value)
+    spec = load_cluster_spec([templates_dir() / "oscar-aws.yaml"], {"minio_password": "minio123"},
+                             allow_weak_secrets=True)
     assert SecretSpec("minio_password", "minio123", explicit=True) in spec.secrets
-    assert not any("minio_password" in w for w in spec.warnings)
+    assert any("minio_password" in w and "weak" in w for w in spec.warnings)
+    strong = load("oscar-aws.yaml", minio_password="a-long-enough-secret")
+    assert SecretSpec("minio_password", "a-long-enough-secret", explicit=True) in strong.secrets
 
 
 def test_url_import_is_fetched_once_then_read_from_the_cache(tmp_path: Path,
