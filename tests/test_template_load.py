@@ -174,8 +174,8 @@ def test_weak_explicit_secret_is_refused_unless_allowed_and_never_shown() -> Non
     assert SecretSpec("minio_password", "a-long-enough-secret", explicit=True) in strong.secrets
 
 
-def test_url_import_is_fetched_once_then_read_from_the_cache(tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_url_import_is_fetched_once_then_read_from_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
     import functools
     import http.server
     import threading
@@ -203,6 +203,8 @@ def test_url_import_is_fetched_once_then_read_from_the_cache(tmp_path: Path,
         server.shutdown()
         server.server_close()
     assert served == ["/oscar-deploy-types.yaml"]
+    # a plain-http import is one a network attacker can rewrite: say so
+    assert any("without TLS" in r.getMessage() and url in r.getMessage() for r in caplog.records)
     second = load_cluster_spec([template], {}, cache_dir=cache)  # the server is gone: cache only
     assert first.groups == second.groups
 
