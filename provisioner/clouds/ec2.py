@@ -224,9 +224,10 @@ class Ec2Driver:
         name = resource_name(deployment, "sg")
         group = self._find_group(name)
         if group is None:
-            try:
-                self._call("CreateSecurityGroup", "ex_create_security_group", name,
-                           f"oscar-deploy {deployment}", vpc_id=self._vpc_id())
+            try:  # tagged as it is created, so a least-privilege policy can scope it (README, IAM)
+                self._action({"Action": "CreateSecurityGroup", "GroupName": name,
+                              "GroupDescription": f"oscar-deploy {deployment}", "VpcId": self._vpc_id(),
+                              **_tag_params("security-group", {"Name": name, **deployment_tags(deployment)})})
             except CloudError as exc:
                 if "Duplicate" not in str(exc):
                     raise

@@ -187,6 +187,8 @@ class CallRecord:
     region: str
     fault: str | None
     at: float = field(default_factory=time.monotonic)
+    params: dict[str, str] = field(default_factory=dict)
+    """The request's parameters (what an IAM policy is evaluated against)."""
 
 
 class Ec2Fixups:
@@ -221,7 +223,7 @@ class Ec2Fixups:
             time.sleep(self.injector.latency_s)
         fault = self.injector.decide(self._call_of(action, params, region))
         with self._lock:
-            self.calls.append(CallRecord(action, region, fault.code if fault else None))
+            self.calls.append(CallRecord(action, region, fault.code if fault else None, params=dict(params)))
         if fault is not None:
             body = error_xml(fault.code, fault.message)
             start_response(f"{fault.status} Harness", [("Content-Type", "text/xml"),
