@@ -156,6 +156,14 @@ def worker_user_data(store: Any, deployment: Any, group: str, *, spec: Any = Non
     return render_user_data(dataclasses.replace(join, node_name=node_name))
 
 
+def join_token(store: Any, deployment_id: str) -> str:
+    """The agent token in k3s's secure form (``K10<CA hash>::node:<secret>``): a worker checks the
+    server's CA with it, and never holds the server token. A record made before the deployment had
+    its own CA has only the server token."""
+    names = store.secret_names(deployment_id)
+    return store.secret(deployment_id, "k3s_agent_token" if "k3s_agent_token" in names else "k3s_token")
+
+
 def worker_join(store: Any, deployment: Any, group: str, *, spec: Any = None) -> WorkerJoin:
     """How a new worker of ``group`` in a recorded deployment (``StateStore``, ``Deployment``) joins:
     the front-end's private address and the stored ``k3s_token``; no node name (``node_user_data``).
@@ -189,6 +197,6 @@ def worker_join(store: Any, deployment: Any, group: str, *, spec: Any = None) ->
         labels, taints = target.get("labels") or {}, target.get("taints") or ()
     info = groups[group]
     return WorkerJoin(
-        server_url=f"https://{address}:{K3S_PORT}", token=store.secret(deployment.id, "k3s_token"),
+        server_url=f"https://{address}:{K3S_PORT}", token=join_token(store, deployment.id),
         group=group, arch=str(info.get("arch") or "amd64"), role=str(info.get("role") or "worker"),
         labels=labels, taints=tuple(taints))
