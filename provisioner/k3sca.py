@@ -23,6 +23,7 @@ import datetime
 import hashlib
 import json
 import secrets
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -112,3 +113,11 @@ def ca_files_on_server(secret: str | None) -> dict[str, str]:
     """The files the server needs under ``TLS_DIR``, from the ``k3s_ca`` secret ({} without one)."""
     files = json.loads(secret) if secret else {}
     return {name: files[name] for name in ON_SERVER if name in files}
+
+
+def ensure_cluster_ca(store: Any, deployment_id: str) -> dict[str, str]:
+    """The deployment's ``k3s_ca`` and ``k3s_agent_token`` secrets, made once (``StateStore``): a
+    resumed ``create`` keeps the CA the server may already use."""
+    ca = store.ensure_secret(deployment_id, "k3s_ca", new_ca_secret)
+    token = store.ensure_secret(deployment_id, "k3s_agent_token", lambda _name: agent_token(json.loads(ca)))
+    return {"k3s_ca": ca, "k3s_agent_token": token}

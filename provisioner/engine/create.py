@@ -50,7 +50,7 @@ from provisioner.engine.targets import (
     wanted_names,
 )
 from provisioner.errors import CloudError, NotFound, OscarDeployError, RemoteError
-from provisioner.k3sca import agent_token, new_ca_secret
+from provisioner.k3sca import ensure_cluster_ca
 from provisioner.plan import Plan, plan_to_json
 from provisioner.spec import ClusterSpec
 from provisioner.state import Deployment, StateStore, generate_secret, write_private_file
@@ -133,9 +133,7 @@ def _secrets(store: StateStore, dep: Deployment, plan: Plan) -> dict[str, str]:
     if SSH_KEY_SECRET in values:
         write_private_file(key_path(store, dep.id), values[SSH_KEY_SECRET])
     # the cluster's CAs, before k3s first starts, and the agent token that lets joining nodes check them
-    ca = values["k3s_ca"] = store.ensure_secret(dep.id, "k3s_ca", new_ca_secret)
-    values["k3s_agent_token"] = store.ensure_secret(dep.id, "k3s_agent_token",
-                                                    lambda _name: agent_token(json.loads(ca)))
+    values.update(ensure_cluster_ca(store, dep.id))
     return values
 
 
