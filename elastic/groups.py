@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from elastic.model import GroupNode, NodeGroup, Taint
+from provisioner import sinks
 from provisioner.errors import BadInput
 
 GROUP_KEYS = frozenset({
@@ -43,7 +44,7 @@ SHUTDOWN_KEYS = frozenset({"user", "port", "key", "known_hosts", "wait_s", "sett
 NODE_KEYS = frozenset({"name", "address", "mac", "ssh_user", "ssh_port", "ssh_key"})
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 _TAINT_RE = re.compile(r"^(?P<key>[^=:\s]+)(=(?P<value>[^:\s]*))?:(?P<effect>\w+)$")
-_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 
 class GroupsError(BadInput):
@@ -109,7 +110,7 @@ def _parse_group(item: Any, where: str, index: int) -> NodeGroup:
     if not isinstance(item, Mapping):
         raise GroupsError(f"{where}: group #{index}: expected a mapping, got {type(item).__name__}")
     name = item.get("name")
-    if not isinstance(name, str) or not _NAME_RE.match(name):
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
         raise GroupsError(f"{where}: group #{index}: 'name' must be a DNS-style name, got {name!r}")
     here = f"{where}: group {name!r}"
     for key in item:
@@ -229,6 +230,13 @@ def _nodes(value: Any, here: str) -> tuple[GroupNode, ...]:
         for key in ("address", "mac", "ssh_user", "ssh_key"):
             if raw.get(key) is not None and not isinstance(raw[key], str):
                 raise GroupsError(f"{here}: node {raw['name']!r}: {key!r} must be a string (quote it)")
+        # Each of these reaches ssh's command line, a power command or a Kubernetes name.
+        checks = {"name": sinks.dns_label, "address": sinks.host_address, "mac": sinks.mac_address,
+                  "ssh_user": sinks.posix_user, "ssh_key": sinks.file_path}
+        for key, check in checks.items():
+            why = check(raw[key]) if raw.get(key) is not None else None
+            if why:
+                raise GroupsError(f"{here}: node {raw['name']!r}: {key} {raw[key]!r} {why}")
         port = raw.get("ssh_port")
         if port is not None:
             port = _port(port, f"{here}: node {raw['name']!r}", "ssh_port")
@@ -294,3 +302,7 @@ def _shutdown(value: Any, here: str) -> None:
             _number(field, where, key)
         elif not isinstance(field, str) or not field.strip():
             raise GroupsError(f"{where}: {key!r} must be a non-empty string (quote it), got {field!r}")
+        elif key in ("user", "key", "known_hosts"):
+            why = (sinks.posix_user if key == "user" else sinks.file_path)(field)
+            if why:
+                raise GroupsError(f"{where}: {key} {field!r} {why}")

@@ -1,7 +1,8 @@
 """Power managers: how a group's machines are switched on and off (DESIGN §3 ``power:``).
 
-* ``command``: shell commands with ``{node}``, ``{group}``, ``{address}`` filled in (shell-quoted), the
-  way edge operators drive PoE switch ports and smart plugs; also the simplest way to test the daemon.
+* ``command``: shell commands with ``{node}``, ``{group}``, ``{address}`` passed as separate arguments
+  (never as shell text) and a minimal environment, the way edge operators drive PoE switch ports and
+  smart plugs; also the simplest way to test the daemon.
 * ``wol``: a Wake-on-LAN magic packet to the board's MAC, sent to a configurable broadcast address
   (default 255.255.255.255:9); power-off by an optional command.
 * ``shutdown`` (in a ``command`` or ``wol`` group): before the power cut, the board is shut down
@@ -20,7 +21,6 @@ import dataclasses
 import logging
 import os
 import secrets
-import shlex
 import socket
 import subprocess
 import time
@@ -73,26 +73,61 @@ def _member(group: NodeGroup, node: str) -> GroupNode:
     return GroupNode(name=node)
 
 
-def fill(template: str, group: NodeGroup, node: str) -> str:
-    """A command with its placeholders replaced by shell-quoted values (other braces are left alone,
-    so ``${VAR}`` in a command keeps working)."""
+PLACEHOLDERS = ("node", "group", "address")
+"""Filled in as the shell's positional parameters ``$1``, ``$2``, ``$3``, in this order."""
+COMMAND_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "USER", "LOGNAME")
+"""What a power command inherits from the daemon's environment; never the rest (the daemon's
+environment holds the cluster token and cloud keys)."""
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def fill(template: str) -> str:
+    """The command as a shell script whose ``{node}``, ``{group}``, ``{address}`` read the positional
+    parameters ``$1``, ``$2``, ``$3``.
+
+    The values never become shell text: the shell expands a parameter into data and never parses it
+    again, so a name holding quotes, ``$(...)`` or a newline cannot run anything, whichever quoting
+    the placeholder sits in (inside single quotes the quote is closed around the expansion:
+    ``'x{node}'`` becomes ``'x'"$1"''``). Other braces are left alone, so ``${VAR}`` keeps working."""
+    out: list[str] = []
+    quote = ""  # "", "'" or '"'
+    i = 0
+    while i < len(template):
+        char = template[i]
+        name = next((p for p in PLACEHOLDERS if template.startswith("{" + p + "}", i)), None)
+        if name is not None and not (i and template[i - 1] == "$"):
+            ref = PLACEHOLDERS.index(name) + 1
+            out.append({"": f'"${ref}"', '"': f"${{{ref}}}", "'": f"'\"${ref}\"'"}[quote])
+            i += len(name) + 2
+            continue
+        if char == "\\" and quote != "'":
+            out.append(template[i:i + 2])
+            i += 2
+            continue
+        if char in "'\"" and quote in ("", char):
+            quote = "" if quote == char else char
+        out.append(char)
+        i += 1
+    return "".join(out)
+
+
+def command_env(group: NodeGroup, node: str) -> dict[str, str]:
+    """A power command's whole environment: a few harmless variables and the node's own."""
+    env = {key: os.environ[key] for key in COMMAND_ENV if key in os.environ}
+    env.setdefault("PATH", DEFAULT_PATH)
     member = _member(group, node)
-    values = {"node": node, "group": group.name, "address": member.address or ""}
-    out = template
-    for key, value in values.items():
-        out = out.replace("{" + key + "}", shlex.quote(value) if value else "''")
-    return out
+    return {**env, "OSCAR_NODE": node, "OSCAR_GROUP": group.name, "OSCAR_ADDRESS": member.address or ""}
 
 
 def run_command(template: str, group: NodeGroup, node: str, timeout_s: float, what: str) -> None:
-    """Run a power command through the shell; a non-zero exit or a timeout is a ``PowerError``."""
-    command = fill(template, group, node)
+    """Run a power command through ``sh -c`` with the node, group and address as separate arguments
+    (``fill``) and a minimal environment; a non-zero exit or a timeout is a ``PowerError``."""
     member = _member(group, node)
-    env = {**os.environ, "OSCAR_NODE": node, "OSCAR_GROUP": group.name, "OSCAR_ADDRESS": member.address or ""}
-    log.debug("%s %s: running %s", what, node, command)
+    argv = ["/bin/sh", "-c", fill(template), "oscar-power", node, group.name, member.address or ""]
+    log.debug("%s %s: running %s", what, node, template)
     try:
-        result = subprocess.run(command, shell=True, env=env, capture_output=True, text=True,
-                                timeout=timeout_s, check=False)
+        result = subprocess.run(argv, env=command_env(group, node), capture_output=True, text=True,
+                                stdin=subprocess.DEVNULL, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired:
         raise PowerError(f"{what} {node}: command still running after {timeout_s:g}s") from None
     if result.returncode != 0:
@@ -152,7 +187,8 @@ class SshShutdown:
             argv += ["-i", str(Path(key).expanduser()), "-o", "IdentitiesOnly=yes"]
         if self.known_hosts:
             argv += ["-o", f"UserKnownHostsFile={Path(self.known_hosts).expanduser()}"]
-        return [*argv, f"{user}@{member.address}", "--", self.command]
+        # The user as an option's value and ``--`` before the host: neither can be read as an option.
+        return [*argv, "-l", user, "--", str(member.address), self.command]
 
 
 def ssh_answers(address: str, port: int, timeout_s: float = 1.0) -> bool:

@@ -12,7 +12,7 @@ import functools
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -183,24 +183,31 @@ def template_options(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
     func = click.option(
         "-i", "--input", "input_pairs", multiple=True, metavar="NAME=VALUE",
-        help="Set an input declared by the template (repeatable; wins over --inputs; an explicit "
-             "weak password is kept).",
+        help="Set an input declared by the template (repeatable; wins over --inputs).",
+    )(func)
+    func = click.option(
+        "--allow-weak-secrets", is_flag=True,
+        help="Accept a password or token given with -i/--inputs that is short or a known default.",
     )(func)
     func = click.argument("templates", nargs=-1, required=True, metavar="TEMPLATE...")(func)
     return func
 
 
 def load_spec(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, ...],
-              inputs_file: str | None, import_paths: tuple[str, ...]) -> Any:
+              inputs_file: str | None, import_paths: tuple[str, ...], allow_weak_secrets: bool = False,
+              recorded: Mapping[str, str] | None = None) -> Any:
+    """The ClusterSpec of TEMPLATE(s); ``recorded``: inputs of a deployment being resumed, which
+    the ones given on the command line override."""
     from provisioner.template import load_cluster_spec, parse_input_pairs
 
-    explicit = parse_input_pairs(input_pairs, inputs_file)
+    explicit = {**(recorded or {}), **parse_input_pairs(input_pairs, inputs_file)}
     spec = load_cluster_spec(
         [Path(t) for t in templates],
         explicit,
         import_paths=[Path(p) for p in import_paths],
         cache_dir=Path(obj.settings.general.cache_dir).expanduser(),
         default_provider=obj.settings.provisioner.default_provider,
+        allow_weak_secrets=allow_weak_secrets,
     )
     for warning in spec.warnings:
         click.echo(f"warning: {warning}", err=True)
@@ -212,7 +219,7 @@ def load_spec(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, 
 @click.pass_obj
 @handles_errors
 def validate(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, ...],
-             inputs_file: str | None, import_paths: tuple[str, ...]) -> None:
+             inputs_file: str | None, import_paths: tuple[str, ...], allow_weak_secrets: bool) -> None:
     """Check TEMPLATE(s) and inputs; change nothing.
 
     \b
@@ -229,7 +236,7 @@ def validate(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, .
     Exit status 2, with one message naming the file and the node, input or property at fault,
     when anything is wrong.
     """
-    spec = load_spec(obj, templates, input_pairs, inputs_file, import_paths)
+    spec = load_spec(obj, templates, input_pairs, inputs_file, import_paths, allow_weak_secrets)
     from provisioner.plan import make_plan
 
     for warning in make_plan(spec, obj.settings).warnings:
@@ -244,7 +251,7 @@ def validate(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, .
 @click.pass_obj
 @handles_errors
 def plan(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, ...],
-         inputs_file: str | None, import_paths: tuple[str, ...], fmt: str) -> None:
+         inputs_file: str | None, import_paths: tuple[str, ...], allow_weak_secrets: bool, fmt: str) -> None:
     """Show what `create` would build: groups, sizes, images, rules, components, cost.
 
     Offline: EC2 sizes and prices come from the data libcloud ships (the cheapest current-generation
@@ -255,7 +262,7 @@ def plan(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, ...],
     -o json prints exactly one JSON document on stdout (its fields are in the README, "Plan JSON");
     warnings always go to stderr.
     """
-    spec = load_spec(obj, templates, input_pairs, inputs_file, import_paths)
+    spec = load_spec(obj, templates, input_pairs, inputs_file, import_paths, allow_weak_secrets)
     from provisioner.plan import make_plan, plan_to_json, render_plan_table
 
     the_plan = make_plan(spec, obj.settings)
@@ -338,8 +345,8 @@ def _open_store(obj: Context) -> Any:
 @click.pass_obj
 @handles_errors
 def create(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, ...], inputs_file: str | None,
-           import_paths: tuple[str, ...], name: str | None, auth: str | None, no_configure: bool,
-           yes: bool) -> None:
+           import_paths: tuple[str, ...], allow_weak_secrets: bool, name: str | None, auth: str | None,
+           no_configure: bool, yes: bool) -> None:
     """Create the cluster TEMPLATE(s) describe (or resume `--name NAME` after an interruption).
 
     \b
@@ -348,16 +355,27 @@ def create(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, ...
 
     TEMPLATE(s), -i, --inputs and --import-path as for `validate`: the whole template is checked,
     the whole plan made and the credentials read before any cloud call (bad input exits 2 and
-    changes nothing)."""
+    changes nothing). A re-run with `--name` takes the recorded inputs for those not given and
+    refuses changed ones."""
     from provisioner.clouds.registry import ec2_subnets
     from provisioner.credentials import resolve_credentials
     from provisioner.engine import CreateRequest, with_credential_regions
     from provisioner.engine import create as run_create
     from provisioner.engine.views import CONFIGURED, configuration, local_values, outputs, render_outputs
     from provisioner.plan import make_plan
+    from provisioner.resume import changed_inputs, recorded_as_given, refuse_changes
     from provisioner.template import parse_input_pairs
 
-    spec = load_spec(obj, templates, input_pairs, inputs_file, import_paths)
+    given = parse_input_pairs(input_pairs, inputs_file)
+    recorded: Any = None
+    if name and Path(obj.state_path).exists():  # a re-run resumes the recorded deployment: its
+        with _open_store(obj) as store:          # inputs fill in what is not given
+            found = store.find(name)
+            recorded = (found.inputs, store.secrets(found.id)) if found is not None else None
+    spec = load_spec(obj, templates, input_pairs, inputs_file, import_paths, allow_weak_secrets,
+                     recorded=recorded_as_given(recorded[0]) if recorded else None)
+    if recorded:
+        refuse_changes(name or "", changed_inputs(recorded[0], recorded[1], spec, given))
     credentials = resolve_credentials([g.provider for g in spec.groups], auth)
     spec = with_credential_regions(spec, {p: c.region for p, c in credentials.items()},
                                    parse_input_pairs(input_pairs, inputs_file))
@@ -373,8 +391,8 @@ def create(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, ...
         credentials={p: c.source.to_json() for p, c in credentials.items()}, configure=not no_configure)
     with _open_store(obj) as store:
         boards = {g.name: g.spec.boards for g in the_plan.groups if g.provider == "fleet"}
-        factory = _driver_factory(credentials, obj.settings, boards, store.path.parent / "known_hosts",
-                                  ec2_subnets(the_plan.groups))
+        # create gives each deployment its own known_hosts
+        factory = _driver_factory(credentials, obj.settings, boards, subnets=ec2_subnets(the_plan.groups))
         _preflight(factory, the_plan)
         dep = run_create(store, request, factory, obj.settings, _progress(obj))
         state = configuration(store.events(dep.id))
@@ -469,8 +487,8 @@ def destroy(obj: Context, deployment: str, yes: bool, keep_data: bool, auth: str
 
     with _open_store(obj) as store:
         dep = store.find(deployment)
-        if not yes and sys.stdin.isatty():
-            click.confirm(f"Destroy every resource of deployment {deployment}?", abort=True, err=True)
+        _confirm(yes, f"Destroy every resource of deployment {deployment}?",
+                 f"destroy {deployment} removes every resource of the deployment")
         kept: list[str] = []
         if dep is not None:
             from provisioner.engine.views import boards_left_with_k3s
@@ -489,6 +507,37 @@ def destroy(obj: Context, deployment: str, yes: bool, keep_data: bool, auth: str
                + (" (nothing was left)" if not removed else ""))
     for line in kept:
         click.echo(line)
+
+
+def _confirm(yes: bool, question: str, what: str) -> None:
+    """Ask on a terminal; without one, only ``--yes`` goes ahead (a script that forgot it must not
+    remove anything: exit 2)."""
+    from provisioner.errors import BadInput
+
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise BadInput(f"{what}; no terminal to confirm it on: give --yes")
+    click.confirm(question, abort=True, err=True)
+
+
+@main.command()
+@click.argument("deployment", metavar="ID")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_obj
+@handles_errors
+def forget(obj: Context, deployment: str, yes: bool) -> None:
+    """Drop the record of destroyed deployment ID (its nodes, events, secrets and files)."""
+    from provisioner.errors import BadInput
+
+    with _open_store(obj) as store:
+        dep = store.get(deployment)
+        if dep.status != "destroyed":
+            raise BadInput(f"deployment {dep.name} ({dep.id}) is {dep.status}, not destroyed: run "
+                           f"`oscar-deploy destroy {dep.name}` first (its record finds its resources)")
+        _confirm(yes, f"Forget deployment {dep.name} ({dep.id})?", f"forget {deployment} drops its record")
+        store.forget(dep.id)
+    click.echo(f"deployment {dep.name} ({dep.id}) forgotten")
 
 
 def _sweep_lost(obj: Context, deployment: str, auth: str | None, provider: str | None, region: str | None,
@@ -548,9 +597,10 @@ class NodeCount(click.ParamType):
 @click.argument("count", type=NodeCount())
 @click.option("--auth", "auth", metavar="FILE", type=click.Path(dir_okay=False),
               help="Auth file to use instead of the one the deployment recorded.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation before removing nodes.")
 @click.pass_obj
 @handles_errors
-def scale(obj: Context, deployment: str, group: str, count: int, auth: str | None) -> None:
+def scale(obj: Context, deployment: str, group: str, count: int, auth: str | None, yes: bool) -> None:
     """Set cloud worker GROUP of deployment ID to COUNT nodes (removes the newest idle first)."""
     from provisioner.clouds.registry import ec2_subnets
     from provisioner.engine import scale as run_scale
@@ -561,6 +611,10 @@ def scale(obj: Context, deployment: str, group: str, count: int, auth: str | Non
         # bad input is refused before reading credentials
         record = store.record(dep.id)
         scalable_group(dep, record, group, count)
+        now = len(store.nodes(dep.id, group))
+        if count < now:
+            _confirm(yes, f"Remove {now - count} node(s) of group {group} (their pods stop)?",
+                     f"scale {deployment} {group} {count} removes {now - count} node(s)")
         credentials = _recorded_credentials(dep, auth)
 
         def busy(members: Any) -> list[str]:

@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 from provisioner.errors import BadInput, NotFound, TemplateError
-from provisioner.record import TOKEN_SECRET, JoinInputs, server_url
+from provisioner.record import JoinInputs, server_url
 from provisioner.record import node_labels as record_labels
 from provisioner.resources import playbooks_dir
 from provisioner.spec import NODE_NAME
@@ -161,6 +161,14 @@ def worker_user_data(store: Any, deployment: Any, group: str, *, spec: Any = Non
     return render_user_data(dataclasses.replace(join, node_name=node_name))
 
 
+def join_token(store: Any, deployment_id: str) -> str:
+    """The agent token in k3s's secure form (``K10<CA hash>::node:<secret>``): a worker checks the
+    server's CA with it, and never holds the server token. A record made before the deployment had
+    its own CA has only the server token."""
+    names = store.secret_names(deployment_id)
+    return store.secret(deployment_id, "k3s_agent_token" if "k3s_agent_token" in names else "k3s_token")
+
+
 def worker_join(store: Any, deployment: Any, group: str, *, spec: Any = None) -> WorkerJoin:
     """How a new worker of ``group`` in a recorded deployment (``StateStore``, ``Deployment``) joins:
     the front-end's private address and the stored ``k3s_token``; no node name (``node_user_data``).
@@ -192,7 +200,7 @@ def worker_join(store: Any, deployment: Any, group: str, *, spec: Any = None) ->
         group_spec = spec.group(group)
         labels, taints = group_spec.labels, group_spec.taints
     return WorkerJoin(
-        server_url=server_url(address), token=store.secret(deployment.id, TOKEN_SECRET),
+        server_url=server_url(address), token=join_token(store, deployment.id),
         group=group, arch=info.arch, role=info.role, labels=labels, taints=tuple(taints))
 
 

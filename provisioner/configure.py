@@ -65,6 +65,7 @@ from provisioner.inventory import (
     plan_is_complete,
     render_yaml,
 )
+from provisioner.k3sca import ca_files_on_server
 from provisioner.record import DeploymentRecord, daemon_groups, read_record, server_url
 from provisioner.resources import playbooks_dir
 from provisioner.spec import ClusterSpec
@@ -159,6 +160,9 @@ def configuration_vars(deployment: Deployment, secrets: Mapping[str, str], inven
         "oscar_kubeconfig_dest": str(deployment_dir / KUBECONFIG_FILE),
         "k3s_server_url": server_url(front_address) if front_address else "",
         "k3s_token": secrets.get("k3s_token", ""),
+        # agents and the daemon join with the agent token; the server places its CAs before it starts
+        "k3s_agent_token": secrets.get("k3s_agent_token") or secrets.get("k3s_token", ""),
+        "k3s_ca_files": ca_files_on_server(secrets.get("k3s_ca")),
         # The hybrid template: boards behind NAT and cloud nodes talk over WireGuard.
         "k3s_wireguard": record.hybrid,
         "minio_access_key": str(minio.get("access_key") or "minio"),

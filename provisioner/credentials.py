@@ -46,6 +46,7 @@ import dataclasses
 import logging
 import os
 import re
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -53,6 +54,17 @@ from typing import Any, ClassVar, Literal
 from provisioner.errors import CredentialsError
 
 log = logging.getLogger(__name__)
+
+
+
+def warn_plain_http(auth_url: str, where: str) -> None:
+    """A Keystone URL without TLS sends the password (or token) in clear to whoever is on the path;
+    only a loopback address keeps it on this machine."""
+    parsed = urllib.parse.urlparse(auth_url)
+    if parsed.scheme == "http" and parsed.hostname not in ("localhost", "127.0.0.1", "::1"):
+        log.warning("%s: the Keystone URL %s is not https: the OpenStack password or token travels "
+                    "unencrypted", where, auth_url)
+
 
 SourceKind = Literal["auth-file", "environment", "aws-profile", "aws-sdk-chain", "clouds.yaml"]
 OpenStackAuthType = Literal["password", "application_credential", "oidc_access_token"]
@@ -372,6 +384,7 @@ def _from_auth_entry(entry: AuthEntry, path: Path) -> Credentials:
     auth_url = need("host", "the Keystone URL, e.g. https://keystone:5000/v3")
     if not re.match(r"^https?://", auth_url):
         raise CredentialsError(f"{where}: host must be the Keystone URL (http:// or https://...)")
+    warn_plain_http(auth_url, where)
     region = values.get("region") or values.get("service_region") or None
     version = values.get("auth_version", "3.x_password")
     site = {"region": region, "service_name": values.get("service_name") or None,
@@ -640,6 +653,7 @@ def _openstack_from_fields(
                                               or get("application_credential_secret")),
                            bool(get("access_token")), where)
     auth_url = need("auth_url")
+    warn_plain_http(auth_url, where)
     common: dict[str, Any] = {"auth_url": auth_url, "region": region, "source": source,
                               "cacert": get("cacert"), "verify": get("verify") not in ("False", "false", "0")}
     if auth_type == "application_credential":

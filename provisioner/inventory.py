@@ -199,7 +199,7 @@ def ssh_common_args(host: InventoryHost, known_hosts: str) -> str:
         proxy = ["ssh", "-F", "/dev/null", "-p", str(jump.port), *(["-i", jump.key] if jump.key else []),
                  "-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=accept-new",
                  "-o", "BatchMode=yes", "-o", "ControlMaster=no", "-o", "ControlPath=none",
-                 "-W", "%h:%p", f"{jump.user}@{jump.address}"]
+                 "-W", "%h:%p", "-l", jump.user, "--", jump.address]
         opts += ["-o", f"ProxyCommand={shlex.join(proxy)}"]
     return shlex.join(opts)
 
@@ -433,7 +433,7 @@ def ssh_argv(inventory: Inventory, node: str, command: Sequence[str] = ()) -> li
     if not command:  # an interactive login may ask questions (a passphrase)
         at = argv.index("BatchMode=yes")
         del argv[at - 1:at + 1]
-    argv.append(f"{host.user}@{host.address}")
-    if command:
-        argv += ["--", *command]
+    # The user as an option's value and ``--`` before the host, so neither can be read as an option;
+    # the command follows the host (ssh parses no option after ``--``).
+    argv += ["-l", host.user, "--", host.address, *command]
     return argv

@@ -33,7 +33,8 @@ RECORD_VERSION = 2
 """1: the untyped plan document of earlier releases (no ``record_version`` key); 2: this module."""
 KNOWN_HOSTS_FILE = "known_hosts"
 """The deployment's known_hosts file in its directory (host keys ``configure`` trusted)."""
-TOKEN_SECRET = "k3s_token"
+TOKEN_SECRET = "k3s_agent_token"
+"""The secret workers join with: k3s's agent token in its secure form (never the server token)."""
 UNRECORDED = "unrecorded"
 """``Power.type`` of a board migrated from a record that did not keep how boards are powered."""
 K3S_PORT = 6443

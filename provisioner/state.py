@@ -662,6 +662,11 @@ class StateStore:
                 raise NotFound(f"no deployment with id {deployment_id!r} in {self.path}") from None
             return value
 
+    def delete_secret(self, deployment_id: str, name: str) -> None:
+        """Drop a secret nothing needs any more (a destroyed deployment's SSH key)."""
+        with self._write() as conn:
+            conn.execute("DELETE FROM secrets WHERE deployment_id = ? AND name = ?", (deployment_id, name))
+
     def secret(self, deployment_id: str, name: str) -> str:
         rows = self._read("SELECT value FROM secrets WHERE deployment_id = ? AND name = ?",
                           (deployment_id, name))

@@ -75,6 +75,16 @@ def live(inventory: dict[str, list[dict[str, Any]]], deployment: str) -> dict[st
     return out
 
 
+def _ssh_sources(deployment: str) -> set[str]:
+    """The CIDRs the deployment's security groups let reach port 22 (read from the emulator's state)."""
+    from tests.harness.ec2 import _backend
+
+    prefix = resource_prefix(deployment)
+    return {rule.ip_range["CidrIp"] for vpc in _backend(REGION).groups.values() for group in vpc.values()
+            if group.name.startswith(prefix) for rule in group.ingress_rules
+            if rule.from_port is not None and rule.from_port <= 22 <= rule.to_port and rule.ip_range}
+
+
 def state_bytes(tmp_path: Path) -> bytes:
     """Everything the state directory holds on disk (the SQLite file, its WAL, per-deployment files)."""
     return b"".join(p.read_bytes() for p in sorted((tmp_path / "state").rglob("*")) if p.is_file())
@@ -114,16 +124,42 @@ def test_ec2_lifecycle_through_the_cli(tmp_path: Path, env: dict[str, str], ec2_
     assert run("outputs", "lab").stdout.startswith("oscar_endpoint: https://")
     assert "lab" in run("list").stdout and "oscar-deploy-" in run("show", "lab").stdout
 
+    # A re-run resumes with the recorded inputs: one that forgets admin_cidr keeps the recorded CIDR;
+    # one that gives another wn_num is refused by name, and nothing changes
+    changed = cli(tmp_path, env, "create", AWS_TEMPLATE, "-i", "wn_num=3", "-i", "admin_cidr=10.0.0.0/8",
+                  "--name", "lab", "--auth", auth, "--no-configure", "--yes")
+    assert changed.returncode == 2 and "wn_num (recorded 2, given 3)" in changed.stderr, changed.stderr
+    assert len(live(ec2_emulator.inventory(REGION), dep_id)["instances"]) == 3
+    run("create", AWS_TEMPLATE, "--name", "lab", "--auth", auth, "--no-configure", "--yes")
+    assert _ssh_sources(dep_id) == {"10.0.0.0/8"}
+
     run("scale", "lab", "wn", "3")
     assert len(live(ec2_emulator.inventory(REGION), dep_id)["instances"]) == 4
     bad = cli(tmp_path, env, "scale", "lab", "wn", "99")
     assert bad.returncode == 2 and "takes 0 to 4" in bad.stderr and "Traceback" not in bad.stderr
+
+    # Without a terminal, nothing is removed unless --yes says so: a script that forgot it stops
+    for slip, said in ((["scale", "lab", "wn", "1"], "--yes"), (["destroy", "lab"], "--yes"),
+                       (["forget", "lab", "--yes"], "not destroyed")):
+        refused = cli(tmp_path, env, *slip)
+        assert refused.returncode == 2 and said in refused.stderr, (slip, refused.stderr)
+        assert "Traceback" not in refused.stderr
+    assert len(live(ec2_emulator.inventory(REGION), dep_id)["instances"]) == 4
+    key_file = tmp_path / "state" / "deployments" / dep_id / "id_ed25519"
+    assert key_file.exists()
 
     gone = run("destroy", "lab", "--yes")
     assert "removed aws eu-west-1: instance" in gone.stdout and "key pair" in gone.stdout
     assert all(not items for items in live(ec2_emulator.inventory(REGION), dep_id).values())
     again = run("destroy", "lab", "--yes")
     assert "0 resource(s) removed (nothing was left)" in again.stdout
+    # a destroyed deployment keeps no way in; `forget` then drops its record
+    assert not key_file.exists()
+    kept = json.loads(cli(tmp_path, env, "show", "lab", "-o", "json", "--show-secrets").stdout)["secrets"]
+    assert "ssh_private_key" not in kept and kept
+    run("forget", "lab", "--yes")
+    assert cli(tmp_path, env, "show", "lab").returncode == 2
+    assert json.loads(run("list", "-o", "json").stdout) == []
 
     # the cloud credentials are nowhere: not in the state file, not in any output or log line
     assert SECRET.encode() not in state_bytes(tmp_path)
@@ -293,7 +329,7 @@ def test_scale_down_removes_an_idle_worker_before_the_newest_busy_one(
 
     # no kubeconfig yet (configure never ran): newest first, with a warning on stderr
     newest = pick_removals(workers(), 2)[0].name
-    blind = cli(tmp_path, env, "scale", "busy", "wn", "2")
+    blind = cli(tmp_path, env, "scale", "busy", "wn", "2", "--yes")
     assert blind.returncode == 0, blind.stderr
     assert "warning: cannot tell idle workers from busy ones" in blind.stderr
     assert "no kubeconfig" in blind.stderr
@@ -314,7 +350,7 @@ def test_scale_down_removes_an_idle_worker_before_the_newest_busy_one(
                         and kube_api.pods(node=idle, phase="Succeeded")
                         and len(kube_api.pods(namespace="kube-system", phase="Running")) == 2,
                         what="the job running, the short pod done, a DaemonSet pod on each node")
-    done = cli(tmp_path, env, "scale", "busy", "wn", "1")
+    done = cli(tmp_path, env, "scale", "busy", "wn", "1", "--yes")
     assert done.returncode == 0, done.stderr
     assert "warning" not in done.stderr
     assert f"removed {idle}\n" in done.stdout and f"kept {busy}: busy (running user pods)" in done.stdout

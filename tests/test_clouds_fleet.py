@@ -55,7 +55,7 @@ def test_boards_are_listed_adopted_and_never_destroyed() -> None:
 def test_ssh_check_is_batch_mode_without_multiplexing(tmp_path: Path) -> None:
     argv = ssh_check_argv(BoardSpec("pi", "10.0.0.5", ssh_user="pi", ssh_key="~/k", ssh_port=2200), 7,
                           tmp_path / "known")
-    assert argv[0] == "ssh" and argv[-2:] == ["pi@10.0.0.5", "true"]
+    assert argv[0] == "ssh" and argv[-5:] == ["-l", "pi", "--", "10.0.0.5", "true"]
     text = " ".join(argv)
     for option in ("BatchMode=yes", "ControlMaster=no", "ControlPath=none", "ConnectTimeout=7", "-p 2200",
                    f"UserKnownHostsFile={tmp_path / 'known'}"):

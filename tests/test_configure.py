@@ -66,6 +66,7 @@ def test_first_run_configures_every_board(site: dict[str, Any]) -> None:
     assert result.total_changed > 0 and result.attempts == 1
     front, pi1, pi2 = fleet
     token = store.secret(dep.id, "k3s_token")
+    agent = store.secret(dep.id, "k3s_agent_token")  # K10<CA hash>::node:<secret>
     names = {front.address: "front", pi1.address: "pi1", pi2.address: "pi2"}
     for board, name in zip(fleet, ("front", "pi1", "pi2"), strict=True):
         # common: hostname, /etc/hosts naming every node, kernel settings files, the stand-in binary.
@@ -81,6 +82,13 @@ def test_first_run_configures_every_board(site: dict[str, Any]) -> None:
     # k3s server: its config (0600) holds the stored token, labels and the API's names.
     mode, config = _config(front)
     assert mode == "600" and config["token"] == token and config["write-kubeconfig-mode"] == "0600"
+    assert config["agent-token"] == agent.rpartition("::node:")[2] and agent.startswith("K10")
+    # the deployment's CAs are in place for k3s's first start (keys 0600; root and intermediate keys not)
+    ca = json.loads(store.secret(dep.id, "k3s_ca"))
+    tls = "/var/lib/rancher/k3s/server/tls"
+    assert front.run(f"cat {tls}/server-ca.crt").stdout == ca["server-ca.crt"]
+    assert front.run(f"stat -c %a {tls}/etcd/peer-ca.key {tls}/service.key").stdout.split() == ["600", "600"]
+    assert front.run(f"ls {tls}/root-ca.key {tls}/intermediate-ca.key", check=False).returncode != 0
     assert config["node-label"] == ["oscar-deploy/group=front", "oscar-deploy/role=front-end",
                                     "oscar-deploy/arch=amd64"]
     assert front.address in config["tls-san"] and "flannel-backend" not in config
@@ -90,7 +98,7 @@ def test_first_run_configures_every_board(site: dict[str, Any]) -> None:
     for board in (pi1, pi2):
         mode, config = _config(board)
         assert mode == "600"
-        assert config["server"] == f"https://{front.address}:6443" and config["token"] == token
+        assert config["server"] == f"https://{front.address}:6443" and config["token"] == agent
         assert config["node-label"] == ["oscar-deploy/group=pis", "oscar-deploy/role=edge",
                                         "oscar-deploy/arch=arm64", "oscar-deploy/site=edge"]
         assert config["node-taint"] == ["oscar-deploy/edge=true:PreferNoSchedule"]
@@ -215,7 +223,7 @@ def test_the_front_end_gets_the_services_manifests_and_charts_valid_and_private(
     assert groups[0]["power"] == {"type": "command", "power_on": "plug on {node}",
                                   "power_off": "plug off {node}"}  # pi2 is behind the front-end: no SSH halt
     daemon_secret = next(d for d in by_kind["Secret"] if d["metadata"]["name"] == "oscar-deploy-elastic")
-    assert daemon_secret["stringData"]["K3S_TOKEN"] == secrets["k3s_token"]
+    assert daemon_secret["stringData"]["K3S_TOKEN"] == secrets["k3s_agent_token"] != secrets["k3s_token"]
     assert by_kind["Service"][0]["spec"]["ports"][0]["port"] == 9153
     exports = front.run("cat /etc/exports.d/oscar.exports").stdout
     assert "/var/lib/oscar-deploy/data/nfs " in exports and f"{site['fleet'][1].address}(rw," in exports

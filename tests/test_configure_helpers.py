@@ -18,6 +18,7 @@ import yaml
 from provisioner.config import Settings
 from provisioner.engine.create import recorded_plan
 from provisioner.engine.targets import group_targets
+from provisioner.k3sca import ensure_cluster_ca
 from provisioner.plan import make_plan
 from provisioner.state import Deployment, StateStore
 from provisioner.template import load_cluster_spec
@@ -99,6 +100,7 @@ def record_board_deployment(store: StateStore, template: Path, name: str = "edge
                                   templates=[str(template)], inputs=dict(spec.inputs), status="created")
     for secret in plan.secrets:
         store.ensure_secret(dep.id, secret.name)
+    ensure_cluster_ca(store, dep.id)
     for group in spec.groups:
         for board in group.boards:
             store.record_node(dep.id, group=group.name, name=board.name, provider="fleet",

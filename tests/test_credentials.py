@@ -53,6 +53,21 @@ def resolve(providers: list[str], tmp_path: Path, env: dict[str, str] | None = N
 # --- the IM auth file ----------------------------------------------------------------------------
 
 
+def test_a_keystone_url_without_tls_warns_unless_it_is_loopback(tmp_path: Path,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    password = secret()
+    for host, warned in (("http://keystone.example:5000/v3", True),
+                         ("https://keystone.example:5000/v3", False), ("http://127.0.0.1:5000/v3", False)):
+        caplog.clear()
+        auth = write(tmp_path / "auth.dat", f"id = o; type = OpenStack; host = {host}; username = u; "
+                                            f"password = {password}; tenant = t\n")
+        with caplog.at_level(logging.WARNING):
+            resolve(["openstack"], tmp_path, auth=auth)
+        said = [r.getMessage() for r in caplog.records if "not https" in r.getMessage()]
+        assert bool(said) == warned, (host, said)
+        assert not any(password in r.getMessage() for r in caplog.records)
+
+
 def test_im_auth_file_ec2_and_openstack_lines(tmp_path: Path) -> None:
     aws_secret, os_password = secret(), secret()
     auth = write(tmp_path / "auth.dat", f"""\

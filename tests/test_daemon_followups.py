@@ -108,10 +108,10 @@ def test_a_groups_file_gives_the_ssh_shutdown_and_the_cut_becomes_optional(tmp_p
     assert isinstance(manager, CommandPower) and manager.off_command is None
     assert manager.shutdown == SshShutdown(user="pi", key="/keys/fleet", known_hosts="/keys/known", wait_s=30)
     first, second = (manager.shutdown.argv(n) for n in group.nodes)
-    assert first[first.index("-p") + 1] == "22" and "pi@192.0.2.11" in first
+    assert first[first.index("-p") + 1] == "22" and first[-4:-1] == ["pi", "--", "192.0.2.11"]
     assert first[first.index("-i") + 1] == "/keys/fleet" and "UserKnownHostsFile=/keys/known" in first
     # a board's own login wins over the group's
-    assert "ubuntu@192.0.2.12" in second and second[second.index("-p") + 1] == "2200"
+    assert second[-4:-1] == ["ubuntu", "--", "192.0.2.12"] and second[second.index("-p") + 1] == "2200"
     assert second[second.index("-i") + 1] == str(Path("~/.ssh/pi2").expanduser())
     assert "BatchMode=yes" in second
     assert second[-1] == "sudo -n shutdown -h now || shutdown -h now || poweroff"
@@ -305,7 +305,7 @@ def test_a_hybrid_deployment_gives_the_daemon_its_boards_with_their_power_and_lo
                          "shutdown": {}}
     manager = manager_for(pis)  # powered without any cloud: the template's commands and an SSH halt
     assert isinstance(manager, CommandPower) and manager.shutdown is not None
-    assert "ubuntu@10.1.0.11" in manager.shutdown.argv(pis.nodes[0])
+    assert manager.shutdown.argv(pis.nodes[0])[-5:-1] == ["-l", "ubuntu", "--", "10.1.0.11"]
 
 
 def test_an_edge_deployment_leaves_its_front_end_alone_and_uses_its_known_hosts(store: Any) -> None:

@@ -138,15 +138,29 @@ def test_wake_on_lan_sends_the_magic_packet_to_the_configured_address() -> None:
         magic_packet("aa:bb")
 
 
-def test_power_commands_get_quoted_placeholders_and_report_failures(tmp_path: Path) -> None:
-    assert fill("plug {address} {node} {group} ${HOME}", GROUP, "b1") == "plug 10.0.0.1 b1 edge ${HOME}"
+def test_power_commands_get_placeholders_as_arguments_and_report_failures(tmp_path: Path) -> None:
+    assert fill("plug {address} {node} '{group}' ${HOME}") == """plug "$3" "$1" ''"$2"'' ${HOME}"""
     out = tmp_path / "out"
-    CommandPower(f"echo $OSCAR_NODE {{address}} > {out}", "true").power_on(GROUP, "b1")
-    assert out.read_text().split() == ["b1", "10.0.0.1"]
+    command = f"echo $OSCAR_NODE {{address}} 'g={{group}}' \"{{node}}\" > {out}"
+    CommandPower(command, "true").power_on(GROUP, "b1")
+    assert out.read_text().split() == ["b1", "10.0.0.1", "g=edge", "b1"]
     with pytest.raises(PowerError, match=r"status 3: port 7 is dead"):
         CommandPower("echo 'port 7 is dead' >&2; exit 3", "true").power_on(GROUP, "b1")
     with pytest.raises(PowerError, match=r"still running after 0\.2s"):
         CommandPower("sleep 5", "true", timeout_s=0.2).power_on(GROUP, "b1")
+
+
+def test_power_commands_do_not_inherit_the_daemons_secrets(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daemon's environment holds the cluster token and cloud keys; a plug's command needs none."""
+    monkeypatch.setenv("K3S_TOKEN", "K10secret::server:abc")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "cloud-secret")
+    out = tmp_path / "env"
+    CommandPower(f"env > {out}", "true").power_on(GROUP, "b1")
+    seen = dict(line.split("=", 1) for line in out.read_text().splitlines() if "=" in line)
+    assert "K3S_TOKEN" not in seen and "AWS_SECRET_ACCESS_KEY" not in seen
+    assert "cloud-secret" not in out.read_text() and "K10secret" not in out.read_text()
+    assert seen["OSCAR_NODE"] == "b1" and seen["PATH"]
 
 
 # ---- watch ------------------------------------------------------------------------------------------

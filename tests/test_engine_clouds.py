@@ -9,6 +9,7 @@ that with a fifth of the mutating calls refused (throttling, 5xx, capacity).
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from provisioner.config import GeneralSettings, ProvisionerSettings, Settings
 from provisioner.credentials import AwsCredentials, CredentialSource
 from provisioner.engine import CreateRequest, create, destroy, scale
 from provisioner.engine.targets import node_name
+from provisioner.k3sca import agent_token
 from provisioner.plan import make_plan
 from provisioner.resources import tosca_dir
 from provisioner.state import StateStore
@@ -140,11 +142,14 @@ def test_create_scale_destroy_on_ec2(ec2_emulator: Any, store: Any, settings: Se
     assert {n.cloud_id for n in recorded} == {i["id"] for i in inventory["instances"]}
     front_node = next(n for n in recorded if n.group == "front")
     assert front_node.addresses["public"]
-    # workers join by cloud-init: the front-end's private address and the join token; never SSH
+    # workers join by cloud-init: the front-end's private address and the agent token in k3s's secure
+    # form (the hash of the deployment's own CA: they check the server); never the server token, never SSH
     server = f"https://{front_node.addresses['private'][0]}:6443"
-    token = store.secret(dep.id, "k3s_token")
+    token = store.secret(dep.id, "k3s_agent_token")
+    assert token == agent_token(json.loads(store.secret(dep.id, "k3s_ca")), token.rpartition(":")[2])
     workers = [i for i in inventory["instances"] if i["tags"][TAG_GROUP] == "wn"]
     assert all(server in (i["user_data"] or "") and token in i["user_data"] for i in workers)
+    assert not any(store.secret(dep.id, "k3s_token") in i["user_data"] for i in workers)
     assert front["user_data"] is None
     for worker in workers:  # each registers under its own name, not the cloud's ip-10-… hostname
         assert_joins_under_its_name(boto, worker)

@@ -87,7 +87,11 @@ def test_boards_are_adopted_checked_and_left_alone(tmp_path: Path, board_hosts: 
         assert {(n.state, n.provider) for n in nodes.values()} == {("adopted", "fleet")}
         assert [d.id for d in steps] == [dep.id]  # configured once every board answered
         assert "ssh_private_key" not in store.secrets(dep.id)  # boards keep their own keys
+        # the boards' host keys are pinned in the deployment's own known_hosts, the one Ansible uses
+        pinned = (store.deployment_dir(dep.id) / "known_hosts").read_text()
+        assert all(f"[{b.address}]:{b.port} " in pinned for b in board_hosts), pinned
         assert destroy(store, dep.id, factory) == []
+        assert not (store.deployment_dir(dep.id) / "known_hosts").exists()
     assert all(b.is_on() for b in board_hosts)
 
 

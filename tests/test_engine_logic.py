@@ -414,4 +414,6 @@ def test_hybrid_deployment_adopts_boards_and_workers_join_the_front_end(store: S
     joined = driver.create_calls[-1]
     assert joined.group == "wn" and joined.user_data is not None
     assert "https://10.0.0.9:6443" in joined.user_data  # the front-end's private address
-    assert store.secret(dep.id, "k3s_token") in joined.user_data
+    # the agent token in k3s's secure form, never the server token
+    assert store.secret(dep.id, "k3s_agent_token") in joined.user_data
+    assert store.secret(dep.id, "k3s_token") not in joined.user_data

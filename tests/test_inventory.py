@@ -78,7 +78,7 @@ def test_recorded_plan_gives_groups_by_role_and_arch_and_leaves_cloud_workers_ou
     # Through the front-end, with the deployment's key and known_hosts; pi1 is reached directly.
     assert "ProxyCommand=" in pi2["ansible_ssh_common_args"]
     proxy = pi2["ansible_ssh_common_args"]
-    assert "-i /keys/id" in proxy and "ubuntu@198.51.100.7" in proxy
+    assert "-i /keys/id" in proxy and "-l ubuntu -- 198.51.100.7" in proxy
     assert "ProxyCommand" not in doc["_meta"]["hostvars"]["pi1"]["ansible_ssh_common_args"]
     for hv in doc["_meta"]["hostvars"].values():
         assert "UserKnownHostsFile=/state/known_hosts" in hv["ansible_ssh_common_args"]

@@ -163,14 +163,21 @@ def test_input_pairs_win_over_the_inputs_file(tmp_path: Path) -> None:
                       "dns_name": "a=b"}
 
 
-def test_weak_explicit_secret_is_kept_because_the_user_chose_it() -> None:
-    spec = load("oscar-aws.yaml", minio_password="minio123")
+def test_weak_explicit_secret_is_refused_unless_allowed_and_never_shown() -> None:
+    for weak in ("minio123", "oscar123", "short-pass1"):
+        with pytest.raises(TemplateError, match="--allow-weak-secrets") as refused:
+            load("oscar-aws.yaml", minio_password=weak)
+        assert "input minio_password" in str(refused.value) and weak not in str(refused.value)
+    spec = load_cluster_spec([templates_dir() / "oscar-aws.yaml"], {"minio_password": "minio123"},
+                             allow_weak_secrets=True)
     assert SecretSpec("minio_password", "minio123", explicit=True) in spec.secrets
-    assert not any("minio_password" in w for w in spec.warnings)
+    assert any("minio_password" in w and "weak" in w for w in spec.warnings)
+    strong = load("oscar-aws.yaml", minio_password="a-long-enough-secret")
+    assert SecretSpec("minio_password", "a-long-enough-secret", explicit=True) in strong.secrets
 
 
-def test_url_import_is_fetched_once_then_read_from_the_cache(tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_url_import_is_fetched_once_then_read_from_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
     import functools
     import http.server
     import threading
@@ -198,6 +205,8 @@ def test_url_import_is_fetched_once_then_read_from_the_cache(tmp_path: Path,
         server.shutdown()
         server.server_close()
     assert served == ["/oscar-deploy-types.yaml"]
+    # a plain-http import is one a network attacker can rewrite: say so
+    assert any("without TLS" in r.getMessage() and url in r.getMessage() for r in caplog.records)
     second = load_cluster_spec([template], {}, cache_dir=cache)  # the server is gone: cache only
     assert first.groups == second.groups
 

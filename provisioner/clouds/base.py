@@ -19,6 +19,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Literal, Protocol
 
+from provisioner.sinks import LONGEST_SUFFIX, short_hash
+
 TAG_DEPLOYMENT = "oscar-deploy:deployment"
 TAG_GROUP = "oscar-deploy:group"
 NAME_PREFIX = "oscar-deploy-"
@@ -33,9 +35,20 @@ def resource_prefix(deployment: str) -> str:
 
 
 def resource_name(deployment: str, *parts: str) -> str:
-    """``oscar-deploy-<id>-<part>-<part>``, lowercased and limited to what every cloud accepts."""
-    tail = "-".join(re.sub(r"[^a-z0-9-]+", "-", p.lower()).strip("-") for p in parts if p)
-    return f"{resource_prefix(deployment)}{tail}"[:63].rstrip("-")
+    """``oscar-deploy-<id>-<part>-<part>``, lowercased and limited to what every cloud accepts.
+
+    Names are never cut where that would make two alike: when all but the last part would leave no
+    room for a 7-character last part (an index, ``data``, ``address``), that head is shortened and
+    ends with a hash of itself, so the last part (a node's index) always survives whole."""
+    cleaned = [re.sub(r"[^a-z0-9-]+", "-", p.lower()).strip("-") for p in parts if p]
+    head = resource_prefix(deployment) + "-".join(cleaned[:-1])
+    room = 63 - 1 - LONGEST_SUFFIX
+    if len(cleaned) > 1 and len(head) > room:
+        head = f"{head[:room - 7].rstrip('-')}-{short_hash(head)}"
+    tail = cleaned[-1] if cleaned else ""
+    if len(cleaned) > 1:
+        return f"{head}-{tail}"[:63].rstrip("-")
+    return f"{head}{tail}"[:63].rstrip("-")
 
 
 def deployment_tags(deployment: str, group: str | None = None) -> dict[str, str]:

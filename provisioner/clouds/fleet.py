@@ -49,7 +49,8 @@ def ssh_check_argv(board: BoardSpec, timeout_s: float, known_hosts: Path | None)
         argv += ["-o", f"UserKnownHostsFile={known_hosts}"]
     if board.ssh_key:
         argv += ["-i", str(Path(board.ssh_key).expanduser()), "-o", "IdentitiesOnly=yes"]
-    return [*argv, f"{board.ssh_user}@{board.address}", "true"]
+    # The user as an option's value and ``--`` before the host: neither can be read as an option.
+    return [*argv, "-l", board.ssh_user, "--", board.address, "true"]
 
 
 def probe(board: BoardSpec, timeout_s: float, known_hosts: Path | None = None) -> Unreachable | None:
@@ -93,14 +94,17 @@ class FleetDriver:
                          private_ips=(board.address,))
 
     # -- reachability -------------------------------------------------------------------------------
-    def check_reachable(self, timeout_s: float | None = None) -> list[Unreachable]:
-        """The boards that do not answer over SSH (in the fleet's order); empty when all do."""
+    def check_reachable(self, timeout_s: float | None = None,
+                        known_hosts: Path | None = None) -> list[Unreachable]:
+        """The boards that do not answer over SSH (in the fleet's order); empty when all do.
+        ``known_hosts``: the deployment's own file (default: the one the driver was made with)."""
         boards = [board for _group, board in self._all()]
         if not boards:
             return []
         wait = self.timeout_s if timeout_s is None else timeout_s
         with ThreadPoolExecutor(min(self.parallel, len(boards))) as pool:
-            results = list(pool.map(lambda b: probe(b, wait, self.known_hosts), boards))
+            pinned = known_hosts or self.known_hosts
+            results = list(pool.map(lambda b: probe(b, wait, pinned), boards))
         return [r for r in results if r is not None]
 
     def require_reachable(self, timeout_s: float | None = None) -> None:

@@ -50,6 +50,7 @@ from provisioner.engine.targets import (
     wanted_names,
 )
 from provisioner.errors import CloudError, NotFound, OscarDeployError, RemoteError
+from provisioner.k3sca import ensure_cluster_ca
 from provisioner.plan import Plan
 from provisioner.spec import ClusterSpec
 from provisioner.state import Deployment, StateStore, generate_secret, write_private_file
@@ -120,6 +121,8 @@ def _secrets(store: StateStore, dep: Deployment, plan: Plan) -> dict[str, str]:
         values[name] = value
     if SSH_KEY_SECRET in values:
         write_private_file(key_path(store, dep.id), values[SSH_KEY_SECRET])
+    # the cluster's CAs, before k3s first starts, and the agent token that lets joining nodes check them
+    values.update(ensure_cluster_ca(store, dep.id))
     return values
 
 
@@ -145,7 +148,7 @@ def _front_end_hosts(store: StateStore, dep: Deployment, targets: Sequence[Group
 def wait_for_boards(driver: Any, timeout_s: float, *, interval_s: float = 2.0,
                     report_every_s: float = 30.0,
                     clock: Callable[[], float] = time.monotonic,
-                    sleep: Callable[[float], None] = time.sleep) -> None:
+                    sleep: Callable[[float], None] = time.sleep, known_hosts: Path | None = None) -> None:
     """Until every board answers over SSH (the fleet driver's check: TCP, then ``ssh … true``);
     ``RemoteError`` naming the boards that never did, with why. Which boards it still waits for,
     and why, is logged every ``report_every_s``."""
@@ -153,7 +156,7 @@ def wait_for_boards(driver: Any, timeout_s: float, *, interval_s: float = 2.0,
     deadline = started + timeout_s
     reported = started
     while True:
-        failed = driver.check_reachable()
+        failed = driver.check_reachable(known_hosts=known_hosts) if known_hosts else driver.check_reachable()
         if not failed:
             return
         detail = "; ".join(f"{u.name} ({u.reason})" for u in failed)
@@ -191,7 +194,8 @@ def _wait_reachable(store: StateStore, dep: Deployment, targets: Sequence[GroupT
         if boards:
             fleet = drivers("fleet", None)
             if hasattr(fleet, "check_reachable"):
-                wait_for_boards(fleet, timeout)
+                # the deployment's own known_hosts, as Ansible and `ssh ID NODE` use afterwards
+                wait_for_boards(fleet, timeout, known_hosts=store.deployment_dir(dep.id) / "known_hosts")
             else:
                 wait_for_ssh([SshHost(b.name, b.address, b.port) for b in boards], timeout,
                              on_waiting=waiting)

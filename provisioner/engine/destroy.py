@@ -62,6 +62,15 @@ def sweep(deployment_id: str, locations: Sequence[Location], driver_factory: Dri
     return [r for batch in results for r in batch]
 
 
+def forget_access(store: StateStore, deployment_id: str) -> None:
+    """A destroyed deployment keeps no way in: its SSH key (secret and file) and the host keys it
+    pinned (a cloud reuses addresses) are deleted; its record stays until ``forget``."""
+    store.delete_secret(deployment_id, "ssh_private_key")
+    directory = store.deployment_dir(deployment_id)
+    for name in ("id_ed25519", "known_hosts"):
+        (directory / name).unlink(missing_ok=True)
+
+
 def destroy(store: StateStore, ref: str, driver_factory: DriverFactory, *, keep_data: bool = False,
             progress: Progress | None = None) -> list[Removed]:
     """Destroy the recorded deployment ``ref`` (id or name) under its run lock; return what went."""
@@ -79,6 +88,7 @@ def destroy(store: StateStore, ref: str, driver_factory: DriverFactory, *, keep_
         for node in store.nodes(dep.id):
             store.remove_node(dep.id, node.name)
         store.set_status(dep.id, "destroyed")
+        forget_access(store, dep.id)
         store.add_event(dep.id, "destroy", f"done: {len(removed)} resource(s) removed")
     log.debug("destroyed %s: %d resources", dep.id, len(removed))
     return removed

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import contextlib
 
+from provisioner.cloudinit import join_token
 from provisioner.engine.keys import SSH_KEY_SECRET, public_key_of
 from provisioner.errors import NotFound
-from provisioner.record import TOKEN_SECRET, DaemonDeployment, DeploymentRecord, server_url
+from provisioner.record import DaemonDeployment, DeploymentRecord, server_url
 from provisioner.state import StateStore
 
 
@@ -40,8 +41,8 @@ def daemon_deployment(store: StateStore, ref: str) -> DaemonDeployment:
     inputs gets them from the state file here)."""
     dep = store.get(ref)
     record = with_launch_inputs(store, dep.id, store.record(dep.id))
-    try:
-        token = store.secret(dep.id, TOKEN_SECRET)
+    try:  # the agent token (k3s's secure form): workers the daemon makes never hold the server token
+        token = join_token(store, dep.id)
     except NotFound:
         token = ""
     return DaemonDeployment(id=dep.id, name=dep.name, record=record, credentials=dict(dep.credentials),

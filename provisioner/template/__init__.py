@@ -35,12 +35,12 @@ __all__ = ["load_cluster_spec", "parse_input_pairs"]
 
 def load_cluster_spec(paths: Sequence[Path], explicit_inputs: Mapping[str, Any], *,
                       import_paths: Sequence[Path] = (), cache_dir: Path | None = None,
-                      default_provider: str = "aws") -> ClusterSpec:
+                      default_provider: str = "aws", allow_weak_secrets: bool = False) -> ClusterSpec:
     """Read, merge, check and parse the templates; raise TemplateError (exit 2) on any fault."""
     loaded = load_templates([Path(p) for p in paths], ImportResolver(import_paths, cache_dir))
     origins = loaded.origins
     topology = loaded.doc["topology_template"]
-    resolved = resolve_inputs(topology["inputs"], explicit_inputs, origins)
+    resolved = resolve_inputs(topology["inputs"], explicit_inputs, origins, allow_weak_secrets)
     warnings = list(resolved.warnings)
     warn = once(warnings)
     nodes = topology["node_templates"]

@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from provisioner import sinks
 from provisioner.errors import TemplateError
 from provisioner.spec import (
     NODE_NAME,
@@ -79,6 +80,15 @@ class Builder:
 
     def fail(self, name: str, message: str) -> TemplateError:
         return TemplateError(message, where=self.origins.of_node(name), culprit=f"node {name}")
+
+    def checked(self, name: str, what: str, value: Any, check: Callable[[Any], str | None]) -> Any:
+        """``value`` if ``check`` passes; else a TemplateError naming the node and the property (the
+        value reaches a command line, a file name or a Kubernetes name: ``provisioner.sinks``)."""
+        why = check(value)
+        if why is not None:
+            named = why.startswith(("key ", "value ", "taint "))  # the reason quotes the value itself
+            raise self.fail(name, f"{what}: {why}" if named else f"{what} {value!r} {why}")
+        return value
 
     def prop(self, name: str, key: str, default: Any = None) -> Any:
         """A node property: the template's value if set, else the type's default."""
@@ -185,6 +195,7 @@ class Builder:
         taints = self.prop(name, "taints") or []
         if not isinstance(labels, dict) or not isinstance(taints, list):
             raise self.fail(name, "labels must be a map and taints a list")
+        self.check_labels(name, labels, taints)
         return {
             "provider": provider,
             "region": self.prop(name, "region") or None,
@@ -193,6 +204,14 @@ class Builder:
             "labels": {str(k): str(v) for k, v in labels.items()},
             "taints": tuple(str(t) for t in taints),
         }
+
+    def check_labels(self, name: str, labels: Mapping[Any, Any], taints: list[Any]) -> None:
+        """Labels and taints reach k3s's config file and the Kubernetes API: their grammar, whole."""
+        for key, value in labels.items():
+            self.checked(name, "property labels", key, sinks.label_key)
+            self.checked(name, "property labels", "" if value is None else str(value), sinks.label_value)
+        for item in taints:
+            self.checked(name, "property taints", item, sinks.taint)
 
     def volume(self, name: str) -> VolumeSpec | None:
         for requirement in self.raw[name].get("requirements") or []:
@@ -212,6 +231,7 @@ class Builder:
                 self.warn(f"volume:{target}", f"node {target}: no size given; no data volume")
                 return None
             gib = math.ceil(self.size(target, size, "GiB", "size"))
+            self.checked(name, "local_storage location", location, sinks.absolute_path)
             return VolumeSpec(size_gib=gib, mount=str(location)) if gib > 0 else None
         return None
 
@@ -279,14 +299,32 @@ class Builder:
                                         **self.placement(name)))
         for fleet, names in fleets.items():
             groups.append(self.fleet(fleet, names))
+        self.check_group_names(groups)
         fronts = [g for g in groups if g.role == "front-end"]
         others = sorted((g for g in groups if g.role != "front-end"), key=lambda g: -g.priority)
         return tuple(fronts + others)
+
+    def check_group_names(self, groups: list[GroupSpec]) -> None:
+        """Group names become parts of machine and node names: their grammar and length, and no two
+        that would make the same names (``wn_a`` and ``wn-a``)."""
+        seen: dict[str, str] = {}
+        for group in groups:
+            node = group.source_node or group.name
+            if group.provider != "fleet" or group.role != "front-end":
+                what = "property fleet" if group.provider == "fleet" else "node name"
+                self.checked(node, what, group.name, sinks.group_name)
+            label = sinks.group_label(group.name)
+            if label in seen and seen[label] != group.name:
+                raise self.fail(node, f"group {group.name!r} and group {seen[label]!r} would give their "
+                                      "machines the same names; rename one")
+            seen[label] = group.name
 
     def board(self, name: str) -> BoardSpec:
         machine = self.machine(name, "arm64")
         power_on, power_off = self.prop(name, "power_on") or None, self.prop(name, "power_off") or None
         mac = self.prop(name, "wol_mac") or None
+        if mac:
+            self.checked(name, "property wol_mac", mac, sinks.mac_address)
         if power_on:
             power = PowerSpec(type="command", power_on=power_on, power_off=power_off, mac=mac)
         elif mac:
@@ -300,8 +338,17 @@ class Builder:
             raise self.fail(name, "a board's name becomes its hostname and Kubernetes node name: use at "
                                   "most 63 lowercase letters, digits and '-', starting and ending with a "
                                   "letter or digit")
-        return BoardSpec(name=name, address=str(address), ssh_user=str(self.prop(name, "ssh_user", "pi")),
-                         ssh_key=self.prop(name, "ssh_key") or None,
+        self.checked(name, "property address", address, sinks.host_address)
+        ssh_user = self.checked(name, "property ssh_user", self.prop(name, "ssh_user", "pi"),
+                                sinks.posix_user)
+        ssh_key = self.prop(name, "ssh_key") or None
+        if ssh_key:
+            self.checked(name, "property ssh_key", ssh_key, sinks.file_path)
+        labels, taints = self.prop(name, "labels") or {}, self.prop(name, "taints") or []
+        if isinstance(labels, dict) and isinstance(taints, list):
+            self.check_labels(name, labels, taints)
+        return BoardSpec(name=name, address=str(address), ssh_user=ssh_user,
+                         ssh_key=ssh_key,
                          ssh_port=int(self.prop(name, "ssh_port", 22)), arch=machine.arch,
                          cpus=machine.cpus, memory_mib=machine.memory_mib, power=power,
                          proxy_jump=bool(self.prop(name, "proxy_jump", False)))
@@ -505,11 +552,27 @@ class Builder:
                                      secret="{secret." in text))
         return tuple(result)
 
+    def check_components(self, components: tuple[ComponentSpec, ...], dns: Any, front: str) -> None:
+        """User names, access keys and host names the roles write into manifests, Helm values and
+        certificates: a narrow grammar, so none can start a new YAML key or a shell word."""
+        for component in components:
+            node = component.source_node or front
+            for key, value in component.properties.items():
+                if value in (None, "") or (isinstance(value, str) and value.startswith("{secret.")):
+                    continue
+                if key in ("access_key", "username", "admin_username"):
+                    self.checked(node, f"property {key}", value, sinks.safe_text)
+                elif key in ("dns_host", "console_dns_host"):
+                    self.checked(node, f"property {key}", value, sinks.host_address)
+        if dns:
+            self.checked(front, "dns_name", dns, sinks.host_address)
+
     def spec(self) -> ClusterSpec:
         groups = self.groups()
         components, elastic, im_dns = self.components()
         front = next(g for g in groups if g.role == "front-end")
         dns = self.prop(front.name, "dns_name") if self.has_cluster_props(front.name) else im_dns
+        self.check_components(components, dns, front.source_node or front.name)
         secrets = list(self.inputs.secrets)
         referenced = _SECRET_REF.findall(repr([c.properties for c in components]))
         for secret in (*referenced, *ALWAYS_SECRETS):

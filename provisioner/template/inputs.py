@@ -159,11 +159,12 @@ def _clean(error: BaseException) -> str:
 
 
 def resolve_inputs(declared: Mapping[str, Any], explicit: Mapping[str, Any],
-                   origins: Any) -> ResolvedInputs:
+                   origins: Any, allow_weak_secrets: bool = False) -> ResolvedInputs:
     """Compute and check the effective value of every declared input.
 
     ``explicit`` are the user's ``-i``/``--inputs`` values (text); an undeclared one is an error,
-    as is a required input with neither default nor value.
+    as is a required input with neither default nor value, and a weak secret given explicitly
+    (unless ``allow_weak_secrets``: a default anyone can read in a template is no secret).
     """
     unknown = sorted(set(explicit) - set(declared))
     if unknown:
@@ -191,6 +192,13 @@ def resolve_inputs(declared: Mapping[str, Any], explicit: Mapping[str, Any],
                 raise TemplateError(f"-i value {shown} is not a valid {kind}{detail}",
                                     where=where, culprit=f"input {name}") from None
             value = _check_value(name, schema, value, where, "given", secret)
+            if secret and is_weak(value):
+                if not allow_weak_secrets:
+                    raise TemplateError(f"the value given is weak (under {MIN_SECRET_LENGTH} characters, or "
+                                        "a default published in templates); choose a stronger one, leave "
+                                        "it out to have one generated, or give --allow-weak-secrets",
+                                        where=where, culprit=f"input {name}")
+                warnings.append(f"input {name}: a weak secret is used (--allow-weak-secrets)")
             if secret:
                 secrets.append(SecretSpec(name, value=str(value), explicit=True))
                 value = placeholder(name)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
+import logging
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -22,6 +23,8 @@ import yaml
 
 from provisioner.errors import TemplateError
 from provisioner.resources import templates_dir, types_dir
+
+log = logging.getLogger(__name__)
 
 TYPE_SECTIONS = (
     "node_types", "capability_types", "relationship_types", "data_types", "interface_types",
@@ -163,6 +166,9 @@ class ImportResolver:
                 f"import '{url}' is a URL and no cache directory is set; use --import-path DIR "
                 f"with a copy of {_file_name(url)}", where=str(source), culprit=f"import {name}",
             )
+        if urllib.parse.urlparse(url).scheme != "https":
+            log.warning("import %s is fetched without TLS: whoever is on the path can change the types "
+                        "it defines; use an https:// URL or --import-path DIR with a copy", url)
         digest = hashlib.sha256(url.encode()).hexdigest()[:16]
         cached = self.cache_dir / "imports" / f"{digest}-{_file_name(url)}"
         if cached.is_file():

@@ -209,6 +209,8 @@ class CallRecord:
     at: float = field(default_factory=time.monotonic)
     refused: str | None = None
     """The error code the stricter layer answered with (as AWS would have), if any."""
+    params: dict[str, str] = field(default_factory=dict)
+    """The request's parameters (what an IAM policy is evaluated against)."""
 
 
 class Ec2Fixups:
@@ -244,7 +246,7 @@ class Ec2Fixups:
             time.sleep(self.injector.latency_s)
         fault = self.injector.decide(self._call_of(action, params, region))
         with self._lock:
-            record = CallRecord(action, region, fault.code if fault else None)
+            record = CallRecord(action, region, fault.code if fault else None, params=dict(params))
             self.calls.append(record)
         if fault is not None:
             if fault.performed:  # done, but the answer is lost: the client sees only the error
