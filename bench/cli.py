@@ -1,7 +1,7 @@
 """bench/cli: how long a user waits for `oscar-deploy --help` and for `plan` of each shipped template.
 
 Runs the installed command as a subprocess, as a user would, several times each, and prints the
-medians. Targets (DESIGN §5): ``--help`` ≤ 0.3 s, ``plan`` ≤ 1 s (the worst template's median).
+medians. Targets: ``--help`` ≤ 0.3 s, ``plan`` ≤ 1 s (the worst template's median).
 The size catalogue cache lives in a fresh temporary directory, so the first `plan` run pays for
 building it (reported as ``plan_first_s``) and the medians show the steady state.
 

@@ -1,4 +1,4 @@
-"""DESIGN §5 ``bench/packing``: how many new nodes ``decide()`` asks for, against the volume lower
+"""``bench/packing``: how many new nodes ``decide()`` asks for, against the volume lower
 bound (no packing can do with fewer: total requests over the node size, per resource, the largest).
 Target: ≤ 1.05 × the lower bound, and never more nodes than the pending pods need.
 

@@ -1,4 +1,4 @@
-"""DESIGN §5 ``bench/pending_latency``: from a pod becoming unschedulable to the daemon's power-on
+"""``bench/pending_latency``: from a pod becoming unschedulable to the daemon's power-on
 request, p95 ≤ 1 s.
 
 The daemon runs at its default settings (batching window 0.2 s idle / 2 s max, 10 s tick) against the

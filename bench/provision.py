@@ -1,4 +1,4 @@
-"""bench/provision: wall time of `create` for 1 front-end + 20 workers vs 1 + 1 (DESIGN §5).
+"""bench/provision: wall time of `create` for 1 front-end + 20 workers vs 1 + 1.
 
 Against the EC2 emulator (tests/harness/ec2.py: moto behind the EC2 fix-up layer) with 1 s of
 injected latency on every API call, through the real engine and the stock-libcloud EC2 driver,

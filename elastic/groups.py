@@ -1,4 +1,4 @@
-"""The node-groups YAML (DESIGN §3), shared by ``simulate --groups`` and ``daemon --groups``.
+"""The node-groups YAML, shared by ``simulate --groups`` and ``daemon --groups``.
 
 A list of mappings ``{name, cpus, memory_mib, min, max, boot_s, cost_per_hour, priority, labels,
 taints, gpus, max_pods, power, nodes}`` parsed into ``elastic.model.NodeGroup``. Every problem is a

@@ -1,4 +1,4 @@
-"""The daemon's Prometheus metrics (issue 5 item 6), on a registry of its own.
+"""The daemon's Prometheus metrics, on a registry of its own.
 
 Names follow Prometheus conventions (``_total`` counters, ``_seconds`` units, base units only) and
 label values are small fixed sets, never pod names or free text: ``reason`` is one of

@@ -135,7 +135,7 @@ class GroupNode:
 
 @dataclasses.dataclass(frozen=True)
 class NodeGroup:
-    """A group of interchangeable worker nodes (DESIGN §3 groups YAML).
+    """A group of interchangeable worker nodes (the groups YAML).
 
     ``power`` is the actuator's business (``{type: cloud|command|wol, ...}``); the policy never reads
     it. A group with ``nodes`` can only power on those named machines; a group without them (cloud)

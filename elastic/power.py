@@ -1,4 +1,4 @@
-"""Power managers: how a group's machines are switched on and off (DESIGN §3 ``power:``).
+"""Power managers: how a group's machines are switched on and off (the groups format's ``power:``).
 
 * ``command``: shell commands with ``{node}``, ``{group}``, ``{address}`` passed as separate arguments
   (never as shell text) and a minimal environment, the way edge operators drive PoE switch ports and
@@ -346,7 +346,7 @@ class LaunchSpec:
 
 
 class CloudPower:
-    """``power: {type: cloud, deployment: ID}``: a power-on creates a tagged worker (DESIGN §2: tags
+    """``power: {type: cloud, deployment: ID}``: a power-on creates a tagged worker (tags
     ``oscar-deploy:deployment``/``:group``, name ``oscar-deploy-<id>-<group>-<random>``) that joins by
     cloud-init under its name; a power-off terminates it. The cloud's list by tag is the truth of what
     exists, so a worker created by a replica that died is found again (``machines``)."""

@@ -1,4 +1,4 @@
 """oscar-deploy's provisioner: the IM role (template → spec → plan → cloud → configure).
 
-Nothing here imports ``elastic``; only ``provisioner.cli`` reaches it, lazily (DESIGN §1).
+Nothing here imports ``elastic``; only ``provisioner.cli`` reaches it, lazily.
 """

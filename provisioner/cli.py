@@ -3,7 +3,7 @@
 Only this module formats output and maps errors to exit codes (0 done, 1 failed at run time,
 2 bad input). Heavy libraries (tosca-parser, libcloud, kubernetes, ansible) are imported inside the
 commands that need them, so ``--help`` stays fast. ``elastic`` is imported lazily, only by
-``daemon``, ``nodes`` and ``simulate`` (DESIGN §1).
+``daemon``, ``nodes`` and ``simulate``.
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ def main(ctx: click.Context, config: str | None, state: str | None, verbose: int
 
 
 def template_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """The options every template-reading command takes (DESIGN §3)."""
+    """The options every template-reading command takes."""
     func = click.option(
         "--import-path",
         "import_paths",
@@ -274,7 +274,7 @@ def plan(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, ...],
         click.echo(render_plan_table(the_plan))
 
 
-# --- the lifecycle commands: create, list, show, outputs, destroy, scale (issue 3) ------------------
+# --- the lifecycle commands: create, list, show, outputs, destroy, scale ------------------
 
 
 def _progress(obj: Context) -> Any:
@@ -315,7 +315,7 @@ def _preflight(factory: Callable[[str, str | None], Any], the_plan: Any) -> None
 
 def _recorded_credentials(dep: Any, auth: str | None) -> dict[str, Any]:
     """The credentials of every cloud the deployment uses: from --auth if given, else read again
-    from where the deployment recorded they came from (DESIGN §2)."""
+    from where the deployment recorded they came from."""
     from provisioner.credentials import credentials_from_source, resolve_credentials
 
     providers = [p for p, _region in dep.locations if p != "fleet"]

@@ -1,6 +1,6 @@
 """Cloud credentials: the IM auth file (``--auth``), else the environment and the usual files.
 
-DESIGN §2-§3. The result is typed and frozen (``AwsCredentials``, ``OpenStackCredentials``), its
+The result is typed and frozen (``AwsCredentials``, ``OpenStackCredentials``), its
 ``repr`` masks every secret, and its ``source`` (a ``CredentialSource``) says where it came from in
 a form that is safe to store in the state file and lets a later command read the same credential
 again (``credentials_from_source``): the values themselves are never stored.
@@ -213,7 +213,7 @@ _CLOUD_PROVIDERS = ("aws", "openstack")
 
 def choose_region(explicit_input: str | None, credential_region: str | None,
                   template_default: str | None) -> str | None:
-    """DESIGN §3: an input given with ``-i`` wins, then the credential's ``region`` (the auth file's,
+    """An input given with ``-i`` wins, then the credential's ``region`` (the auth file's,
     or the environment's when there is no auth file), then the template's default."""
     for candidate in (explicit_input, credential_region, template_default):
         if candidate:
@@ -822,8 +822,8 @@ def credentials_from_source(
     cwd: Path | None = None,
     system_openstack_dir: Path = SYSTEM_OPENSTACK_DIR,
 ) -> Credentials:
-    """Read again the credential a deployment recorded (``destroy``, ``scale``: DESIGN §2 keeps only
-    the source in the state file)."""
+    """Read again the credential a deployment recorded (``destroy``, ``scale``: the state file keeps
+    only its source)."""
     if not isinstance(source, CredentialSource):
         source = CredentialSource.from_json(source)
     home = Path.home() if home is None else home

@@ -1,4 +1,4 @@
-"""The plan: what ``create`` will build, decided before anything reaches a cloud (DESIGN §1).
+"""The plan: what ``create`` will build, decided before anything reaches a cloud.
 
 ``make_plan`` turns a ClusterSpec into a Plan, a frozen value: per group the provider, region, size
 (the cheapest EC2 type that fits, from libcloud's offline data; an OpenStack flavor requirement

@@ -42,7 +42,7 @@ class MachineSpec:
 
 @dataclasses.dataclass(frozen=True)
 class PowerSpec:
-    """How an edge board is powered on and off (DESIGN §3 groups format, ``power:``)."""
+    """How an edge board is powered on and off (the groups format's ``power:``)."""
 
     type: Literal["command", "wol", "none"] = "none"
     power_on: str | None = None
@@ -89,7 +89,7 @@ class GroupSpec:
     min: int = 0
     max: int = 1
     region: str | None = None
-    """From ``-i``, else the auth file, else the template (DESIGN §3); None for fleets."""
+    """From ``-i``, else the auth file, else the template; None for fleets."""
     network: str | None = None
     volume: VolumeSpec | None = None
     boards: tuple[BoardSpec, ...] = ()

@@ -15,7 +15,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
-  # promtool from Debian's prometheus package, unpacked, never installed as a service (DESIGN §4).
+  # promtool from Debian's prometheus package, unpacked, never installed as a service.
   if [ ! -x .cache/prometheus/usr/bin/promtool ]; then
     mkdir -p .cache/debs && (cd .cache/debs && apt-get download -qq prometheus >/dev/null 2>&1 || { apt-get update -qq && apt-get download -qq prometheus; })
     dpkg-deb -x .cache/debs/prometheus_*.deb .cache/prometheus

@@ -1,4 +1,4 @@
-"""Shared pytest fixtures; each harness piece adds its own (DESIGN §4)."""
+"""Shared pytest fixtures; each harness piece adds its own."""
 
 import os
 from collections.abc import Iterator
@@ -11,7 +11,7 @@ import pytest
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 
 
-# --- cloud test harness (DESIGN §4): EC2 emulator and OpenStack test server ---------------------------
+# --- cloud test harness: EC2 emulator and OpenStack test server ---------------------------
 @pytest.fixture(scope="session")
 def ec2_emulator_server() -> Iterator[Any]:
     """One EC2 emulator for the session; tests normally want `ec2_emulator` (reset per test)."""
@@ -44,7 +44,7 @@ def openstack_server(openstack_server_session: Any) -> Any:
     return openstack_server_session
 
 
-# --- board hosts (DESIGN §4): sshd in namespaces on 127.0.0.N:2222, for Ansible ----------------------
+# --- board hosts: sshd in namespaces on 127.0.0.N:2222, for Ansible ----------------------
 @pytest.fixture(scope="module")
 def board_hosts() -> Iterator[Any]:
     """Three running boards (`board-1`..`board-3`, logins `root` and `pi`) shared by a test module;
@@ -70,7 +70,7 @@ def board_factory() -> Iterator[Any]:
         yield lambda count=3, **kw: stack.enter_context(boards(count, **kw))
 
 
-# --- Kubernetes API test server (DESIGN §4): the real kubernetes client over HTTP ---------------------
+# --- Kubernetes API test server: the real kubernetes client over HTTP ---------------------
 @pytest.fixture
 def kube_api_factory() -> Iterator[Any]:
     """`kube_api_factory(**kwargs)` starts a `KubeApiServer(**kwargs)` (e.g. `history=10`) for this test."""

@@ -1,4 +1,4 @@
-"""The command-line contract of DESIGN §3, checked the way users and the project's checks use it.
+"""The command-line contract (README, ARCHITECTURE.md), checked the way users and the project's checks use it.
 
 Every command and option keeps its spelling (the checks call them); bad input exits 2 with one clear
 message and changes nothing; an unknown deployment is refused naming it; `-o json` is one document on
@@ -84,7 +84,7 @@ def invoke(*args: str, env: dict[str, str | None] | None = None) -> Result:
     return CliRunner().invoke(main, list(args), prog_name="oscar-deploy", env=env)
 
 
-# --- 1. every command and option of DESIGN §3, with exactly that spelling ---------------------------
+# --- 1. every command and option of the contract, with exactly that spelling ---------------------------
 
 TEMPLATE_OPTIONS = {"-i", "--input", "--inputs", "--import-path"}
 CONTRACT: dict[tuple[str, ...], tuple[str, set[str]]] = {
@@ -108,7 +108,7 @@ CONTRACT: dict[tuple[str, ...], tuple[str, set[str]]] = {
     **{("nodes", act): ("NODE", set()) for act in ("enable", "disable", "poweron", "poweroff", "reset")},
     ("simulate",): ("TRACE", {"--groups", "--policy", "--report", "-o"}),
 }
-CHOICES = {  # option → the values DESIGN §3 names (at least these)
+CHOICES = {  # option → the values the contract names (at least these)
     ("plan",): {"-o": {"table", "json"}},
     ("list",): {"-o": {"table", "json"}},
     ("show",): {"-o": {"table", "json"}},
@@ -155,11 +155,11 @@ def test_every_command_and_option_of_design_3_exists_with_that_spelling(
         path: tuple[str, ...], help_pages: dict[tuple[str, ...], str]) -> None:
     arguments, options = CONTRACT[path]
     usage_args, offered, _ = parse_help(help_pages[path])
-    assert usage_args == arguments, f"`{' '.join(path)}` takes {usage_args!r}, DESIGN §3 says {arguments!r}"
+    assert usage_args == arguments, f"`{' '.join(path)}` takes {usage_args!r}, contract: {arguments!r}"
     assert options <= set(offered), f"`{' '.join(path)}` lacks {sorted(options - set(offered))}"
     for option, values in CHOICES.get(path, {}).items():
         shown = set(offered[option].strip("[]").split("|"))
-        assert values <= shown, f"`{' '.join(path)} {option}` offers {shown}, DESIGN §3 needs {values}"
+        assert values <= shown, f"`{' '.join(path)} {option}` offers {shown}, the contract needs {values}"
 
 
 def test_nodes_offers_every_subcommand_and_the_repeatable_options_repeat(
@@ -198,7 +198,7 @@ def test_help_explains_every_option_and_argument(path: tuple[str, ...], command:
             assert name in (command.help or ""), f"`{' '.join(path)}` does not say what {name} is"
 
 
-# --- a real deployment to exercise the commands on (EC2 emulator, DESIGN §4) -----------------------
+# --- a real deployment to exercise the commands on (EC2 emulator) -----------------------
 
 @pytest.fixture(scope="module")
 def deployed(sandbox: dict[str, Any], ec2_emulator_server: Any) -> dict[str, Any]:
@@ -332,7 +332,7 @@ UNKNOWN = [["show", "ghost"], ["show", "ghost", "-o", "json"], ["outputs", "ghos
 def test_an_unknown_deployment_is_refused_naming_it(args: list[str], deployed: dict[str, Any],
                                                     files: dict[str, str],
                                                     runner_env: dict[str, str | None]) -> None:
-    """An unknown ID is a wrong argument, so bad input (DESIGN §3: exit 2), with one line that names
+    """An unknown ID is a wrong argument, so bad input (exit 2), with one line that names
     it, nothing on stdout and nothing changed."""
     before = snapshot(deployed["state"])
     done = invoke("--state", str(deployed["state"]), *[a.format(**files) for a in args], env=runner_env)
@@ -399,7 +399,7 @@ def test_read_commands_on_a_missing_state_file_create_it_private_or_not_at_all(
 
 
 def test_everything_under_the_state_directory_is_private(deployed: dict[str, Any]) -> None:
-    """DESIGN §2: the state file (generated secrets) is 0600; the per-deployment directory with the
+    """the state file (generated secrets) is 0600; the per-deployment directory with the
     private SSH key is only the owner's too, whatever the umask."""
     state: Path = deployed["state"]
     wide = [(str(p), oct(stat.S_IMODE(p.stat().st_mode))) for p in [state.parent, *state.parent.rglob("*")]
@@ -479,7 +479,7 @@ def test_show_secrets_reveals_outputs_built_from_secrets(sandbox: dict[str, Any]
 
 def test_a_kubeconfig_that_is_not_yaml_is_bad_input(tmp_path: Path,
                                                     runner_env: dict[str, str | None]) -> None:
-    """A --kubeconfig the user names is an argument: unusable, it is bad input (DESIGN §3: exit 2), as
+    """A --kubeconfig the user names is an argument: unusable, it is bad input (exit 2), as
     it already is when the YAML parses but is not a kubeconfig."""
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text("clusters: [\n")
@@ -488,11 +488,11 @@ def test_a_kubeconfig_that_is_not_yaml_is_bad_input(tmp_path: Path,
     assert "internal error" not in done.stderr
 
 
-# --- 6. the rest of DESIGN §3's rules, as seen from the command line --------------------------------
+# --- 6. the rest of the contract's rules, as seen from the command line --------------------------------
 
 def test_a_region_given_with_i_wins_over_the_auth_files(sandbox: dict[str, Any], deployed: dict[str, Any],
                                                        ec2_emulator_server: Any) -> None:
-    """DESIGN §3: an input given with -i wins, then the auth file's region (`deployed` used the auth
+    """an input given with -i wins, then the auth file's region (`deployed` used the auth
     file's eu-west-1), then the template's default; and ID is the id or the name. Then `scale` and
     `destroy` at -v: their logs carry no secret either."""
     from provisioner.state import StateStore

@@ -1,5 +1,5 @@
 """create / list / show / outputs / scale / destroy through the real command, against the cloud
-emulators with the stock-libcloud drivers (DESIGN §3-§4): exit codes, one JSON document on stdout,
+emulators with the stock-libcloud drivers: exit codes, one JSON document on stdout,
 masked secrets, no credential anywhere (state file, output, logs), resume after kill -9 without a
 duplicate, destroy of a deployment whose local record was lost.
 """
@@ -106,7 +106,7 @@ def test_ec2_lifecycle_through_the_cli(tmp_path: Path, env: dict[str, str], ec2_
     listed = json.loads(run("list", "-o", "json").stdout)
     assert [(d["name"], d["status"], d["node_count"]) for d in listed] == [("lab", "created", 3)]
     dep_id = listed[0]["id"]
-    # the auth file's region wins over the template's default (DESIGN §3)
+    # the auth file's region wins over the template's default
     assert listed[0]["locations"] == [{"provider": "aws", "region": REGION}]
     inventory = live(ec2_emulator.inventory(REGION), dep_id)
     assert len(inventory["instances"]) == 3

@@ -302,7 +302,7 @@ def test_kubeconfig_command_prints_the_fetched_files_path(site: dict[str, Any]) 
     path = cli(site["state"], "kubeconfig", "edge-test", cwd=site["tmp"])
     assert path.returncode == 0 and Path(path.stdout.strip()) == kubeconfig_path(site["store"], site["dep"])
     missing = cli(site["state"], "kubeconfig", "nope", cwd=site["tmp"])
-    assert missing.returncode == 2 and "nope" in missing.stderr  # an unknown ID is bad input (DESIGN §3)
+    assert missing.returncode == 2 and "nope" in missing.stderr  # an unknown ID is bad input
 
 
 @pytest.mark.timeout(600)  # the whole playbook on a shared machine

@@ -1,7 +1,7 @@
 """Shared by the configuration tests: a deployment of board hosts recorded in a real state file.
 
 The deployment is made the way ``create`` makes one for adopted boards: a TOSCA template (written here,
-pointing at the board hosts of DESIGN §4) → ClusterSpec → Plan, recorded with its templates and
+pointing at the board hosts of) → ClusterSpec → Plan, recorded with its templates and
 inputs, each board recorded as an adopted node. No test in this module: it holds helpers only.
 """
 

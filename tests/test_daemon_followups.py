@@ -1,4 +1,4 @@
-"""Follow-ups of the elastic daemon (issue 5): edge boards halted over SSH before their power is cut,
+"""Follow-ups of the elastic daemon: edge boards halted over SSH before their power is cut,
 a deployment's edge fleets scaled by ``daemon --deployment``, the drain and namespace settings of
 ``[elastic]``, and the in-cluster RBAC checked against every API call the daemon makes.
 

@@ -1,4 +1,4 @@
-"""The engine with the real drivers (stock libcloud) against the cloud emulators (DESIGN §4).
+"""The engine with the real drivers (stock libcloud) against the cloud emulators.
 
 What an operator would check in the console: every machine of the deployment is there, named and
 tagged, exactly once; after ``destroy`` nothing of it is left (instances, security groups, key

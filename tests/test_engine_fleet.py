@@ -1,4 +1,4 @@
-"""A fleet deployment against board hosts (sshd in namespaces on 127.0.0.N:2222, DESIGN §4): boards
+"""A fleet deployment against board hosts (sshd in namespaces on 127.0.0.N:2222): boards
 are adopted (recorded, checked over real SSH), never created or destroyed; one that does not
 answer fails the create naming it."""
 

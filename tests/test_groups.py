@@ -1,4 +1,4 @@
-"""The groups YAML (DESIGN §3) as operators write it: shipped examples load, mistakes are named."""
+"""The groups YAML as operators write it: shipped examples load, mistakes are named."""
 
 from __future__ import annotations
 

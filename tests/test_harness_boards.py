@@ -1,4 +1,4 @@
-"""The board hosts (DESIGN §4) behave like separate machines to ssh and to real Ansible, and leave nothing
+"""The board hosts behave like separate machines to ssh and to real Ansible, and leave nothing
 behind: each has its own address, hostname, processes and files; one can be powered off and on."""
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def test_ansible_ping_reaches_all_three_boards_without_an_ssh_mux(
     assert result.returncode == 0, result.stdout + result.stderr
     for board in board_hosts:
         assert f"{board.name} | SUCCESS" in result.stdout
-    # A ControlPersist master would outlive the run and answer for a board torn down later (DESIGN §4).
+    # A ControlPersist master would outlive the run and answer for a board torn down later.
     commands = [line for line in result.stdout.splitlines() if "SSH: EXEC" in line]
     assert len(commands) >= 3
     assert all("ControlMaster=no" in c and "ControlPersist" not in c for c in commands), commands[0]

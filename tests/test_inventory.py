@@ -1,6 +1,6 @@
 """Inventories of a deployment: what Ansible sees through INI, YAML and the dynamic script is the same,
 and real ``ansible -m ping`` reaches real board hosts through each (a proxied board through the
-front-end), as ``oscar-deploy ssh`` does. The record alone is enough (DESIGN §1): a deployment whose
+front-end), as ``oscar-deploy ssh`` does. The record alone is enough: a deployment whose
 templates moved, made from a template with a URL import served by ``--import-path``, still gives its
 inventory and configuration variables, and nothing tries the network."""
 

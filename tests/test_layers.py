@@ -1,4 +1,4 @@
-"""DESIGN §1's layers, checked by import-linter: the provisioner does not know the elastic daemon
+"""The layers, checked by import-linter: the provisioner does not know the elastic daemon
 (except the CLI, lazily), and the elastic decision core imports neither kubernetes nor libcloud."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The cloud driver contract (DESIGN §2, issue 3).
+"""The cloud driver contract.
 
 Every resource a driver creates for a deployment carries the tags ``oscar-deploy:deployment=<id>``
 and ``oscar-deploy:group=<group>`` (metadata on OpenStack) and a name starting with

@@ -1,4 +1,4 @@
-"""Edge boards as a ``CloudDriver``: adopted, never created or destroyed (DESIGN §1, issue 3).
+"""Edge boards as a ``CloudDriver``: adopted, never created or destroyed.
 
 A fleet is boards that already exist (Raspberry Pis, edge servers) listed by the template. The
 contract's calls mean here:

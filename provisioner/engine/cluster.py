@@ -1,5 +1,5 @@
 """Which cloud workers run user work, asked of the deployment's Kubernetes API, so ``scale`` removes
-idle workers before busy ones (issue 3: "removing the newest idle ones first").
+idle workers before busy ones.
 
 A worker is busy when a pod that is not finished (phase Succeeded or Failed) is bound to its node,
 unless the pod is a DaemonSet's (one runs on every node, idle or not) or a mirror pod (the

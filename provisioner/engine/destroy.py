@@ -1,6 +1,6 @@
 """``destroy``: remove everything a deployment has in every cloud and region it used.
 
-The cloud is the source of truth (DESIGN §2): each location is swept by the driver, which finds
+The cloud is the source of truth: each location is swept by the driver, which finds
 instances, addresses, volumes (unless ``keep_data``), security groups and key pairs by the
 deployment's tag or name prefix, waits until they are gone and says what it removed. Locations are
 swept side by side. Adopted boards are only forgotten, never touched. Idempotent: a second run

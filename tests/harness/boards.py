@@ -1,6 +1,6 @@
 """Board hosts: edge boards for Ansible tests, each an sshd in its own namespaces on 127.0.0.N:2222.
 
-DESIGN §4. A board is `sshd` under `unshare --mount --uts --pid --fork --mount-proc`, with its own
+A board is `sshd` under `unshare --mount --uts --pid --fork --mount-proc`, with its own
 hostname (`board-1`, ...), its own address (Linux routes all of 127.0.0.0/8 to lo), a private /tmp,
 and overlays on /etc, /root, /var, /run, /home, /opt and /usr whose upper layers start from files
 prepared in the board's `root_dir` and then live in a tmpfs of the board's own, so what Ansible writes

@@ -22,7 +22,7 @@ What the WSGI layer (`Ec2Fixups`) corrects, each found by running the driver aga
   from the volume's attachment.
 - libcloud signs with SigV2 in some regions (eu-west-1 among them) unless told otherwise; moto then
   cannot tell the service and answers as S3. The emulator answers such requests with `AuthFailure`
-  saying to pass `signature_version="4"` (DESIGN: the product's driver uses SigV4).
+  saying to pass `signature_version="4"` (the product's driver uses SigV4).
 
 Where moto is more lenient than EC2, `ec2_strict.Strictness` answers as EC2 would (rule-description
 characters, IPv6 ranges, security group and subnet of one VPC, default subnets, network-interface
@@ -472,7 +472,7 @@ def inventory(region: str) -> dict[str, list[dict[str, Any]]]:
 
 def leftovers(region: str, deployment: str) -> dict[str, list[dict[str, Any]]]:
     """What of `deployment` still exists in `region`: tagged `oscar-deploy:deployment=<id>` or named
-    `oscar-deploy-<id>-...` (DESIGN §2); terminated instances do not count. Empty lists = nothing leaked."""
+    `oscar-deploy-<id>-...`; terminated instances do not count. Empty lists = nothing leaked."""
     prefix = f"oscar-deploy-{deployment}-"
 
     def ours(item: dict[str, Any]) -> bool:

@@ -1,6 +1,6 @@
 """Drive the test cluster's machines from a shell: what a power command does to a real board.
 
-The elastic daemon powers ``command`` nodes with shell commands (DESIGN §3); in tests those commands
+The elastic daemon powers ``command`` nodes with shell commands; in tests those commands
 are this tool, so "power on" makes a node boot and register and "power off" silences its kubelet::
 
     python -m tests.harness.kube.ctl --server http://127.0.0.1:PORT up board-1 --cpus 4 --memory-mib 8192 \\

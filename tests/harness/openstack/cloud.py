@@ -1100,7 +1100,7 @@ class Cloud:
 
     def leftovers(self, deployment: str) -> dict[str, list[dict[str, Any]]]:
         """What of `deployment` still exists: servers and volumes with its metadata or name prefix
-        (DESIGN §2), key pairs and security groups with the prefix, and floating IPs attached to those
+       , key pairs and security groups with the prefix, and floating IPs attached to those
         servers or described with the prefix. A floating IP attached to nothing and described with
         nothing cannot be told apart, so it counts as leaked too. Empty lists = nothing leaked."""
         prefix = f"oscar-deploy-{deployment}-"
