@@ -310,7 +310,8 @@ def test_a_deployment_without_configuration_says_so_and_its_outputs_are_not_live
     inventory = {i["tags"]["Name"]: i for i in ec2_emulator.inventory("eu-west-1")["instances"]}
     assert shown["nodes"] and all(n["size"] == inventory[n["name"]]["type"] and
                                   n["zone"] == inventory[n["name"]]["zone"] for n in shown["nodes"])
-    assert not any(o["live"] for o in shown["outputs"])
+    live = {o["name"]: o["live"] for o in shown["outputs"]}
+    assert not live["oscar_endpoint"] and not live["minio_endpoint"] and live["oscar_username"]
     table = invoke("--state", state, "show", "lab").stdout
     assert all(n["size"] in table for n in shown["nodes"])
 

@@ -101,8 +101,9 @@ def outputs(deployment: Deployment, nodes: Sequence[Node], secrets: Mapping[str,
     out = []
     for item in read_record(deployment.plan)[0].outputs:
         value = fill(item.value, nodes, secrets, local) if show_secrets or not item.secret else MASK
+        # an endpoint answers once the services are installed; a user name or a path is true already
         out.append({"name": item.name, "value": value, "description": item.description,
-                    "secret": item.secret, "live": configured})
+                    "secret": item.secret, "live": configured or "://" not in value})
     return out
 
 
@@ -193,7 +194,7 @@ def render_show(doc: Mapping[str, Any]) -> str:
     from rich.table import Table
 
     def draw(console: Any) -> None:
-        console.print(f"{doc['name']} ({doc['id']}): {status_text(doc)}, created {doc['created_at'][:19]}Z")
+        console.print(f"{doc['name']} ({doc['id']}): {status_text(doc)}; since {doc['created_at'][:19]}Z")
         console.print("templates: " + (", ".join(doc["templates"]) or "-"))
         nodes = Table(title="Nodes", title_justify="left")
         for column in ("name", "group", "where", "size", "id", "state", "public", "private"):
