@@ -34,4 +34,6 @@ python3 -m venv .venv 2>/dev/null || python3 -m venv --without-pip .venv
 export PATH="$PWD/.venv/bin:$PATH"
 
 ruff check .
-exec pytest "$@"
+# Three workers on two cores (most tests wait on servers, ssh and subprocesses); each test module stays
+# on one worker, so module-scoped fixtures such as the board hosts are started once per module.
+exec pytest -n "${PYTEST_WORKERS:-3}" --dist loadfile "$@"
