@@ -304,13 +304,19 @@ def _driver_factory(credentials: dict[str, Any], settings: Any, boards: dict[str
     return factory
 
 
-def _preflight(factory: Callable[[str, str | None], Any], the_plan: Any) -> None:
-    """Ask each cloud whether the plan can be placed there (EC2: a default VPC or the given subnet)
-    before anything is recorded or created, so such a mistake exits 2 with nothing changed."""
+def _preflight(factory: Callable[[str, str | None], Any], the_plan: Any, cache_dir: Path) -> None:
+    """Ask each cloud whether the plan can be placed there (EC2: a default VPC or the given subnet;
+    OpenStack: one network to take the servers and a flavor that can boot the image) before anything
+    is recorded or created, so such a mistake exits 2 with nothing changed."""
+    from provisioner.engine.targets import group_targets
+
+    targets = group_targets(the_plan, cache_dir)
     for provider, region in dict.fromkeys((g.provider, g.region) for g in the_plan.groups):
-        check = getattr(factory(provider, region), "preflight", None) if provider == "aws" else None
-        if check is not None:
-            check()
+        if provider == "aws":
+            factory(provider, region).preflight()
+        elif provider == "openstack":
+            factory(provider, region).preflight([t for t in targets if t.cloud and t.provider == provider
+                                                 and t.region == region])
 
 
 def _recorded_credentials(dep: Any, auth: str | None) -> dict[str, Any]:
@@ -393,7 +399,7 @@ def create(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, ...
         boards = {g.name: g.spec.boards for g in the_plan.groups if g.provider == "fleet"}
         # create gives each deployment its own known_hosts
         factory = _driver_factory(credentials, obj.settings, boards, subnets=ec2_subnets(the_plan.groups))
-        _preflight(factory, the_plan)
+        _preflight(factory, the_plan, Path(obj.settings.general.cache_dir).expanduser())
         dep = run_create(store, request, factory, obj.settings, _progress(obj))
         state = configuration(store.events(dep.id))
         click.echo(f"deployment {dep.name} ({dep.id}) created, {state}: {len(store.nodes(dep.id))} node(s)")

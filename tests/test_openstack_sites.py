@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import json
 import random
 import string
 import subprocess
@@ -370,8 +371,10 @@ def test_a_site_ca_is_honoured_and_a_tls_failure_is_said_once(tmp_path: Path) ->
 _TEMPLATE = "oscar-openstack"
 
 
-def _oscar_deploy(server: Any, tmp_path: Path, command: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """``oscar-deploy COMMAND ... --auth`` in a clean environment (no OS_*), against ``server``."""
+def _oscar_deploy(server: Any, tmp_path: Path, command: str, *args: str,
+                  auth_region: str | None = "RegionOne") -> subprocess.CompletedProcess[str]:
+    """``oscar-deploy COMMAND ... --auth`` in a clean environment (no OS_*), against ``server``
+    (``auth_region`` None: the auth file names no region)."""
     import os
     import sys
 
@@ -379,7 +382,8 @@ def _oscar_deploy(server: Any, tmp_path: Path, command: str, *args: str) -> subp
 
     auth = tmp_path / "auth.dat"
     auth.write_text(f"id = ost; type = OpenStack; host = {server.endpoint}/v3; username = demo; "
-                    "password = secret; tenant = demo; region = RegionOne\n")
+                    "password = secret; tenant = demo" + (f"; region = {auth_region}" if auth_region else "")
+                    + "\n")
     auth.chmod(0o600)
     (tmp_path / "home").mkdir(exist_ok=True)
     env = {**{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "OS_", "OSCAR_DEPLOY_"))},
@@ -406,10 +410,12 @@ def test_create_and_destroy_leave_nothing_on_a_soft_delete_cloud(openstack_serve
     state = openstack_server.state()
     assert state["servers"] == [] and state["volumes"] == [] and state["floating_ips"] == []
     assert [g["name"] for g in state["security_groups"]] == ["default"] and state["keypairs"] == []
+
+
 @pytest.mark.parametrize(("site", "expected"), [
     ("networks", r"several networks could take the servers: private \(.*\), second"),
     ("region", r"no region 'RegionOne' in the catalog \(regions with compute: WAW4-1\)"),
-    ("flavor", r"no size can hold the image: .*m1\.tiny's 1 GB disk cannot hold the image \(3 GB\)"),
+    ("flavor", r"no flavor can boot image .*m1\.tiny's 1 GB disk cannot hold the image \(3 GB\)"),
 ], ids=["networks", "region", "flavor"])
 def test_create_with_an_ambiguous_network_unknown_region_or_small_flavor_exits_2_naming_why(
         openstack_server: Any, tmp_path: Path, site: str, expected: str) -> None:
@@ -420,11 +426,17 @@ def test_create_with_an_ambiguous_network_unknown_region_or_small_flavor_exits_2
     elif site == "region":
         openstack_server.cloud.region = "WAW4-1"
     flavor = ["-i", "fe_instance_type=m1.tiny"] if site == "flavor" else []
+    region = ["-i", "region=RegionOne"] if site == "region" else []  # a region the site does not have
     done = _oscar_deploy(openstack_server, tmp_path, "create", _TEMPLATE, "-i", "wn_num=1",
-                         "-i", "admin_cidr=10.0.0.0/8", *flavor, "--no-configure", "--yes")
+                         "-i", "admin_cidr=10.0.0.0/8", *flavor, *region, "--no-configure", "--yes")
     assert done.returncode == 2, done.stderr
     assert re.search(expected, done.stderr) and "Traceback" not in done.stderr
-    assert openstack_server.state()["servers"] == []
+    # refused before anything is created or recorded: no server, key pair or security group
+    state = openstack_server.state()
+    assert state["servers"] == [] and state["keypairs"] == [] and state["volumes"] == []
+    assert [g["name"] for g in state["security_groups"]] == ["default"]
+    listed = _oscar_deploy(openstack_server, tmp_path, "list", "-o", "json")
+    assert listed.returncode == 0 and json.loads(listed.stdout) == [], listed.stdout
 
 
 # -- the pure choices, on the shapes the services answer with ----------------------------------------
@@ -455,3 +467,19 @@ def test_choices_on_what_the_services_list() -> None:
     assert image_fit(flavor, {"size": 3 * 1024**3, "min_disk": 0}, None) == (None, None)
     assert image_fit(flavor, {"size": 1, "min_disk": 0}, 40) == (40, None)  # more disk: a root volume
     assert image_fit({**flavor, "disk": 0}, {"size": 1, "min_disk": 30}, None) == (30, None)
+
+
+def test_the_shipped_template_takes_the_sites_own_region_from_the_catalog(openstack_server: Any,
+                                                                        tmp_path: Path) -> None:
+    """Sites name their regions as they like (``WAW4-1``); the shipped template's empty default
+    takes the catalog's only region instead of libcloud's ``RegionOne``, and destroy finds it again."""
+    openstack_server.cloud.region = "WAW4-1"
+    done = _oscar_deploy(openstack_server, tmp_path, "create", _TEMPLATE, "-i", "wn_num=1",
+                         "-i", "admin_cidr=10.0.0.0/8", "--name", "waw", "--no-configure", "--yes",
+                         auth_region=None)
+    assert done.returncode == 0, done.stderr
+    assert len(openstack_server.state()["servers"]) == 2
+    gone = _oscar_deploy(openstack_server, tmp_path, "destroy", "waw", "--yes", auth_region=None)
+    assert gone.returncode == 0, gone.stderr
+    state = openstack_server.state()
+    assert state["servers"] == [] and state["keypairs"] == [] and state["volumes"] == []

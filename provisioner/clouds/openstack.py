@@ -395,6 +395,28 @@ class OpenStackDriver:
                 self._zones = cached
         return list(cached)
 
+    def preflight(self, groups: Sequence[Any]) -> None:
+        """What Nova would refuse, asked before anything is recorded or created (``create`` calls it
+        for the groups of this location: engine ``GroupTarget``s): the network each goes on (none
+        named and several candidates: ``BadInput`` naming them) and a flavor that can hold its image
+        (its RAM and root disk against the image's ``min_ram``, size and ``min_disk``; none: ``BadInput``
+        naming what each flavor lacks)."""
+        for group in groups:
+            self._network(group.network)
+            if group.image is None:
+                continue
+            image = group.image
+            image_id = self.resolve_image(image["distribution"], image["version"], image["arch"],
+                                          image.get("id"))
+            explicit = group.sizes[0] if group.size_explicit and group.sizes else None
+            flavors = self.sizes_that_fit(group.cpus, group.memory_mib, group.arch, group.disk_gib,
+                                          explicit=explicit)
+            why = {name: image_fit(self._flavor(name), self._image(image_id), group.disk_gib)[1]
+                   for name in flavors}
+            if flavors and all(why.values()):
+                raise BadInput(f"OpenStack {self.region}: group {group.name}: no flavor can boot image "
+                               f"{image_id}: " + "; ".join(str(w) for w in why.values()))
+
     # -- machines -----------------------------------------------------------------------------------
     def _network(self, wanted: str | None) -> Any:
         wanted = wanted or self.network
