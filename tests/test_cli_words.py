@@ -244,6 +244,9 @@ def test_a_refused_connection_fails_at_once_naming_the_endpoint(tmp_path: Path) 
     assert last.startswith("error: ") and f"cannot connect to 127.0.0.1:{port}: connection refused" in last
     assert "failed, retrying in" not in done.stderr and "HTTPConnectionPool" not in last
     assert " object at 0x" not in last
+    # nothing that creates was sent: no `failed` deployment is left behind to clean up
+    listed = invoke("--state", str(tmp_path / "state.db"), "list", "-o", "json")
+    assert listed.exit_code == 0 and json.loads(listed.stdout) == [], listed.stdout
 
 
 def test_tls_spoken_to_a_plain_http_endpoint_says_so(tmp_path: Path) -> None:
