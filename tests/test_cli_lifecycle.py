@@ -273,8 +273,11 @@ def test_ctrl_c_stops_create_cleanly_and_a_rerun_finishes(tmp_path: Path, env: d
     args = ["create", AWS_TEMPLATE, "-i", "wn_num=2", "-i", "admin_cidr=10.0.0.0/8", "--name", "intr",
             "--auth", auth, "--no-configure", "--yes"]
     argv = [sys.executable, "-m", "provisioner.cli", "--state", str(tmp_path / "state" / "state.db"), *args]
+    # SIGINT as a terminal delivers it: a runner started in the background (CI, fresh roots) hands its
+    # children SIGINT ignored, and Python then never raises KeyboardInterrupt; restore the default
     proc = subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, text=True)
+                            stdin=subprocess.DEVNULL, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while not any(c.action == "RunInstances" for c in ec2_emulator.calls) and time.monotonic() < deadline:
         time.sleep(0.01)
