@@ -45,12 +45,25 @@ from elastic.lifecycle import (
 from elastic.metrics import Metrics, scale_up_reason
 from elastic.model import Decision, MarkFailed, NodeGroup, NodeState, PowerOff, PowerOn
 from elastic.power import PowerError, PowerManager
-from elastic.view import is_daemonset, is_mirror, node_ready, parse_time
+from elastic.view import SAFE_TO_EVICT, is_daemonset, is_mirror, node_ready, parse_time
 from provisioner.elastic_settings import knob_float
 
 log = logging.getLogger(__name__)
 
+
 Obj = dict[str, Any]
+
+PROTECTING = {"karpenter.sh/do-not-disrupt": "true", SAFE_TO_EVICT: "false"}
+"""Pod annotations that keep a node on (Karpenter's and the Cluster Autoscaler's): such a pod is never
+evicted by a power-off, so the node is not drained nor powered off while it runs there."""
+
+
+def protecting_annotation(pod: Obj) -> str | None:
+    """``key=value`` of the annotation that protects ``pod`` from disruption, if any."""
+    annotations = pod["metadata"].get("annotations") or {}
+    return next((f"{k}={v}" for k, v in PROTECTING.items() if annotations.get(k) == v), None)
+
+
 FINISHED = ("Succeeded", "Failed")
 LONG_TERMINATING_S = 30.0
 """A pod still Terminating this long after its grace period ended is not waited for (the Cluster
@@ -274,13 +287,16 @@ class Actuator:
                     else "cordoned and draining before power-off")
             self.api.event("Node", "", action.node, node["metadata"].get("uid"), "ScaleDown",
                            f"{what}: {action.reason}", self.clock())
-        if not silent and not self._drain(action.node):
+        refused = None if silent else self._drain(action.node)
+        if refused is not None:
             now = self.clock()
             back = record.moved(NodeState.USED, now, idle_since=None)
             self.ledger.put(back)
             self.persist(back, unschedulable=False)
-            log.warning("power off %s given up: pods could not be evicted in %.0fs; uncordoned",
-                        action.node, self.settings.drain_timeout_s)
+            log.warning("power off %s given up: %s; uncordoned", action.node, refused)
+            if node is not None:
+                self.api.event("Node", "", action.node, node["metadata"].get("uid"), "ScaleDown",
+                               f"not powered off: {refused}", self.clock(), warning=True)
             return
         manager = self.managers[action.group]
         try:
@@ -313,22 +329,28 @@ class Actuator:
                 if not (is_daemonset(p) or is_mirror(p))
                 and (p.get("status") or {}).get("phase") not in FINISHED]
 
-    def _drain(self, node: str) -> bool:
-        """Evict every pod that is not the node's own (DaemonSet, mirror) until none is left."""
+    def _drain(self, node: str) -> str | None:
+        """Evict every pod that is not the node's own (DaemonSet, mirror) until none is left: None
+        when drained, else why not. A pod that asks not to be disrupted (``PROTECTING``) keeps its
+        node on: nothing is evicted then."""
         deadline = time.monotonic() + self.settings.drain_timeout_s
         while not self.stopped.is_set():
             now = self.clock()
             left = [p for p in self._bound(node) if not _long_terminating(p, now)]
             if not left:
-                return True
+                return None
+            protected = [f"{p['metadata']['namespace']}/{p['metadata']['name']} ({why})"
+                         for p in left if (why := protecting_annotation(p))]
+            if protected:
+                return f"{', '.join(protected)} asks not to be disrupted"
             for pod in left:
                 meta = pod["metadata"]
                 if not meta.get("deletionTimestamp"):
                     self.api.evict(meta["namespace"], meta["name"])
             if time.monotonic() > deadline:
-                return False
+                return f"pods could not be evicted in {self.settings.drain_timeout_s:.0f}s"
             self.stopped.wait(self.settings.eviction_retry_s)
-        return False
+        return "the daemon is stopping"
 
     def _mark_failed(self, action: MarkFailed) -> None:
         record = self.ledger.get(action.node)

@@ -215,6 +215,36 @@ def test_metrics_pass_promtool_check_metrics() -> None:
 
 # ---- drain against a PodDisruptionBudget, operator requests ------------------------------------------
 
+@pytest.mark.parametrize("annotation", [{"karpenter.sh/do-not-disrupt": "true"},
+                                        {"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"}],
+                         ids=["karpenter", "cluster-autoscaler"])
+def test_a_pod_that_asks_not_to_be_disrupted_keeps_its_node_on(
+        kube_api: Any, start_daemon: Any, tmp_path: Path, annotation: dict[str, str]) -> None:  # noqa: F811
+    """Asked to power a node off, the daemon evicts nothing while a pod there carries Karpenter's or
+    the Cluster Autoscaler's do-not-disrupt annotation: the node is uncordoned and stays on, and an
+    Event says why."""
+    group = board_group(kube_api, "edge", boards=1)
+    kube_api.register_node("edge-0", cpus=2, memory_mib=4096)
+    kube_api.create_pod("keep", cpus=0.5, annotations=annotation)
+    kube_api.create_pod("other", cpus=0.5)
+    kube_api.wait_until(lambda: len(kube_api.pods(phase="Running")) == 2, timeout=10, what="both running")
+    start_daemon([group])
+    kube_api.wait_until(lambda: state(kube_api, "edge-0") == "used", timeout=10, what="edge-0 used")
+    kubeconfig = kube_api.write_kubeconfig(tmp_path / "kubeconfig")
+    result = CliRunner().invoke(main, ["nodes", "--kubeconfig", str(kubeconfig), "poweroff", "edge-0"])
+    assert result.exit_code == 0, result.output
+
+    def refused() -> bool:
+        messages = [e.get("message") or "" for e in kube_api.store.list("events", None)[0]]
+        return any("not powered off" in m and "asks not to be disrupted" in m for m in messages)
+
+    kube_api.wait_until(refused, timeout=10, what="the refusal's Event")
+    assert sorted(p["metadata"]["name"] for p in kube_api.pods(phase="Running")) == ["keep", "other"]
+    kube_api.wait_until(lambda: not kube_api.get("nodes", "edge-0")["spec"].get("unschedulable"),
+                        timeout=10, what="edge-0 uncordoned")
+    assert state(kube_api, "edge-0") == "used" and ready(kube_api, "edge-0")
+
+
 def test_poweroff_drains_through_the_eviction_api_and_waits_for_the_budget(
         kube_api: Any, start_daemon: Any, kube_client: Any, tmp_path: Path) -> None:  # noqa: F811
     group = board_group(kube_api, "edge", boards=1)
