@@ -231,7 +231,9 @@ def render_show(doc: Mapping[str, Any]) -> str:
 
 def boards_left_with_k3s(record: DeploymentRecord) -> list[str]:
     """What ``destroy`` says of adopted edge boards: they are the operator's, so they are never
-    destroyed, and they keep k3s until its own uninstall scripts run on them."""
+    destroyed, and they keep k3s until its own uninstall scripts run on them. k3s's install.sh, which
+    the k3s roles run with its default ``BIN_DIR``, writes ``${BIN_DIR}/${SYSTEM_NAME}-uninstall.sh``:
+    ``k3s-uninstall.sh`` on a server, ``k3s-agent-uninstall.sh`` on an agent."""
     server = [b for g in record.groups if g.provider == "fleet" and g.role == "front-end" for b in g.boards]
     agents = [b for g in record.groups if g.provider == "fleet" and g.role != "front-end" for b in g.boards]
     if not server and not agents:
