@@ -175,6 +175,9 @@ def configuration_vars(deployment: Deployment, secrets: Mapping[str, str], inven
                                         warn=lambda message: log.warning("deployment %s: %s", deployment.name,
                                                                          message)),
         "oscar_deploy_version": _own_version(),
+        # every CPU architecture a node of the deployment has (boards, cloud workers included): the
+        # oscar role gives OSCAR's shared volume a supervisor build for each when there is more than one
+        "oscar_node_arches": node_arches(record),
     }
     front_group = record.front_end
     if front_group is not None and front_group.volume_gib:  # the front-end's data volume, at /pv
@@ -184,6 +187,13 @@ def configuration_vars(deployment: Deployment, secrets: Mapping[str, str], inven
         if oscar.get(key):
             out[f"oscar_{key}"] = oscar[key]
     return out
+
+
+def node_arches(record: DeploymentRecord) -> list[str]:
+    """The architectures of every node the deployment may run (``amd64``, ``arm64``, ``arm``), sorted."""
+    arches = {group.arch for group in record.groups}
+    arches |= {board.arch for group in record.groups for board in group.boards}
+    return sorted(arches)
 
 
 def _own_version() -> str:

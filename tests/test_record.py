@@ -168,3 +168,13 @@ def test_the_launch_spec_gives_a_daemon_worker_the_user_data_create_gives(tmp_pa
     assert spec.user_data is not None
     assert node_user_data(launch_join(spec.user_data, handed.token), "oscar-deploy-x-wn-7") == expected
     assert handed.token not in repr(handed)
+
+
+def test_the_configuration_knows_every_architecture_of_the_deployment(tmp_path: Path) -> None:
+    """The hybrid template's arm64 boards and amd64 cloud nodes reach the roles (the oscar role puts a
+    supervisor build for each in OSCAR's shared volume); the AWS template has one architecture."""
+    for template, name, expected in ((HYBRID, "hyb", ["amd64", "arm64"]), (AWS, "aws", ["amd64"])):
+        plan = _plan(template, BOARD_INPUTS if template == HYBRID else None)
+        with StateStore.open(tmp_path / f"{name}.db") as store:
+            dep = store.create_deployment(name, plan=recorded_plan(plan, group_targets(plan)), status="created")
+        assert configuration_vars(dep, {}, Inventory((), "/k"), tmp_path)["oscar_node_arches"] == expected
