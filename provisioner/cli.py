@@ -926,6 +926,53 @@ def kubeconfig(obj: Context, deployment_ref: str) -> None:
         click.echo(str(kubeconfig_path(store, store.get(deployment_ref))))
 
 
+def _check_target(obj: Context, deployment_ref: str) -> Any:
+    """The check's view of deployment ID; exit 2 naming how to get a kubeconfig when it has none."""
+    from provisioner.check import target_for
+    from provisioner.errors import BadInput, NotFound
+    from provisioner.state import StateStore
+
+    with StateStore.open(obj.state_path) as store:
+        dep = store.get(deployment_ref)
+        try:
+            return target_for(store, dep)
+        except NotFound as error:
+            raise BadInput(f"{error}; k3s keeps it on the front-end as /etc/rancher/k3s/k3s.yaml "
+                           f"(`oscar-deploy ssh {dep.name} NODE`)") from None
+
+
+@main.command()
+@click.argument("deployment_ref", metavar="ID")
+@click.option("--deep", is_flag=True,
+              help="Also run one OSCAR service end to end: create it, upload a file through MinIO's S3 API, "
+                   "read its output back, remove it.")
+@click.option("-o", "--output", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="Output format; json prints one document on stdout.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True, metavar="SECONDS",
+              help="How long each HTTP request may take.")
+@click.pass_obj
+@handles_errors
+def check(obj: Context, deployment_ref: str, deep: bool, fmt: str, timeout: float) -> None:
+    """Whether deployment ID's cluster works: nodes, charts, services, endpoints.
+
+    Nodes Ready with their labels and a supported kubelet version, each HelmChart's install Job,
+    MinIO, Knative Serving, Kourier, cert-manager, OSCAR and the elastic daemon available, OSCAR's
+    /health and MinIO's /minio/health/live through the endpoints the outputs give. Each failure
+    names the object and a hint (a condition's reason, a pod's waiting reason, the last event).
+
+    Exit status: 0 all is well, 1 something is not, 2 unknown ID or no kubeconfig yet."""
+    from provisioner.check import render, run_check
+    from provisioner.health import passed
+
+    rows = run_check(_check_target(obj, deployment_ref), deep=deep, timeout=timeout)
+    if fmt == "json":
+        click.echo(json.dumps({"ok": passed(rows), "checks": [r.to_json() for r in rows]}, indent=2))
+    else:
+        click.echo(render(rows))
+    if not passed(rows):
+        sys.exit(1)
+
+
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("deployment_ref", metavar="ID")
 @click.argument("node", metavar="NODE")
