@@ -343,6 +343,41 @@ def run_check(target: Target, deep: bool = False, timeout: float = 10.0, deep_wa
     return rows
 
 
+class Unreachable(Exception):
+    """The API server did not answer the first time: nothing to wait for (``create`` skips the check)."""
+
+
+def settle(target: Target, progress: Any, timeout_s: float = 600.0, interval_s: float = 15.0,
+           check: Callable[[Target], list[Row]] = run_check, clock: Callable[[], float] = time.monotonic,
+           sleep: Callable[[float], None] = time.sleep) -> list[Row]:
+    """Check until everything passes or ``timeout_s`` ran out (charts install and images pull for
+    minutes after the configuration): the last rows. Progress is the number of passing rows; a line
+    names what is still failing whenever that changes. ``Unreachable`` when the API server does not
+    answer at first (then there is no cluster to wait for)."""
+    import logging
+
+    log = logging.getLogger("provisioner.check")
+    started = clock()
+    rows = check(target)
+    if any(r.component == "kubernetes" and not r.ok for r in rows):
+        raise Unreachable(next(r.detail for r in rows if r.component == "kubernetes"))
+    with progress.phase("checking the cluster", total=len(rows)) as phase:
+        shown, waiting = 0, ""
+        while True:
+            passing = sum(r.ok for r in rows)
+            if passing > shown:
+                phase.advance(passing - shown)
+                shown = passing
+            failing = ", ".join(dict.fromkeys(r.component for r in rows if not r.ok))
+            if failing and failing != waiting:
+                log.info("check: %d/%d ok, waiting for %s", passing, len(rows), failing)
+                waiting = failing
+            if not failing or clock() - started + interval_s > timeout_s:
+                return rows
+            sleep(interval_s)
+            rows = check(target)
+
+
 def render(rows: Sequence[Row]) -> str:
     """The table the CLI prints: a line per row, failures with their hint."""
     table = [("COMPONENT", "OBJECT", "OK", "DETAIL")] + [

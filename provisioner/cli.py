@@ -347,12 +347,15 @@ def _open_store(obj: Context) -> Any:
 @click.option("--auth", "auth", metavar="FILE", type=click.Path(dir_okay=False),
               help="IM-format auth file (default: AWS_*/OS_* variables, ~/.aws, clouds.yaml).")
 @click.option("--no-configure", is_flag=True, help="Return once every machine runs (no SSH, no Ansible).")
+@click.option("--no-check", is_flag=True, help="Do not end with `check` (the cluster's health).")
+@click.option("--check-timeout", type=click.FloatRange(min=0), default=900.0, show_default=True,
+              metavar="SECONDS", help="How long the final check waits for the cluster to settle.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_obj
 @handles_errors
 def create(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, ...], inputs_file: str | None,
            import_paths: tuple[str, ...], allow_weak_secrets: bool, name: str | None, auth: str | None,
-           no_configure: bool, yes: bool) -> None:
+           no_configure: bool, no_check: bool, check_timeout: float, yes: bool) -> None:
     """Create the cluster TEMPLATE(s) describe (or resume `--name NAME` after an interruption).
 
     \b
@@ -362,7 +365,12 @@ def create(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, ...
     TEMPLATE(s), -i, --inputs and --import-path as for `validate`: the whole template is checked,
     the whole plan made and the credentials read before any cloud call (bad input exits 2 and
     changes nothing). A re-run with `--name` takes the recorded inputs for those not given and
-    refuses changed ones."""
+    refuses changed ones.
+
+    Once configured, it ends with `check`: it waits (up to --check-timeout) for the charts to install
+    and the services to come up, then prints the check's table; exit status 1 if something still
+    fails. The check is skipped, with a line saying so, when there is no kubeconfig or its API server
+    does not answer (run `oscar-deploy check ID` later)."""
     from provisioner.clouds.registry import ec2_subnets
     from provisioner.credentials import resolve_credentials
     from provisioner.engine import CreateRequest, with_credential_regions
@@ -410,6 +418,31 @@ def create(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, ...
         if state != CONFIGURED:
             click.echo(f"(`oscar-deploy reconfigure {dep.name}` installs the services when the machines "
                        f"answer)", err=True)
+            return
+        if not no_check:
+            _final_check(obj, store, dep, check_timeout)
+
+
+def _final_check(obj: Context, store: Any, dep: Any, timeout_s: float) -> None:
+    """``create``'s last step: ``check`` once the cluster settled, or a line saying why not."""
+    from provisioner.check import Unreachable, render, settle, target_for
+    from provisioner.errors import NotFound
+    from provisioner.health import passed
+
+    try:
+        rows = settle(target_for(store, dep), _progress(obj), timeout_s=timeout_s)
+    except NotFound:
+        click.echo(f"check: skipped, no kubeconfig was fetched (`oscar-deploy check {dep.name}` once "
+                   f"there is one)", err=True)
+        return
+    except Unreachable as error:
+        click.echo(f"check: skipped, {error} (`oscar-deploy check {dep.name}` later)", err=True)
+        return
+    click.echo(render(rows))
+    if not passed(rows):
+        click.echo(f"error: {dep.name} was created but is not healthy yet (`oscar-deploy check {dep.name}`)",
+                   err=True)
+        sys.exit(1)
 
 
 @main.command(name="list")

@@ -445,3 +445,70 @@ def test_the_expected_names_are_the_roles_and_upstream_ones() -> None:
                  in p.read_text()]
         assert found, name
     assert copy.deepcopy(expected(())[0]) == [("nfs", "csi-driver-nfs")]
+
+
+# --- `create` ends with the check -------------------------------------------------------------------
+
+
+def test_create_waits_for_the_cluster_to_settle_and_says_what_it_waits_for(
+        kube_api: Any, tmp_path: Path, stand_ins: Any, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from provisioner.check import settle
+    from provisioner.engine.progress import NullProgress
+
+    api = kube_api.api_client()
+    healthy_cluster(api)
+    apps = client.AppsV1Api(api)
+    apps.replace_namespaced_deployment_status("oscar", "oscar", {"metadata": {"name": "oscar"}, "status": {
+        "replicas": 1, "conditions": [{"type": "Available", "status": "False",
+                                       "reason": "MinimumReplicasUnavailable",
+                                       "message": "Deployment does not have minimum availability."}]}})
+    ready = {**sample("deployment-conditions-complete.yaml"), "replicas": 1, "availableReplicas": 1}
+    checks: list[int] = []
+
+    def check(what: Target) -> list[Any]:
+        rows = run_check(what)
+        checks.append(len(rows))
+        if len(checks) == 2:  # OSCAR comes up after the second look
+            apps.replace_namespaced_deployment_status("oscar", "oscar",
+                                                      {"metadata": {"name": "oscar"}, "status": ready})
+        return rows
+
+    progress = NullProgress()
+    with caplog.at_level(logging.INFO, logger="provisioner.check"):
+        rows = settle(target(kube_api.write_kubeconfig(tmp_path / "kc"), *stand_ins), progress,
+                      timeout_s=30, interval_s=0.1, check=check)
+    assert len(checks) == 3
+    assert failures(rows) == {} and progress.phases == ["checking the cluster"]
+    assert f"check: {len(rows) - 1}/{len(rows)} ok, waiting for oscar" in caplog.text
+
+
+def test_create_gives_up_after_its_timeout_with_the_failures(kube_api: Any, tmp_path: Path,
+                                                             stand_ins: Any) -> None:
+    from provisioner.check import settle
+    from provisioner.engine.progress import NullProgress
+
+    put_node(kube_api.api_client(), "front", FRONT_LABELS)
+    clock = iter(range(0, 1000, 10))
+    rows = settle(target(kube_api.write_kubeconfig(tmp_path / "kc"), *stand_ins), NullProgress(),
+                  timeout_s=30, interval_s=10, clock=lambda: float(next(clock)), sleep=lambda s: None)
+    assert "helmchart kube-system/minio" in failures(rows)
+
+
+def test_create_skips_the_check_when_there_is_no_cluster(store: Any, tmp_path: Path, kube_api: Any,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from provisioner.cli import Context, _final_check
+    from provisioner.configure import KUBECONFIG_FILE
+
+    dep = recorded(store)
+    context = Context(None, str(store.path), -1)
+    _final_check(context, store, dep, 30)
+    assert capsys.readouterr().err.strip() == ("check: skipped, no kubeconfig was fetched "
+                                               "(`oscar-deploy check demo` once there is one)")
+    kube_api.write_kubeconfig(store.deployment_dir(dep.id) / KUBECONFIG_FILE)
+    kube_api.stop()
+    _final_check(context, store, dep, 30)
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("check: skipped, API server not answering: ") and err.endswith(
+        "(`oscar-deploy check demo` later)")
