@@ -151,9 +151,13 @@ def kube_rows(api: Any, target: Target) -> list[Row]:
     rows = judge_nodes(nodes, target.labels, server, cluster.events("default"))
     charts, workloads = expected(target.components)
     helm_events = cluster.events(HELM_NAMESPACE)
-    for component, name in charts:
-        chart = cluster.optional(cluster.custom.get_namespaced_custom_object, "helm.cattle.io", "v1",
-                                 HELM_NAMESPACE, "helmcharts", name)
+    listed = {str(c["metadata"]["name"]): c for c in cluster.items(
+        cluster.custom.list_namespaced_custom_object, "helm.cattle.io", "v1", HELM_NAMESPACE, "helmcharts")}
+    ours = {name: component for component, name in charts}
+    # every HelmChart there: ours, and those k3s itself deploys (traefik, traefik-crd)
+    for name in [*ours, *sorted(set(listed) - set(ours))]:
+        component = ours.get(name, "k3s")
+        chart = listed.get(name)
         job_name = str(((chart or {}).get("status") or {}).get("jobName") or f"helm-install-{name}")
         job = cluster.optional(cluster.batch.read_namespaced_job, job_name, HELM_NAMESPACE)
         pods = cluster.pods(HELM_NAMESPACE, {"job-name": job_name}) if job else []

@@ -80,7 +80,7 @@ def expected(components: Iterable[str]) -> tuple[list[tuple[str, str]], list[Wor
     if "minio" in names:
         charts.append(("minio", "minio"))
         workloads.append(Workload("minio", "minio", "minio"))
-    if "knative" in names:
+    if names & {"knative", "knative-serving"}:  # the template's name, or the record's component
         workloads += [Workload("knative", "knative-serving", n)
                       for n in ("activator", "autoscaler", "controller", "webhook")]
         workloads += [Workload("kourier", "kourier-system", "3scale-kourier-gateway"),

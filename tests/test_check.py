@@ -235,11 +235,16 @@ def test_a_running_install_job_and_a_missing_front_end_are_reported(kube_api: An
                                                                      stand_ins: Any) -> None:
     api = kube_api.api_client()
     put_chart(api, "csi-driver-nfs", "helmchart-status-job-created.yaml", [])
+    put_chart(api, "traefik", "helmchart-status-job-created.yaml", COMPLETE)  # k3s's own chart
+    put_chart(api, "traefik-crd", "helmchart-status-job-created.yaml", None)
     put_node(api, "pi1", node_labels("pis", "edge", "arm64", {}))
     rows = run_check(dataclass_replace(target(kube_api.write_kubeconfig(tmp_path / "kc"), *stand_ins),
                                        components=(), labels={"front": FRONT_LABELS}))
     found = failures(rows)
     assert found["helmchart kube-system/csi-driver-nfs"] == "job helm-install-csi-driver-nfs still running"
+    k3s = {r.object: r.ok for r in rows if r.component == "k3s"}
+    assert k3s == {"helmchart kube-system/traefik": True, "helmchart kube-system/traefik-crd": False}
+    assert found["helmchart kube-system/traefik-crd"].startswith("job helm-install-traefik-crd not found")
     assert "no Ready node labelled oscar-deploy/role=front-end" in found["front-end"]
     assert found["node pi1"] == "label oscar-deploy/group=pis names no group of the deployment"
     assert found["deployment cert-manager/cert-manager"].startswith("not found")
