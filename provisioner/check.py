@@ -126,7 +126,15 @@ class _Cluster:
             raise
 
     def items(self, read: Callable[..., Any], *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
-        return list(self.raw(read, *args, **kwargs).get("items") or [])
+        """The list's items; none when the resource is not served (a CRD not installed)."""
+        from kubernetes.client.rest import ApiException
+
+        try:
+            return list(self.raw(read, *args, **kwargs).get("items") or [])
+        except ApiException as error:
+            if error.status == 404:
+                return []
+            raise
 
     def pods(self, namespace: str, selector: Mapping[str, str]) -> list[dict[str, Any]]:
         labels = ",".join(f"{k}={v}" for k, v in selector.items())
@@ -330,6 +338,7 @@ def run_check(target: Target, deep: bool = False, timeout: float = 10.0, deep_wa
               deep_poll_s: float = 5.0, api: Any = None) -> list[Row]:
     """Every row of the check. An unreachable API server is one failing row; the HTTP checks still run."""
     from kubernetes.client.rest import ApiException
+    from kubernetes.config.config_exception import ConfigException
     from urllib3.exceptions import HTTPError
 
     rows: list[Row] = []
@@ -338,9 +347,14 @@ def run_check(target: Target, deep: bool = False, timeout: float = 10.0, deep_wa
         api = api or api_client(target.kubeconfig)
         rows += kube_rows(api, target)
         authorities = tls_authorities(api)
-    except (ApiException, HTTPError, OSError) as error:
+    except ApiException as error:  # answered, but refused (403: the kubeconfig's user may not read)
+        rows.append(Row("kubernetes", str(target.kubeconfig), False,
+                        f"API server refused: {error.status} {error.reason}"))
+    except (HTTPError, OSError) as error:
         rows.append(Row("kubernetes", str(target.kubeconfig), False,
                         f"API server not answering: {' '.join(str(error).split())[:160]}"))
+    except ConfigException as error:
+        rows.append(Row("kubernetes", str(target.kubeconfig), False, f"not a usable kubeconfig: {error}"))
     rows += http_rows(target, authorities, timeout)
     if deep:
         rows += deep_rows(target, authorities, wait_s=deep_wait_s, poll_s=deep_poll_s)

@@ -517,3 +517,12 @@ def test_create_skips_the_check_when_there_is_no_cluster(store: Any, tmp_path: P
     err = capsys.readouterr().err.strip()
     assert err.startswith("check: skipped, API server not answering: ") and err.endswith(
         "(`oscar-deploy check demo` later)")
+
+
+def test_a_kubeconfig_that_names_no_cluster_is_one_failing_row(tmp_path: Path, stand_ins: Any) -> None:
+    empty = tmp_path / "kc"
+    empty.write_text("{}\n")
+    rows = run_check(target(empty, *stand_ins))
+    assert [(r.component, r.ok) for r in rows if r.component == "kubernetes"] == [("kubernetes", False)]
+    assert rows[0].detail.startswith("not a usable kubeconfig: ")
+    assert all(r.ok for r in rows[1:])  # the endpoints are still checked
