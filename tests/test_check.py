@@ -526,3 +526,26 @@ def test_a_kubeconfig_that_names_no_cluster_is_one_failing_row(tmp_path: Path, s
     assert [(r.component, r.ok) for r in rows if r.component == "kubernetes"] == [("kubernetes", False)]
     assert rows[0].detail.startswith("not a usable kubeconfig: ")
     assert all(r.ok for r in rows[1:])  # the endpoints are still checked
+
+
+def test_the_endpoints_certificate_is_verified_against_the_clusters_own_ca(kube_api: Any,
+                                                                           tmp_path: Path) -> None:
+    """Without a DNS name OSCAR's certificate comes from the deployment's CA: cert-manager writes it
+    as ``ca.crt`` into the TLS Secret, which the check reads through the API to verify the endpoint."""
+    import base64
+
+    from tests.harness.kube.tls import ServingCert
+
+    api = kube_api.api_client()
+    healthy_cluster(api)
+    cert = ServingCert.create(tmp_path / "tls")
+    kubeconfig = kube_api.write_kubeconfig(tmp_path / "kc")
+    with MinioStandIn() as minio, OscarStandIn(minio, tls=cert) as oscar:
+        health = f"{oscar.url}health"
+        untrusted = failures(run_check(target(kubeconfig, oscar, minio)))
+        client.CoreV1Api(api).create_namespaced_secret("oscar", {
+            "metadata": {"name": "oscar-tls"}, "type": "kubernetes.io/tls",
+            "data": {"ca.crt": base64.b64encode(cert.ca_file.read_bytes()).decode()}})
+        trusted = failures(run_check(target(kubeconfig, oscar, minio)))
+    assert health.startswith("https://") and "CERTIFICATE_VERIFY_FAILED" in untrusted[health]
+    assert trusted == {}

@@ -92,8 +92,9 @@ class OscarStandIn:
     """OSCAR's API as far as the check uses it (see the module docstring)."""
 
     def __init__(self, minio: MinioStandIn, user: str = "oscar", password: str = "oscar-password",
-                 run: bool = True) -> None:
-        self.minio, self.user, self.password, self.run = minio, user, password, run
+                 run: bool = True, tls: Any = None) -> None:
+        """``tls``: a ``tests.harness.kube.tls.ServingCert`` to serve HTTPS with (as OSCAR's ingress)."""
+        self.minio, self.user, self.password, self.run, self.tls = minio, user, password, run, tls
         self.services: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str, int]] = []
         self._lock = threading.Lock()
@@ -220,6 +221,8 @@ class OscarStandIn:
 
     def start(self) -> OscarStandIn:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        if self.tls is not None:
+            self._server.socket = self.tls.server_context().wrap_socket(self._server.socket, server_side=True)
         self._threads = [
             threading.Thread(target=self._server.serve_forever, name="oscar-stand-in", daemon=True),
             threading.Thread(target=self._runner, name="oscar-stand-in-runner", daemon=True)]
@@ -244,7 +247,8 @@ class OscarStandIn:
     @property
     def url(self) -> str:
         assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}/"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self._server.server_address[1]}/"
 
     def wait_idle(self, timeout: float = 5.0) -> None:
         deadline = time.monotonic() + timeout
