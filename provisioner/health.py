@@ -21,8 +21,10 @@ What is checked, and where each name comes from:
   release ``minio`` (``minio``), the OSCAR chart's ``oscar`` Deployment, our daemon's
   ``oscar-deploy-elastic``.
 - Nodes: Ready, the labels k3s gives them (``record.node_labels``), and the kubelet's version against
-  the API server's under Kubernetes' version skew policy (kubernetes.io/releases/version-skew-policy:
-  "kubelet must not be newer than kube-apiserver, and may be up to three minor versions older").
+  the API server's under Kubernetes' version skew policy (kubernetes/website
+  ``content/en/releases/version-skew-policy.md``: "``kubelet`` must not be newer than
+  ``kube-apiserver``", "may be up to three minor versions older than ``kube-apiserver`` (``kubelet``
+  < 1.25 may only be up to two minor versions older)").
   A node the elastic daemon powered off (annotation ``oscar-deploy/state``) may be NotReady.
 """
 
@@ -39,7 +41,7 @@ HELM_NAMESPACE = "kube-system"
 """Where the roles put their HelmCharts and where helm-controller runs their install Jobs."""
 MAX_KUBELET_MINOR_SKEW = 3
 """Kubernetes' version skew policy: a kubelet may be up to three minor versions older than the API
-server (since v1.28), never newer."""
+server, never newer; one older than 1.25 only two."""
 ELASTIC_STATE = "oscar-deploy/state"
 """The elastic daemon's lifecycle annotation on Node objects (``elastic.lifecycle.STATE``)."""
 POWERED_OFF = frozenset({"off", "powering_off", "disabled"})
@@ -234,9 +236,10 @@ def version_skew(kubelet: str, server: str) -> str:
         return ""
     if k > s:
         return f"kubelet {kubelet} is newer than the API server {server} (not supported)"
-    if k[0] == s[0] and s[1] - k[1] > MAX_KUBELET_MINOR_SKEW:
+    allowed = MAX_KUBELET_MINOR_SKEW if k >= (1, 25) else 2
+    if k[0] == s[0] and s[1] - k[1] > allowed:
         return (f"kubelet {kubelet} is {s[1] - k[1]} minor versions older than the API server {server} "
-                f"(at most {MAX_KUBELET_MINOR_SKEW} are supported)")
+                f"(at most {allowed} are supported)")
     return ""
 
 

@@ -261,10 +261,12 @@ def test_kubelet_version_skew_follows_upstream_policy(kube_api: Any, tmp_path: P
     put_node(kube_api.api_client(), "front", FRONT_LABELS, kubelet=None)
     rows = run_check(target(kube_api.write_kubeconfig(tmp_path / "kc"), *stand_ins))
     assert failures(rows)["node front"] == ("kubelet v1.23.3 is 10 minor versions older than the API server "
-                                            "v1.33.0-harness (at most 3 are supported)")
+                                            "v1.33.0-harness (at most 2 are supported)")
     assert version_skew("v1.33.4+k3s1", "v1.36.1+k3s1") == ""  # three older: supported
     assert "4 minor versions older" in version_skew("v1.32.0", "v1.36.1+k3s1")
     assert "newer than the API server" in version_skew("v1.37.0", "v1.36.1+k3s1")
+    assert "(at most 2 are supported)" in version_skew("v1.24.9", "v1.27.0")  # before 1.25: two
+    assert version_skew("v1.25.0", "v1.28.2") == ""
 
 
 def test_a_node_the_daemon_powered_off_may_be_not_ready(kube_api: Any, tmp_path: Path,
