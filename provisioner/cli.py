@@ -347,12 +347,15 @@ def _open_store(obj: Context) -> Any:
 @click.option("--auth", "auth", metavar="FILE", type=click.Path(dir_okay=False),
               help="IM-format auth file (default: AWS_*/OS_* variables, ~/.aws, clouds.yaml).")
 @click.option("--no-configure", is_flag=True, help="Return once every machine runs (no SSH, no Ansible).")
+@click.option("--no-check", is_flag=True, help="Do not end with `check` (the cluster's health).")
+@click.option("--check-timeout", type=click.FloatRange(min=0), default=900.0, show_default=True,
+              metavar="SECONDS", help="How long the final check waits for the cluster to settle.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_obj
 @handles_errors
 def create(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, ...], inputs_file: str | None,
            import_paths: tuple[str, ...], allow_weak_secrets: bool, name: str | None, auth: str | None,
-           no_configure: bool, yes: bool) -> None:
+           no_configure: bool, no_check: bool, check_timeout: float, yes: bool) -> None:
     """Create the cluster TEMPLATE(s) describe (or resume `--name NAME` after an interruption).
 
     \b
@@ -362,7 +365,12 @@ def create(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, ...
     TEMPLATE(s), -i, --inputs and --import-path as for `validate`: the whole template is checked,
     the whole plan made and the credentials read before any cloud call (bad input exits 2 and
     changes nothing). A re-run with `--name` takes the recorded inputs for those not given and
-    refuses changed ones."""
+    refuses changed ones.
+
+    Once configured, it ends with `check`: it waits (up to --check-timeout) for the charts to install
+    and the services to come up, then prints the check's table; exit status 1 if something still
+    fails. The check is skipped, with a line saying so, when there is no kubeconfig or its API server
+    does not answer (run `oscar-deploy check ID` later)."""
     from provisioner.clouds.registry import ec2_subnets
     from provisioner.credentials import resolve_credentials
     from provisioner.engine import CreateRequest, with_credential_regions
@@ -410,6 +418,31 @@ def create(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, ...
         if state != CONFIGURED:
             click.echo(f"(`oscar-deploy reconfigure {dep.name}` installs the services when the machines "
                        f"answer)", err=True)
+            return
+        if not no_check:
+            _final_check(obj, store, dep, check_timeout)
+
+
+def _final_check(obj: Context, store: Any, dep: Any, timeout_s: float) -> None:
+    """``create``'s last step: ``check`` once the cluster settled, or a line saying why not."""
+    from provisioner.check import Unreachable, render, settle, target_for
+    from provisioner.errors import NotFound
+    from provisioner.health import passed
+
+    try:
+        rows = settle(target_for(store, dep), _progress(obj), timeout_s=timeout_s)
+    except NotFound:
+        click.echo(f"check: skipped, no kubeconfig was fetched (`oscar-deploy check {dep.name}` once "
+                   f"there is one)", err=True)
+        return
+    except Unreachable as error:
+        click.echo(f"check: skipped, {error} (`oscar-deploy check {dep.name}` later)", err=True)
+        return
+    click.echo(render(rows))
+    if not passed(rows):
+        click.echo(f"error: {dep.name} was created but is not healthy yet (`oscar-deploy check {dep.name}`)",
+                   err=True)
+        sys.exit(1)
 
 
 @main.command(name="list")
@@ -924,6 +957,53 @@ def kubeconfig(obj: Context, deployment_ref: str) -> None:
 
     with StateStore.open(obj.state_path) as store:
         click.echo(str(kubeconfig_path(store, store.get(deployment_ref))))
+
+
+def _check_target(obj: Context, deployment_ref: str) -> Any:
+    """The check's view of deployment ID; exit 2 naming how to get a kubeconfig when it has none."""
+    from provisioner.check import target_for
+    from provisioner.errors import BadInput, NotFound
+    from provisioner.state import StateStore
+
+    with StateStore.open(obj.state_path) as store:
+        dep = store.get(deployment_ref)
+        try:
+            return target_for(store, dep)
+        except NotFound as error:
+            raise BadInput(f"{error}; k3s keeps it on the front-end as /etc/rancher/k3s/k3s.yaml "
+                           f"(`oscar-deploy ssh {dep.name} NODE`)") from None
+
+
+@main.command()
+@click.argument("deployment_ref", metavar="ID")
+@click.option("--deep", is_flag=True,
+              help="Also run one OSCAR service end to end: create it, upload a file through MinIO's S3 API, "
+                   "read its output back, remove it.")
+@click.option("-o", "--output", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="Output format; json prints one document on stdout.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True, metavar="SECONDS",
+              help="How long each HTTP request may take.")
+@click.pass_obj
+@handles_errors
+def check(obj: Context, deployment_ref: str, deep: bool, fmt: str, timeout: float) -> None:
+    """Whether deployment ID's cluster works: nodes, charts, services, endpoints.
+
+    Nodes Ready with their labels and a supported kubelet version, each HelmChart's install Job,
+    MinIO, Knative Serving, Kourier, cert-manager, OSCAR and the elastic daemon available, OSCAR's
+    /health and MinIO's /minio/health/live through the endpoints the outputs give. Each failure
+    names the object and a hint (a condition's reason, a pod's waiting reason, the last event).
+
+    Exit status: 0 all is well, 1 something is not, 2 unknown ID or no kubeconfig yet."""
+    from provisioner.check import render, run_check
+    from provisioner.health import passed
+
+    rows = run_check(_check_target(obj, deployment_ref), deep=deep, timeout=timeout)
+    if fmt == "json":
+        click.echo(json.dumps({"ok": passed(rows), "checks": [r.to_json() for r in rows]}, indent=2))
+    else:
+        click.echo(render(rows))
+    if not passed(rows):
+        sys.exit(1)
 
 
 @main.command(context_settings={"ignore_unknown_options": True})

@@ -102,6 +102,7 @@ CONTRACT: dict[tuple[str, ...], tuple[str, set[str]]] = {
     ("inventory",): ("ID", {"--list", "--host", "--script"}),
     ("ssh",): ("ID NODE [-- CMD]", set()),
     ("kubeconfig",): ("ID", set()),
+    ("check",): ("ID", {"--deep", "-o"}),
     ("daemon",): ("", {"--kubeconfig", "--deployment", "--groups", "--metrics-port"}),
     ("nodes",): ("[COMMAND] [ARGS]...", set()),
     ("nodes", "status"): ("", set()),
@@ -112,6 +113,7 @@ CHOICES = {  # option → the values the contract names (at least these)
     ("plan",): {"-o": {"table", "json"}},
     ("list",): {"-o": {"table", "json"}},
     ("show",): {"-o": {"table", "json"}},
+    ("check",): {"-o": {"table", "json"}},
     ("simulate",): {"-o": {"json"}, "--policy": {"oscar", "clues", "autoscaler", "static"}},
 }
 

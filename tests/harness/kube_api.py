@@ -1,14 +1,16 @@
 """The Kubernetes API test server: what the elastic daemon talks to in tests.
 
-A real HTTP server on 127.0.0.1 that the unmodified ``kubernetes`` client uses: core/v1 pods,
-nodes, namespaces, configmaps, secrets and events, policy/v1 PodDisruptionBudgets and pod eviction,
-coordination.k8s.io/v1 Leases; list, get, create, replace, patch (JSON, merge, strategic merge),
-delete and watch with resourceVersion, 410 Gone and timeoutSeconds. Behind it a scheduler binds
-pending pods to Ready, schedulable nodes and simulated kubelets run them (see ``kube/cluster.py``),
-and the node lifecycle is kube-controller-manager's and k3s's (see ``kube/nodes.py``): a silent
-Node stays Ready for the node-monitor grace period (``Timing.control_plane``), kubelets renew
-``kube-node-lease`` Leases, NoExecute taints follow the zone's disruption mode, podgc honours
-``out-of-service``, k3s node-password Secrets refuse a new machine under an old name.
+A real HTTP server on 127.0.0.1 that the unmodified ``kubernetes`` client uses: core/v1 pods, nodes,
+namespaces, configmaps, secrets and events, policy/v1 PodDisruptionBudgets and pod eviction,
+coordination.k8s.io/v1 Leases, and (stored only, for ``oscar-deploy check``) apps/v1 Deployments,
+batch/v1 Jobs and helm.cattle.io/v1 HelmCharts; list, get, create, replace, patch (JSON, merge,
+strategic merge), delete and watch with resourceVersion, 410 Gone and timeoutSeconds. Behind it a
+scheduler binds pending pods to Ready, schedulable nodes and simulated kubelets run them (see
+``kube/cluster.py``), and the node lifecycle is kube-controller-manager's and k3s's (see
+``kube/nodes.py``): a silent Node stays Ready for the node-monitor grace period
+(``Timing.control_plane``), kubelets renew ``kube-node-lease`` Leases, NoExecute taints follow the
+zone's disruption mode, podgc honours ``out-of-service``, k3s node-password Secrets refuse a new
+machine under an old name.
 
 In tests use the ``kube_api`` fixture (``tests/conftest.py``; ``kube_api_factory(history=..., timing=...)``
 for other settings, ``kube_client`` for an ``ApiClient``). The handle (``kube/server.py``):

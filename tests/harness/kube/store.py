@@ -63,6 +63,10 @@ RESOURCES: dict[str, Resource] = {
         Resource("leases", "Lease", "coordination.k8s.io/v1", True, unconditional_update=False),
         Resource("poddisruptionbudgets", "PodDisruptionBudget", "policy/v1", True, has_status=True),
         Resource("events", "Event", "events.k8s.io/v1", True),
+        # read by `oscar-deploy check` (no controller acts on them here: tests write their status)
+        Resource("deployments", "Deployment", "apps/v1", True, has_status=True),
+        Resource("jobs", "Job", "batch/v1", True, has_status=True),
+        Resource("helmcharts", "HelmChart", "helm.cattle.io/v1", True, has_status=True),
     )
 }
 
