@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from provisioner import sizes
 from provisioner.config import Settings
-from provisioner.errors import TemplateError
+from provisioner.errors import BadInput, TemplateError
 from provisioner.images import ImagePlan, plan_image
 from provisioner.resources import playbooks_dir
 from provisioner.spec import Arch, BoardSpec, ClusterSpec, GroupSpec, Provider, Role
@@ -213,6 +213,19 @@ _SUBNET_ID = re.compile(r"subnet-([0-9a-f]{8}|[0-9a-f]{17})")
 
 def _open_to_world(cidr: str) -> bool:
     return cidr.strip() in ("0.0.0.0/0", "::/0")
+
+
+def refuse_open_admin(spec: ClusterSpec, allow_open_admin: bool) -> None:
+    """``BadInput`` (exit 2) when a security group would open SSH and the Kubernetes API to the
+    whole internet and the operator did not say so with ``--allow-open-admin``. Edge-only
+    deployments have no security group (the boards keep their own firewall): nothing to refuse."""
+    if allow_open_admin or not _open_to_world(spec.admin_cidr) \
+            or all(g.provider == "fleet" for g in spec.groups):
+        return
+    how = (f"give your own address range (-i {spec.admin_cidr_input}=203.0.113.7/32)" if spec.admin_cidr_input
+           else "this template cannot narrow it (oscar-deploy's templates have an admin_cidr input)")
+    raise BadInput(f"admin_cidr is {spec.admin_cidr}: the security group would open SSH and the Kubernetes "
+                   f"API to the whole internet; {how}, or add --allow-open-admin to accept that")
 
 
 def _where(group: GroupSpec) -> str:
