@@ -12,7 +12,11 @@ from typing import Any
 import pytest
 
 from provisioner.state import StateStore
-from tests.test_cli_lifecycle import AWS_TEMPLATE, KEY_ID, REGION, aws_auth, cache_dir, cli, env, live  # noqa: F401
+from tests import test_cli_lifecycle as lifecycle
+from tests.test_cli_lifecycle import AWS_TEMPLATE, KEY_ID, REGION, aws_auth, cli, live
+
+cache_dir = lifecycle.cache_dir  # the lifecycle tests' fixtures: a HOME, a cache, a clean environment
+env = lifecycle.env
 
 
 
@@ -94,8 +98,8 @@ def test_update_needs_an_existing_deployment(tmp_path: Path, env: dict[str, str]
     done = cli(tmp_path, env, "create", AWS_TEMPLATE, "--name", "nope", "--auth", auth, "--update",
                "-i", "admin_cidr=10.0.0.0/8", "--yes")
     assert done.returncode == 2 and "none named 'nope'" in done.stderr, done.stderr
-    assert ec2_emulator.inventory(REGION)["security_groups"] == [] or all(
-        not g.get("name", "").startswith("oscar-deploy-") for g in ec2_emulator.inventory(REGION)["security_groups"])
+    groups = ec2_emulator.inventory(REGION)["security_groups"]
+    assert not any(g.get("name", "").startswith("oscar-deploy-") for g in groups)
 
 
 @pytest.mark.parametrize("cidr", [None, "0.0.0.0/0", "::/0"])
@@ -112,5 +116,5 @@ def test_an_open_admin_cidr_is_refused_before_any_cloud_call(cidr: str | None, t
     assert ec2_emulator.inventory(REGION)["instances"] == []
     accepted = cli(tmp_path, env, *args, "--allow-open-admin")
     assert accepted.returncode == 0, accepted.stderr
-    dep, _record_ = _record(tmp_path, "open")
+    dep = _record(tmp_path, "open")[0]
     assert rules_by_port(ec2_emulator, dep.id)[22] == ({"0.0.0.0/0"} if cidr != "::/0" else set())
