@@ -845,7 +845,8 @@ def daemon(obj: Context, kubeconfig: str | None, deployment_ref: str | None, gro
     port = obj.settings.elastic.metrics_port if metrics_port is None else metrics_port
     api = api_client(_kubeconfig_for(obj, kubeconfig, deployment_ref),
                      obj.settings.elastic.service_account_dir)
-    run_daemon(api, groups, managers, settings, metrics_port=port, identity=identity)
+    run_daemon(api, groups, managers, settings, metrics_port=port,
+               metrics_address=obj.settings.elastic.metrics_address, identity=identity)
 
 
 @main.group(invoke_without_command=True)
