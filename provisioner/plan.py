@@ -404,9 +404,10 @@ def _own_version() -> str:
 
 def security_rules(spec: ClusterSpec) -> tuple[SecurityRule, ...]:
     """Inbound rules of the deployment's security group: admin ports from the admin CIDR only,
-    web ports (and MinIO's NodePorts, which its outputs name) public unless the template restricts
-    them (``web_cidrs``), everything between nodes;
-    WireGuard when edge boards join cloud nodes."""
+    web ports public unless the template restricts them (``web_cidrs``), everything between nodes;
+    WireGuard when edge boards join cloud nodes. MinIO's NodePorts (where it serves TLS itself when
+    there is no DNS name) from the admin CIDR only; with a DNS name MinIO is reached only through the
+    TLS ingress on 443 and has no NodePort."""
     admin = spec.admin_cidr
 
     def web(port: int) -> str:  # public unless the template restricts the port (the IM's remote_cidr)
@@ -420,11 +421,12 @@ def security_rules(spec: ClusterSpec) -> tuple[SecurityRule, ...]:
         SecurityRule("all", None, None, "cluster", "everything between the nodes of the cluster"),
     ]
     for component in spec.components:
-        if component.name.lower() == "minio":  # its NodePorts, as the template's outputs use them
+        if component.name.lower() == "minio" and not spec.dns_name:  # its NodePorts (outputs name them)
             ports = (("api_port", 30300, "MinIO S3 API"), ("console_port", 30303, "MinIO console"))
             for key, default, what in ports:
                 port = int(component.properties.get(key) or default)
-                rules.append(SecurityRule("tcp", port, port, web(port), f"{what} (NodePort)"))
+                rules.append(SecurityRule("tcp", port, port, spec.web_cidrs.get(port, admin),
+                                          f"{what} (NodePort, TLS; admin CIDR only)"))
     providers = {g.provider for g in spec.groups}
     if "fleet" in providers and providers - {"fleet"}:
         rules.append(SecurityRule("udp", WIREGUARD_PORT, WIREGUARD_PORT, "0.0.0.0/0",
