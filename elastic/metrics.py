@@ -81,7 +81,7 @@ class Metrics:
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
-    def serve(self, port: int, address: str = "0.0.0.0") -> Any:
+    def serve(self, port: int, address: str = "127.0.0.1") -> Any:
         """Serve ``/metrics``; returns the server (``shutdown()`` stops it)."""
         server, _thread = start_http_server(port, addr=address, registry=self.registry)
         return server

@@ -148,7 +148,7 @@ def run_daemon(
     settings: DaemonSettings,
     *,
     metrics_port: int | None,
-    metrics_address: str = "0.0.0.0",
+    metrics_address: str = "127.0.0.1",
     identity: str | None = None,
     stop: threading.Event | None = None,
 ) -> None:

@@ -351,11 +351,18 @@ def _open_store(obj: Context) -> Any:
 @click.option("--check-timeout", type=click.FloatRange(min=0), default=900.0, show_default=True,
               metavar="SECONDS", help="How long the final check waits for the cluster to settle.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--allow-open-admin", is_flag=True,
+              help="Accept an admin_cidr open to the whole internet (0.0.0.0/0, ::/0) for SSH and the "
+                   "Kubernetes API.")
+@click.option("--update", is_flag=True,
+              help="With --name of an existing deployment: apply the changed inputs that can change in "
+                   "place (admin_cidr, worker counts); others are refused by name.")
 @click.pass_obj
 @handles_errors
 def create(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, ...], inputs_file: str | None,
            import_paths: tuple[str, ...], allow_weak_secrets: bool, name: str | None, auth: str | None,
-           no_configure: bool, no_check: bool, check_timeout: float, yes: bool) -> None:
+           no_configure: bool, no_check: bool, check_timeout: float, yes: bool, allow_open_admin: bool,
+           update: bool) -> None:
     """Create the cluster TEMPLATE(s) describe (or resume `--name NAME` after an interruption).
 
     \b
@@ -365,7 +372,10 @@ def create(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, ...
     TEMPLATE(s), -i, --inputs and --import-path as for `validate`: the whole template is checked,
     the whole plan made and the credentials read before any cloud call (bad input exits 2 and
     changes nothing). A re-run with `--name` takes the recorded inputs for those not given and
-    refuses changed ones.
+    refuses changed ones; with `--update` it applies those that can change in place (`admin_cidr`:
+    the security group's rules; a worker group's count: as `scale`) and refuses the others by name.
+    Where a security group is made, an `admin_cidr` open to the whole internet is refused unless
+    `--allow-open-admin`.
 
     Once configured, it ends with `check`: it waits (up to --check-timeout) for the charts to install
     and the services to come up, then prints the check's table; exit status 1 if something still
@@ -376,7 +386,8 @@ def create(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, ...
     from provisioner.engine import CreateRequest, with_credential_regions
     from provisioner.engine import create as run_create
     from provisioner.engine.views import CONFIGURED, configuration, local_values, outputs, render_outputs
-    from provisioner.plan import make_plan
+    from provisioner.errors import BadInput
+    from provisioner.plan import make_plan, refuse_open_admin
     from provisioner.resume import changed_inputs, recorded_as_given, refuse_changes
     from provisioner.template import parse_input_pairs
 
@@ -386,8 +397,16 @@ def create(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, ...
         with _open_store(obj) as store:          # inputs fill in what is not given
             found = store.find(name)
             recorded = (found.inputs, store.secrets(found.id)) if found is not None else None
+    if update and (not recorded or found is None or found.status == "destroyed"):
+        raise BadInput(f"--update changes an existing deployment: there is none named {name!r}"
+                       if name else "--update needs --name NAME of an existing deployment")
     spec = load_spec(obj, templates, input_pairs, inputs_file, import_paths, allow_weak_secrets,
                      recorded=recorded_as_given(recorded[0]) if recorded else None)
+    refuse_open_admin(spec, allow_open_admin)
+    if update:
+        _update(obj, spec, name or "", recorded, given, templates, import_paths, allow_weak_secrets, auth,
+                yes)
+        return
     if recorded:
         refuse_changes(name or "", changed_inputs(recorded[0], recorded[1], spec, given))
     credentials = resolve_credentials([g.provider for g in spec.groups], auth)
@@ -443,6 +462,62 @@ def _final_check(obj: Context, store: Any, dep: Any, timeout_s: float) -> None:
         click.echo(f"error: {dep.name} was created but is not healthy yet (`oscar-deploy check {dep.name}`)",
                    err=True)
         sys.exit(1)
+
+
+def _update(obj: Context, spec: Any, name: str, recorded: Any, given: Mapping[str, str],
+            templates: tuple[str, ...], import_paths: tuple[str, ...], allow_weak_secrets: bool,
+            auth: str | None, yes: bool) -> None:
+    """``create --update``: judge each changed input by the plan it alone makes, then apply."""
+    from provisioner.clouds.registry import ec2_subnets
+    from provisioner.engine.update import update as run_update
+    from provisioner.plan import make_plan
+    from provisioner.resume import changed_inputs, recorded_as_given
+    from provisioner.template import load_cluster_spec
+    from provisioner.update import decide_update
+
+    base_inputs = recorded_as_given(recorded[0])
+
+    def plan_with(inputs: Mapping[str, str]) -> Any:
+        return make_plan(load_cluster_spec(
+            [Path(t) for t in templates], inputs, import_paths=[Path(p) for p in import_paths],
+            cache_dir=Path(obj.settings.general.cache_dir).expanduser(),
+            default_provider=obj.settings.provisioner.default_provider,
+            allow_weak_secrets=allow_weak_secrets), obj.settings)
+
+    changed = changed_inputs(recorded[0], recorded[1], spec, given)
+    secrets = [c.split(" (")[0] for c in changed if "(a secret" in c]
+    names = [c.split(" (")[0] for c in changed if "(a secret" not in c]
+    base = plan_with(base_inputs)
+    by_input = {n: plan_with({**base_inputs, n: given[n]}) for n in names}
+    final = make_plan(spec, obj.settings)
+    change = decide_update(name, base, by_input, final, secrets)
+    if not change.security_rules and not change.counts:
+        click.echo(f"deployment {name}: nothing to update (the given inputs are the recorded ones)")
+        return
+    with _open_store(obj) as store:
+        dep = store.get(name)
+        record = store.record(dep.id)
+        for group, count in change.counts.items():
+            if count < len(store.nodes(dep.id, group)):
+                _confirm(yes, f"Remove node(s) of group {group} (their pods stop)?",
+                         f"--update sets group {group} to {count} node(s), fewer than it has")
+        credentials = _recorded_credentials(dep, auth)
+
+        def busy(members: Any) -> list[str]:
+            from provisioner.configure import kubeconfig_path
+            from provisioner.engine.cluster import busy_workers
+
+            return busy_workers(kubeconfig_path(store, dep), members)
+
+        subnets = ec2_subnets([g.launch for g in record.groups if g.launch is not None])
+        result = run_update(store, dep.id, final, change, dict(spec.inputs),
+                            _driver_factory(credentials, obj.settings, subnets=subnets), obj.settings,
+                            progress=_progress(obj), busy=busy)
+    for group_id in result.security_groups:
+        click.echo(f"security group {group_id}: SSH and the Kubernetes API from {final.admin_cidr} only")
+    for scaled in result.scaled:
+        click.echo(f"{name} group {scaled.group}: {scaled.before} → {scaled.after} node(s)")
+    click.echo(f"deployment {name} updated")
 
 
 @main.command(name="list")
@@ -804,7 +879,8 @@ def daemon(obj: Context, kubeconfig: str | None, deployment_ref: str | None, gro
     port = obj.settings.elastic.metrics_port if metrics_port is None else metrics_port
     api = api_client(_kubeconfig_for(obj, kubeconfig, deployment_ref),
                      obj.settings.elastic.service_account_dir)
-    run_daemon(api, groups, managers, settings, metrics_port=port, identity=identity)
+    run_daemon(api, groups, managers, settings, metrics_port=port,
+               metrics_address=obj.settings.elastic.metrics_address, identity=identity)
 
 
 @main.group(invoke_without_command=True)

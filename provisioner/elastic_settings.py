@@ -55,6 +55,9 @@ ELASTIC: tuple[Knob, ...] = (
     Knob("system_namespaces", "kube-system,kube-public,kube-node-lease", "policy",
          "Pods in these namespaces never keep a node on (comma-separated)."),
     Knob("metrics_port", 9153, "service"),
+    Knob("metrics_address", "127.0.0.1", "service",
+         "Where the metrics listen: this machine only; in its pod, the pod's own address (the "
+         "Deployment sets it from status.podIP), so only the pod network reaches them."),
     Knob("drain_timeout_s", 120.0, "actuator",
          "How long a scale-down retries evictions (PodDisruptionBudgets) before it is undone."),
     Knob("eviction_retry_s", 2.0, "actuator", "Wait between eviction attempts while draining."),

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from provisioner import sizes
 from provisioner.config import Settings
-from provisioner.errors import TemplateError
+from provisioner.errors import BadInput, TemplateError
 from provisioner.images import ImagePlan, plan_image
 from provisioner.resources import playbooks_dir
 from provisioner.spec import Arch, BoardSpec, ClusterSpec, GroupSpec, Provider, Role
@@ -215,6 +215,19 @@ def _open_to_world(cidr: str) -> bool:
     return cidr.strip() in ("0.0.0.0/0", "::/0")
 
 
+def refuse_open_admin(spec: ClusterSpec, allow_open_admin: bool) -> None:
+    """``BadInput`` (exit 2) when a security group would open SSH and the Kubernetes API to the
+    whole internet and the operator did not say so with ``--allow-open-admin``. Edge-only
+    deployments have no security group (the boards keep their own firewall): nothing to refuse."""
+    if allow_open_admin or not _open_to_world(spec.admin_cidr) \
+            or all(g.provider == "fleet" for g in spec.groups):
+        return
+    how = (f"give your own address range (-i {spec.admin_cidr_input}=203.0.113.7/32)" if spec.admin_cidr_input
+           else "this template cannot narrow it (oscar-deploy's templates have an admin_cidr input)")
+    raise BadInput(f"admin_cidr is {spec.admin_cidr}: the security group would open SSH and the Kubernetes "
+                   f"API to the whole internet; {how}, or add --allow-open-admin to accept that")
+
+
 def _where(group: GroupSpec) -> str:
     return f"node {group.source_node or group.name}"
 
@@ -391,9 +404,10 @@ def _own_version() -> str:
 
 def security_rules(spec: ClusterSpec) -> tuple[SecurityRule, ...]:
     """Inbound rules of the deployment's security group: admin ports from the admin CIDR only,
-    web ports (and MinIO's NodePorts, which its outputs name) public unless the template restricts
-    them (``web_cidrs``), everything between nodes;
-    WireGuard when edge boards join cloud nodes."""
+    web ports public unless the template restricts them (``web_cidrs``), everything between nodes;
+    WireGuard when edge boards join cloud nodes. MinIO's NodePorts (where it serves TLS itself when
+    there is no DNS name) from the admin CIDR only; with a DNS name MinIO is reached only through the
+    TLS ingress on 443 and has no NodePort."""
     admin = spec.admin_cidr
 
     def web(port: int) -> str:  # public unless the template restricts the port (the IM's remote_cidr)
@@ -407,11 +421,12 @@ def security_rules(spec: ClusterSpec) -> tuple[SecurityRule, ...]:
         SecurityRule("all", None, None, "cluster", "everything between the nodes of the cluster"),
     ]
     for component in spec.components:
-        if component.name.lower() == "minio":  # its NodePorts, as the template's outputs use them
+        if component.name.lower() == "minio" and not spec.dns_name:  # its NodePorts (outputs name them)
             ports = (("api_port", 30300, "MinIO S3 API"), ("console_port", 30303, "MinIO console"))
             for key, default, what in ports:
                 port = int(component.properties.get(key) or default)
-                rules.append(SecurityRule("tcp", port, port, web(port), f"{what} (NodePort)"))
+                rules.append(SecurityRule("tcp", port, port, spec.web_cidrs.get(port, admin),
+                                          f"{what} (NodePort, TLS; admin CIDR only)"))
     providers = {g.provider for g in spec.groups}
     if "fleet" in providers and providers - {"fleet"}:
         rules.append(SecurityRule("udp", WIREGUARD_PORT, WIREGUARD_PORT, "0.0.0.0/0",

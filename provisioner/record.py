@@ -248,6 +248,13 @@ class DeploymentRecord:
         return dataclasses.replace(self, groups=tuple(
             dataclasses.replace(g, count=count) if g.name == group else g for g in self.groups))
 
+    def with_security(self, rules: tuple[Rule, ...], admin_cidr: str) -> DeploymentRecord:
+        """The record after ``create --update`` changed the security group's rules (also in every
+        launch spec, so a worker the daemon or ``scale`` adds later gets the same group)."""
+        return dataclasses.replace(self, security_rules=rules, admin_cidr=admin_cidr, groups=tuple(
+            dataclasses.replace(g, launch=dataclasses.replace(g.launch, security_rules=rules))
+            if g.launch is not None else g for g in self.groups))
+
     def with_launch(self, *, public_key: str | None = None, server_url: str | None = None
                     ) -> DeploymentRecord:
         """The record with what ``create`` learns as it goes (the key pair's public key, the k3s

@@ -160,6 +160,9 @@ class ClusterSpec:
     outputs: tuple[OutputSpec, ...] = ()
     admin_cidr: str = "0.0.0.0/0"
     """Where SSH and the Kubernetes API may be reached from."""
+    admin_cidr_input: str | None = None
+    """The input that sets ``admin_cidr`` (``admin_cidr``; an IM template's ``kube_allowed_cidr``),
+    if the template has one: what an error tells the operator to give."""
     web_cidrs: Mapping[int, str] = dataclasses.field(default_factory=dict)
     """Public ports (80, 443, MinIO's) a template restricts to a CIDR (the IM's per-port
     ``remote_cidr``); a port not listed is open to all."""

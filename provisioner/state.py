@@ -492,6 +492,10 @@ class StateStore:
         """Replace the recorded plan (``scale`` changes a group's count)."""
         self._update_deployment(deployment_id, plan=_dump(plan))
 
+    def set_inputs(self, deployment_id: str, inputs: Mapping[str, Any]) -> None:
+        """Replace the recorded inputs (``create --update`` changed some in place)."""
+        self._update_deployment(deployment_id, inputs=_dump(dict(inputs)))
+
     def record(self, ref: str) -> DeploymentRecord:
         """The typed record of deployment ``ref`` (``provisioner.record``). A record of the older
         untyped format is migrated once: written back in the current format, with a message."""

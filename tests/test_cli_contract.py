@@ -92,7 +92,8 @@ CONTRACT: dict[tuple[str, ...], tuple[str, set[str]]] = {
     (): ("COMMAND [ARGS]...", {"--config", "--state", "-v", "-q"}),
     ("validate",): ("TEMPLATE...", TEMPLATE_OPTIONS),
     ("plan",): ("TEMPLATE...", TEMPLATE_OPTIONS | {"-o"}),
-    ("create",): ("TEMPLATE...", TEMPLATE_OPTIONS | {"--name", "--auth", "--no-configure", "--yes"}),
+    ("create",): ("TEMPLATE...", TEMPLATE_OPTIONS | {"--name", "--auth", "--no-configure", "--yes",
+                                                    "--allow-open-admin", "--update"}),
     ("list",): ("", {"-o"}),
     ("show",): ("ID", {"-o", "--show-secrets"}),
     ("outputs",): ("ID", set()),
@@ -216,7 +217,8 @@ def deployed(sandbox: dict[str, Any], ec2_emulator_server: Any) -> dict[str, Any
     auth.chmod(0o600)
     state = base / "state" / "state.db"
     created = run(sandbox, "--state", str(state), "-v", "create", *sandbox["im"], "-i", "wn_num=1",
-                  "--name", "contract", "--auth", str(auth), "--no-configure", "--yes", timeout=180)
+                  "--allow-open-admin", "--name", "contract", "--auth", str(auth), "--no-configure", "--yes",
+                  timeout=180)
     assert created.returncode == 0, created.stderr
     with StateStore.open(state) as store:
         dep = store.get("contract")
@@ -281,9 +283,12 @@ BAD_INPUT: list[tuple[list[str], str]] = [
     (["plan", "no-such-template.yaml"], "no-such-template.yaml"),
     (["plan", "oscar-aws", "-o", "yaml"], "'yaml' is not one of"),
     (["create", "oscar-aws", "-i", "wn_num", "--name", "contract", "--yes"], "expected NAME=VALUE"),
-    (["create", "oscar-aws", "--name", "other", "--no-configure", "--yes"], "no AWS credentials"),
-    (["create", "oscar-aws", "--name", "no spaces", "--auth", "{auth}", "--no-configure", "--yes"],
-     "'no spaces' is not valid"),
+    (["create", "oscar-aws", "-i", "admin_cidr=10.0.0.0/8", "--name", "other", "--no-configure", "--yes"],
+     "no AWS credentials"),
+    (["create", "oscar-aws", "-i", "admin_cidr=10.0.0.0/8", "--name", "no spaces", "--auth", "{auth}",
+      "--no-configure", "--yes"], "'no spaces' is not valid"),
+    (["create", "oscar-aws", "--name", "open", "--auth", "{auth}", "--no-configure", "--yes"],
+     "-i admin_cidr=203.0.113.7/32), or add --allow-open-admin"),
     (["simulate", "{trace}"], "Missing option '--groups'"),
     (["simulate", "{trace}", "--groups", "{groups}", "--policy", "greedy"], "'greedy' is not one of"),
     (["simulate", "{missing}", "--groups", "{groups}"], "missing.yaml"),

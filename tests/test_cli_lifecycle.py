@@ -175,10 +175,12 @@ def test_missing_credentials_exit_2_before_anything(tmp_path: Path, env: dict[st
     auth.write_text("id = ost; type = OpenStack; host = http://127.0.0.1:1; username = u; password = p; "
                     "tenant = t\n")
     auth.chmod(0o600)  # as an operator keeps it (a 0644 file is an operator slip)
-    done = cli(tmp_path, env, "create", AWS_TEMPLATE, "--name", "x", "--auth", str(auth), "--yes")
+    done = cli(tmp_path, env, "create", AWS_TEMPLATE, "-i", "admin_cidr=10.0.0.0/8", "--name", "x", "--auth",
+               str(auth), "--yes")
     assert done.returncode == 2, done.stderr
     assert "EC2" in done.stderr and "Traceback" not in done.stderr
-    none = cli(tmp_path, env, "create", AWS_TEMPLATE, "--name", "x", "--yes")  # no env, no ~/.aws
+    none = cli(tmp_path, env, "create", AWS_TEMPLATE, "-i", "admin_cidr=10.0.0.0/8", "--name", "x",
+               "--yes")  # no env, no ~/.aws
     assert none.returncode == 2 and "Traceback" not in none.stderr
     assert json.loads(cli(tmp_path, env, "list", "-o", "json").stdout) == []
     assert ec2_emulator.calls == []

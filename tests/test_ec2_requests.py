@@ -8,7 +8,12 @@ from typing import Any
 import pytest
 
 from provisioner.clouds.base import FirewallRule, NodeRequest
-from provisioner.clouds.ec2_requests import clean_description, ingress_params, run_instances_params
+from provisioner.clouds.ec2_requests import (
+    clean_description,
+    ingress_params,
+    revoke_params,
+    run_instances_params,
+)
 
 
 def _serialised(operation: str, params: dict[str, Any]) -> dict[str, str]:
@@ -124,6 +129,13 @@ def test_ingress_rules_are_what_botocore_would_send(rule: FirewallRule, permissi
         "AuthorizeSecurityGroupIngress", {"GroupId": "sg-1", "IpPermissions": [permission]}
     )
     assert _ours(ingress_params("sg-1", rule)) == expected
+
+
+def test_a_revoke_is_what_botocore_would_send() -> None:
+    """``create --update`` revokes a CIDR rule by protocol, ports and range (no description)."""
+    expected = _serialised("RevokeSecurityGroupIngress", {"GroupId": "sg-1", "IpPermissions": [
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}]})
+    assert _ours(revoke_params("sg-1", FirewallRule("tcp", 22, 22, "10.0.0.0/8", "SSH"))) == expected
 
 
 def test_descriptions_keep_only_what_aws_accepts() -> None:

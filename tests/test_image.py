@@ -166,7 +166,8 @@ def pod_run(manifests: dict[str, dict[str, Any]], image: dict[str, Any], work: P
     for target, source in extra_mounts.items():
         mounts[target] = source
         options += ["-v", f"{source}:{target}:ro"]
-    env = {e["name"]: e["value"] for e in spec.get("env") or []}
+    # a value from the pod's status (its IP) is the loopback here: buildah runs in the host's network
+    env = {e["name"]: e.get("value", "127.0.0.1") for e in spec.get("env") or []}
     env.update(substituted_env)
     for key, value in env.items():
         options += ["--env", f"{key}={value}"]

@@ -279,7 +279,8 @@ def test_a_deployment_whose_templates_moved_still_gives_inventory_and_variables_
     state = tmp_path / "state" / "state.db"
     created = _oscar_deploy(env, tmp_path, "--state", str(state), "create", str(templates / "parent.yaml"),
                             str(templates / "child.yaml"), "--import-path", str(types), "-i", "wn_num=1",
-                            "--name", "urlimp", "--auth", str(auth), "--no-configure", "--yes")
+                            "--allow-open-admin", "--name", "urlimp", "--auth", str(auth), "--no-configure",
+                            "--yes")
     assert created.returncode == 0, created.stderr
     assert listener.connections == 0  # --import-path served the import
 

@@ -141,8 +141,11 @@ class CloudDriver(Protocol):
         """Import the deployment's public key (once); return the key pair's name."""
         ...
 
-    def ensure_security_group(self, deployment: str, rules: Sequence[FirewallRule]) -> str:
-        """Create (once) the deployment's security group with these ingress rules; return its id."""
+    def ensure_security_group(self, deployment: str, rules: Sequence[FirewallRule], *,
+                              revoke_others: bool = False) -> str:
+        """Create (once) the deployment's security group with these ingress rules; return its id.
+        ``revoke_others``: also revoke the group's CIDR rules not among ``rules`` (``create
+        --update`` narrowing ``admin_cidr``); rules between the group's members stay."""
         ...
 
     def resolve_image(self, distribution: str, version: str, arch: str, explicit: str | None) -> str:

@@ -312,9 +312,11 @@ class Ec2Driver:
                             filters={"group-name": name, "vpc-id": vpc_id})
         return groups[0] if groups else None
 
-    def ensure_security_group(self, deployment: str, rules: Sequence[FirewallRule]) -> str:
+    def ensure_security_group(self, deployment: str, rules: Sequence[FirewallRule], *,
+                              revoke_others: bool = False) -> str:
         """The deployment's group in the VPC of its subnet (or the default VPC), tagged at creation,
-        with one ingress call per missing rule (descriptions cleaned to EC2's character set)."""
+        with one ingress call per missing rule (descriptions cleaned to EC2's character set) and,
+        with ``revoke_others``, one revoke call per CIDR rule no longer wanted."""
         name = resource_name(deployment, "sg")
         vpc_id = self._vpc_id()
         group = self._find_group(name, vpc_id)
@@ -338,7 +340,9 @@ class Ec2Driver:
         if (group.extra.get("tags") or {}).get(TAG_DEPLOYMENT) != deployment:
             self._eventually(lambda: self._call("CreateTags", "ex_create_tags", SimpleNamespace(id=group.id),
                                                 deployment_tags(deployment)), "InvalidGroup.NotFound")
-        present = {self._rule_key_of(r) for r in group.ingress_rules}
+        present = {key for r in group.ingress_rules for key in self._rule_keys_of(r)}
+        if revoke_others:
+            self._revoke_unwanted(str(group.id), present, {self._rule_key(r, group.id) for r in rules})
         for rule in rules:
             if self._rule_key(rule, group.id) in present:
                 continue
@@ -356,13 +360,26 @@ class Ec2Driver:
         ports = ("", "") if protocol == "-1" else (str(rule.from_port), str(rule.to_port))
         return protocol, ports[0], ports[1], group_id if rule.source == "cluster" else rule.source
 
+    def _revoke_unwanted(self, group_id: str, present: set[tuple[str, str, str, str]],
+                         wanted: set[tuple[str, str, str, str]]) -> None:
+        """Revoke each CIDR rule of the group that is not wanted (rules naming a group stay)."""
+        for protocol, low, high, source in sorted(present - wanted):
+            if source.startswith("sg-"):
+                continue
+            rule = FirewallRule(protocol, int(low or 0), int(high or 0), source)  # type: ignore[arg-type]
+            params = ec2_requests.revoke_params(group_id, rule)
+            self._eventually(lambda params=params: self._action(params), "InvalidGroup.NotFound")
+            log.info("EC2 %s: security group %s no longer allows %s %s-%s from %s", self.region, group_id,
+                     protocol, low, high, source)
+
     @staticmethod
-    def _rule_key_of(rule: Mapping[str, Any]) -> tuple[str, str, str, str] | None:
+    def _rule_keys_of(rule: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
+        """One key per source of a rule as libcloud lists it (EC2 groups sources by protocol and ports)."""
         protocol = str(rule.get("protocol"))
         ports = ("", "") if protocol == "-1" else (str(rule.get("from_port")), str(rule.get("to_port")))
         pairs = [p.get("group_id") for p in rule.get("group_pairs") or []]
         sources = list(rule.get("cidr_ips") or []) + pairs
-        return (protocol, ports[0], ports[1], sources[0]) if len(sources) == 1 else None
+        return [(protocol, ports[0], ports[1], str(source)) for source in sources]
 
     # -- images -------------------------------------------------------------------------------------
     def resolve_image(self, distribution: str, version: str, arch: str, explicit: str | None) -> str:

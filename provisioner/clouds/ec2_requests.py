@@ -78,6 +78,15 @@ def ingress_params(group_id: str, rule: FirewallRule) -> dict[str, str]:
     return params
 
 
+def revoke_params(group_id: str, rule: FirewallRule) -> dict[str, str]:
+    """``RevokeSecurityGroupIngress`` for one CIDR rule: the same permission as its authorization,
+    matched by protocol, ports and range (a description is not part of the match)."""
+    params = {key: value for key, value in ingress_params(group_id, rule).items()
+              if not key.endswith(".Description")}
+    params["Action"] = "RevokeSecurityGroupIngress"
+    return params
+
+
 def root_volume_gib(request: NodeRequest) -> int:
     """The root volume's size: what the template asks, at least 30 GiB on a front-end."""
     if request.role == "front-end":

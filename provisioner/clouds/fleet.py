@@ -118,7 +118,8 @@ class FleetDriver:
     def ensure_key_pair(self, deployment: str, public_key: str) -> str:
         return ""  # boards keep the keys they have; the template names each board's key
 
-    def ensure_security_group(self, deployment: str, rules: Sequence[FirewallRule]) -> str:
+    def ensure_security_group(self, deployment: str, rules: Sequence[FirewallRule], *,
+                              revoke_others: bool = False) -> str:
         return ""  # no cloud firewall in front of a board
 
     def resolve_image(self, distribution: str, version: str, arch: str, explicit: str | None) -> str:

@@ -295,7 +295,8 @@ class OpenStackDriver:
         groups = self._call("ListSecurityGroups", "ex_list_security_groups")
         return sorted((g for g in groups if g.name == name), key=lambda g: g.id)
 
-    def ensure_security_group(self, deployment: str, rules: Sequence[FirewallRule]) -> str:
+    def ensure_security_group(self, deployment: str, rules: Sequence[FirewallRule], *,
+                              revoke_others: bool = False) -> str:
         name = resource_name(deployment, "sg")
         groups = self._groups_named(name)
         if not groups:
@@ -307,6 +308,13 @@ class OpenStackDriver:
         for twin in twins:  # a retried create that had worked: Nova refuses an ambiguous name
             self._call("DeleteSecurityGroup", "ex_delete_security_group", twin)
         present = {self._rule_key_of(r) for r in group.rules}
+        if revoke_others:  # CIDR rules only: one naming a group is the cluster's own
+            wanted = {self._rule_key(rule, group.id) for rule in rules}
+            for stale in (r for r in group.rules if r.ip_range and self._rule_key_of(r) not in wanted):
+                self._json("DeleteSecurityGroupRule", "network_connection",
+                           f"/v2.0/security-group-rules/{stale.id}", "DELETE")
+                log.info("OpenStack: security group %s no longer allows %s from %s", group.id,
+                         self._rule_key_of(stale)[:3], stale.ip_range)
         for rule in rules:
             key = self._rule_key(rule, group.id)
             if key in present:

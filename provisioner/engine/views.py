@@ -93,13 +93,38 @@ def local_values(deployment_dir: Path) -> dict[str, str]:
             else "(fetched here when the configuration runs)"}
 
 
+MINIO_API_PORT, MINIO_CONSOLE_PORT = 30300, 30303
+
+
+def minio_endpoints(record: DeploymentRecord, nodes: Sequence[Node]) -> dict[str, str]:
+    """``{deployment.minio_endpoint}`` and ``{deployment.minio_console_endpoint}``: the HTTPS
+    endpoints MinIO really has. With a DNS name, Traefik's TLS ingress (``minio.NAME``,
+    ``console.minio.NAME``) and no NodePort; without one, the NodePorts where MinIO serves TLS itself
+    (reachable from the admin CIDR only), on the front-end's address."""
+    if record.dns_name:
+        return {"deployment.minio_endpoint": f"https://minio.{record.dns_name}/",
+                "deployment.minio_console_endpoint": f"https://console.minio.{record.dns_name}/"}
+    front = record.front_end
+    address = node_attribute(nodes, front.name, "public_address") if front else None
+    if address is None:
+        return {}
+    props = next((c for c in record.component_properties or () if str(c.get("name", "")).lower() == "minio"),
+                 {}).get("properties") or {}
+    api = int(props.get("api_port") or MINIO_API_PORT)
+    console = int(props.get("console_port") or MINIO_CONSOLE_PORT)
+    return {"deployment.minio_endpoint": f"https://{address}:{api}/",
+            "deployment.minio_console_endpoint": f"https://{address}:{console}/"}
+
+
 def outputs(deployment: Deployment, nodes: Sequence[Node], secrets: Mapping[str, str],
             show_secrets: bool = False, configured: bool = True,
             local: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
     """The deployment's outputs, filled in; secret ones masked unless ``show_secrets``. Until the
     configuration ran, nothing behind them answers: ``live`` says so."""
     out = []
-    for item in read_record(deployment.plan)[0].outputs:
+    record = read_record(deployment.plan)[0]
+    local = {**minio_endpoints(record, nodes), **(local or {})}
+    for item in record.outputs:
         value = fill(item.value, nodes, secrets, local) if show_secrets or not item.secret else MASK
         # an endpoint answers once the services are installed; a user name or a path is true already
         out.append({"name": item.name, "value": value, "description": item.description,

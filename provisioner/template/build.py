@@ -71,6 +71,7 @@ class Builder:
         self.warn = warn
         self.warnings = warnings
         self.default_provider = default_provider
+        self.admin_cidr_input: str | None = None
 
     # -- reading values ------------------------------------------------------------------------
 
@@ -536,6 +537,7 @@ class Builder:
                    else "this template cannot narrow it (oscar-deploy's templates have an admin_cidr input)")
             self.warnings.append(f"admin_cidr is {value}: SSH and the Kubernetes API are open to the "
                                  f"whole internet; {how}")
+        self.admin_cidr_input = narrowing
         return value
 
     def outputs(self) -> tuple[OutputSpec, ...]:
@@ -583,7 +585,8 @@ class Builder:
         return ClusterSpec(
             sources=self.origins.files, description=self.loaded.description, groups=groups,
             components=components, elastic=elastic, secrets=tuple(secrets), outputs=self.outputs(),
-            admin_cidr=admin_cidr, web_cidrs={port: cidr for port, (cidr, _) in im_cidrs.items()},
+            admin_cidr=admin_cidr, admin_cidr_input=self.admin_cidr_input,
+            web_cidrs={port: cidr for port, (cidr, _) in im_cidrs.items()},
             dns_name=str(dns) if dns else None, inputs=dict(self.inputs.values),
             warnings=tuple(self.warnings),
         )
