@@ -195,9 +195,16 @@ def test_the_front_end_gets_the_services_manifests_and_charts_valid_and_private(
     assert minio_cert["spec"]["ipAddresses"] == [front.address]
     assert minio["nodeSelector"] == {"node-role.kubernetes.io/control-plane": "true"}
     oscar = yaml.safe_load(charts_by_name["oscar"]["valuesContent"])
-    assert (oscar["authPass"], oscar["serverlessBackend"], oscar["volume"]["storageClassName"]) == \
+    # the chart's secret values come from a Secret its valuesSecrets names, never the HelmChart itself
+    assert secrets["oscar_password"] not in charts_by_name["oscar"]["valuesContent"]
+    assert secrets["minio_password"] not in charts_by_name["oscar"]["valuesContent"]
+    (reference,) = charts_by_name["oscar"]["valuesSecrets"]
+    values_secret = next(d for d in by_kind["Secret"] if d["metadata"]["name"] == reference["name"])
+    assert values_secret["metadata"]["namespace"] == "kube-system"
+    hidden = yaml.safe_load(values_secret["stringData"][reference["keys"][0]])
+    assert (hidden["authPass"], oscar["serverlessBackend"], oscar["volume"]["storageClassName"]) == \
         (secrets["oscar_password"], "knative", "nfs")
-    assert oscar["minIO"]["secretKey"] == secrets["minio_password"]
+    assert hidden["minIO"]["secretKey"] == secrets["minio_password"]
     # OSCAR hands its clients MinIO's external HTTPS endpoint; its image pinned to the chart's release.
     assert oscar["minIO"]["endpoint"] == f"https://{front.address}:30300"
     assert oscar["image"]["tag"] == VERSIONS["oscar_image_tag"] and oscar["servicesNamespace"] == "oscar-svc"
