@@ -4,10 +4,13 @@ Cloud workers join by cloud-init, never over SSH. The user data is rendered from
 playbooks use, so a worker ends up like a board the ``common`` and ``k3s_agent`` roles configured:
 
 * ``common``'s settings from ``playbooks/roles/common/defaults/main.yml`` (packages, kernel modules,
-  sysctls), as cloud-config ``packages``, ``write_files`` and ``runcmd``;
+  sysctls, the rule that keeps pods from the instance metadata service and its unit, rendered from the
+  role's own templates), as cloud-config ``packages``, ``write_files`` and ``runcmd``, all in place
+  before k3s starts: under ``protect-kernel-defaults`` a kubelet whose kernel differs will not start;
 * the k3s agent: ``/etc/rancher/k3s/config.yaml`` (0600: it holds the join token) with the server URL,
   token, node labels (``oscar-deploy/group``, ``oscar-deploy/role``, ``oscar-deploy/arch`` and the
-  template's) and taints, the same keys ``k3s_agent`` writes; then k3s's own install script at the
+  template's), taints and the hardening guide's kubelet settings (``group_vars/all/main.yml``), the
+  same keys ``k3s_agent`` writes; then k3s's own install script at the
   pinned tag of ``playbooks/group_vars/all/versions.yml``, which checks the binary's checksum.
 * the node's name (the daemon expects a node to register under its ``name``): a cloud worker's hostname is the
   cloud's (``ip-10-…`` on EC2), so its user data sets k3s ``node-name`` to its cloud name, and the
@@ -79,6 +82,29 @@ def k3s_version() -> str:
     return str(_yaml_file(playbooks_dir() / "group_vars" / "all" / "versions.yml")["k3s_version"])
 
 
+def kubelet_hardening() -> dict[str, Any]:
+    """The agent config keys ``k3s_agent``'s template writes from ``group_vars/all/main.yml``:
+    ``protect-kernel-defaults`` and the hardening guide's ``kubelet-arg``."""
+    settings = _yaml_file(playbooks_dir() / "group_vars" / "all" / "main.yml")
+    config: dict[str, Any] = {"protect-kernel-defaults": bool(settings.get("k3s_protect_kernel_defaults"))}
+    args = [str(a) for a in settings.get("k3s_kubelet_args") or []]
+    if args:
+        config["kubelet-arg"] = args
+    return config
+
+
+def common_file(template: str, common: Mapping[str, Any]) -> str:
+    """One of the ``common`` role's templates rendered with its settings, as Ansible's template module
+    renders it (``trim_blocks``), so a cloud worker's file is a board's, byte for byte."""
+    import jinja2
+
+    directory = playbooks_dir() / "roles" / "common" / "templates"
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(str(directory)),
+                                     undefined=jinja2.StrictUndefined, trim_blocks=True,
+                                     keep_trailing_newline=True, autoescape=False)
+    return environment.get_template(template).render(**common)
+
+
 def node_labels(group: str, role: str, arch: str, labels: Mapping[str, str]) -> list[str]:
     """``key=value`` node labels, as k3s ``node-label`` takes them (the roles build the same list)."""
     return [f"{k}={v}" for k, v in record_labels(group, role, arch, labels).items()]
@@ -96,6 +122,7 @@ def agent_config(join: WorkerJoin) -> dict[str, Any]:
         config["node-name"] = checked_node_name(join.node_name)
     if join.taints:
         config["node-taint"] = list(join.taints)
+    config.update(kubelet_hardening())
     return config
 
 
@@ -114,6 +141,16 @@ def render_user_data(join: WorkerJoin, common: Mapping[str, Any] | None = None) 
     modules = [str(m) for m in common.get("common_kernel_modules") or []]
     sysctls = {str(k): str(v) for k, v in (common.get("common_sysctls") or {}).items()}
     url = INSTALL_URL.format(version=version)
+    imds_files: list[dict[str, str]] = []
+    imds_commands: list[list[str]] = []
+    if common.get("common_metadata_addresses"):  # the role's defaults always have it
+        rules, unit = str(common["common_imds_rules"]), str(common["common_imds_unit"])
+        imds_files = [
+            {"path": rules, "permissions": "0644", "owner": "root:root",
+             "content": common_file("imds.nft.j2", common)},
+            {"path": f"/etc/systemd/system/{unit}", "permissions": "0644", "owner": "root:root",
+             "content": common_file("imds.service.j2", common)}]
+        imds_commands = [["systemctl", "daemon-reload"], ["systemctl", "enable", "--now", unit]]
     install = (  # the script checked against the install.sh.sha256sum k3s commits beside it, at the tag
         f"curl -sfL --retry 5 {url} -o /usr/local/bin/k3s-install.sh"
         f" && curl -sfL --retry 5 {url}.sha256sum -o /usr/local/bin/k3s-install.sh.sha256sum"
@@ -130,12 +167,14 @@ def render_user_data(join: WorkerJoin, common: Mapping[str, Any] | None = None) 
              "content": "".join(f"{m}\n" for m in modules)},
             {"path": "/etc/sysctl.d/90-k3s.conf", "permissions": "0644", "owner": "root:root",
              "content": "".join(f"{k} = {v}\n" for k, v in sysctls.items())},
+            *imds_files,
             {"path": K3S_CONFIG, "permissions": "0600", "owner": "root:root",
              "content": yaml.safe_dump(agent_config(join), sort_keys=False)},
         ],
-        "runcmd": [
+        "runcmd": [  # in order: kernel settings and the metadata rule live before k3s is installed
             *(["modprobe", m] for m in modules),
             ["sysctl", "--system"],
+            *imds_commands,
             ["sh", "-c", install],
         ],
     }

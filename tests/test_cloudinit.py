@@ -19,6 +19,7 @@ from provisioner.cloudinit import (
     WorkerJoin,
     common_settings,
     k3s_version,
+    kubelet_hardening,
     node_user_data,
     render_user_data,
     worker_join,
@@ -132,6 +133,7 @@ def test_the_join_carries_server_token_labels_taints_and_the_pinned_k3s() -> Non
         "node-label": ["oscar-deploy/group=wn", "oscar-deploy/role=worker", "oscar-deploy/arch=arm64",
                        "oscar-deploy/site=cloud"],
         "node-taint": ["gpu=true:NoSchedule"],
+        **kubelet_hardening(),
     }
     install = doc["runcmd"][-1][-1]
     version = k3s_version()

@@ -75,7 +75,12 @@ def test_first_run_configures_every_board(site: dict[str, Any]) -> None:
         for address, other in names.items():
             assert f"{address} {other}" in hosts
         assert board.run("cat /etc/modules-load.d/k3s.conf").stdout.split() == ["overlay", "br_netfilter"]
-        assert "net.ipv4.ip_forward = 1" in board.run("cat /etc/sysctl.d/90-k3s.conf").stdout
+        sysctls = board.run("cat /etc/sysctl.d/90-k3s.conf").stdout
+        assert "net.ipv4.ip_forward = 1" in sysctls
+        # what the kubelet checks under protect-kernel-defaults
+        assert "vm.overcommit_memory = 1" in sysctls and "kernel.panic = 10" in sysctls
+        # the rule keeping pods from the metadata service, written (not loaded: the host's network)
+        assert "ip daddr 169.254.169.254" in board.run("cat /etc/oscar-deploy/imds.nft").stdout
         assert "TEST DOUBLE of the k3s binary" in board.run("cat /usr/local/bin/k3s").stdout
         assert board.run("test -f /var/lib/rancher/k3s/agent/images/k3s-airgap-images-amd64.tar.zst",
                          check=False).returncode == 0
@@ -92,6 +97,11 @@ def test_first_run_configures_every_board(site: dict[str, Any]) -> None:
     assert config["node-label"] == ["oscar-deploy/group=front", "oscar-deploy/role=front-end",
                                     "oscar-deploy/arch=amd64"]
     assert front.address in config["tls-san"] and "flannel-backend" not in config
+    # hardened: kubelet refuses a kernel that differs, Secrets encrypted, PSA and audit files in place
+    assert config["protect-kernel-defaults"] is True and config["secrets-encryption"] is True
+    server = "/var/lib/rancher/k3s/server"
+    modes = front.run(f"stat -c %a {server} {server}/logs {server}/psa.yaml {server}/audit.yaml").stdout
+    assert modes.split() == ["700", "700", "600", "600"]
     assert [(c["INSTALL_K3S_EXEC"], c["INSTALL_K3S_VERSION"], c["INSTALL_K3S_SKIP_DOWNLOAD"])
             for c in _calls(front)] == [("server", "v1.36.1+k3s1", "true")]
     # k3s agents: server URL, token, group/arch/template labels and taints; installed as agents.
@@ -102,6 +112,7 @@ def test_first_run_configures_every_board(site: dict[str, Any]) -> None:
         assert config["node-label"] == ["oscar-deploy/group=pis", "oscar-deploy/role=edge",
                                         "oscar-deploy/arch=arm64", "oscar-deploy/site=edge"]
         assert config["node-taint"] == ["oscar-deploy/edge=true:PreferNoSchedule"]
+        assert config["protect-kernel-defaults"] is True
         calls = _calls(board)
         assert [c["INSTALL_K3S_EXEC"] for c in calls] == ["agent"] and not calls[0]["token_in_env"]
     # Raspberry Pi OS: the memory cgroup flags added once to the command line, reboot flagged.
@@ -195,9 +206,16 @@ def test_the_front_end_gets_the_services_manifests_and_charts_valid_and_private(
     assert minio_cert["spec"]["ipAddresses"] == [front.address]
     assert minio["nodeSelector"] == {"node-role.kubernetes.io/control-plane": "true"}
     oscar = yaml.safe_load(charts_by_name["oscar"]["valuesContent"])
-    assert (oscar["authPass"], oscar["serverlessBackend"], oscar["volume"]["storageClassName"]) == \
+    # the chart's secret values come from a Secret its valuesSecrets names, never the HelmChart itself
+    assert secrets["oscar_password"] not in charts_by_name["oscar"]["valuesContent"]
+    assert secrets["minio_password"] not in charts_by_name["oscar"]["valuesContent"]
+    (reference,) = charts_by_name["oscar"]["valuesSecrets"]
+    values_secret = next(d for d in by_kind["Secret"] if d["metadata"]["name"] == reference["name"])
+    assert values_secret["metadata"]["namespace"] == "kube-system"
+    hidden = yaml.safe_load(values_secret["stringData"][reference["keys"][0]])
+    assert (hidden["authPass"], oscar["serverlessBackend"], oscar["volume"]["storageClassName"]) == \
         (secrets["oscar_password"], "knative", "nfs")
-    assert oscar["minIO"]["secretKey"] == secrets["minio_password"]
+    assert hidden["minIO"]["secretKey"] == secrets["minio_password"]
     # OSCAR hands its clients MinIO's external HTTPS endpoint; its image pinned to the chart's release.
     assert oscar["minIO"]["endpoint"] == f"https://{front.address}:30300"
     assert oscar["image"]["tag"] == VERSIONS["oscar_image_tag"] and oscar["servicesNamespace"] == "oscar-svc"

@@ -150,7 +150,8 @@ def test_cloud_init_carries_values_as_data_or_refuses_them(label: str, node: str
     config = yaml.safe_load(next(f["content"] for f in doc["write_files"]
                                  if f["path"].endswith("config.yaml")))
     assert f"site={label}" in config["node-label"] and config["node-name"] == node == doc["hostname"]
-    assert set(config) == {"server", "token", "node-label", "node-name"}
+    assert set(config) == {"server", "token", "node-label", "node-name", "protect-kernel-defaults",
+                           "kubelet-arg"}
 
 
 @pytest.fixture(scope="module")

@@ -27,8 +27,8 @@ VERSIONS = yaml.safe_load((PLAYBOOKS / "group_vars/all/versions.yml").read_text(
 RENDERED = ("nfs_csi_chart_url", "nfs_csi_chart_file", "minio_chart_url", "oscar_chart_url",
             "k3s_server_helm_url", "k3s_server_release_url", "k3s_server_install_script_url",
             "knative_release_url", "knative_kourier_release_url", "cert_manager_manifest_url",
-            "oscar_values", "minio_values", "knative_settings", "oscar_namespace", "oscar_services_namespace",
-            "minio_namespace")
+            "oscar_values", "oscar_secret_values", "minio_values", "knative_settings", "oscar_namespace",
+            "oscar_services_namespace", "minio_namespace")
 FACTS = {"oscar_deployment_name": "demo", "oscar_front_address": "198.51.100.7",
          "ansible_host": "198.51.100.7",
          "oscar_dns_name": "", "oscar_components": ["k3s", "minio", "knative", "oscar"],
@@ -97,7 +97,9 @@ def _nfs_values() -> dict[str, Any]:
 
 @pytest.mark.parametrize("chart", ["oscar", "minio", "csi-driver-nfs"])
 def test_every_value_we_set_is_a_key_of_the_charts_values(chart: str, rendered: dict[str, Any]) -> None:
-    ours = {"oscar": rendered["oscar_values"], "minio": rendered["minio_values"],
+    # the chart gets both: valuesContent, then the Secret valuesSecrets names (Helm merges them)
+    ours = {"oscar": _merged(rendered["oscar_values"], rendered["oscar_secret_values"]),
+            "minio": rendered["minio_values"],
             "csi-driver-nfs": _nfs_values()}
     theirs = yaml.safe_load(_chart(chart)["values.yaml"])
     assert ours[chart] and unknown_keys(ours[chart], theirs) == []
