@@ -110,6 +110,9 @@ class JoinInputs:
     server_url: str | None = None
     """``https://<front-end private address>:6443``; None until the front-end has an address."""
     token_secret: str = TOKEN_SECRET
+    external_ip: bool = False
+    """The worker tells k3s its public address (``node-external-ip``): a hybrid cluster's boards reach
+    it there over WireGuard."""
 
 
 @dataclasses.dataclass(frozen=True)
