@@ -12,7 +12,11 @@ other answer, its Tailscale integration (``vpn-auth``), is not wired here (READM
 clusters").
 
 Pure functions: ``check_hybrid_boards`` for the template checks, ``wireguard_sources`` for the
-security group (the WireGuard ports open to the boards' addresses only, never to the internet).
+security group (the WireGuard ports open to the boards' addresses only, never to the internet), and
+``node_wireguard_source`` for a cloud node's own public address once it has one: with
+``flannel-external-ip`` cloud nodes reach each other at their public addresses too, and a cloud's
+"same security group" rule matches private addresses only, so the engine (``create``, ``scale``) and
+the elasticity daemon open the port to each cloud node they start.
 """
 
 from __future__ import annotations
@@ -84,6 +88,15 @@ def check_hybrid_boards(spec: ClusterSpec, where: Callable[[str], str]) -> None:
         seen[board.address] = board.name
 
 
+def node_wireguard_source(address: str) -> tuple[int, str] | None:
+    """(port, CIDR) that opens WireGuard to one node's address, None if it is no IP address."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    return (WIREGUARD_PORT, f"{ip}/32") if ip.version == 4 else (WIREGUARD_PORT_V6, f"{ip}/128")
+
+
 def wireguard_sources(spec: ClusterSpec) -> list[tuple[int, str]]:
     """(port, CIDR) pairs the security group opens WireGuard to: each board's own address, the IPv4
     port for an IPv4 board and the IPv6 one for an IPv6 board. Empty unless the cluster is hybrid.
@@ -92,12 +105,7 @@ def wireguard_sources(spec: ClusterSpec) -> list[tuple[int, str]]:
         return []
     pairs: list[tuple[int, str]] = []
     for board in hybrid_boards(spec):
-        try:
-            address = ipaddress.ip_address(board.address)
-        except ValueError:
-            continue  # refused by check_hybrid_boards at validate
-        pair = (WIREGUARD_PORT, f"{address}/32") if address.version == 4 else \
-            (WIREGUARD_PORT_V6, f"{address}/128")
-        if pair not in pairs:
+        pair = node_wireguard_source(board.address)  # None: a host name, refused at validate
+        if pair is not None and pair not in pairs:
             pairs.append(pair)
     return pairs

@@ -332,6 +332,9 @@ def migrate_plan_document(plan: Mapping[str, Any]) -> DeploymentRecord:
     targets = {str(t.get("name")): t for t in plan.get("targets") or []}
     rules = tuple(_rule(r) for r in plan.get("security_rules") or [])
     groups = []
+    providers = {str(i.get("provider") or targets.get(str(i["name"]), {}).get("provider") or "aws")
+                 for i in plan.get("groups") or []}
+    hybrid = "fleet" in providers and bool(providers - {"fleet"})  # workers as the engine makes them now
     for info in plan.get("groups") or []:
         name = str(info["name"])
         target = targets.get(name, {})
@@ -364,9 +367,9 @@ def migrate_plan_document(plan: Mapping[str, Any]) -> DeploymentRecord:
                             or ([info["size"]] if info.get("size") else [])),
                 size_explicit=bool(target.get("size_explicit", info.get("size_explicit", False))),
                 cpus=group.cpus, memory_mib=group.memory_mib, arch=arch, disk_gib=group.disk_gib,
-                network=target.get("network"), security_rules=rules, public_ip=role == "front-end",
+                network=target.get("network"), security_rules=rules, public_ip=role == "front-end" or hybrid,
                 user_data=None if role == "front-end" else JoinInputs(
-                    group=name, role=role, arch=arch, labels=labels, taints=taints)))
+                    group=name, role=role, arch=arch, labels=labels, taints=taints, external_ip=hybrid)))
         groups.append(group)
     props = plan.get("spec_components")
     return DeploymentRecord(

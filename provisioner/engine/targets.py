@@ -195,7 +195,7 @@ def record_targets(record: DeploymentRecord) -> tuple[GroupTarget, ...]:
             network=launch.network if launch else None, volume_gib=g.volume_gib,
             boards=tuple(BoardTarget(b.name, b.address, b.ssh_port, b.ssh_user, ssh_key=b.ssh_key,
                                      proxy_jump=b.proxy_jump, arch=b.arch) for b in g.boards),
-            labels=dict(g.labels), taints=tuple(g.taints)))
+            labels=dict(g.labels), taints=tuple(g.taints), hybrid=record.hybrid and g.cloud))
     return tuple(out)
 
 
