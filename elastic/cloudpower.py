@@ -105,7 +105,7 @@ def cloud_managers(groups: Sequence[NodeGroup], deployments: Mapping[str, Daemon
                 security_group=driver.ensure_security_group(dep.id, rules),
                 user_data_for=functools.partial(node_user_data, join),
                 network=spec.network, zone=spec.zones[0] if spec.zones else None, disk_gib=spec.disk_gib,
-                public_ip=spec.public_ip,
+                public_ip=spec.public_ip, wireguard=spec.user_data.external_ip,
             )
             managers[group.name] = CloudPower(driver, dep.id, {group.name: launch})
     return managers

@@ -24,7 +24,7 @@ import secrets
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -32,7 +32,7 @@ from elastic.model import GroupNode, NodeGroup
 from provisioner.errors import BadInput, CapacityError, CloudError, OscarDeployError
 
 if TYPE_CHECKING:
-    from provisioner.clouds.base import CloudDriver
+    from provisioner.clouds.base import CloudDriver, CloudNode
 
 log = logging.getLogger(__name__)
 
@@ -339,6 +339,9 @@ class LaunchSpec:
     zone: str | None = None
     disk_gib: int | None = None
     public_ip: bool = False
+    wireguard: bool = False
+    """A hybrid cluster: each worker's public address gets the WireGuard port in the security group
+    (``provisioner.mesh``), as ``create`` does for the workers it starts."""
 
     def user_data_of(self, node: str) -> str | None:
         """The user data for the worker that will register as Node ``node``."""
@@ -359,6 +362,7 @@ class CloudPower:
         self.deployment = deployment
         self.launch = dict(launch)
         self.clock = clock
+        self._wireguard_opened: set[str] = set()
 
     def new_name(self, group: NodeGroup) -> str:
         from provisioner.clouds.base import resource_name
@@ -404,8 +408,32 @@ class CloudPower:
         except CloudError as error:
             raise PowerError(f"listing the workers of group {group.name}: {error}") from None
         now = self.clock()
+        spec = self.launch.get(group.name)
+        if spec is not None and spec.wireguard:
+            self._open_wireguard([m for m in listed if m.group == group.name and m.state == "running"])
         return {m.name: m.created_at or now for m in listed
                 if m.group == group.name and m.state in ("pending", "running", "unknown")}
+
+    def _open_wireguard(self, running: Sequence[CloudNode]) -> None:
+        """The WireGuard port open to each running worker's public address, once per address."""
+        from provisioner.clouds.base import FirewallRule
+        from provisioner.mesh import node_wireguard_source
+
+        opened = self._wireguard_opened
+        rules = []
+        for machine in running:
+            for address in machine.public_ips:
+                pair = node_wireguard_source(address)
+                if pair is not None and pair[1] not in opened:
+                    rules.append(FirewallRule("udp", pair[0], pair[0], pair[1],
+                                              f"WireGuard (k3s flannel) from {machine.name}"))
+        if not rules:
+            return
+        try:
+            self.driver.ensure_security_group(self.deployment, rules)
+        except CloudError as error:
+            raise PowerError(f"opening WireGuard to new workers: {error}") from None
+        opened.update(r.source for r in rules)
 
 
 def manager_for(group: NodeGroup, cloud_factory: Mapping[str, object] | None = None) -> PowerManager:

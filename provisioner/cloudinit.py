@@ -12,6 +12,9 @@ playbooks use, so a worker ends up like a board the ``common`` and ``k3s_agent``
   template's), taints and the hardening guide's kubelet settings (``group_vars/all/main.yml``), the
   same keys ``k3s_agent`` writes; then k3s's own install script at the
   pinned tag of ``playbooks/group_vars/all/versions.yml``, which checks the binary's checksum.
+* in a hybrid cluster, k3s's ``node-external-ip``: the machine's public address, read from the instance
+  metadata service at boot (the only place it is known), so boards reach the worker over WireGuard
+  (k3s's "distributed hybrid or multicloud cluster", ``provisioner.mesh``);
 * the node's name (the daemon expects a node to register under its ``name``): a cloud worker's hostname is the
   cloud's (``ip-10-…`` on EC2), so its user data sets k3s ``node-name`` to its cloud name, and the
   hostname too, as the ``common`` role does for boards (which then register under their hostname, so
@@ -42,6 +45,20 @@ K3S_CONFIG = "/etc/rancher/k3s/config.yaml"
 K3S_PORT = 6443
 INSTALL_URL = "https://raw.githubusercontent.com/k3s-io/k3s/{version}/install.sh"
 """k3s's install script at the pinned release tag (not get.k3s.io's moving copy)."""
+METADATA_URL = "http://169.254.169.254/latest"
+"""The instance metadata service: EC2's (IMDSv2: a session token first), which OpenStack's Nova
+serves at the same address and paths (no token there: the PUT fails and the GET goes without)."""
+EXTERNAL_IP = (
+    "t=$(curl -sf --retry 5 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' {url}/api/token"
+    " || true)"
+    " && ip=$(curl -sf --retry 5 ${{t:+-H}} ${{t:+\"X-aws-ec2-metadata-token: $t\"}}"
+    " {url}/meta-data/public-ipv4)"
+    " && printf '%s' \"$ip\" | grep -Eqx '[0-9]{{1,3}}(\\.[0-9]{{1,3}}){{3}}'"
+    " && printf 'node-external-ip: \"%s\"\\n' \"$ip\" >> {config}"
+)
+"""Adds the machine's public IPv4 to k3s's config as ``node-external-ip`` before k3s starts (a hybrid
+cluster: boards reach the worker there). No public address: the command fails and k3s is not installed,
+rather than joining a node the boards cannot reach."""
 """What is both a hostname label and a Kubernetes node name (``resource_name`` makes such names)."""
 
 
@@ -60,6 +77,8 @@ class WorkerJoin:
     """None: the version in versions.yml."""
     node_name: str | None = None
     """The Node name to register under (and the hostname); None: the machine's own hostname."""
+    external_ip: bool = False
+    """Hybrid cluster: k3s's ``node-external-ip`` is the machine's public address, read at boot."""
 
 
 @functools.cache
@@ -159,6 +178,8 @@ def render_user_data(join: WorkerJoin, common: Mapping[str, Any] | None = None) 
         " && chmod 0755 /usr/local/bin/k3s-install.sh"
         f" && INSTALL_K3S_VERSION='{version}' INSTALL_K3S_EXEC=agent /usr/local/bin/k3s-install.sh"
     )
+    if join.external_ip:
+        install = EXTERNAL_IP.format(url=METADATA_URL, config=K3S_CONFIG) + " && " + install
     doc: dict[str, Any] = {
         "package_update": bool(common.get("common_apt_update", True)),
         "packages": [str(p) for p in common.get("common_packages") or []],
@@ -240,7 +261,8 @@ def worker_join(store: Any, deployment: Any, group: str, *, spec: Any = None) ->
         labels, taints = group_spec.labels, group_spec.taints
     return WorkerJoin(
         server_url=server_url(address), token=join_token(store, deployment.id),
-        group=group, arch=info.arch, role=info.role, labels=labels, taints=tuple(taints))
+        group=group, arch=info.arch, role=info.role, labels=labels, taints=tuple(taints),
+        external_ip=record.hybrid)
 
 
 def launch_join(inputs: JoinInputs, token: str) -> WorkerJoin:
@@ -250,4 +272,5 @@ def launch_join(inputs: JoinInputs, token: str) -> WorkerJoin:
         raise NotFound(f"group {inputs.group}: the recorded launch spec has no k3s server URL yet (the "
                        "front-end had no address when it was recorded)")
     return WorkerJoin(server_url=inputs.server_url, token=token, group=inputs.group, arch=inputs.arch,
-                      role=inputs.role, labels=dict(inputs.labels), taints=tuple(inputs.taints))
+                      role=inputs.role, labels=dict(inputs.labels), taints=tuple(inputs.taints),
+                      external_ip=inputs.external_ip)

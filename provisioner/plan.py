@@ -24,6 +24,7 @@ from provisioner import sizes
 from provisioner.config import Settings
 from provisioner.errors import BadInput, TemplateError
 from provisioner.images import ImagePlan, plan_image
+from provisioner.mesh import wireguard_sources
 from provisioner.resources import playbooks_dir
 from provisioner.spec import Arch, BoardSpec, ClusterSpec, GroupSpec, Provider, Role
 
@@ -31,7 +32,6 @@ JSON_FORMAT = 1
 """Bumped only when a field of ``plan -o json`` changes meaning or disappears (new fields are free)."""
 DEFAULT_EC2_REGION = "us-east-1"
 MASK = "********"
-WIREGUARD_PORT = 51820
 # Components installed only when the template asks for them; the rest of versions.yml always is.
 _OPTIONAL_COMPONENTS = ("minio", "knative", "oscar")
 
@@ -405,9 +405,10 @@ def _own_version() -> str:
 def security_rules(spec: ClusterSpec) -> tuple[SecurityRule, ...]:
     """Inbound rules of the deployment's security group: admin ports from the admin CIDR only,
     web ports public unless the template restricts them (``web_cidrs``), everything between nodes;
-    WireGuard when edge boards join cloud nodes. MinIO's NodePorts (where it serves TLS itself when
-    there is no DNS name) from the admin CIDR only; with a DNS name MinIO is reached only through the
-    TLS ingress on 443 and has no NodePort."""
+    WireGuard from each edge board's address when boards join cloud nodes (``provisioner.mesh``).
+    MinIO's NodePorts (where it serves TLS itself when there is no DNS name) from the admin CIDR only;
+    with a DNS name MinIO is reached only through the TLS ingress on 443 and has no NodePort. Nothing
+    else, NFS's 2049 included, is open beyond the nodes."""
     admin = spec.admin_cidr
 
     def web(port: int) -> str:  # public unless the template restricts the port (the IM's remote_cidr)
@@ -427,10 +428,8 @@ def security_rules(spec: ClusterSpec) -> tuple[SecurityRule, ...]:
                 port = int(component.properties.get(key) or default)
                 rules.append(SecurityRule("tcp", port, port, spec.web_cidrs.get(port, admin),
                                           f"{what} (NodePort, TLS; admin CIDR only)"))
-    providers = {g.provider for g in spec.groups}
-    if "fleet" in providers and providers - {"fleet"}:
-        rules.append(SecurityRule("udp", WIREGUARD_PORT, WIREGUARD_PORT, "0.0.0.0/0",
-                                  "WireGuard (k3s flannel) from edge boards behind NAT"))
+    for port, source in wireguard_sources(spec):  # hybrid: from each board's own address, no wider
+        rules.append(SecurityRule("udp", port, port, source, "WireGuard (k3s flannel) from an edge board"))
     return tuple(rules)
 
 

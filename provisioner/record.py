@@ -110,6 +110,9 @@ class JoinInputs:
     server_url: str | None = None
     """``https://<front-end private address>:6443``; None until the front-end has an address."""
     token_secret: str = TOKEN_SECRET
+    external_ip: bool = False
+    """The worker tells k3s its public address (``node-external-ip``): a hybrid cluster's boards reach
+    it there over WireGuard."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -336,6 +339,9 @@ def migrate_plan_document(plan: Mapping[str, Any]) -> DeploymentRecord:
     targets = {str(t.get("name")): t for t in plan.get("targets") or []}
     rules = tuple(_rule(r) for r in plan.get("security_rules") or [])
     groups = []
+    providers = {str(i.get("provider") or targets.get(str(i["name"]), {}).get("provider") or "aws")
+                 for i in plan.get("groups") or []}
+    hybrid = "fleet" in providers and bool(providers - {"fleet"})  # workers as the engine makes them now
     for info in plan.get("groups") or []:
         name = str(info["name"])
         target = targets.get(name, {})
@@ -368,9 +374,9 @@ def migrate_plan_document(plan: Mapping[str, Any]) -> DeploymentRecord:
                             or ([info["size"]] if info.get("size") else [])),
                 size_explicit=bool(target.get("size_explicit", info.get("size_explicit", False))),
                 cpus=group.cpus, memory_mib=group.memory_mib, arch=arch, disk_gib=group.disk_gib,
-                network=target.get("network"), security_rules=rules, public_ip=role == "front-end",
+                network=target.get("network"), security_rules=rules, public_ip=role == "front-end" or hybrid,
                 user_data=None if role == "front-end" else JoinInputs(
-                    group=name, role=role, arch=arch, labels=labels, taints=taints)))
+                    group=name, role=role, arch=arch, labels=labels, taints=taints, external_ip=hybrid)))
         groups.append(group)
     props = plan.get("spec_components")
     return DeploymentRecord(

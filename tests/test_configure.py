@@ -30,6 +30,7 @@ from tests.test_configure_helpers import (
     record_board_deployment,
     run_tool,
 )
+from tests.test_mesh import check_exports, parse_exports
 
 CMDLINE = "console=serial0,115200 root=PARTUUID=6c586e13-02 rootfstype=ext4 fsck.repair=yes rootwait"
 
@@ -224,7 +225,8 @@ def test_the_front_end_gets_the_services_manifests_and_charts_valid_and_private(
                   if d["kind"] == "Namespace"]
     assert namespaces == ["oscar", "oscar-svc"]
     storage = by_kind["StorageClass"][0]
-    assert storage["parameters"]["server"] == front.address and storage["provisioner"] == "nfs.csi.k8s.io"
+    # NFS on the cluster's own network (the front-end's flannel address), never its public one
+    assert storage["parameters"]["server"] == "10.42.0.0" and storage["provisioner"] == "nfs.csi.k8s.io"
     # No DNS name: a self-signed issuer and a certificate for the front-end's address.
     issuers = {d["metadata"]["name"] for d in by_kind["ClusterIssuer"]}
     assert issuers == {"oscar-selfsigned-root", "oscar-selfsigned"}
@@ -244,7 +246,34 @@ def test_the_front_end_gets_the_services_manifests_and_charts_valid_and_private(
     assert daemon_secret["stringData"]["K3S_TOKEN"] == secrets["k3s_agent_token"] != secrets["k3s_token"]
     assert by_kind["Service"][0]["spec"]["ports"][0]["port"] == 9153
     exports = front.run("cat /etc/exports.d/oscar.exports").stdout
-    assert "/var/lib/oscar-deploy/data/nfs " in exports and f"{site['fleet'][1].address}(rw," in exports
+    check_exports(parse_exports(exports), EXPORT)  # the nodes' flannel addresses, root squashed
+    assert site["fleet"][1].address not in exports
+
+
+EXPORT = "/var/lib/oscar-deploy/data/nfs"
+
+
+@pytest.mark.timeout(600)
+def test_the_export_belongs_to_a_dedicated_owner_root_on_a_node_writes_as(site: dict[str, Any]) -> None:
+    """What nfsd does with root_squash,anonuid,anongid, played on the board host the role ran on: a
+    node's root (the CSI driver making a volume's directory, kubelet applying MinIO's fsGroup) arrives
+    as the export's owner, and so does MinIO (it runs as that owner); anyone else is refused."""
+    front = site["fleet"][0]
+    owner = front.run(f"stat -c '%u:%g %a %U:%G' {EXPORT}").stdout.split()
+    assert owner == ["2049:2049", "770", "oscar-nfs:oscar-nfs"]
+    assert front.run("getent passwd oscar-nfs").stdout.split(":")[6].strip() == "/usr/sbin/nologin"
+    squashed = "setpriv --reuid 2049 --regid 2049 --clear-groups"
+    volume = f"{EXPORT}/pvc-test"
+    # the CSI controller's mkdir, kubelet's fsGroup change (chgrp 2049, g+rws), MinIO's first object
+    front.run(f"{squashed} mkdir {volume} && {squashed} chgrp 2049 {volume} && {squashed} chmod 2770 {volume}"
+              f" && {squashed} sh -c 'echo object > {volume}/xl.meta'")
+    assert front.run(f"stat -c '%u:%g %a' {volume}/xl.meta").stdout.split()[0] == "2049:2049"
+    # uid 1000 (MinIO chart's default, the board's first user) and the pi user cannot write there
+    other = "setpriv --reuid 1000 --regid 1000 --clear-groups"
+    refused = front.run(f"{other} touch {EXPORT}/x", check=False)
+    assert refused.returncode != 0 and "Permission denied" in refused.stderr
+    assert front.run(f"{other} ls {volume}", check=False).returncode != 0
+    front.run(f"rm -r {volume}")
 
 
 @pytest.mark.timeout(600)

@@ -274,3 +274,31 @@ def test_the_daemon_command_scales_a_created_deployment_from_its_record(
     assert config["node-name"] == worker["tags"]["Name"] and config["server"].endswith(":6443")
     assert "oscar-deploy/group=wn" in config["node-label"]
     assert "s3cr3t-never-shown" not in stderr
+
+
+def test_a_hybrid_worker_gets_the_wireguard_port_opened_to_its_public_address(
+        ec2_emulator: Any, cloud_power: tuple[NodeGroup, CloudPower]) -> None:
+    """Boards and cloud workers meet over WireGuard at public addresses; the daemon opens the port to
+    each worker it starts (the group's own-group rule matches private addresses only), once."""
+    group, power = cloud_power
+    launch = dataclasses.replace(power.launch["cloud"], public_ip=True, wireguard=True)
+    power = CloudPower(power.driver, DEPLOYMENT, {"cloud": launch})
+    name = power.new_name(group)
+    power.power_on(group, name)
+    (instance,) = [i for i in ec2_emulator.inventory(REGION)["instances"] if i["tags"].get("Name") == name]
+    assert instance["public_ip"]
+    boto = boto3.client("ec2", endpoint_url=ec2_emulator.endpoint, region_name=REGION,
+                        aws_access_key_id="AKIDOSCARTESTKEY0001", aws_secret_access_key="x")
+
+    def wireguard_sources() -> list[str]:
+        (sg,) = boto.describe_security_groups(GroupIds=[launch.security_group])["SecurityGroups"]
+        return [r["CidrIp"] for p in sg["IpPermissions"] if p.get("FromPort") == 51820
+                for r in p.get("IpRanges", [])]
+
+    assert wireguard_sources() == []
+    for _ in range(50):  # the emulator runs it after a few polls
+        if name in (power.machines(group) or {}) and wireguard_sources():
+            break
+    assert wireguard_sources() == [f"{instance['public_ip']}/32"]
+    power.machines(group)  # again: nothing new to open
+    assert wireguard_sources() == [f"{instance['public_ip']}/32"]

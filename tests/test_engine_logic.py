@@ -47,6 +47,8 @@ class FakeDriver:
         self.zones = ["us-east-1a", "us-east-1b"]
         self.volumes: dict[str, str] = {}
         self.attached: list[tuple[str, str]] = []
+        self.rules: list[FirewallRule] = []
+        """Every rule ``ensure_security_group`` was asked for, in order."""
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -65,6 +67,7 @@ class FakeDriver:
         return f"oscar-deploy-{deployment}-key"
 
     def ensure_security_group(self, deployment: str, rules: Sequence[FirewallRule]) -> str:
+        self.rules.extend(r for r in rules if r not in self.rules)
         return "sg-1"
 
     def resolve_image(self, distribution: str, version: str, arch: str, explicit: str | None) -> str:
@@ -417,3 +420,9 @@ def test_hybrid_deployment_adopts_boards_and_workers_join_the_front_end(store: S
     # the agent token in k3s's secure form, never the server token
     assert store.secret(dep.id, "k3s_agent_token") in joined.user_data
     assert store.secret(dep.id, "k3s_token") not in joined.user_data
+    # Boards and cloud nodes meet over WireGuard at public addresses: the worker has one and reports
+    # it to k3s, and the port opens to the boards and to each cloud node, never to everyone.
+    assert joined.public_ip and "meta-data/public-ipv4" in joined.user_data
+    wireguard = {(r.protocol, r.from_port, r.source) for r in driver.rules if r.from_port == 51820}
+    assert wireguard == {("udp", 51820, f"192.0.2.{n}/32") for n in (11, 12, 13)} | {
+        ("udp", 51820, "198.51.100.7/32")}

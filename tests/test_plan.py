@@ -249,11 +249,12 @@ def test_admin_ports_open_only_to_the_admin_cidr_web_ports_to_all(settings: Sett
     assert not any("admin CIDR" in w for w in plan.warnings)
 
 
-def test_hybrid_clusters_open_wireguard(settings: Settings) -> None:
+def test_hybrid_clusters_open_wireguard_to_the_boards_only(settings: Settings) -> None:
     fleet = GroupSpec("edge", "edge", "fleet", MachineSpec(4, 8192, arch="arm64"),
                       boards=(BoardSpec("pi-1", "192.0.2.11"),))
     plan = make_plan(cluster(aws_group("front", "front-end", max=1), fleet), settings)
-    assert ("udp", 51820, "0.0.0.0/0") in {(r.protocol, r.port_from, r.source) for r in plan.security_rules}
+    udp = {(r.port_from, r.source) for r in plan.security_rules if r.protocol == "udp"}
+    assert udp == {(51820, "192.0.2.11/32")}
 
 
 def test_an_open_admin_cidr_warns_once(settings: Settings) -> None:

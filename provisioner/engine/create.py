@@ -30,7 +30,7 @@ from provisioner.config import Settings
 from provisioner.credentials import choose_region
 from provisioner.engine.handoff import with_launch_inputs
 from provisioner.engine.keys import SSH_KEY_SECRET, new_private_key, public_key_of
-from provisioner.engine.launch import Launch, NodeJob, Site, addresses_of
+from provisioner.engine.launch import Launch, NodeJob, Site, addresses_of, node_wireguard_rules
 from provisioner.engine.progress import NullProgress, Progress
 from provisioner.engine.reach import SshHost, wait_for_ssh
 from provisioner.engine.sites import (
@@ -344,6 +344,8 @@ class _Creator:
                 if address and address not in addresses["public"]:
                     addresses["public"].insert(0, address)
                 self.store.update_node(self.dep.id, name, addresses=addresses)
+                if group.hybrid and address:  # a floating IP given only now (OpenStack)
+                    driver.ensure_security_group(self.dep.id, node_wireguard_rules(name, [address]))
 
 
 def _record_launch_inputs(store: StateStore, deployment_id: str) -> None:

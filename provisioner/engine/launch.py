@@ -23,13 +23,14 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from provisioner.clouds.base import CloudDriver, CloudNode, NodeRequest
+from provisioner.clouds.base import CloudDriver, CloudNode, FirewallRule, NodeRequest
 from provisioner.engine.progress import Progress
 from provisioner.engine.targets import GroupTarget
 from provisioner.errors import BadInput, CapacityError, CloudError, OscarDeployError
+from provisioner.mesh import node_wireguard_source
 from provisioner.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,18 @@ class NodeJob:
 
 def addresses_of(node: CloudNode) -> dict[str, list[str]]:
     return {"public": list(node.public_ips), "private": list(node.private_ips)}
+
+
+def node_wireguard_rules(name: str, addresses: Iterable[str]) -> list[FirewallRule]:
+    """The rules that let a hybrid cluster's other nodes reach cloud node ``name``'s WireGuard port
+    at its public ``addresses`` (``provisioner.mesh``)."""
+    rules = []
+    for address in addresses:
+        pair = node_wireguard_source(address)
+        if pair is not None:
+            rules.append(FirewallRule("udp", pair[0], pair[0], pair[1],
+                                      f"WireGuard (k3s flannel) from {name}"))
+    return rules
 
 
 def attempts_for(job: NodeJob) -> list[tuple[str, str | None]]:
@@ -237,6 +250,9 @@ class Launch:
                         del pending[name]
                         self.store.update_node(self.deployment, name, state="running",
                                                addresses=addresses_of(node))
+                        if job.group.hybrid and node.public_ips:  # boards and cloud nodes meet there
+                            job.site.driver.ensure_security_group(
+                                self.deployment, node_wireguard_rules(name, node.public_ips))
                         bar.advance()
                     elif node.state in BAD_STATES:
                         log.warning("%s went to %s while booting; replacing it", name, node.state)

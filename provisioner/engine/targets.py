@@ -84,6 +84,8 @@ class GroupTarget:
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
     """Kubernetes node labels and taints (``key=value:Effect``) of the group's nodes (cloud-init)."""
     taints: tuple[str, ...] = ()
+    hybrid: bool = False
+    """Edge boards in the same cluster: they reach this group's nodes over WireGuard, at a public address."""
 
     @property
     def cloud(self) -> bool:
@@ -91,8 +93,9 @@ class GroupTarget:
 
     @property
     def public_ip(self) -> bool:
-        """Only the front-end is reached from outside; workers join over the private network."""
-        return self.role == "front-end"
+        """The front-end is reached from outside; workers join over the private network, and keep a
+        public address only when boards must reach them (k3s's node-external-ip, ``provisioner.mesh``)."""
+        return self.role == "front-end" or self.hybrid
 
 
 def size_candidates(group: GroupPlan, cache_dir: Path | None = None,
@@ -118,6 +121,8 @@ def size_candidates(group: GroupPlan, cache_dir: Path | None = None,
 def group_targets(plan: Plan, cache_dir: Path | None = None) -> tuple[GroupTarget, ...]:
     """Every group of ``plan`` as the engine will build it."""
     out = []
+    providers = {g.provider for g in plan.groups}
+    hybrid = "fleet" in providers and bool(providers - {"fleet"})
     for g in plan.groups:
         image = dataclasses.asdict(g.image) if g.image else None
         boards = tuple(BoardTarget(b.name, b.address, b.ssh_port, b.ssh_user, ssh_key=b.ssh_key,
@@ -127,7 +132,7 @@ def group_targets(plan: Plan, cache_dir: Path | None = None) -> tuple[GroupTarge
             max=g.max, sizes=size_candidates(g, cache_dir), size_explicit=g.size.explicit, cpus=g.cpus,
             memory_mib=g.memory_mib, arch=g.arch, image=image, disk_gib=g.disk_gib,
             network=g.spec.network, volume_gib=g.volume_gib, boards=boards, labels=dict(g.spec.labels),
-            taints=tuple(g.spec.taints),
+            taints=tuple(g.spec.taints), hybrid=hybrid and g.provider != "fleet",
         ))
     return tuple(out)
 
@@ -156,7 +161,7 @@ def plan_record(plan: Plan, targets: Sequence[GroupTarget]) -> DeploymentRecord:
                 disk_gib=g.disk_gib, network=g.spec.network, security_rules=rules, public_ip=target.public_ip,
                 user_data=None if g.role == "front-end" else JoinInputs(
                     group=g.name, role=g.role, arch=g.arch, labels=dict(g.spec.labels),
-                    taints=tuple(g.spec.taints)))
+                    taints=tuple(g.spec.taints), external_ip=target.hybrid))
         groups.append(GroupRecord(
             name=g.name, role=g.role, provider=g.provider, region=g.region, count=g.count, min=g.min,
             max=g.max, cpus=g.cpus, memory_mib=g.memory_mib, arch=g.arch, gpus=g.gpus, disk_gib=g.disk_gib,
@@ -190,7 +195,7 @@ def record_targets(record: DeploymentRecord) -> tuple[GroupTarget, ...]:
             network=launch.network if launch else None, volume_gib=g.volume_gib,
             boards=tuple(BoardTarget(b.name, b.address, b.ssh_port, b.ssh_user, ssh_key=b.ssh_key,
                                      proxy_jump=b.proxy_jump, arch=b.arch) for b in g.boards),
-            labels=dict(g.labels), taints=tuple(g.taints)))
+            labels=dict(g.labels), taints=tuple(g.taints), hybrid=record.hybrid and g.cloud))
     return tuple(out)
 
 

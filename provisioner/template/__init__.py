@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from provisioner.errors import TemplateError
+from provisioner.mesh import check_hybrid_boards
 from provisioner.spec import ClusterSpec
 from provisioner.template.checks import (
     check_functions,
@@ -75,7 +76,9 @@ def load_cluster_spec(paths: Sequence[Path], explicit_inputs: Mapping[str, Any],
     from provisioner.template.build import Builder
 
     builder = Builder(tosca, loaded, raw_nodes, resolved, evaluator, warn, warnings, default_provider)
-    return builder.spec()
+    spec = builder.spec()
+    check_hybrid_boards(spec, origins.of_node)
+    return spec
 
 
 def _parse(loaded: Loaded, params: Mapping[str, Any], nodes: Mapping[str, Any]) -> Any:
