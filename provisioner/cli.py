@@ -1082,6 +1082,39 @@ def check(obj: Context, deployment_ref: str, deep: bool, fmt: str, timeout: floa
         sys.exit(1)
 
 
+@main.command()
+@click.argument("deployment_ref", metavar="ID")
+@click.option("--dir", "directory", metavar="DIR", type=click.Path(file_okay=False),
+              help="Write one file per manifest into DIR (0700, files 0600) instead of one YAML stream "
+                   "on stdout.")
+@click.option("--show-secrets", is_flag=True, help="Write secret values as they are, not masked.")
+@click.option("--vars", "vars_file", metavar="FILE", type=click.Path(dir_okay=False),
+              help="YAML mapping of playbook variables, as for reconfigure (e.g. airgap_dir).")
+@click.pass_obj
+@handles_errors
+def manifests(obj: Context, deployment_ref: str, directory: str | None, show_secrets: bool,
+              vars_file: str | None) -> None:
+    """Write every Kubernetes object the configuration installs for deployment ID (k3s's auto-deploy
+    manifests, HelmCharts with their values, the daemon's objects), rendered by the roles themselves;
+    secrets masked unless --show-secrets."""
+    from provisioner.configure import read_vars_file
+    from provisioner.manifests import as_stream, masked, render_manifests, write_dir
+    from provisioner.state import StateStore
+
+    extra = read_vars_file(Path(vars_file)) if vars_file else None
+    with StateStore.open(obj.state_path) as store:
+        dep = store.get(deployment_ref)
+        files, secrets = render_manifests(store, dep, obj.settings, extra_vars=extra)
+    if not show_secrets:
+        files = masked(files, secrets)
+    if directory:
+        written = write_dir(Path(directory), files)
+        click.echo(f"{dep.name} ({dep.id}): wrote {len(written)} manifest(s) into {directory}"
+                   f"{'' if show_secrets else ' (secrets masked)'}", err=True)
+    else:
+        click.echo(as_stream(files), nl=False)
+
+
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("deployment_ref", metavar="ID")
 @click.argument("node", metavar="NODE")

@@ -104,6 +104,7 @@ CONTRACT: dict[tuple[str, ...], tuple[str, set[str]]] = {
     ("ssh",): ("ID NODE [-- CMD]", set()),
     ("kubeconfig",): ("ID", set()),
     ("check",): ("ID", {"--deep", "-o"}),
+    ("manifests",): ("ID", {"--dir", "--show-secrets"}),
     ("daemon",): ("", {"--kubeconfig", "--deployment", "--groups", "--metrics-port"}),
     ("nodes",): ("[COMMAND] [ARGS]...", set()),
     ("nodes", "status"): ("", set()),
@@ -271,6 +272,7 @@ BAD_INPUT: list[tuple[list[str], str]] = [
     (["scale", "contract", "front", "2"], "'front'"),
     (["reconfigure"], "Missing argument 'ID'"),
     (["reconfigure", "contract", "--vars", "{missing}"], "missing.yaml"),
+    (["manifests", "contract", "--vars", "{missing}"], "missing.yaml"),
     (["inventory"], "Missing argument 'ID'"),
     (["inventory", "contract", "--list", "--host", "h"], "at most one of --list, --host and --script"),
     (["ssh", "contract"], "Missing argument 'NODE'"),
@@ -331,6 +333,7 @@ UNKNOWN = [["show", "ghost"], ["show", "ghost", "-o", "json"], ["outputs", "ghos
            ["inventory", "ghost", "--list"], ["inventory", "ghost", "--host", "h"],
            ["inventory", "ghost", "--script", "{missing}"], ["kubeconfig", "ghost"],
            ["ssh", "ghost", "front"],
+           ["manifests", "ghost"], ["manifests", "ghost", "--dir", "{missing}"],
            ["destroy", "ghost", "--yes"], ["daemon", "--deployment", "ghost"],
            ["nodes", "--deployment", "ghost", "status"]]
 
