@@ -171,7 +171,8 @@ def configuration_vars(deployment: Deployment, secrets: Mapping[str, str], inven
         "minio_console_port": int(minio.get("console_port") or 30303),
         "oscar_username": str(oscar.get("username") or "oscar"),
         "oscar_password": str(oscar.get("password") or secrets.get("oscar_password", "")),
-        "elastic_groups": daemon_groups(record, deployment.id,
+        # in the pod, cloud groups carry their launch specs: it never sees the state file
+        "elastic_groups": daemon_groups(record, deployment.id, launch=True,
                                         warn=lambda message: log.warning("deployment %s: %s", deployment.name,
                                                                          message)),
         "oscar_deploy_version": _own_version(),
