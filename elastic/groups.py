@@ -9,6 +9,9 @@ Edge boards: ``nodes: [{name, address, mac, ssh_user, ssh_port, ssh_key}]`` and,
 optional) to halt a board over SSH before ``power_off`` cuts its power; with ``shutdown`` the cut is
 optional and every node needs an ``address``. A node's ``ssh_*`` win over the group's ``shutdown``.
 
+Cloud workers: ``power: {type: cloud, deployment}``, and in the daemon's pod also ``launch`` (the
+group's recorded ``LaunchSpec``, checked here), ``credentials`` and ``token`` (the Secret's files).
+
 YAML 1.1 trap: PyYAML reads bare ``on``/``off``/``yes``/``no`` as booleans, so ``power: {on: CMD}``
 would silently become ``{True: CMD}``. This loader keeps YAML 1.2's rule (only ``true``/``false`` are
 booleans): such keys stay strings and are then rejected by name (``power_on``/``power_off`` are the

@@ -7,6 +7,8 @@ never read. Secrets are unique random strings, so a leak anywhere is detected by
 from __future__ import annotations
 
 import logging
+import os
+import re
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -558,3 +560,41 @@ def test_openstack_site_settings_ca_bundle_verify_service_name_and_endpoint(tmp_
     im = resolve_credentials(["openstack"], auth)["openstack"]
     assert (im.service_name, im.base_url, im.cacert, im.verify) == (
         "nova-waw", "https://nova.example.org/v2.1", "/srv/ca.pem", True)
+
+
+def test_a_credential_as_a_mounted_secrets_files_is_read_without_touching_the_environment(
+        tmp_path: Path) -> None:
+    """The daemon's pod: one file per variable (as the kubelet writes a Secret: names linked into
+    ``..data``), read into the credential and never into ``os.environ``."""
+    from provisioner.credentials import credentials_from_directory, credentials_from_source
+
+    data = tmp_path / "..2026_12_07"
+    data.mkdir()
+    files = {"OS_AUTH_URL": "https://keystone.example.org:5000/v3",
+             "OS_AUTH_TYPE": "v3applicationcredential", "OS_APPLICATION_CREDENTIAL_ID": "appcred-id",
+             "OS_APPLICATION_CREDENTIAL_SECRET": "appcred-secret\n",
+             "OS_REGION_NAME": "RegionOne", "K3S_TOKEN": "K10x::node:y"}
+    for name, value in files.items():
+        (data / name).write_text(value)
+        (tmp_path / name).symlink_to(Path("..data") / name)
+    (tmp_path / "..data").symlink_to(data.name)
+    before = dict(os.environ)
+    creds = credentials_from_source("openstack", {"kind": "directory", "path": str(tmp_path)})
+    assert isinstance(creds, OpenStackCredentials) and creds.auth_type == "application_credential"
+    assert creds.application_credential_id == "appcred-id" and creds.secret == "appcred-secret"
+    assert creds.region == "RegionOne" and creds.source.describe() == str(tmp_path)
+    assert dict(os.environ) == before
+    (data / "OS_APPLICATION_CREDENTIAL_SECRET").write_text("")
+    unset = f"{tmp_path}: OS_APPLICATION_CREDENTIAL_SECRET is not set"
+    with pytest.raises(CredentialsError, match=re.escape(unset)):
+        credentials_from_directory("openstack", tmp_path)
+    aws = tmp_path / "aws"
+    aws.mkdir()
+    (aws / "AWS_ACCESS_KEY_ID").write_text("AKIDPODKEY")
+    with pytest.raises(CredentialsError, match=re.escape(f"{aws}/AWS_SECRET_ACCESS_KEY: missing or empty")):
+        credentials_from_directory("aws", aws)
+    (aws / "AWS_SECRET_ACCESS_KEY").write_text("pod-secret\n")
+    (aws / "AWS_REGION").write_text("eu-west-1")
+    found = credentials_from_directory("aws", aws)
+    assert isinstance(found, AwsCredentials) and found.current() == ("AKIDPODKEY", "pod-secret", None)
+    assert found.region == "eu-west-1" and "pod-secret" not in repr(found)
