@@ -175,6 +175,8 @@ def configuration_vars(deployment: Deployment, secrets: Mapping[str, str], inven
         "elastic_groups": daemon_groups(record, deployment.id, launch=True,
                                         warn=lambda message: log.warning("deployment %s: %s", deployment.name,
                                                                          message)),
+        # the template's elasticity settings (merged with [elastic] at plan time): the pod's env
+        "elastic_settings": {k: v for k, v in (record.elastic or {}).items() if v is not None},
         "oscar_deploy_version": _own_version(),
     }
     front_group = record.front_end

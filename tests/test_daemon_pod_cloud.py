@@ -88,7 +88,7 @@ def manifests(tmp_path: Path, variables: dict[str, Any], **extra: Any) -> dict[s
     render = tmp_path / "render"
     render.mkdir(exist_ok=True)
     chosen = {k: variables[k] for k in ("oscar_deployment_id", "oscar_deployment_name", "k3s_server_url",
-                                        "k3s_agent_token", "elastic_groups")}
+                                        "k3s_agent_token", "elastic_groups", "elastic_settings")}
     docs = _render(render, {**BASE, "oscar_dns_name": "", **chosen, **extra})["elastic.yaml"]
     return {f"{d['kind']}/{d['metadata']['name']}": d for d in docs}
 
@@ -224,7 +224,7 @@ def test_in_its_pod_the_daemon_creates_a_cloud_worker_with_creates_user_data_and
 
     pis = {g.name: g for g in load_groups(pod["config"] / "groups.yaml")}["pis"]
     switch = Switch(kube_api, pod["switch_log"], dict(pis.labels))
-    env = _clean_env(tmp_path, KUBECONFIG=str(kubeconfig), **pod["env"], **FAST_ENV)
+    env = _clean_env(tmp_path, KUBECONFIG=str(kubeconfig), **{**pod["env"], **FAST_ENV})
     daemon = subprocess.Popen([*pod["command"], "--metrics-port", "0", "--lease-duration", "2"], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               stdin=subprocess.DEVNULL)
@@ -294,3 +294,22 @@ def test_a_configmap_or_secret_the_daemon_cannot_use_is_one_line_naming_the_key_
     assert lines[0].startswith("error: ") and reason.format(credentials=pod["credentials"]) in lines[0], lines
     inventory = ec2_emulator.inventory(REGION)
     assert not inventory["instances"] and not inventory["key_pairs"], "something was created"
+
+
+def test_the_templates_elasticity_settings_reach_the_pods_env_as_daemon_deployment_applies_them(
+        pod: dict[str, Any], tmp_path: Path) -> None:
+    """The hybrid template's ``max_wait_poweron: 10 m``, ``max_booting: 4``...: the same policy in the
+    pod (its env) as ``daemon --deployment`` makes from the record."""
+    from elastic.cloudpower import with_deployment_settings
+    from elastic.daemon import settings_from_config
+    from provisioner.config import load_settings
+
+    def policy(env: dict[str, str]) -> Any:
+        return settings_from_config(load_settings(env=env, cwd=tmp_path, home=tmp_path).elastic).policy
+
+    in_pod = policy(pod["env"])
+    by_hand = with_deployment_settings(pod["dep"], settings_from_config(
+        load_settings(env={}, cwd=tmp_path, home=tmp_path).elastic)).policy
+    assert in_pod == by_hand
+    assert (in_pod.max_wait_poweron_s, in_pod.max_booting) == (600.0, 4)
+    assert in_pod != policy({"OSCAR_DEPLOY_ELASTIC_NAMESPACE": "oscar-deploy"})  # the env made a difference
