@@ -598,3 +598,58 @@ def test_a_credential_as_a_mounted_secrets_files_is_read_without_touching_the_en
     found = credentials_from_directory("aws", aws)
     assert isinstance(found, AwsCredentials) and found.current() == ("AKIDPODKEY", "pod-secret", None)
     assert found.region == "eu-west-1" and "pod-secret" not in repr(found)
+
+
+def test_without_keys_in_the_mounted_secret_the_daemon_takes_botocores_chain_and_its_renewals(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No AWS keys among the Secret's files: botocore's chain (here its container provider, on a
+    loopback server; on the front-end the instance profile through IMDS), whose credentials
+    botocore renews before they expire; the driver signs with ``current()``."""
+    import datetime
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from provisioner.credentials import credentials_from_directory
+
+    served: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            served.append(f"ASIAROLEKEY{len(served):04d}")
+            expires = datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=5)  # due for renewal
+            body = json.dumps({"AccessKeyId": served[-1], "SecretAccessKey": "role-secret", "Token": "t",
+                               "Expiration": expires.strftime("%Y-%m-%dT%H:%M:%SZ")}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        for name in [k for k in os.environ if k.startswith("AWS_")]:
+            monkeypatch.delenv(name)
+        monkeypatch.setenv("HOME", str(tmp_path))
+        monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", f"http://127.0.0.1:{server.server_port}/creds")
+        secret = tmp_path / "secret"
+        secret.mkdir()
+        (secret / "AWS_REGION").write_text("eu-west-1")
+        (secret / "K3S_TOKEN").write_text("K10x::node:y")
+        creds = credentials_from_directory("aws", secret)
+        assert isinstance(creds, AwsCredentials) and creds.region == "eu-west-1"
+        first = creds.current()[0]
+        renewed = creds.current()[0]
+        assert renewed != first and renewed == served[-1]
+    finally:
+        server.shutdown()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+    with pytest.raises(CredentialsError, match=re.escape(f"{empty}: no AWS_ACCESS_KEY_ID and AWS_SECRET_")):
+        credentials_from_directory("aws", empty)
