@@ -8,6 +8,11 @@ ones), the image id, the sizes to try on capacity errors, and the cloud-init use
 to k3s under the name the daemon gave it. Everything arrives as a ``DaemonDeployment`` (record,
 where the credentials come from, the join token): this module never opens the operator's state file
 (an import-linter contract), and credentials are read again from their source, or ``--auth``.
+
+In its pod the daemon has no state file: ``configure`` writes each cloud group's launch spec into
+the ConfigMap (``power.launch``), and the role adds where the Secret's files are (``power.credentials``,
+a directory of files named as the credential's environment variables; ``power.token``, the join
+token). ``mounted_deployments`` makes the same hand-off from those.
 """
 
 from __future__ import annotations
@@ -16,14 +21,25 @@ import dataclasses
 import functools
 import logging
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from elastic.daemon import DaemonSettings
 from elastic.groups import parse_groups
 from elastic.model import NodeGroup
 from elastic.power import CloudPower, LaunchSpec, PowerManager
+from provisioner.credentials import CredentialSource
 from provisioner.errors import BadInput
-from provisioner.record import KNOWN_HOSTS_FILE, DaemonDeployment, daemon_groups, read_record, size_ranking
+from provisioner.record import (
+    KNOWN_HOSTS_FILE,
+    DaemonDeployment,
+    DeploymentRecord,
+    GroupRecord,
+    daemon_groups,
+    read_record,
+    size_ranking,
+)
+from provisioner.record import LaunchSpec as RecordedLaunch
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +125,40 @@ def cloud_managers(groups: Sequence[NodeGroup], deployments: Mapping[str, Daemon
             )
             managers[group.name] = CloudPower(driver, dep.id, {group.name: launch})
     return managers
+
+
+def mounted_deployments(groups: Sequence[NodeGroup]) -> dict[str, DaemonDeployment]:
+    """The hand-off of the cloud groups whose ConfigMap entry carries their launch spec (``power:
+    {launch, credentials, token}``: the daemon in its pod), by ``power.deployment``: the launch specs,
+    the credential as the Secret's files (read when the drivers are made) and the join token from its
+    file. Groups without ``launch`` are left to ``daemon --deployment``'s state file."""
+    out: dict[str, DaemonDeployment] = {}
+    for ref in dict.fromkeys(str(g.power["deployment"]) for g in groups
+                             if g.power.get("type") == "cloud" and "launch" in g.power):
+        mine = [g for g in groups if g.power.get("deployment") == ref and "launch" in g.power]
+        launches = {g.name: RecordedLaunch.from_dict(g.power["launch"]) for g in mine}
+        record = DeploymentRecord(groups=tuple(
+            GroupRecord(name=name, role="worker", provider=spec.provider, region=spec.region, launch=spec)
+            for name, spec in launches.items()))
+        first = mine[0].power
+        for group in mine:
+            absent = [key for key in ("credentials", "token") if key not in group.power]
+            if absent:
+                needs = " and ".join(map(repr, absent))
+                raise BadInput(f"group {group.name!r}: power 'launch' needs {needs} (the Secret's files: "
+                               "the cloud credential's directory, the join token)")
+        credentials = {spec.provider: CredentialSource("directory", str(first["credentials"])).to_json()
+                       for spec in launches.values()}
+        token_file = Path(str(first["token"]))
+        try:
+            token = token_file.read_text(encoding="utf-8").strip()
+        except OSError as error:
+            raise BadInput(f"group {mine[0].name!r}: power.token {token_file}: "
+                           f"{error.strerror or error}") from None
+        if not token:
+            raise BadInput(f"group {mine[0].name!r}: power.token {token_file} is empty")
+        out[ref] = DaemonDeployment(id=ref, name=ref, record=record, credentials=credentials, token=token)
+    return out
 
 
 def with_deployment_settings(deployment: Any, settings: DaemonSettings) -> DaemonSettings:

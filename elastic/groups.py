@@ -9,6 +9,9 @@ Edge boards: ``nodes: [{name, address, mac, ssh_user, ssh_port, ssh_key}]`` and,
 optional) to halt a board over SSH before ``power_off`` cuts its power; with ``shutdown`` the cut is
 optional and every node needs an ``address``. A node's ``ssh_*`` win over the group's ``shutdown``.
 
+Cloud workers: ``power: {type: cloud, deployment}``, and in the daemon's pod also ``launch`` (the
+group's recorded ``LaunchSpec``, checked here), ``credentials`` and ``token`` (the Secret's files).
+
 YAML 1.1 trap: PyYAML reads bare ``on``/``off``/``yes``/``no`` as booleans, so ``power: {on: CMD}``
 would silently become ``{True: CMD}``. This loader keeps YAML 1.2's rule (only ``true``/``false`` are
 booleans): such keys stay strings and are then rejected by name (``power_on``/``power_off`` are the
@@ -28,6 +31,7 @@ import yaml
 from elastic.model import GroupNode, NodeGroup, Taint
 from provisioner import sinks
 from provisioner.errors import BadInput
+from provisioner.record import LaunchSpec, RecordError
 
 GROUP_KEYS = frozenset({
     "name", "cpus", "memory_mib", "min", "max", "boot_s", "cost_per_hour", "priority", "labels",
@@ -35,7 +39,8 @@ GROUP_KEYS = frozenset({
 })
 POWER_TYPES = frozenset({"cloud", "wol", "command"})
 POWER_KEYS = {
-    "cloud": frozenset({"type", "deployment"}),
+    # launch, credentials, token: in a pod, how to create a worker without the operator's state file
+    "cloud": frozenset({"type", "deployment", "launch", "credentials", "token"}),
     "wol": frozenset({"type", "broadcast", "port", "power_off", "shutdown"}),
     "command": frozenset({"type", "power_on", "power_off", "timeout_s", "shutdown"}),
 }
@@ -277,7 +282,22 @@ def _power(value: Any, here: str) -> dict[str, Any]:
                               f"cut), a 'shutdown' mapping (halt over SSH), or both")
     if kind == "cloud" and not isinstance(value.get("deployment"), str):
         raise GroupsError(f"{here}: power type 'cloud' needs 'deployment' (a deployment id or name)")
+    if kind == "cloud" and "launch" in value:
+        _cloud_launch(value, here)
     return dict(value)
+
+
+def _cloud_launch(value: Mapping[str, Any], here: str) -> None:
+    """``power: {type: cloud, launch, credentials, token}``: a launch spec (``LaunchSpec.to_dict()``),
+    the directory of the cloud credential's files and the join token's file (the elastic role adds
+    those two; the daemon needs them once it makes the group's power manager)."""
+    for key in ("credentials", "token"):
+        if key in value and (not isinstance(value[key], str) or not value[key].strip()):
+            raise GroupsError(f"{here}: power {key!r} must be a file path, got {value[key]!r}")
+    try:
+        LaunchSpec.from_dict(value["launch"])
+    except RecordError as error:
+        raise GroupsError(f"{here}: power.{error}") from None
 
 
 def _port(value: Any, here: str, key: str) -> int:

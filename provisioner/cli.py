@@ -858,13 +858,20 @@ def daemon(obj: Context, kubeconfig: str | None, deployment_ref: str | None, gro
     groups = _elastic_groups(obj, groups_file, deployment_ref)
     cloud = None
     if any(g.power.get("type") == "cloud" for g in groups):
-        from elastic.cloudpower import cloud_managers
-        from provisioner.engine.handoff import daemon_deployment
-        from provisioner.state import StateStore
+        from elastic.cloudpower import cloud_managers, mounted_deployments
+        from provisioner.errors import BadInput
 
-        refs = {str(g.power["deployment"]) for g in groups if g.power.get("type") == "cloud"}
-        with StateStore.open(obj.state_path) as store:  # the daemon itself never opens the state file
-            handed = {ref: daemon_deployment(store, ref) for ref in refs}
+        try:  # in its pod: launch specs from the ConfigMap, credential and token from the Secret's files
+            handed = mounted_deployments(groups)
+        except BadInput as error:
+            raise BadInput(f"{groups_file}: {error}" if groups_file else str(error)) from None
+        refs = {str(g.power["deployment"]) for g in groups if g.power.get("type") == "cloud"} - set(handed)
+        if refs:
+            from provisioner.engine.handoff import daemon_deployment
+            from provisioner.state import StateStore
+
+            with StateStore.open(obj.state_path) as store:  # the daemon itself never opens the state file
+                handed |= {ref: daemon_deployment(store, ref) for ref in refs}
         cloud = functools.partial(cloud_managers, deployments=handed, auth=auth, settings=obj.settings)
     managers = managers_for(groups, cloud, where=groups_file or f"deployment {deployment_ref}")
     settings = settings_from_config(obj.settings.elastic)

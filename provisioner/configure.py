@@ -171,9 +171,12 @@ def configuration_vars(deployment: Deployment, secrets: Mapping[str, str], inven
         "minio_console_port": int(minio.get("console_port") or 30303),
         "oscar_username": str(oscar.get("username") or "oscar"),
         "oscar_password": str(oscar.get("password") or secrets.get("oscar_password", "")),
-        "elastic_groups": daemon_groups(record, deployment.id,
+        # in the pod, cloud groups carry their launch specs: it never sees the state file
+        "elastic_groups": daemon_groups(record, deployment.id, launch=True,
                                         warn=lambda message: log.warning("deployment %s: %s", deployment.name,
                                                                          message)),
+        # the template's elasticity settings (merged with [elastic] at plan time): the pod's env
+        "elastic_settings": {k: v for k, v in (record.elastic or {}).items() if v is not None},
         "oscar_deploy_version": _own_version(),
         # every CPU architecture a node of the deployment has (boards, cloud workers included): the
         # oscar role gives OSCAR's shared volume a supervisor build for each when there is more than one

@@ -66,7 +66,7 @@ def warn_plain_http(auth_url: str, where: str) -> None:
                     "unencrypted", where, auth_url)
 
 
-SourceKind = Literal["auth-file", "environment", "aws-profile", "aws-sdk-chain", "clouds.yaml"]
+SourceKind = Literal["auth-file", "environment", "aws-profile", "aws-sdk-chain", "clouds.yaml", "directory"]
 OpenStackAuthType = Literal["password", "application_credential", "oidc_access_token"]
 SYSTEM_OPENSTACK_DIR = Path("/etc/openstack")
 
@@ -834,9 +834,50 @@ def credentials_from_source(
         return credentials_from_auth_file(Path(source.path), provider, source.entry)
     if source.kind in ("aws-profile", "aws-sdk-chain") and provider == "aws":
         return _aws_from_env(env, home, profile_source=source)
+    if source.kind == "directory" and source.path:
+        return credentials_from_directory(provider, Path(source.path))
     if source.kind == "clouds.yaml" and source.path and provider == "openstack":
         return _openstack_from_clouds_yaml(Path(source.path), source.entry)
     creds = resolve_credentials([provider], None, env, home, cwd=cwd,
                                 system_openstack_dir=system_openstack_dir)
     return creds[provider]
 
+
+
+def credentials_from_directory(provider: str, directory: Path) -> Credentials:
+    """A credential given as files named after its environment variables (``AWS_ACCESS_KEY_ID``,
+    ``OS_APPLICATION_CREDENTIAL_SECRET``, ...), as a Kubernetes Secret mounted in the daemon's pod
+    gives it: read into a mapping, never into the process's environment, so the commands and ssh the
+    daemon runs inherit none of it. AWS without keys there: botocore's chain (the instance's role
+    through IMDS, renewed before it expires). Errors name the file."""
+    try:
+        names = sorted(p.name for p in directory.iterdir()
+                       if p.name.startswith(("AWS_", "OS_")) and p.is_file())
+        files = {name: (directory / name).read_text(encoding="utf-8").strip() for name in names}
+    except OSError as error:
+        raise CredentialsError(f"{directory}: cannot read the cloud credential: "
+                               f"{error.strerror or error}") from None
+    files = {name: value for name, value in files.items() if value}
+    source = CredentialSource("directory", str(directory))
+    if provider == "openstack":
+        return _openstack_from_fields({field: files.get(var) for field, var in _OS_ENV.items()},
+                                      files.get("OS_AUTH_TYPE"), files.get("OS_REGION_NAME"), source,
+                                      str(directory), _OS_ENV)
+    if provider != "aws":
+        raise CredentialsError(f"{provider} takes no cloud credentials")
+    key_id, secret = files.get("AWS_ACCESS_KEY_ID"), files.get("AWS_SECRET_ACCESS_KEY")
+    region = files.get("AWS_REGION") or files.get("AWS_DEFAULT_REGION")
+    endpoint = files.get("AWS_ENDPOINT_URL_EC2") or files.get("AWS_ENDPOINT_URL")
+    if key_id or secret:
+        if not (key_id and secret):
+            missing = "AWS_SECRET_ACCESS_KEY" if key_id else "AWS_ACCESS_KEY_ID"
+            raise CredentialsError(f"{directory / missing}: missing or empty (the other key of the pair "
+                                   "is given)")
+        return AwsCredentials(key_id, secret, source, session_token=files.get("AWS_SESSION_TOKEN"),
+                              region=region, endpoint_url=endpoint)
+    chained = _aws_sdk_chain(files.get("AWS_PROFILE") or "default", directory / ".aws-credentials",
+                             directory / ".aws-config", region, endpoint)
+    if chained is None:
+        raise CredentialsError(f"{directory}: no AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY files, and no "
+                               "role from the AWS SDK's chain (an instance profile through IMDS)")
+    return chained

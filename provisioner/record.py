@@ -421,7 +421,7 @@ def server_url(address: str) -> str:
 
 
 def daemon_groups(record: DeploymentRecord, deployment_id: str, *, known_hosts: str | None = None,
-                  warn: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+                  launch: bool = False, warn: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """The elastic daemon's node groups (the groups-YAML format) for every group it may scale: cloud
     worker groups (``power: {type: cloud}``) and edge fleets powered by a command or Wake-on-LAN.
 
@@ -430,7 +430,8 @@ def daemon_groups(record: DeploymentRecord, deployment_id: str, *, known_hosts: 
     *gives* (the size's, or the smallest board's). Boards reached directly are halted over SSH before
     their power cut (``shutdown``, host keys checked against ``known_hosts`` when given); boards behind
     the front-end cannot be, so they need a ``power_off`` command. ``warn(message)`` hears why a group
-    is left out."""
+    is left out. With ``launch`` a cloud group carries its launch spec (``power.launch``), so a daemon
+    in a pod creates workers from its ConfigMap alone; a group recorded without one is then left out."""
     say = warn or (lambda _message: None)
     out: list[dict[str, Any]] = []
     for group in record.groups:
@@ -445,7 +446,14 @@ def daemon_groups(record: DeploymentRecord, deployment_id: str, *, known_hosts: 
             "taints": list(group.taints),
         }
         if group.cloud:
-            out.append({**entry, "power": {"type": "cloud", "deployment": deployment_id}})
+            cloud: dict[str, Any] = {"type": "cloud", "deployment": deployment_id}
+            if launch and group.launch is None:
+                say(f"group {group.name}: no launch spec recorded (planned by an older version); not "
+                    "scaled in the cluster (run the daemon with --deployment for it)")
+                continue
+            if launch and group.launch is not None:
+                cloud["launch"] = group.launch.to_dict()
+            out.append({**entry, "power": cloud})
             continue
         power = _board_power(group, known_hosts, say)
         if power is None:
@@ -534,7 +542,28 @@ def _known(cls: Any, data: Mapping[str, Any], where: str) -> dict[str, Any]:
     return dict(data)
 
 
+_SCALARS: dict[str, tuple[type, ...]] = {
+    "str": (str,), "int": (int,), "bool": (bool,), "float": (int, float),
+    "str | None": (str, type(None)), "int | None": (int, type(None)),
+    "float | None": (int, float, type(None)),
+}
+"""A field's annotation (this module's, as strings) → the plain JSON types it accepts."""
+
+
 def _build(cls: Any, fields: dict[str, Any], where: str) -> Any:
+    """``cls(**fields)``; a missing field or a scalar of the wrong type is a ``RecordError`` naming it
+    (a launch spec in a hand-edited ConfigMap, a damaged record)."""
+    declared = dataclasses.fields(cls)
+    missing = [f.name for f in declared if f.name not in fields and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise RecordError(f"{where}: missing field(s) {', '.join(missing)}")
+    for f in declared:
+        accepted = _SCALARS.get(str(f.type))
+        value = fields.get(f.name)
+        if (accepted is not None and f.name in fields
+                and (not isinstance(value, accepted) or (isinstance(value, bool) and bool not in accepted))):
+            raise RecordError(f"{where}: {f.name!r} must be {f.type}, got {value!r}")
     try:
         return cls(**fields)
     except TypeError as error:
@@ -573,6 +602,11 @@ def _join(data: Mapping[str, Any], where: str) -> JoinInputs:
 
 def _launch(data: Mapping[str, Any], where: str) -> LaunchSpec:
     fields = _known(LaunchSpec, data, where)
+    for key in ("sizes", "zones", "security_rules"):
+        if not isinstance(fields.get(key) or [], list | tuple):
+            raise RecordError(f"{where}: {key!r} must be a list, got {fields[key]!r}")
+    if fields.get("user_data") is not None and not isinstance(fields["user_data"], Mapping):
+        raise RecordError(f"{where}: 'user_data' must be a mapping, got {fields['user_data']!r}")
     fields["image"] = _image(fields["image"]) if fields.get("image") else None
     fields["sizes"] = tuple(fields.get("sizes") or ())
     fields["zones"] = tuple(fields.get("zones") or ())

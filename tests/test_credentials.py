@@ -7,6 +7,8 @@ never read. Secrets are unique random strings, so a leak anywhere is detected by
 from __future__ import annotations
 
 import logging
+import os
+import re
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -558,3 +560,96 @@ def test_openstack_site_settings_ca_bundle_verify_service_name_and_endpoint(tmp_
     im = resolve_credentials(["openstack"], auth)["openstack"]
     assert (im.service_name, im.base_url, im.cacert, im.verify) == (
         "nova-waw", "https://nova.example.org/v2.1", "/srv/ca.pem", True)
+
+
+def test_a_credential_as_a_mounted_secrets_files_is_read_without_touching_the_environment(
+        tmp_path: Path) -> None:
+    """The daemon's pod: one file per variable (as the kubelet writes a Secret: names linked into
+    ``..data``), read into the credential and never into ``os.environ``."""
+    from provisioner.credentials import credentials_from_directory, credentials_from_source
+
+    data = tmp_path / "..2026_12_07"
+    data.mkdir()
+    files = {"OS_AUTH_URL": "https://keystone.example.org:5000/v3",
+             "OS_AUTH_TYPE": "v3applicationcredential", "OS_APPLICATION_CREDENTIAL_ID": "appcred-id",
+             "OS_APPLICATION_CREDENTIAL_SECRET": "appcred-secret\n",
+             "OS_REGION_NAME": "RegionOne", "K3S_TOKEN": "K10x::node:y"}
+    for name, value in files.items():
+        (data / name).write_text(value)
+        (tmp_path / name).symlink_to(Path("..data") / name)
+    (tmp_path / "..data").symlink_to(data.name)
+    before = dict(os.environ)
+    creds = credentials_from_source("openstack", {"kind": "directory", "path": str(tmp_path)})
+    assert isinstance(creds, OpenStackCredentials) and creds.auth_type == "application_credential"
+    assert creds.application_credential_id == "appcred-id" and creds.secret == "appcred-secret"
+    assert creds.region == "RegionOne" and creds.source.describe() == str(tmp_path)
+    assert dict(os.environ) == before
+    (data / "OS_APPLICATION_CREDENTIAL_SECRET").write_text("")
+    unset = f"{tmp_path}: OS_APPLICATION_CREDENTIAL_SECRET is not set"
+    with pytest.raises(CredentialsError, match=re.escape(unset)):
+        credentials_from_directory("openstack", tmp_path)
+    aws = tmp_path / "aws"
+    aws.mkdir()
+    (aws / "AWS_ACCESS_KEY_ID").write_text("AKIDPODKEY")
+    with pytest.raises(CredentialsError, match=re.escape(f"{aws}/AWS_SECRET_ACCESS_KEY: missing or empty")):
+        credentials_from_directory("aws", aws)
+    (aws / "AWS_SECRET_ACCESS_KEY").write_text("pod-secret\n")
+    (aws / "AWS_REGION").write_text("eu-west-1")
+    found = credentials_from_directory("aws", aws)
+    assert isinstance(found, AwsCredentials) and found.current() == ("AKIDPODKEY", "pod-secret", None)
+    assert found.region == "eu-west-1" and "pod-secret" not in repr(found)
+
+
+def test_without_keys_in_the_mounted_secret_the_daemon_takes_botocores_chain_and_its_renewals(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No AWS keys among the Secret's files: botocore's chain (here its container provider, on a
+    loopback server; on the front-end the instance profile through IMDS), whose credentials
+    botocore renews before they expire; the driver signs with ``current()``."""
+    import datetime
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from provisioner.credentials import credentials_from_directory
+
+    served: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            served.append(f"ASIAROLEKEY{len(served):04d}")
+            expires = datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=5)  # due for renewal
+            body = json.dumps({"AccessKeyId": served[-1], "SecretAccessKey": "role-secret", "Token": "t",
+                               "Expiration": expires.strftime("%Y-%m-%dT%H:%M:%SZ")}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        for name in [k for k in os.environ if k.startswith("AWS_")]:
+            monkeypatch.delenv(name)
+        monkeypatch.setenv("HOME", str(tmp_path))
+        monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", f"http://127.0.0.1:{server.server_port}/creds")
+        secret = tmp_path / "secret"
+        secret.mkdir()
+        (secret / "AWS_REGION").write_text("eu-west-1")
+        (secret / "K3S_TOKEN").write_text("K10x::node:y")
+        creds = credentials_from_directory("aws", secret)
+        assert isinstance(creds, AwsCredentials) and creds.region == "eu-west-1"
+        first = creds.current()[0]
+        renewed = creds.current()[0]
+        assert renewed != first and renewed == served[-1]
+    finally:
+        server.shutdown()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+    with pytest.raises(CredentialsError, match=re.escape(f"{empty}: no AWS_ACCESS_KEY_ID and AWS_SECRET_")):
+        credentials_from_directory("aws", empty)

@@ -45,6 +45,8 @@ SUBSTITUTIONS = {
     "env OSCAR_DEPLOY_ELASTIC_IDLE_TIME_S, _COOLDOWN_S, _TICK_S": "seconds instead of minutes",
     "arg --metrics-port": "a free port (the container shares this machine's network)",
     f"mount {SWITCH}": "the power-command path: a script standing in for the PoE switch",
+    "Secret key AWS_ENDPOINT_URL": "the EC2 endpoint: the emulator's http://127.0.0.1:PORT, given as the "
+                                   "role's elastic_cloud_env gives the keys (the hybrid test)",
 }
 FAST = {"OSCAR_DEPLOY_ELASTIC_IDLE_TIME_S": "2", "OSCAR_DEPLOY_ELASTIC_COOLDOWN_S": "1",
         "OSCAR_DEPLOY_ELASTIC_TICK_S": "0.5"}
@@ -346,8 +348,10 @@ def test_the_daemon_runs_as_its_deployment_says_and_scales_a_board(
     # nothing differs from the Deployment but the listed substitutions
     spec = deployment["spec"]["template"]["spec"]["containers"][0]
     assert "envFrom" not in spec and "command" not in spec
-    declared = {e["name"]: e["value"] for e in spec["env"]}
-    assert {k: v for k, v in env.items() if k not in substituted} == declared
+    declared = {e["name"]: e["value"] for e in spec["env"]}  # with the template's elasticity settings
+    assert set(declared) <= set(env)
+    assert {k: v for k, v in env.items() if k not in substituted} == {
+        k: v for k, v in declared.items() if k not in substituted}
     assert set(substituted) == {"KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT",
                                 "OSCAR_DEPLOY_ELASTIC_SERVICE_ACCOUNT_DIR", *FAST}
     assert command[:1] == image["Entrypoint"]
@@ -469,3 +473,102 @@ def test_a_configmap_or_secret_the_daemon_cannot_use_is_one_log_line_and_a_faile
     assert result.returncode == 2 and len(lines) == 1, lines
     assert lines[0].startswith("error: /etc/oscar-deploy/config/groups.yaml: ") and reason in lines[0]
 
+
+
+def test_in_its_pod_the_daemon_scales_a_hybrid_deployment_onto_a_board_then_a_cloud_worker(
+        image: dict[str, Any], container: str, kube_api_factory: Any, ec2_emulator: Any,
+        tmp_path: Path) -> None:
+    """A recorded hybrid deployment's manifests (``configure``'s variables): pending pods power the
+    board on, more create a worker in the EC2 emulator from the ConfigMap's launch spec with the
+    user data ``create`` gives, with the credential and the join token from the Secret's files; idle,
+    the board's power is cut and the worker terminated. No state file reaches the pod."""
+    from provisioner.cloudinit import node_user_data, worker_join
+    from provisioner.clouds.base import TAG_DEPLOYMENT, TAG_GROUP
+    from provisioner.state import StateStore
+    from tests.test_daemon_pod_cloud import REGION, follow_workers, hybrid_deployment
+    from tests.test_daemon_pod_cloud import manifests as render_manifests
+
+    state, dep, variables = hybrid_deployment(tmp_path, SWITCH)
+    endpoint = {"AWS_ENDPOINT_URL": ec2_emulator.endpoint}  # a substitution (see SUBSTITUTIONS)
+    manifests = render_manifests(tmp_path, variables,
+                                 elastic_cloud_env={**SECRETS["elastic_cloud_env"], **endpoint})
+    secret = manifests["Secret/oscar-deploy-elastic"]["stringData"]
+    assert set(secret) == {"K3S_TOKEN", "K3S_URL", *SECRETS["elastic_cloud_env"], *endpoint}
+    assert secret["K3S_TOKEN"] == variables["k3s_agent_token"]
+    serving = ServingCert.create(tmp_path / "pki")
+    kube = kube_api_factory(serving=serving)
+    kube.create_namespace("oscar-deploy")
+    fs_group = manifests["Deployment/oscar-deploy-elastic"]["spec"]["template"]["spec"]["securityContext"][
+        "fsGroup"]
+    service_account = _files(tmp_path / "serviceaccount", {"token": serving.token, "ca.crt":
+                             serving.ca_file.read_text(), "namespace": "oscar-deploy"}, 0o440, fs_group)
+    switch_dir = tmp_path / "switch"
+    switch_dir.mkdir()
+    (switch_dir / "poe-switch").write_text(SWITCH_SCRIPT)
+    (switch_dir / "poe-switch").chmod(0o755)
+    substituted = {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(kube.port),
+                   "OSCAR_DEPLOY_ELASTIC_SERVICE_ACCOUNT_DIR": SA_DIR, **FAST}
+    metrics_port = _free_port()
+    options, command, env, mounts = pod_run(manifests, image, tmp_path / "volumes", substituted, metrics_port,
+                                            {SA_DIR: service_account, SWITCH: switch_dir / "poe-switch"})
+    (spec,) = manifests["Deployment/oscar-deploy-elastic"]["spec"]["template"]["spec"]["containers"]
+    declared = {e["name"]: e["value"] for e in spec["env"]}  # with the template's elasticity settings
+    assert set(declared) <= set(env)
+    assert {k: v for k, v in env.items() if k not in substituted} == {
+        k: v for k, v in declared.items() if k not in substituted}
+    assert [a for a, b in zip(command[1:], spec["args"], strict=True) if a != b] == [str(metrics_port)]
+    assert set(mounts) == {m["mountPath"] for m in spec["volumeMounts"]} | {SA_DIR, SWITCH}
+    assert not any(state == p or REPO in [p, *p.parents] for p in map(Path, mounts.values()))
+
+    rootfs = Path(buildah("mount", container).stdout.strip())
+    buildah("run", *options, container, "--", "true")
+    before = _tree(rootfs, set(mounts))
+    groups = yaml_groups(mounts["/etc/oscar-deploy/config"] / "groups.yaml")
+    follow_workers(kube, ec2_emulator, dep.id, REGION)
+    switch = Switch(kube, mounts["/tmp"] / "switch.log", groups["pis"]["labels"])
+
+    def workers() -> list[dict[str, Any]]:
+        return [i for i in ec2_emulator.inventory(REGION)["instances"]
+                if i["tags"].get(TAG_GROUP) == "wn" and i["tags"].get(TAG_DEPLOYMENT) == dep.id]
+
+    try:
+        with running(options, container, command, tmp_path / "daemon.log") as output:
+            kube.create_pods(3, prefix="job", cpus=2, runtime_s=300)
+            (worker,) = kube.wait_until(workers, timeout=120, what="a cloud worker created")
+            name = worker["tags"]["Name"]
+            kube.wait_until(lambda: len(kube.pods(phase="Succeeded")) == 3, timeout=60, what="jobs done")
+            assert {p["spec"]["nodeName"] for p in kube.pods()} == {"pi1", name}
+            kube.wait_until(lambda: "off pi1 10001" in switch.seen
+                            and all(i["state"] == "terminated" for i in workers()),
+                            timeout=90, what="the idle board powered off and the worker terminated")
+            assert switch.seen == ["on pi1 10001", "off pi1 10001"]
+            lease = kube.get("leases", "oscar-deploy-elastic", "oscar-deploy")
+            assert lease["spec"]["holderIdentity"]
+            status = kube.get("configmaps", "oscar-deploy-elastic-status", "oscar-deploy")["data"]["status"]
+            assert "pis: min=0 max=1" in status and "wn: min=0" in status
+            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
+                metrics = response.read().decode()
+            for group in ("pis", "wn"):
+                ups = f'oscar_deploy_elastic_scale_ups_total{{group="{group}",reason="pending_pods"}} 1.0'
+                downs = f'oscar_deploy_elastic_scale_downs_total{{group="{group}",reason="idle"}} 1.0'
+                assert ups in metrics and downs in metrics, metrics
+            for action in ("on", "off"):  # the power command inherited no credential nor token
+                seen_env = (mounts["/tmp"] / f"switch-env-{action}-pi1").read_text()
+                assert "AWS_" not in seen_env and "K3S_" not in seen_env
+    finally:
+        switch.stop()
+    with StateStore.open(state) as store:  # what `create` gives a worker of that name
+        assert worker["user_data"] == node_user_data(worker_join(store, store.get(dep.id), "wn"), name)
+    text = "\n".join(output)
+    for value in (*secret.values(), serving.token):
+        if value != secret["K3S_URL"] and value != ec2_emulator.endpoint:
+            assert value not in text
+    after = _tree(rootfs, set(mounts))
+    changed = {p for p in before.keys() | after.keys() if before.get(p) != after.get(p)}
+    assert not changed, f"the root file system changed outside the mounts: {sorted(changed)[:20]}"
+
+
+def yaml_groups(path: Path) -> dict[str, dict[str, Any]]:
+    import yaml
+
+    return {g["name"]: g for g in yaml.safe_load(path.read_text())}

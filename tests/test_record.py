@@ -137,6 +137,9 @@ def test_configure_and_the_daemon_make_the_same_groups_from_one_record(tmp_path:
     variables = configuration_vars(dep, {}, Inventory((), "/k"), tmp_path)
     from_configmap = parse_groups(variables["elastic_groups"], "configmap")
     from_daemon = groups_from_deployment(dep)
+    # the ConfigMap's cloud groups also carry their launch specs (the pod has no state file)
+    launches = {g.name: g.power.pop("launch") for g in from_configmap if g.power.get("type") == "cloud"}
+    assert launches == {"wn": read_record(dep.plan)[0].group("wn").launch.to_dict()}  # type: ignore[union-attr]
     assert from_configmap == from_daemon
     wn = {g.name: g for g in from_daemon}["wn"]
     assert wn.cpus == 4.0 and wn.memory_mib == 16384  # what a t3.xlarge gives, not the 2 CPUs asked for
