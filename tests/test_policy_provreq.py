@@ -18,6 +18,9 @@ from elastic.policy.provreq import BOOKING_S
 from tests.test_policy import NOW, S, cloud, node, pending, running
 
 
+ACCEPTED_MSG = "ProvisioningRequest is accepted by oscar-deploy-elastic"
+
+
 def request(name: str, cls: str, count: int, cpu_m: int = 1000, memory_mib: int = 512,
             conditions: dict[str, Condition] | None = None, **kw: object) -> ProvisioningRequestInfo:
     pods = tuple(PodInfo(key=f"default/{name}#0-{j}", namespace="default", cpu_m=cpu_m, memory_mib=memory_mib,
@@ -38,7 +41,8 @@ def test_check_capacity_books_existing_room_and_never_scales_up() -> None:
     g = cloud(max=5)
     idle = [node("n1", "cloud"), node("n2", "cloud")]
     fits = go(idle, [], [g], [request("fits", CHECK_CAPACITY, 4)])
-    assert conds(fits, "default/fits") == {"Accepted": (True, "Accepted"), "Provisioned": (True, "CapacityIsFound")}
+    assert conds(fits, "default/fits") == {"Accepted": (True, "Accepted"),
+                                           "Provisioned": (True, "CapacityIsFound")}
     assert not fits.power_on
     short = go(idle, [], [g], [request("big", CHECK_CAPACITY, 5)])
     assert conds(short, "default/big")["Provisioned"] == (False, "CapacityIsNotFound")
@@ -49,8 +53,8 @@ def test_check_capacity_books_existing_room_and_never_scales_up() -> None:
 
 def test_booked_room_is_kept_from_scale_in_and_from_other_pods() -> None:
     g = cloud(max=5)
-    booked = request("b", CHECK_CAPACITY, 2, cpu_m=2000,
-                     conditions={"Provisioned": Condition("Provisioned", True, "CapacityIsFound", "", NOW - 60)})
+    booked = request("b", CHECK_CAPACITY, 2, cpu_m=2000, conditions={
+        "Provisioned": Condition("Provisioned", True, "CapacityIsFound", "", NOW - 60)})
     idle = [node("n1", "cloud", idle_since=NOW - 3000), node("n2", "cloud", idle_since=NOW - 3000)]
     d = go(idle, [], [g], [booked])
     assert not d.power_off and not d.provisioning  # both idle nodes hold the booking
@@ -91,7 +95,7 @@ def test_best_effort_atomic_powers_on_for_all_pods_then_is_provisioned_when_read
     # next pass: the three nodes boot; no more are asked for
     booting = [node(f"b{i}", "cloud", NodeState.POWERING_ON, state_since=NOW - 10) for i in range(3)]
     waiting = request("a", BEST_EFFORT_ATOMIC, 3, cpu_m=2000, conditions={
-        "Accepted": Condition("Accepted", True, "Accepted", "ProvisioningRequest is accepted by oscar-deploy-elastic"),
+        "Accepted": Condition("Accepted", True, "Accepted", ACCEPTED_MSG),
         "Provisioned": Condition("Provisioned", False, "CapacityIsBeingProvisioned", msg)})
     d = go(booting, [], [g], [waiting])
     assert not d.power_on
@@ -120,7 +124,7 @@ def test_a_missing_pod_template_fails_the_request() -> None:
 
 def test_answered_requests_are_not_rewritten() -> None:
     same = request("fits", CHECK_CAPACITY, 1, conditions={
-        "Accepted": Condition("Accepted", True, "Accepted", "ProvisioningRequest is accepted by oscar-deploy-elastic"),
+        "Accepted": Condition("Accepted", True, "Accepted", ACCEPTED_MSG),
         "Provisioned": Condition("Provisioned", False, "CapacityIsNotFound",
                                  "Capacity is not found, CA will try to find it later.")})
     d = go([], [], [cloud()], [same])
