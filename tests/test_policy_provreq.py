@@ -17,7 +17,6 @@ from elastic.policy import decide
 from elastic.policy.provreq import BOOKING_S
 from tests.test_policy import NOW, S, cloud, node, pending, running
 
-
 ACCEPTED_MSG = "ProvisioningRequest is accepted by oscar-deploy-elastic"
 
 
