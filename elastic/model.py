@@ -220,7 +220,8 @@ class ProvisioningRequestInfo:
     conditions: Mapping[str, Condition] = dataclasses.field(default_factory=dict)
     """By type (Accepted, Provisioned, Failed, BookingExpired, CapacityRevoked)."""
     consumed: int = 0
-    """Unfinished pods that name it in ``autoscaling.x-k8s.io/consume-provisioning-request``."""
+    """Pods (any phase) that name it in ``autoscaling.x-k8s.io/consume-provisioning-request``: its
+    booking holds room only for the rest."""
     no_retry: bool = False
     """``parameters.noRetry: "true"``: check-capacity answers Failed instead of Provisioned=False."""
     invalid: str = ""

@@ -225,7 +225,7 @@ def provisioning_request_info(pr: Obj, templates: Mapping[str, Obj], consumed: M
     """A ProvisioningRequest → the policy's view: one ``PodInfo`` per pod its podSets ask for, built
     from the referenced PodTemplate as the autoscaler's ``PodsForProvisioningRequest`` does (pod
     ``i-j`` of podSet ``i``). ``templates`` is keyed ``namespace/name``; ``consumed`` counts the
-    unfinished pods naming each request."""
+    pods naming each request."""
     meta, spec = pr["metadata"], pr.get("spec") or {}
     namespace = meta["namespace"]
     key = f"{namespace}/{meta['name']}"
