@@ -71,7 +71,8 @@ def decide(view: ClusterView, groups: Sequence[NodeGroup], now: float, settings:
     failed_nodes = {f.node for f in failed}
     failing = {n.group for n in nodes if n.name in failed_nodes and n.state is NodeState.POWERING_ON}
 
-    keys = referenced_keys(shape_of(p) for p in index.demand)
+    requests = served(view.provisioning_requests)
+    keys = referenced_keys(shape_of(p) for p in (*index.demand, *(p for r in requests for p in r.pods)))
     ready: list[Slot] = []
     booting: list[Slot] = []
     active = dict.fromkeys(by_name, 0)
@@ -107,7 +108,6 @@ def decide(view: ClusterView, groups: Sequence[NodeGroup], now: float, settings:
     def groups_fitting(shape: Shape) -> int:
         return sum(1 for info in infos if info.fits(shape))
 
-    requests = served(view.provisioning_requests)
     provisioning = Outcome()
     if requests:
         reserve_booked(requests, ready, booting, now, provisioning)

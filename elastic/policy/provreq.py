@@ -40,10 +40,11 @@ from elastic.model import (
     CHECK_CAPACITY,
     Condition,
     NodeGroup,
+    PodInfo,
     ProvisioningRequestInfo,
     SetConditions,
 )
-from elastic.policy.capacity import Slot, place_on_existing
+from elastic.policy.capacity import Room, Slot, place_on_existing
 from elastic.policy.fit import Shape
 from elastic.policy.scaleup import Budget, GroupInfo, NewNode, plan_new_nodes
 
@@ -93,6 +94,8 @@ class Outcome:
 def reserve_booked(prs: Sequence[ProvisioningRequestInfo], ready: Sequence[Slot], booting: Sequence[Slot],
                    now: float, out: Outcome) -> None:
     """Booked requests keep the room of their unconsumed pods; expired or revoked ones let it go."""
+    wanted: dict[str, tuple[ProvisioningRequestInfo, int]] = {}
+    pods: list[PodInfo] = []
     for pr in prs:
         if not _true(pr, PROVISIONED):
             continue
@@ -101,27 +104,24 @@ def reserve_booked(prs: Sequence[ProvisioningRequestInfo], ready: Sequence[Slot]
                               "Capacity reservation time is expired"))
             continue
         want = pr.pods[pr.consumed:]
-        if not want:
-            continue
-        left = place_on_existing(want, ready, booting, now, 0.0)
-        if left:
-            out.set(pr, now, (CAPACITY_REVOKED, True, "CapacityIsRevoked",
-                              f"{len(left)} of the {len(want)} booked pods no longer fit the nodes"))
+        if want:
+            wanted[pr.key] = (pr, len(want))
+            pods.extend(want)
+    if not pods:
+        return
+    short: dict[str, int] = {}
+    for pod in place_on_existing(pods, ready, booting, now, 0.0):
+        request = pod.key.partition("#")[0]
+        short[request] = short.get(request, 0) + 1
+    for request, n in sorted(short.items()):
+        pr, want_n = wanted[request]
+        out.set(pr, now, (CAPACITY_REVOKED, True, "CapacityIsRevoked",
+                          f"{n} of the {want_n} booked pods no longer fit the nodes"))
 
 
 def _utc(epoch: float) -> str:
     """A whole-second RFC 3339 time: stable from pass to pass, so the message is written once."""
     return datetime.datetime.fromtimestamp(round(epoch), datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _snapshot(slots: Sequence[Slot]) -> list[tuple[Slot, list[int], int]]:
-    return [(s, list(s.free), len(s.pods)) for s in slots]
-
-
-def _restore(snapshot: list[tuple[Slot, list[int], int]]) -> None:
-    for slot, free, n in snapshot:
-        slot.free[:] = free
-        del slot.pods[n:]
 
 
 def _trial(budget: Budget, *, relaxed: bool = False) -> Budget:
@@ -133,10 +133,12 @@ def _trial(budget: Budget, *, relaxed: bool = False) -> Budget:
         booting_left=None if relaxed else budget.booting_left)
 
 
-def serve_pending(prs: Sequence[ProvisioningRequestInfo], ready: Sequence[Slot], booting: list[Slot],
+def serve_pending(prs: Sequence[ProvisioningRequestInfo], ready: Sequence[Slot], booting: Sequence[Slot],
                   infos: Sequence[GroupInfo], budget: Budget, groups: dict[str, NodeGroup], now: float,
                   out: Outcome, groups_fitting: Callable[[Shape], int] | None = None) -> Budget:
     """Answer the requests not yet provisioned; return the budget left for the pending pods."""
+    on_ready: Room | None = None
+    on_booting: Room | None = None
     for pr in prs:
         if _true(pr, PROVISIONED):
             continue
@@ -147,8 +149,10 @@ def serve_pending(prs: Sequence[ProvisioningRequestInfo], ready: Sequence[Slot],
             out.set(pr, now, (FAILED, True, "Expired", "ProvisioningRequest is expired"))
             continue
         accepted = (ACCEPTED, True, "Accepted", "ProvisioningRequest is accepted by oscar-deploy-elastic")
-        saved_ready, saved_booting = _snapshot(ready), _snapshot(booting)
-        left = place_on_existing(pr.pods, ready, [], now, 0.0, groups_fitting)
+        if on_ready is None or on_booting is None:  # pooled once, after the pending pods took their room
+            on_ready, on_booting = Room(ready), Room(booting)
+        ready_mark, booting_mark = on_ready.mark(), on_booting.mark()
+        left = on_ready.place(pr.pods, groups_fitting)
         if not left:
             before = pr.conditions.get(PROVISIONED)
             powered = before is not None and before.reason == BEING_PROVISIONED
@@ -156,7 +160,7 @@ def serve_pending(prs: Sequence[ProvisioningRequestInfo], ready: Sequence[Slot],
             out.set(pr, now, accepted, (PROVISIONED, True, reason, "Capacity is found in the cluster"))
             continue
         if pr.class_name == CHECK_CAPACITY:
-            _restore(saved_ready)
+            on_ready.undo(ready_mark)
             if pr.no_retry:
                 out.set(pr, now, accepted,
                         (FAILED, True, "CapacityIsNotFound", "CA could not find requested capacity"))
@@ -165,12 +169,12 @@ def serve_pending(prs: Sequence[ProvisioningRequestInfo], ready: Sequence[Slot],
                                             "Capacity is not found, CA will try to find it later."))
             continue
         # best-effort-atomic: booting room, then new nodes, all or nothing
-        left = place_on_existing(left, [], booting, now, 0.0, groups_fitting)
+        left = on_booting.place(left, groups_fitting)
         trial = _trial(budget)
         new, missed = plan_new_nodes(left, infos, trial) if left else ([], [])
         if missed:
-            _restore(saved_ready)
-            _restore(saved_booting)
+            on_ready.undo(ready_mark)
+            on_booting.undo(booting_mark)
             _, never = plan_new_nodes(left, infos, _trial(budget, relaxed=True))
             why = missed[0].reason
             if never:
@@ -182,14 +186,14 @@ def serve_pending(prs: Sequence[ProvisioningRequestInfo], ready: Sequence[Slot],
             continue
         budget = trial
         eta = 0.0
-        for slot, _, n in saved_booting:
+        for slot in on_booting.touched(booting_mark):
             group = groups.get(slot.group)
-            if len(slot.pods) > n and group is not None:
+            if group is not None:
                 eta = max(eta, group.boot_s - (now - slot.since) if slot.name is not None else group.boot_s)
         for node in new:
             eta = max(eta, groups[node.group].boot_s)
             out.new_nodes.append((node, pr.key))
+        ready_by = _utc(now + max(eta, 0.0))
         out.set(pr, now, accepted, (PROVISIONED, False, BEING_PROVISIONED,
-                                    f"nodes are powering on for {len(left)} of its {len(pr.pods)} pods; "
-                                    f"expected Ready by {_utc(now + max(eta, 0.0))}"))
+                                    f"nodes are powering on for its pods, expected Ready by {ready_by}"))
     return budget
