@@ -181,3 +181,32 @@ def test_the_server_refuses_a_request_its_crd_schema_refuses(kube_api: Any) -> N
 
 def test_the_status_write_is_a_declared_call() -> None:
     assert PROVREQ_STATUS in CLUSTER_CALLS
+
+
+def test_a_request_naming_a_missing_pod_template_is_failed(kube_api: Any, daemon_on: Any) -> None:
+    daemon_on([board_group(kube_api, boards=1)])
+    custom = client.CustomObjectsApi(kube_api.api_client())
+    custom.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "ProvisioningRequest", "metadata": {"name": "orphan"},
+        "spec": {"provisioningClassName": BEST_EFFORT, "parameters": {},
+                 "podSets": [{"podTemplateRef": {"name": "ppt-gone"}, "count": 1}]}})
+    kueue = KueueLike(kube_api.api_client())
+    kube_api.wait_until(lambda: kueue.check_state("orphan") == "Retry", timeout=20, what="Failed")
+    failed = kueue.conditions("orphan")["Failed"]
+    assert failed["reason"] == "FailedToCreatePods" and "ppt-gone" in failed["message"]
+    assert not kube_api.nodes()
+
+
+def test_the_rescheduler_notice_says_when_the_threshold_leaves_time_for_the_boot() -> None:
+    from elastic.actuator import rescheduler_notice
+    from elastic.model import NodeGroup
+
+    group = NodeGroup("cloud", cpus=2, memory_mib=4096, boot_s=90)
+    pod = {"metadata": {"labels": {"oscar_rescheduler": "120"}, "creationTimestamp": "1970-01-01T00:00:10Z"}}
+    within = rescheduler_notice(pod, "w-1", group, 20.0)
+    assert within == ("node w-1 of group cloud powering on for this pod: expected Ready in 90s (pending 10s "
+                      "so far); within OSCAR's rescheduler threshold for it (120s)")
+    late = rescheduler_notice({"metadata": {**pod["metadata"], "labels": {"oscar_rescheduler": "30"}}},
+                              "w-1", group, 20.0)
+    assert late is not None and "may send the pod to another cluster first" in late and "105s or more" in late
+    assert rescheduler_notice({"metadata": {"labels": {}}}, "w-1", group, 20.0) is None

@@ -117,7 +117,10 @@ def test_best_effort_atomic_is_all_or_nothing() -> None:
 
 def test_a_missing_pod_template_fails_the_request() -> None:
     bad = request("x", BEST_EFFORT_ATOMIC, 0, invalid="PodTemplate default/ppt-x of podSet 0 not found")
-    d = go([], [], [cloud()], [bad])
+    young = ProvisioningRequestInfo(**{**bad.__dict__, "created_at": NOW - 1})
+    assert not go([], [], [cloud()], [young]).provisioning  # the template may just not be seen yet
+    old = ProvisioningRequestInfo(**{**bad.__dict__, "created_at": NOW - 6})
+    d = go([], [], [cloud()], [old])
     assert conds(d, "default/x") == {"Failed": (True, "FailedToCreatePods")}
 
 

@@ -57,6 +57,9 @@ EXPIRY_S = 7 * 24 * 3600.0
 BEING_PROVISIONED = "CapacityIsBeingProvisioned"
 """Our reason while nodes boot for a best-effort-atomic request (upstream has none: it answers
 Provisioned=True as soon as the scale-up is asked for)."""
+TEMPLATE_GRACE_S = 5.0
+"""A PodTemplate missing this long after its request was created is missing, not merely not yet
+seen: Kueue creates it first, but the daemon watches the two resources apart."""
 SERVED = frozenset({CHECK_CAPACITY, BEST_EFFORT_ATOMIC})
 _TERMINAL = (FAILED, BOOKING_EXPIRED, CAPACITY_REVOKED)
 
@@ -143,7 +146,8 @@ def serve_pending(prs: Sequence[ProvisioningRequestInfo], ready: Sequence[Slot],
         if _true(pr, PROVISIONED):
             continue
         if pr.invalid:
-            out.set(pr, now, (FAILED, True, "FailedToCreatePods", pr.invalid))
+            if now - pr.created_at >= TEMPLATE_GRACE_S:
+                out.set(pr, now, (FAILED, True, "FailedToCreatePods", pr.invalid))
             continue
         if now - pr.created_at > EXPIRY_S:
             out.set(pr, now, (FAILED, True, "Expired", "ProvisioningRequest is expired"))
