@@ -7,7 +7,9 @@ past their idle time, some booting, some failed, disabled or off), running pods 
 workload shapes (DaemonSet pods on every node), and pending pods mostly marked Unschedulable, some
 only past the grace, with selectors and tolerations. Running pods belong to 40 services whose
 run-time history is full (``HISTORY_RUNS`` each) and the arrival history is full too, so the
-duration-aware scale-up and the adaptive idle time do all their work. The first (cold) pass is
+duration-aware scale-up and the adaptive idle time do all their work. 100 ProvisioningRequests
+(Kueue's: half check-capacity, half best-effort-atomic, a third of them already booked, 1-16 pods
+each from the same catalogue) are answered in the same pass. The first (cold) pass is
 reported apart from the median. Timing and memory are taken on separate passes (tracemalloc slows
 Python down). Run from the repository root: ``python bench/decide_scale.py``;
 the last line printed is one JSON document.
@@ -25,6 +27,8 @@ import time
 import tracemalloc
 
 from elastic.model import (
+    BEST_EFFORT_ATOMIC,
+    CHECK_CAPACITY,
     HISTORY_ARRIVALS,
     HISTORY_RUNS,
     ClusterView,
@@ -34,10 +38,12 @@ from elastic.model import (
     NodeState,
     PodInfo,
     PolicySettings,
+    ProvisioningRequestInfo,
     RunHistory,
     Taint,
     Toleration,
 )
+from elastic.model import Condition as Cond
 from elastic.policy import decide
 
 NOW = 1_000_000.0
@@ -72,7 +78,24 @@ SHAPES: list[tuple[int, int, int, dict[str, str], tuple[Toleration, ...]]] = [
 ]
 
 
-def build_view(seed: int, n_nodes: int, n_running: int, n_pending: int) -> ClusterView:
+def build_requests(rng: random.Random, n: int) -> tuple[ProvisioningRequestInfo, ...]:
+    out = []
+    for k in range(n):
+        cpu, mem, gpu, sel, tol = SHAPES[rng.randrange(len(SHAPES))]
+        created = NOW - rng.uniform(0, 300)
+        pods = tuple(PodInfo(f"kueue/wl-{k:03d}#0-{j}", "kueue", cpu, mem, gpu, node_selector=sel,
+                             tolerations=tol, created_at=created) for j in range(rng.randint(1, 16)))
+        conditions = {}
+        if k % 3 == 0:  # booked: its room is held
+            conditions = {"Accepted": Cond("Accepted", True, "Accepted", "", created),
+                          "Provisioned": Cond("Provisioned", True, "CapacityIsFound", "", NOW - 60)}
+        out.append(ProvisioningRequestInfo(f"kueue/wl-{k:03d}", "kueue",
+                                           CHECK_CAPACITY if k % 2 else BEST_EFFORT_ATOMIC, created, pods,
+                                           conditions))
+    return tuple(out)
+
+
+def build_view(seed: int, n_nodes: int, n_running: int, n_pending: int, n_requests: int = 0) -> ClusterView:
     rng = random.Random(seed)
     gs = {g.name: g for g in groups()}
     nodes: list[NodeInfo] = []
@@ -135,7 +158,8 @@ def build_view(seed: int, n_nodes: int, n_running: int, n_pending: int) -> Clust
                   for k in range(SERVICES)},
         arrivals=tuple(sorted(NOW - rng.uniform(0, 600) for _ in range(HISTORY_ARRIVALS))),
     )
-    return ClusterView(tuple(nodes), tuple(pods), {"arm": NOW + 120}, history)
+    return ClusterView(tuple(nodes), tuple(pods), {"arm": NOW + 120}, history,
+                       build_requests(rng, n_requests))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,10 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nodes", type=int, default=5000)
     ap.add_argument("--running", type=int, default=150_000)
     ap.add_argument("--pending", type=int, default=10_000)
+    ap.add_argument("--requests", type=int, default=100, help="ProvisioningRequests")
     args = ap.parse_args(argv)
 
     t0 = time.perf_counter()
-    view = build_view(args.seed, args.nodes, args.running, args.pending)
+    view = build_view(args.seed, args.nodes, args.running, args.pending, args.requests)
     gs = groups()
     settings = PolicySettings(max_booting=0)
     build_s = time.perf_counter() - t0
@@ -192,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
         "power_off": len(decision.power_off),
         "failed": len(decision.failed),
         "not_triggered": len(decision.not_triggered),
+        "provisioning_requests": len(view.provisioning_requests),
+        "provisioning_request_pods": sum(len(r.pods) for r in view.provisioning_requests),
+        "provisioning_updates": len(decision.provisioning),
         "build_s": round(build_s, 2),
     }
     print(json.dumps(result))

@@ -70,6 +70,37 @@ LONG_TERMINATING_S = 30.0
 Autoscaler's ``PodLongTerminatingExtraThreshold``): its kubelet is not going to confirm it."""
 
 
+RESCHEDULER_LABEL = "oscar_rescheduler"
+"""OSCAR's rescheduler label, whose value is the pod's threshold in seconds (``ReSchedulerLabelKey``
+in grycap/oscar ``pkg/types/service.go``; ``pkg/resourcemanager/rescheduler.go`` sends a pod pending
+longer than it since its creation to another cluster), tag v4.1.2."""
+
+
+def rescheduler_notice(pod: Mapping[str, Any], node: str, group: NodeGroup, now: float) -> str | None:
+    """The Event message for a pod OSCAR's rescheduler watches that a node is powering on for: when
+    the node should be Ready (the group's boot time) against the pod's threshold. None for other
+    pods. The daemon only records Events: it has no right to patch pods."""
+    meta = pod.get("metadata") or {}
+    label = (meta.get("labels") or {}).get(RESCHEDULER_LABEL)
+    if label is None:
+        return None
+    ready_in = group.boot_s
+    created = parse_time(meta.get("creationTimestamp"))
+    waited = max(now - created, 0.0) if created is not None else 0.0
+    message = (f"node {node} of group {group.name} powering on for this pod: expected Ready in "
+               f"{ready_in:.0f}s (pending {waited:.0f}s so far)")
+    try:
+        threshold = float(label)
+    except ValueError:
+        return message
+    if waited + ready_in > threshold:
+        message += (f"; OSCAR's rescheduler threshold for it is {threshold:.0f}s, so it may send the pod "
+                    f"to another cluster first (a threshold of {waited + ready_in + 5:.0f}s or more waits)")
+    else:
+        message += f"; within OSCAR's rescheduler threshold for it ({threshold:.0f}s)"
+    return message
+
+
 @dataclasses.dataclass(frozen=True)
 class ActuatorSettings:
     backoff_min_s: float = knob_float("backoff_min_s")
@@ -255,6 +286,10 @@ class Actuator:
                 self.api.event("Pod", meta["namespace"], meta["name"], meta.get("uid"), "TriggeredScaleUp",
                                f"pod triggered scale-up: node {record.name} of group {action.group} "
                                f"powering on", issued)
+                notice = rescheduler_notice(pod, record.name, group, issued)
+                if notice is not None:
+                    self.api.event("Pod", meta["namespace"], meta["name"], meta.get("uid"), "NodePoweringOn",
+                                   notice, issued)
 
     def _power_on_failed(self, record: Record, why: str) -> None:
         now = self.clock()

@@ -27,7 +27,7 @@ from kubernetes.client.rest import ApiException
 
 from elastic.actuator import Actuator, ActuatorSettings
 from elastic.history import HistoryKeeper
-from elastic.kubeapi import KubeApi
+from elastic.kubeapi import KubeApi, rfc3339
 from elastic.leader import LeaderElector
 from elastic.lifecycle import (
     EXCLUDE_DISRUPTION,
@@ -53,12 +53,15 @@ from elastic.model import (
     PolicySettings,
     PowerOff,
     PowerOn,
+    ProvisioningRequestInfo,
+    SetConditions,
 )
 from elastic.nodes import MEMBERS_KEY, forget_requests, read_requests
 from elastic.policy import decide
 from elastic.policy.fit import GROUP_LABEL, HOSTNAME_LABEL
 from elastic.power import PowerManager
 from elastic.view import (
+    consumed_request,
     is_daemonset,
     is_mirror,
     node_ready,
@@ -66,6 +69,7 @@ from elastic.view import (
     node_taints,
     parse_time,
     pod_info,
+    provisioning_request_info,
     unschedulable_condition,
 )
 from elastic.watch import Informer
@@ -135,6 +139,8 @@ class Daemon:
         self.history = HistoryKeeper()
         self.pods = Informer(self.api, "pods", self._on_pod)
         self.nodes = Informer(self.api, "nodes", self._on_node)
+        self.provisioning = Informer(self.api, "provisioningrequests", self._on_request, optional=True)
+        self.podtemplates = Informer(self.api, "podtemplates", optional=True)
         self.actuator = Actuator(
             self.api, self.ledger, self.groups, self.managers, self.metrics,
             node_object=lambda name: self.nodes.get(f"/{name}"),
@@ -164,6 +170,8 @@ class Daemon:
     def start(self) -> Daemon:
         self.nodes.start()
         self.pods.start()
+        self.podtemplates.start()
+        self.provisioning.start()
         self.elector.start()
         self._thread = threading.Thread(target=self._loop, name="elastic-loop", daemon=True)
         self._thread.start()
@@ -179,6 +187,8 @@ class Daemon:
         self.elector.stop()
         self.pods.stop()
         self.nodes.stop()
+        self.provisioning.stop()
+        self.podtemplates.stop()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until ``stop()`` (or the timeout); True if stopped."""
@@ -207,6 +217,13 @@ class Daemon:
             self.kick()
             return
         if new is None or old is None or _phase(new) != _phase(old) or _node(new) != _node(old):
+            self.kick()
+
+    def _on_request(self, kind: str, new: Obj | None, old: Obj | None) -> None:
+        """A ProvisioningRequest created, deleted or consumed-by-spec: a pass answers it. Our own
+        status writes come back as MODIFIED with the same generation: no pass for them."""
+        if kind in ("ADDED", "DELETED", "SYNC") or new is None or old is None or \
+                new["metadata"].get("generation") != old["metadata"].get("generation"):
             self.kick()
 
     def _on_node(self, kind: str, new: Obj | None, old: Obj | None) -> None:
@@ -276,10 +293,12 @@ class Daemon:
             pods=tuple(self._pod_infos(pods)),
             backoff_until=self.ledger.backoff_until(),
             history=self.history.snapshot(),
+            provisioning_requests=self._requests(listed),
         )
         decision = decide(view, tuple(self.groups.values()), now, self.settings.policy)
         self.metrics.decision_duration.observe(time.perf_counter() - started)
         self.actuator.apply(decision)
+        self._write_conditions(decision.provisioning, now)
         self.actuator.retry_power_offs(now)
         self.passes += 1
         self.last_decision = decision
@@ -508,6 +527,56 @@ class Daemon:
             registered=node is not None, ready=ready, cordoned=cordoned,
             powered_on_at=record.powered_on_at, idle_since=record.idle_since,
         )
+
+    def _requests(self, pods: Sequence[Obj]) -> tuple[ProvisioningRequestInfo, ...]:
+        """The ProvisioningRequests with their pods (from their PodTemplates) and how many pods
+        consume each (finished ones too: a pod that ran has used its booking)."""
+        listed = self.provisioning.items()
+        if not listed:
+            return ()
+        templates = {f"{t['metadata']['namespace']}/{t['metadata']['name']}": t
+                     for t in self.podtemplates.items()}
+        consumed: dict[str, int] = {}
+        for pod in pods:
+            key = consumed_request(pod)
+            if key is not None:
+                consumed[key] = consumed.get(key, 0) + 1
+        return tuple(provisioning_request_info(pr, templates, consumed) for pr in listed)
+
+    def _write_conditions(self, updates: Sequence[SetConditions], now: float) -> None:
+        """Write the conditions the policy set on ProvisioningRequests (status subresource). A
+        condition whose status does not change keeps its ``lastTransitionTime``, as
+        ``apimeta.SetStatusCondition`` does; a conflict or a deleted request waits for the next pass."""
+        for update in updates:
+            obj = self.provisioning.get(update.request)
+            if obj is None:
+                continue
+            meta = obj["metadata"]
+            conditions = [dict(c) for c in (obj.get("status") or {}).get("conditions") or []]
+            by_type = {c.get("type"): c for c in conditions}
+            for cond in update.conditions:
+                status = "True" if cond.status else "False"
+                old = by_type.get(cond.type)
+                entry = {"type": cond.type, "status": status, "reason": cond.reason, "message": cond.message,
+                         "observedGeneration": meta.get("generation", 1),
+                         "lastTransitionTime": old["lastTransitionTime"]
+                         if old is not None and old.get("status") == status and old.get("lastTransitionTime")
+                         else rfc3339(now)[:19] + "Z"}
+                if old is None:
+                    conditions.append(entry)
+                else:
+                    old.clear()
+                    old.update(entry)
+            try:
+                written = self.api.patch_status_conditions(
+                    "provisioningrequests", meta["namespace"], meta["name"], meta["resourceVersion"],
+                    conditions)
+            except ApiException as error:
+                log.warning("ProvisioningRequest %s: conditions not written: %s", update.request, error)
+                continue
+            if written:
+                log.info("ProvisioningRequest %s: %s", update.request, ", ".join(
+                    f"{c.type}={c.status} ({c.reason})" for c in update.conditions))
 
     def _pod_infos(self, pods: Sequence[Obj]) -> list[PodInfo]:
         """Pods as the policy sees them; converted again only when the object changed (a busy cluster

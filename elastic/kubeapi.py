@@ -24,6 +24,13 @@ COMPONENT = "oscar-deploy-elastic"
 STATUS_CONFIGMAP = "oscar-deploy-elastic-status"
 DEFAULT_NAMESPACE = "kube-system"
 NODE_LEASE_NAMESPACE = "kube-node-lease"
+PATHS = {
+    "pods": "/api/v1/pods",
+    "nodes": "/api/v1/nodes",
+    "podtemplates": "/api/v1/podtemplates",
+    "provisioningrequests": "/apis/autoscaling.x-k8s.io/v1/provisioningrequests",
+}
+"""The resources the daemon lists and watches, across namespaces."""
 
 
 def finish(response: Any) -> None:
@@ -54,13 +61,47 @@ class KubeApi:
         self.host = socket.gethostname()
 
     def list_raw(self, resource: str, **kwargs: Any) -> dict[str, Any]:
-        """``pods`` or ``nodes`` as the JSON list document (items + metadata.resourceVersion)."""
-        func = self.core.list_pod_for_all_namespaces if resource == "pods" else self.core.list_node
-        response = func(_preload_content=False, **kwargs)
+        """A resource of ``PATHS`` as the JSON list document (items + metadata.resourceVersion)."""
+        response = self.list_call(resource, **kwargs)
         try:
             return json.loads(response.data)
         finally:
             response.release_conn()
+
+    def list_call(self, resource: str, **kwargs: Any) -> Any:
+        """The raw response of a list (or, with ``watch=True``, a watch) across namespaces."""
+        if resource == "pods":
+            return self.core.list_pod_for_all_namespaces(_preload_content=False, **kwargs)
+        if resource == "nodes":
+            return self.core.list_node(_preload_content=False, **kwargs)
+        query = [(k, str(v).lower() if isinstance(v, bool) else v) for k, v in (
+            ("watch", kwargs.get("watch")), ("resourceVersion", kwargs.get("resource_version")),
+            ("allowWatchBookmarks", kwargs.get("allow_watch_bookmarks")),
+            ("timeoutSeconds", kwargs.get("timeout_seconds"))) if v is not None]
+        return self.api_client.call_api(
+            PATHS[resource], "GET", query_params=query, header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"], _preload_content=False, _return_http_data_only=True,
+            _request_timeout=kwargs.get("_request_timeout"))
+
+    def patch_status_conditions(self, resource: str, namespace: str, name: str, resource_version: str,
+                                conditions: list[dict[str, Any]]) -> bool:
+        """Replace ``status.conditions`` through the status subresource (a JSON merge patch: custom
+        resources take no strategic merge), guarded by the resourceVersion read. False on a conflict
+        or if the object is gone (the next pass reads it again)."""
+        body = {"metadata": {"resourceVersion": resource_version}, "status": {"conditions": conditions}}
+        base, _, plural = PATHS[resource].rpartition("/")
+        try:
+            finish(self.api_client.call_api(
+                f"{base}/namespaces/{{namespace}}/{plural}/{{name}}/status",
+                "PATCH", path_params={"namespace": namespace, "name": name}, body=body,
+                header_params={"Content-Type": "application/merge-patch+json", "Accept": "application/json"},
+                auth_settings=["BearerToken"], _preload_content=False, _return_http_data_only=True,
+            ))
+        except ApiException as error:
+            if error.status in (404, 409):
+                return False
+            raise
+        return True
 
     def patch_node(self, name: str, *, annotations: Mapping[str, str | None] | None = None,
                    labels: Mapping[str, str | None] | None = None, unschedulable: bool | None = None) -> None:

@@ -185,6 +185,49 @@ class RunHistory:
     """Creation times of the most recent user pods, oldest first, at most ``HISTORY_ARRIVALS``."""
 
 
+CHECK_CAPACITY = "check-capacity.autoscaling.x-k8s.io"
+"""The ProvisioningRequest classes served (kubernetes/autoscaler ``cluster-autoscaler/apis/
+provisioningrequest/autoscaling.x-k8s.io/v1/types.go``, tag cluster-autoscaler-1.36.1)."""
+BEST_EFFORT_ATOMIC = "best-effort-atomic-scale-up.autoscaling.x-k8s.io"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Condition:
+    """One ``status.conditions[]`` entry of a ProvisioningRequest (a ``metav1.Condition``)."""
+
+    type: str
+    status: bool
+    reason: str = ""
+    message: str = ""
+    since: float = 0.0
+    """``lastTransitionTime``."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ProvisioningRequestInfo:
+    """A ProvisioningRequest (``autoscaling.x-k8s.io/v1``) as the policy needs it: demand that no
+    pending pod shows (Kueue holds the Job back until the request is Provisioned).
+
+    ``pods`` are the pods its ``podSets`` ask for (each PodTemplate × ``count``), named
+    ``namespace/name#i-j`` as the Cluster Autoscaler names its in-memory pods (``name`` + ``i-j``)."""
+
+    key: str
+    """``namespace/name``."""
+    namespace: str
+    class_name: str
+    created_at: float
+    pods: tuple[PodInfo, ...] = ()
+    conditions: Mapping[str, Condition] = dataclasses.field(default_factory=dict)
+    """By type (Accepted, Provisioned, Failed, BookingExpired, CapacityRevoked)."""
+    consumed: int = 0
+    """Pods (any phase) that name it in ``autoscaling.x-k8s.io/consume-provisioning-request``: its
+    booking holds room only for the rest."""
+    no_retry: bool = False
+    """``parameters.noRetry: "true"``: check-capacity answers Failed instead of Provisioned=False."""
+    invalid: str = ""
+    """Why its pods cannot be built (a PodTemplate it references is missing), "" if they can."""
+
+
 @dataclasses.dataclass(frozen=True)
 class ClusterView:
     """A snapshot of the cluster at one moment: every managed node and every relevant pod."""
@@ -194,6 +237,7 @@ class ClusterView:
     backoff_until: Mapping[str, float] = dataclasses.field(default_factory=dict)
     """Per group, the time before which no power-on is tried (after failed power-ons)."""
     history: RunHistory = dataclasses.field(default_factory=RunHistory)
+    provisioning_requests: tuple[ProvisioningRequestInfo, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -261,12 +305,24 @@ class NotTriggered:
     reason: str
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class SetConditions:
+    """Conditions to write on a ProvisioningRequest's status (only those that change)."""
+
+    request: str
+    """``namespace/name``."""
+    conditions: tuple[Condition, ...]
+    """``since`` is ``now``; whoever writes keeps the old ``lastTransitionTime`` where the status
+    does not change (``apimeta.SetStatusCondition``)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Decision:
     power_on: tuple[PowerOn, ...] = ()
     power_off: tuple[PowerOff, ...] = ()
     failed: tuple[MarkFailed, ...] = ()
     not_triggered: tuple[NotTriggered, ...] = ()
+    provisioning: tuple[SetConditions, ...] = ()
 
     @property
     def empty(self) -> bool:

@@ -179,9 +179,11 @@ def _waited(run: JobRun) -> float:
     return run.first_start - run.job.submit_s
 
 
-def summarize(sim: SimResult, groups: Sequence[NodeGroup], bound: float, boot_bound: float) -> dict[str, Any]:
+def summarize(sim: SimResult, groups: Sequence[NodeGroup], bound: float, boot_bound: float,
+              rescheduler_threshold_s: float | None = None) -> dict[str, Any]:
     """The reported figures of one run. A job's wait is from submission to the start of the run
-    that completed it (an evicted job waits again)."""
+    that completed it (an evicted job waits again). With ``rescheduler_threshold_s``, also how many
+    jobs OSCAR's rescheduler would have sent away at that threshold (``rescheduled``)."""
     waits = [run.start - run.job.submit_s for run in sim.runs if run.start is not None]
     cost_per_hour = {group.name: group.cost_per_hour for group in groups}
     node_hours = sum(sim.node_seconds.values()) / 3600
@@ -211,22 +213,27 @@ def summarize(sim: SimResult, groups: Sequence[NodeGroup], bound: float, boot_bo
         "lower_bound_node_hours": round(bound, 6),
         "lower_bound_boot_aware_node_hours": round(boot_bound, 6),
         "ratio_to_boot_aware_bound": round(node_hours / boot_bound, 4) if boot_bound else 0.0,
+        **({} if rescheduler_threshold_s is None else {
+            "rescheduler_threshold_s": rescheduler_threshold_s,
+            "rescheduled": sum(1 for run in sim.runs if _waited(run) > rescheduler_threshold_s)}),
     }
 
 
 def simulate_one(jobs: Sequence[Job], groups: Sequence[NodeGroup], policy: Policy,
-                 engine: EngineSettings | None = None) -> tuple[SimResult, dict[str, Any]]:
+                 engine: EngineSettings | None = None, rescheduler_threshold_s: float | None = None
+                 ) -> tuple[SimResult, dict[str, Any]]:
     """Run one policy on already-loaded jobs and groups; return the raw run and its figures."""
     started = time.perf_counter()
     sim = Simulation(jobs, groups, policy, engine).run()
     result = summarize(sim, groups, lower_bound_node_hours(jobs, groups),
-                       lower_bound_boot_aware_node_hours(jobs, groups))
+                       lower_bound_boot_aware_node_hours(jobs, groups), rescheduler_threshold_s)
     result["sim_wall_s"] = round(time.perf_counter() - started, 3)
     return sim, result
 
 
 def run_simulations(trace: Path, groups_file: Path, policies: list[str], *, settings_file: Path | None,
-                    report: Path | None) -> list[dict[str, Any]]:
+                    report: Path | None, rescheduler_threshold_s: float | None = None
+                    ) -> list[dict[str, Any]]:
     """Simulate each policy on ``trace`` with ``groups_file``; optionally write a report.
 
     Everything is read and checked before the first run, so bad input fails fast (``BadInput``).
@@ -242,7 +249,7 @@ def run_simulations(trace: Path, groups_file: Path, policies: list[str], *, sett
     sims: list[SimResult] = []
     results: list[dict[str, Any]] = []
     for policy in built:
-        sim, result = simulate_one(jobs, groups, policy, engine)
+        sim, result = simulate_one(jobs, groups, policy, engine, rescheduler_threshold_s)
         result["trace"] = trace.name
         sims.append(sim)
         results.append(result)

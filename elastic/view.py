@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from elastic.model import MatchExpression, PodInfo, Taint, Toleration
+from elastic.model import Condition, MatchExpression, PodInfo, ProvisioningRequestInfo, Taint, Toleration
 
 Obj = Mapping[str, Any]
 
@@ -200,3 +200,58 @@ def node_address(node: Obj) -> str | None:
         if address.get("type") == "InternalIP":
             return str(address.get("address"))
     return None
+
+
+# ---- ProvisioningRequests ---------------------------------------------------------------------------
+
+CONSUME_ANNOTATION = "autoscaling.x-k8s.io/consume-provisioning-request"
+"""What Kueue puts on the pods of a workload admitted through a ProvisioningRequest
+(``ProvisioningRequestPodAnnotationKey`` in kubernetes/autoscaler ``apis/provisioningrequest/
+autoscaling.x-k8s.io/v1/types.go``, tag cluster-autoscaler-1.36.1; kueue v0.19.2 ``podSetUpdates``)."""
+CONSUME_ANNOTATION_OLD = "cluster-autoscaler.kubernetes.io/consume-provisioning-request"
+"""The deprecated key (``provisioningrequest/pods/pods.go``), still read by the autoscaler."""
+
+
+def consumed_request(pod: Obj) -> str | None:
+    """``namespace/name`` of the ProvisioningRequest this pod consumes, if any."""
+    meta = pod["metadata"]
+    annotations = meta.get("annotations") or {}
+    name = annotations.get(CONSUME_ANNOTATION) or annotations.get(CONSUME_ANNOTATION_OLD)
+    return f"{meta['namespace']}/{name}" if name else None
+
+
+def provisioning_request_info(pr: Obj, templates: Mapping[str, Obj], consumed: Mapping[str, int]
+                              ) -> ProvisioningRequestInfo:
+    """A ProvisioningRequest → the policy's view: one ``PodInfo`` per pod its podSets ask for, built
+    from the referenced PodTemplate as the autoscaler's ``PodsForProvisioningRequest`` does (pod
+    ``i-j`` of podSet ``i``). ``templates`` is keyed ``namespace/name``; ``consumed`` counts the
+    pods naming each request."""
+    meta, spec = pr["metadata"], pr.get("spec") or {}
+    namespace = meta["namespace"]
+    key = f"{namespace}/{meta['name']}"
+    created = parse_time(meta.get("creationTimestamp")) or 0.0
+    pods: list[PodInfo] = []
+    invalid = ""
+    for i, podset in enumerate(spec.get("podSets") or []):
+        ref = (podset.get("podTemplateRef") or {}).get("name") or ""
+        template = templates.get(f"{namespace}/{ref}")
+        if template is None:
+            invalid = f"PodTemplate {namespace}/{ref} of podSet {i} not found"
+            pods = []
+            break
+        body = template.get("template") or {}
+        tmeta = body.get("metadata") or {}
+        for j in range(int(podset.get("count") or 0)):
+            pod = {"metadata": {**tmeta, "namespace": namespace, "name": f"{meta['name']}#{i}-{j}",
+                                "creationTimestamp": meta.get("creationTimestamp")},
+                   "spec": body.get("spec") or {}, "status": {"phase": "Pending"}}
+            pods.append(pod_info(pod))
+    conditions = {}
+    for c in (pr.get("status") or {}).get("conditions") or []:
+        conditions[c.get("type", "")] = Condition(
+            c.get("type", ""), c.get("status") == "True", c.get("reason") or "", c.get("message") or "",
+            parse_time(c.get("lastTransitionTime")) or 0.0)
+    return ProvisioningRequestInfo(
+        key=key, namespace=namespace, class_name=spec.get("provisioningClassName") or "",
+        created_at=created, pods=tuple(pods), conditions=conditions, consumed=consumed.get(key, 0),
+        no_retry=(spec.get("parameters") or {}).get("noRetry") == "true", invalid=invalid)

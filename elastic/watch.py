@@ -47,8 +47,12 @@ class Informer:
     """A cache of one resource kept current by list+watch on a background thread."""
 
     def __init__(self, api: KubeApi, resource: str, handler: Handler | None = None,
-                 watch_timeout_s: int = 300, backoff_max_s: float = 10.0) -> None:
+                 watch_timeout_s: int = 300, backoff_max_s: float = 10.0, optional: bool = False) -> None:
+        """``optional``: a resource the cluster may not serve (a CRD not installed): a ``404`` counts
+        (or a ``403``) counts as an empty, synced cache, looked for again every minute."""
         self.api = api
+        self.optional = optional
+        self.missing = False
         self.resource = resource
         self.handler = handler
         self.watch_timeout_s = watch_timeout_s
@@ -105,10 +109,23 @@ class Informer:
             except Exception as error:  # any failure of the API or the network: retry
                 if self._stop.is_set():
                     return
+                if self.optional and isinstance(error, ApiException) and error.status in (403, 404):
+                    self._absent()
+                    continue
                 self.reconnects += 1
                 log.warning("watch %s: %s; reconnecting in %.1fs", self.resource, error, delay)
                 self._stop.wait(delay)
                 delay = min(delay * 2, self.backoff_max_s)
+
+    def _absent(self) -> None:
+        if not self.missing:
+            log.info("%s: not served (no CRD) or not allowed; looking again every minute", self.resource)
+        self.missing = True
+        with self.lock:
+            self.objects = {}
+        self.resource_version = None
+        self.synced.set()
+        self._stop.wait(60.0)
 
     def _list(self) -> None:
         document = self.api.list_raw(self.resource)
@@ -129,12 +146,10 @@ class Informer:
         self.synced.set()
 
     def _watch(self) -> None:
-        func = (self.api.core.list_pod_for_all_namespaces if self.resource == "pods"
-                else self.api.core.list_node)
         try:
-            response = func(watch=True, resource_version=self.resource_version, allow_watch_bookmarks=True,
-                            timeout_seconds=self.watch_timeout_s, _preload_content=False,
-                            _request_timeout=(10, self.watch_timeout_s + 30))
+            response = self.api.list_call(
+                self.resource, watch=True, resource_version=self.resource_version, allow_watch_bookmarks=True,
+                timeout_seconds=self.watch_timeout_s, _request_timeout=(10, self.watch_timeout_s + 30))
         except ApiException as error:
             if error.status == 410:
                 raise Gone() from error

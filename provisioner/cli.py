@@ -764,19 +764,22 @@ def scale(obj: Context, deployment: str, group: str, count: int, auth: str | Non
 @click.option("--settings", "settings_file", type=click.Path(dir_okay=False),
               help="YAML of oscar policy settings (default: the daemon's defaults).")
 @click.option("--report", "report", type=click.Path(), help="Write a report (PNG + page) here.")
+@click.option("--rescheduler-threshold", "rescheduler_threshold", type=click.FloatRange(min=0),
+              help="Also count the jobs OSCAR's rescheduler would send away at this threshold (seconds).")
 @click.option("-o", "--output", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True, help="Output format; json prints one document on stdout.")
 @click.pass_obj
 @handles_errors
 def simulate(obj: Context, trace: str, groups_file: str, policies: tuple[str, ...],
-             settings_file: str | None, report: str | None, fmt: str) -> None:
+             settings_file: str | None, report: str | None, fmt: str,
+             rescheduler_threshold: float | None = None) -> None:
     """Replay a workload TRACE (CSV) against node groups in virtual time; report cost and waits."""
     from elastic.simulate import run_simulations
 
     results = run_simulations(
         Path(trace), Path(groups_file), list(policies) or ["oscar"],
         settings_file=Path(settings_file) if settings_file else None,
-        report=Path(report) if report else None,
+        report=Path(report) if report else None, rescheduler_threshold_s=rescheduler_threshold,
     )
     if fmt == "json":
         # always `runs`, one per policy; with one policy its figures stay at the top level too, so

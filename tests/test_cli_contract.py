@@ -109,7 +109,7 @@ CONTRACT: dict[tuple[str, ...], tuple[str, set[str]]] = {
     ("nodes",): ("[COMMAND] [ARGS]...", set()),
     ("nodes", "status"): ("", set()),
     **{("nodes", act): ("NODE", set()) for act in ("enable", "disable", "poweron", "poweroff", "reset")},
-    ("simulate",): ("TRACE", {"--groups", "--policy", "--report", "-o"}),
+    ("simulate",): ("TRACE", {"--groups", "--policy", "--report", "-o", "--rescheduler-threshold"}),
 }
 CHOICES = {  # option → the values the contract names (at least these)
     ("plan",): {"-o": {"table", "json"}},

@@ -476,6 +476,7 @@ def test_the_daemon_defaults_stay_documented_in_the_shipped_config() -> None:
 
 Call = tuple[str, str, str, str | None]
 """(API group, resource, verb, object name or None for any)."""
+PROVREQ_STATUS: Call = ("autoscaling.x-k8s.io", "provisioningrequests/status", "patch", None)
 CLUSTER_CALLS: frozenset[Call] = frozenset({
     ("", "nodes", "list", None), ("", "nodes", "watch", None),  # the nodes informer
     ("", "nodes", "patch", None),  # annotations (state), group label, cordon/uncordon
@@ -483,6 +484,10 @@ CLUSTER_CALLS: frozenset[Call] = frozenset({
     ("", "pods", "list", None), ("", "pods", "watch", None),  # the pods informer (all namespaces)
     ("", "pods/eviction", "create", None),  # the drain (PodDisruptionBudgets respected)
     ("", "events", "create", None),  # TriggeredScaleUp/NotTriggerScaleUp on pods (any namespace), ScaleDown
+    ("", "podtemplates", "list", None), ("", "podtemplates", "watch", None),  # what ProvisioningRequests name
+    ("autoscaling.x-k8s.io", "provisioningrequests", "list", None),
+    ("autoscaling.x-k8s.io", "provisioningrequests", "watch", None),
+    PROVREQ_STATUS,  # their conditions (tests/test_daemon_provreq.py makes this call)
 })
 NAMESPACED_CALLS: frozenset[Call] = frozenset({
     ("coordination.k8s.io", "leases", "get", LEASE_NAME), ("coordination.k8s.io", "leases", "create", None),
@@ -636,4 +641,4 @@ def test_the_declared_calls_are_the_ones_the_daemon_makes(
             seen.add((group_, resource, verb, name))
         else:
             seen.add((group_, resource, verb, None))
-    assert seen == CLUSTER_CALLS | NAMESPACED_CALLS
+    assert seen == (CLUSTER_CALLS | NAMESPACED_CALLS) - {PROVREQ_STATUS}  # no ProvisioningRequest here

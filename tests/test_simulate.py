@@ -556,3 +556,23 @@ def test_report_without_matplotlib_names_the_extra_and_runs_nothing(
     assert result.returncode == 2, result.stderr
     assert "pip install 'oscar-deploy[report]'" in result.stderr and "Traceback" not in result.stderr
     assert result.stdout == "" and not out.parent.exists()
+
+
+def test_cli_counts_the_jobs_oscar_s_rescheduler_would_send_away_at_a_threshold(
+        small_case: tuple[Path, Path]) -> None:
+    """Every job of the small case waits for a boot (20 s Pi, 40 s cloud): a threshold above the
+    slowest boot + the daemon's look keeps them all; one below the Pi's boot sends them all away."""
+    trace, groups = small_case
+    counts: dict[str, int] = {}
+    for threshold in ("5", "60"):
+        code, out, _ = cli("simulate", str(trace), "--groups", str(groups),
+                           "--rescheduler-threshold", threshold, "-o", "json")
+        assert code == 0
+        result = json.loads(out)
+        assert result["rescheduler_threshold_s"] == float(threshold)
+        counts[threshold] = result["rescheduled"]
+    assert counts == {"5": 3, "60": 0}
+    code, out, _ = cli("simulate", str(trace), "--groups", str(groups), "--rescheduler-threshold", "30")
+    assert code == 0 and "resched" in out.splitlines()[0]
+    code, _, err = cli("simulate", str(trace), "--groups", str(groups), "--rescheduler-threshold", "-1")
+    assert code == 2 and "--rescheduler-threshold" in err

@@ -7,7 +7,10 @@ deterministic: the same inputs give the same ``Decision``. One pass, in this ord
 1. ``timers``: nodes stuck powering on/off → ``MarkFailed`` (their group gets no power-on now).
 2. ``demand``: one pass over the pods: what runs where, and which pending pods are demand.
 3. a group below its ``min`` gets nodes powered on (they take pending pods like any booting node).
-4. ``capacity``: pending pods are placed on the room of Ready and booting nodes first.
+4. ``provreq``: booked ProvisioningRequests keep their room; then ``capacity``: pending pods are
+   placed on the room of Ready and booting nodes first; then ProvisioningRequests not yet
+   provisioned are answered (check-capacity on Ready room, best-effort-atomic all or nothing, on
+   new nodes too), ahead of the pending pods that need new nodes.
 5. ``waiting``: pods that, by their owners' recorded run times, will get room on a running node
    sooner than a new node boots (or within ``wait_target_s``) wait for it.
    ``scaleup``: pods pinned by hostname get the very board they name; the rest are bin-packed onto
@@ -38,6 +41,7 @@ from elastic.policy.capacity import Slot, place_on_existing
 from elastic.policy.demand import index_pods
 from elastic.policy.fit import Shape, node_capacity, node_traits, referenced_keys, shape_of
 from elastic.policy.idle import may_go_now
+from elastic.policy.provreq import Outcome, reserve_booked, serve_pending, served
 from elastic.policy.scalein import power_offs
 from elastic.policy.scaleup import ACTIVE_STATES, Budget, GroupInfo, open_pinned_boards, plan_new_nodes
 from elastic.policy.timers import overdue
@@ -67,7 +71,8 @@ def decide(view: ClusterView, groups: Sequence[NodeGroup], now: float, settings:
     failed_nodes = {f.node for f in failed}
     failing = {n.group for n in nodes if n.name in failed_nodes and n.state is NodeState.POWERING_ON}
 
-    keys = referenced_keys(shape_of(p) for p in index.demand)
+    requests = served(view.provisioning_requests)
+    keys = referenced_keys(shape_of(p) for p in (*index.demand, *(p for r in requests for p in r.pods)))
     ready: list[Slot] = []
     booting: list[Slot] = []
     active = dict.fromkeys(by_name, 0)
@@ -103,7 +108,16 @@ def decide(view: ClusterView, groups: Sequence[NodeGroup], now: float, settings:
     def groups_fitting(shape: Shape) -> int:
         return sum(1 for info in infos if info.fits(shape))
 
+    provisioning = Outcome()
+    if requests:
+        reserve_booked(requests, ready, booting, now, provisioning)
     leftover = place_on_existing(index.demand, ready, booting, now, settings.pending_grace_s, groups_fitting)
+    if requests:
+        budget = serve_pending(requests, ready, booting, infos, budget, by_name, now, provisioning,
+                               groups_fitting)
+        for new, request in provisioning.new_nodes:
+            active[new.group] += 1
+            power_on.append(PowerOn(new.group, new.node, f"ProvisioningRequest {request}", new.pods))
     for slot in min_slots:
         group = by_name[slot.group]
         power_on.append(PowerOn(slot.group, slot.name, f"group {slot.group} below its min ({group.min})",
@@ -154,4 +168,5 @@ def decide(view: ClusterView, groups: Sequence[NodeGroup], now: float, settings:
         power_off=tuple(offs),
         failed=tuple(failed),
         not_triggered=tuple(not_triggered),
+        provisioning=tuple(provisioning.updates),
     )

@@ -70,8 +70,10 @@ class _Pool:
         self.max_mem = max((s.free[1] for s in slots), default=0)
         self.max_gpu = max((s.free[2] for s in slots), default=0)
 
-    def place(self, shape: Shape, keys: list[str], taken: int) -> int:
-        """Put pods ``keys[taken:]`` on these slots in order; return the new ``taken``."""
+    def place(self, shape: Shape, keys: list[str], taken: int,
+              journal: list[tuple[Slot, Shape, int]] | None = None) -> int:
+        """Put pods ``keys[taken:]`` on these slots in order; return the new ``taken``. With a
+        ``journal``, each slot that takes pods is noted, so ``Room.undo`` can give the room back."""
         if (shape.cpu_m > self.max_cpu or shape.memory_mib > self.max_mem or shape.gpus > self.max_gpu
                 or not allows(shape.constraints, self.traits)):
             return taken
@@ -98,6 +100,8 @@ class _Pool:
                     free[3] -= k
                     slot.pods.extend(keys[taken:taken + k])
                     taken += k
+                    if journal is not None:
+                        journal.append((slot, shape, k))
             elif not open_slots and i == 0:
                 return taken
             else:  # done: keep the rest as they are, bounds stay valid upper bounds
@@ -169,3 +173,56 @@ def place_on_existing(
         leftover.extend(pods[taken:])
     leftover.sort(key=lambda p: p.key)
     return leftover
+
+
+class Room:
+    """The free room of some slots, pooled once, for many small all-or-nothing placements (the pods
+    of one ProvisioningRequest after another): ``place`` then, if the whole request cannot be served,
+    ``undo`` to a ``mark``. Pods are placed as ``place_on_existing`` places pods with no verdict."""
+
+    def __init__(self, slots: Sequence[Slot]) -> None:
+        self.pools = _pools(slots)
+        self.journal: list[tuple[Slot, Shape, int]] = []
+        self._pool_log: list[tuple[_Pool, list[Slot], int, int, int]] = []
+
+    def mark(self) -> tuple[int, int]:
+        return len(self.journal), len(self._pool_log)
+
+    def place(self, pods: Sequence[PodInfo], groups_fitting: Callable[[Shape], int] | None = None
+              ) -> list[PodInfo]:
+        """Place what fits; return the rest."""
+        batches: dict[Shape, list[PodInfo]] = {}
+        for pod in pods:
+            batches.setdefault(shape_of(pod), []).append(pod)
+        flexibility = {shape: groups_fitting(shape) if groups_fitting else 0 for shape in batches}
+        leftover: list[PodInfo] = []
+        for shape in sorted(batches, key=lambda b: (-b.gpus, flexibility[b], -b.cpu_m, -b.memory_mib,
+                                                     repr(b.constraints))):
+            group = batches[shape]
+            keys = [p.key for p in group]
+            taken = 0
+            for pool in self.pools:
+                if taken >= len(keys):
+                    break
+                self._pool_log.append((pool, pool.slots, pool.max_cpu, pool.max_mem, pool.max_gpu))
+                taken = pool.place(shape, keys, taken, self.journal)
+            leftover.extend(group[taken:])
+        return leftover
+
+    def undo(self, mark: tuple[int, int]) -> None:
+        """Give back what was placed since ``mark``."""
+        at, pools_at = mark
+        for slot, shape, k in reversed(self.journal[at:]):
+            slot.free[0] += shape.cpu_m * k
+            slot.free[1] += shape.memory_mib * k
+            slot.free[2] += shape.gpus * k
+            slot.free[3] += k
+            del slot.pods[len(slot.pods) - k:]
+        del self.journal[at:]
+        for pool, slots, max_cpu, max_mem, max_gpu in reversed(self._pool_log[pools_at:]):
+            pool.slots, pool.max_cpu, pool.max_mem, pool.max_gpu = slots, max_cpu, max_mem, max_gpu
+        del self._pool_log[pools_at:]
+
+    def touched(self, mark: tuple[int, int]) -> list[Slot]:
+        """The slots that took pods since ``mark``."""
+        return [slot for slot, _, _ in self.journal[mark[0]:]]

@@ -25,6 +25,7 @@ TABLE_COLUMNS = (
     ("scale_ups", "ups", "{}"),
     ("scale_downs", "downs", "{}"),
     ("ratio_to_boot_aware_bound", "× bound", "{:.3f}"),
+    ("rescheduled", "resched", "{}"),
 )
 
 
@@ -43,13 +44,21 @@ COLUMNS_EXPLAINED = f"""What the columns say:
 - **ups**, **downs**: nodes the policy powered on, and off.
 - **× bound**: node-h divided by the boot-aware lower bound below (1.00 would be perfect); the
   bound packs every job perfectly at every instant and pays each boot only once, so no real
-  policy reaches it."""
+  policy reaches it.
+- **resched** (with `--rescheduler-threshold`): jobs pending longer than that threshold, which
+  OSCAR's rescheduler would have sent to another cluster."""
+
+
+def _columns(results: Sequence[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """The columns every run has (``rescheduled`` only where a threshold was given)."""
+    return [c for c in TABLE_COLUMNS if all(c[0] in r for r in results)]
 
 
 def render_results_table(results: Sequence[dict[str, Any]]) -> str:
     """Aligned text table of the runs, with both lower bounds underneath."""
-    header = [title for _, title, _ in TABLE_COLUMNS]
-    rows = [[fmt.format(result[key]) for key, _, fmt in TABLE_COLUMNS] for result in results]
+    columns = _columns(results)
+    header = [title for _, title, _ in columns]
+    rows = [[fmt.format(result[key]) for key, _, fmt in columns] for result in results]
     widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
     lines = ["  ".join(cell.rjust(width) if i else cell.ljust(width)
                        for i, (cell, width) in enumerate(zip(row, widths, strict=True)))
@@ -64,8 +73,8 @@ def render_results_table(results: Sequence[dict[str, Any]]) -> str:
 
 def markdown_table(results: Sequence[dict[str, Any]], *, extra: Sequence[str] = ()) -> str:
     """The same runs as a Markdown table (``extra`` keys, e.g. ``trace``, go first)."""
-    keys = [*extra, *(key for key, _, _ in TABLE_COLUMNS)]
-    titles = [*extra, *(title for _, title, _ in TABLE_COLUMNS)]
+    keys = [*extra, *(key for key, _, _ in _columns(results))]
+    titles = [*extra, *(title for _, title, _ in _columns(results))]
     formats = {key: fmt for key, _, fmt in TABLE_COLUMNS}
     lines = ["| " + " | ".join(titles) + " |", "|" + "|".join("---" for _ in titles) + "|"]
     for result in results:

@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from tests.harness.kube import disruption
+from tests.harness.kube import crds, disruption
 from tests.harness.kube.objects import with_pod_defaults
 from tests.harness.kube.patch import PatchError, apply_patch
 from tests.harness.kube.routes import Route, discovery, parse_route
@@ -47,6 +47,10 @@ log = logging.getLogger(__name__)
 
 class MethodNotAllowed(ApiError):
     code, reason = 405, "MethodNotAllowed"
+
+
+class UnsupportedMediaType(ApiError):
+    code, reason = 415, "UnsupportedMediaType"
 
 
 class Unauthorized(ApiError):
@@ -330,6 +334,11 @@ class ApiHandler(BaseHTTPRequestHandler):
             )
         if method == "PATCH":
             content_type = self.headers.get("Content-Type", "application/strategic-merge-patch+json")
+            if key in crds.SCHEMAS and "strategic-merge" in content_type:
+                # custom resources have no Go struct tags to merge by: the API server refuses
+                raise UnsupportedMediaType(
+                    "the body of the request was in an unknown format - accepted media types include: "
+                    "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml")
 
             def patched(old: Obj) -> Obj:
                 current = old["metadata"]["resourceVersion"]

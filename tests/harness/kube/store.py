@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from tests.harness.kube import crds
 from tests.harness.kube.selectors import Requirement, fields_match, labels_match
 
 Obj = dict[str, Any]
@@ -67,6 +68,8 @@ RESOURCES: dict[str, Resource] = {
         Resource("deployments", "Deployment", "apps/v1", True, has_status=True),
         Resource("jobs", "Job", "batch/v1", True, has_status=True),
         Resource("helmcharts", "HelmChart", "helm.cattle.io/v1", True, has_status=True),
+        Resource("podtemplates", "PodTemplate", "v1", True),
+        *(Resource(**fields) for fields, _ in crds.LOADED),
     )
 }
 
@@ -238,6 +241,9 @@ class Store:
                 "'-' or '.'",
                 {"name": name, "kind": res.plural},
             )
+        problem = crds.validate(resource, obj)
+        if problem is not None:
+            raise Invalid(f'{res.kind} "{name}" is invalid: {problem}', {"name": name, "kind": res.plural})
         with self.cond:
             if res.namespaced:
                 namespace = namespace or meta.get("namespace") or "default"
@@ -289,6 +295,10 @@ class Store:
             new = change(copy.deepcopy(old))
             if new is None:
                 return old
+            problem = crds.validate(resource, new)
+            if problem is not None:
+                raise Invalid(f'{RESOURCES[resource].kind} "{name}" is invalid: {problem}',
+                              {"name": name, "kind": RESOURCES[resource].plural})
             # Server-owned metadata cannot be changed by a client.
             meta = dict(new.get("metadata") or {})
             for key in ("name", "namespace", "uid", "creationTimestamp"):
