@@ -42,29 +42,18 @@ from elastic.lifecycle import (
     Ledger,
     Record,
 )
-from elastic.metrics import Metrics, scale_up_reason
+from elastic.metrics import Metrics
 from elastic.model import Decision, MarkFailed, NodeGroup, NodeState, PowerOff, PowerOn
 from elastic.power import PowerError, PowerManager
-from elastic.view import SAFE_TO_EVICT, is_daemonset, is_mirror, node_ready, parse_time
+from elastic.view import node_ready, parse_time
 from provisioner.elastic_settings import knob_float
+from provisioner.podrules import is_user_pod, protecting_annotation
 
 log = logging.getLogger(__name__)
 
 
 Obj = dict[str, Any]
 
-PROTECTING = {"karpenter.sh/do-not-disrupt": "true", SAFE_TO_EVICT: "false"}
-"""Pod annotations that keep a node on (Karpenter's and the Cluster Autoscaler's): such a pod is never
-evicted by a power-off, so the node is not drained nor powered off while it runs there."""
-
-
-def protecting_annotation(pod: Obj) -> str | None:
-    """``key=value`` of the annotation that protects ``pod`` from disruption, if any."""
-    annotations = pod["metadata"].get("annotations") or {}
-    return next((f"{k}={v}" for k, v in PROTECTING.items() if annotations.get(k) == v), None)
-
-
-FINISHED = ("Succeeded", "Failed")
 LONG_TERMINATING_S = 30.0
 """A pod still Terminating this long after its grace period ended is not waited for (the Cluster
 Autoscaler's ``PodLongTerminatingExtraThreshold``): its kubelet is not going to confirm it."""
@@ -151,7 +140,7 @@ class Actuator:
         record = Record(name, action.group, NodeState.POWERING_ON, now, powered_on_at=now, acted_at=acted_at)
         if not self._submit(name, self._power_on, action, record, pre=lambda: self.ledger.put(record)):
             return None
-        self.metrics.scale_ups.labels(action.group, scale_up_reason(action.reason, len(action.pods))).inc()
+        self.metrics.scale_ups.labels(action.group, action.kind.value).inc()
         self.metrics.last_activity.labels("scale_up").set(now)
         log.info("power on %s (group %s): %s", name, action.group, action.reason)
         return name
@@ -324,14 +313,13 @@ class Actuator:
             self.api.set_node_taint(record.name, OUT_OF_SERVICE, present=True)
 
     def _bound(self, node: str) -> list[Obj]:
-        """The pods that are not the node's own (DaemonSet, mirror) and have not finished."""
-        return [p for p in self.pods_on(node)
-                if not (is_daemonset(p) or is_mirror(p))
-                and (p.get("status") or {}).get("phase") not in FINISHED]
+        """The user pods on ``node`` (``provisioner.podrules.is_user_pod``): not the node's own
+        (DaemonSet, mirror), not finished."""
+        return [p for p in self.pods_on(node) if is_user_pod(p)]
 
     def _drain(self, node: str) -> str | None:
         """Evict every pod that is not the node's own (DaemonSet, mirror) until none is left: None
-        when drained, else why not. A pod that asks not to be disrupted (``PROTECTING``) keeps its
+        when drained, else why not. A pod that asks not to be disrupted (``podrules.PROTECTING``) keeps its
         node on: nothing is evicted then."""
         deadline = time.monotonic() + self.settings.drain_timeout_s
         while not self.stopped.is_set():

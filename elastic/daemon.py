@@ -45,6 +45,7 @@ from elastic.metrics import Metrics
 from elastic.model import (
     ClusterView,
     Decision,
+    Health,
     MarkFailed,
     NodeGroup,
     NodeInfo,
@@ -53,14 +54,13 @@ from elastic.model import (
     PolicySettings,
     PowerOff,
     PowerOn,
+    PowerOnReason,
 )
 from elastic.nodes import MEMBERS_KEY, forget_requests, read_requests
 from elastic.policy import decide
 from elastic.policy.fit import GROUP_LABEL, HOSTNAME_LABEL
 from elastic.power import PowerManager
 from elastic.view import (
-    is_daemonset,
-    is_mirror,
     node_ready,
     node_resources,
     node_taints,
@@ -70,6 +70,7 @@ from elastic.view import (
 )
 from elastic.watch import Informer
 from provisioner.elastic_settings import Part, knob_float, knob_str, namespaces, of_part
+from provisioner.podrules import is_user_pod
 
 log = logging.getLogger(__name__)
 
@@ -261,8 +262,8 @@ class Daemon:
         pods = [p for p in listed if _phase(p) not in FINISHED]
         user_pods: dict[str, int] = {}
         for pod in pods:
-            node = _node(pod)
-            if node and not (is_daemonset(pod) or is_mirror(pod)):
+            if is_user_pod(pod):
+                node = str(pod["spec"]["nodeName"])
                 user_pods[node] = user_pods.get(node, 0) + 1
         self._observe(nodes, user_pods, now)
         if now - self._requests_at >= min(self.settings.requests_every_s, self.settings.tick_s):
@@ -345,13 +346,17 @@ class Daemon:
     def _glitch(self, record: Record, now: float) -> Record:
         """CLUES's glitch rule: a node on that stays NotReady (``unknown``) for ``max_wait_poweron_s``
         lost its power or its machine. A board is counted off (it can be powered on again); a cloud
-        worker is removed like a failed one, so it no longer fills its group's max."""
+        worker is removed like a failed one, so it no longer fills its group's max, unless the last
+        decision found the unready brake on (``elastic.policy.health``)."""
         grace = self.settings.policy.max_wait_poweron_s
         if record.state is not NodeState.UNKNOWN or now - record.since <= grace:
             return record
         if self.groups[record.group].nodes:
             log.warning("node %s NotReady for %.0fs: counted as off", record.name, now - record.since)
             return record.moved(NodeState.OFF, now, powered_on_at=None, idle_since=None)
+        last = self.last_decision
+        if last is not None and last.health.braked:
+            return record  # the unready brake: not failed nor replaced while so many are unready
         reason = f"NotReady for {now - record.since:.0f}s"
         self.actuator.mark_failed(MarkFailed(record.name, record.group, reason))
         return record
@@ -389,9 +394,11 @@ class Daemon:
                 log.info("request poweron %s: a cloud worker in state unknown is replaced: it is "
                          "removed (VM and Node) and a new worker with a new name is started", name)
                 self.actuator.mark_failed(MarkFailed(name, group, "replaced at the operator's request"))
-                self.actuator.power_on(PowerOn(group, None, f"operator request (replaces {name})"), now)
+                self.actuator.power_on(PowerOn(group, None, f"operator request (replaces {name})",
+                                               kind=PowerOnReason.MANUAL), now)
             elif action == "poweron" and base.state in (NodeState.OFF, NodeState.UNKNOWN):
-                self.actuator.power_on(PowerOn(group, name, "operator request"), now)
+                self.actuator.power_on(PowerOn(group, name, "operator request",
+                                               kind=PowerOnReason.MANUAL), now)
             elif action == "poweroff" and base.state in (NodeState.IDLE, NodeState.USED, NodeState.UNKNOWN):
                 self.ledger.put(base)
                 self.actuator.power_off(PowerOff(name, group, "operator request"), now, reason="manual")
@@ -541,7 +548,10 @@ class Daemon:
             if p.node_name is None and p.unschedulable_since is not None and p.namespace not in system
             and not p.daemonset))
         self.metrics.last_activity.labels("main").set(now)
-        text = status_text(view, self.ledger, self.groups, self.elector.identity, now)
+        decision = self.last_decision or Decision()
+        self.metrics.unready_brake.set(1 if decision.health.braked else 0)
+        self.metrics.set_not_triggered(t.kind for t in decision.not_triggered)
+        text = status_text(view, self.ledger, self.groups, self.elector.identity, now, decision.health)
         state = self.ledger.dump(set(nodes))
         last_text, last_at = self._status_written
         if text + state != last_text or now - last_at >= self.settings.status_every_s:
@@ -554,10 +564,10 @@ class Daemon:
 
 
 def status_text(view: ClusterView, ledger: Ledger, groups: Mapping[str, NodeGroup], identity: str,
-                now: float) -> str:
-    """The status ConfigMap's human-readable part (like the Cluster Autoscaler's): health, and the
-    scale-up and scale-down state of each group."""
-    lines = ["Cluster-wide:", "  Health: Healthy", f"  Leader: {identity}"]
+                now: float, health: Health | None = None) -> str:
+    """The status ConfigMap's human-readable part (like the Cluster Autoscaler's): health (the unready
+    brake), and the scale-up and scale-down state of each group."""
+    lines = ["Cluster-wide:", f"  Health: {(health or Health()).describe()}", f"  Leader: {identity}"]
     pending = sum(1 for p in view.pods if p.node_name is None and p.unschedulable_since is not None)
     lines.append(f"  Unschedulable pods: {pending}")
     backoff = ledger.backoff()

@@ -1,11 +1,11 @@
 """Which cloud workers run user work, asked of the deployment's Kubernetes API, so ``scale`` removes
 idle workers before busy ones.
 
-A worker is busy when a pod that is not finished (phase Succeeded or Failed) is bound to its node,
-unless the pod is a DaemonSet's (one runs on every node, idle or not) or a mirror pod (the
-kubelet's own static pods). A Kubernetes node is matched to a cloud worker by name, or by an
-``InternalIP`` among the worker's private addresses: k3s names a node after the machine's hostname,
-which on a cloud machine need not be the resource name.
+A worker is busy when a user pod is bound to its node: not finished, neither a DaemonSet's nor a
+mirror pod (``provisioner.podrules.is_user_pod``, the rule the elastic daemon applies too).
+A Kubernetes node is matched to a cloud worker by name, or by an ``InternalIP`` among the worker's
+private addresses: k3s names a node after the machine's hostname, which on a cloud machine need not
+be the resource name.
 
 ``user_pod_nodes`` and ``busy_members`` are pure; ``busy_workers`` does the two list calls (the
 ``kubernetes`` client imported lazily: only a shrinking ``scale`` needs it) with a short timeout
@@ -23,24 +23,11 @@ from typing import Any
 
 from provisioner.clouds.base import CloudNode
 from provisioner.errors import RemoteError
+from provisioner.podrules import is_user_pod
 
 Obj = Mapping[str, Any]
 TIMEOUT_S = 10.0
 """Per request; an unreachable front-end must not hold ``scale`` for minutes."""
-FINISHED = frozenset({"Succeeded", "Failed"})
-MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
-
-
-def is_user_pod(pod: Obj) -> bool:
-    """A pod that is work on its node: bound, not finished, neither a DaemonSet's nor a mirror pod."""
-    meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
-    if not spec.get("nodeName") or status.get("phase") in FINISHED:
-        return False
-    if MIRROR_ANNOTATION in (meta.get("annotations") or {}):
-        return False
-    return not any(o.get("kind") == "DaemonSet" for o in meta.get("ownerReferences") or [])
-
-
 def user_pod_nodes(pods: Iterable[Obj]) -> set[str]:
     """The names of the Kubernetes nodes that run at least one user pod."""
     return {str(p["spec"]["nodeName"]) for p in pods if is_user_pod(p)}
