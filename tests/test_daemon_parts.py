@@ -5,6 +5,7 @@ under ``promtool``, draining against a PodDisruptionBudget, and the ``nodes`` co
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import socket
@@ -36,7 +37,7 @@ from elastic.view import pod_info, quantity
 from elastic.watch import Informer
 from provisioner.cli import main
 from provisioner.errors import BadInput
-from tests.test_daemon import board_group, ready, start_daemon, state  # noqa: F401 (fixture)
+from tests.test_daemon import FAST, board_group, ready, start_daemon, state  # noqa: F401 (fixture)
 
 GROUP = NodeGroup("edge", cpus=2, memory_mib=4096, max=2,
                   nodes=(GroupNode("b1", "10.0.0.1", "aa:bb:cc:dd:ee:01"), GroupNode("b2")))
@@ -514,3 +515,41 @@ def test_history_stays_bounded() -> None:
     keeper.observe(pods)
     history = keeper.snapshot()
     assert len(history.runtimes["oscar-svc/s"]) == HISTORY_RUNS and len(history.arrivals) == HISTORY_ARRIVALS
+
+
+def test_an_eviction_error_other_than_429_fails_the_drain_and_the_node_is_never_powered_off(
+        kube_api: Any, start_daemon: Any, kube_client: Any, tmp_path: Path) -> None:  # noqa: F811
+    """Two PodDisruptionBudgets select the pod, so the API server answers its eviction with 500 (as
+    pkg/registry/core/pod/storage/eviction.go does). The drain fails at once: the node is uncordoned,
+    stays on and used with its pod, backs off, and is not powered off even long past
+    ``max_wait_poweroff_s``."""
+    group = board_group(kube_api, "edge", boards=1)
+    kube_api.register_node("edge-0", cpus=2, memory_mib=4096)
+    kube_api.create_pod("web-0", cpus=0.5, labels={"app": "web"})
+    kube_api.wait_until(lambda: len(kube_api.pods(phase="Running")) == 1, timeout=10, what="web running")
+    policy = client.PolicyV1Api(kube_client)
+    for name in ("web-a", "web-b"):
+        policy.create_namespaced_pod_disruption_budget("default", {
+            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": name},
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "web"}}}})
+    quick = dataclasses.replace(FAST, policy=dataclasses.replace(FAST.policy, max_wait_poweroff_s=1.0))
+    daemon = start_daemon([group], quick)
+    kube_api.wait_until(lambda: state(kube_api, "edge-0") == "used", timeout=10, what="edge-0 used")
+
+    kubeconfig = kube_api.write_kubeconfig(tmp_path / "kubeconfig")
+    result = CliRunner().invoke(main, ["nodes", "--kubeconfig", str(kubeconfig), "poweroff", "edge-0"])
+    assert result.exit_code == 0, result.output
+
+    def refused() -> bool:
+        messages = [e.get("message") or "" for e in kube_api.store.list("events", None)[0]]
+        return any("not powered off: the eviction of default/web-0 failed: 500" in m
+                   and "more than one PodDisruptionBudget" in m for m in messages)
+
+    kube_api.wait_until(refused, timeout=10, what="the failed drain's Event")
+    time.sleep(4 * quick.policy.max_wait_poweroff_s)  # long past the power-off timer
+    assert [p["metadata"]["name"] for p in kube_api.pods(phase="Running")] == ["web-0"]
+    assert state(kube_api, "edge-0") == "used" and ready(kube_api, "edge-0")
+    assert not kube_api.get("nodes", "edge-0")["spec"].get("unschedulable")
+    sample = daemon.metrics.registry.get_sample_value
+    assert sample("oscar_deploy_elastic_drain_failures_total", {"group": "edge"}) == 1.0
+    assert sample("oscar_deploy_elastic_scale_downs_total", {"group": "edge", "reason": "failed"}) is None
