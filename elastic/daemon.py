@@ -346,17 +346,17 @@ class Daemon:
     def _glitch(self, record: Record, now: float) -> Record:
         """CLUES's glitch rule: a node on that stays NotReady (``unknown``) for ``max_wait_poweron_s``
         lost its power or its machine. A board is counted off (it can be powered on again); a cloud
-        worker is removed like a failed one, so it no longer fills its group's max, unless the last
-        decision found the unready brake on (``elastic.policy.health``)."""
+        worker is removed like a failed one, so it no longer fills its group's max. Neither happens
+        while the last decision found the unready brake on (``elastic.policy.health``)."""
         grace = self.settings.policy.max_wait_poweron_s
         if record.state is not NodeState.UNKNOWN or now - record.since <= grace:
             return record
-        if self.groups[record.group].nodes:
-            log.warning("node %s NotReady for %.0fs: counted as off", record.name, now - record.since)
-            return record.moved(NodeState.OFF, now, powered_on_at=None, idle_since=None)
         last = self.last_decision
         if last is not None and last.health.braked:
             return record  # the unready brake: not failed nor replaced while so many are unready
+        if self.groups[record.group].nodes:
+            log.warning("node %s NotReady for %.0fs: counted as off", record.name, now - record.since)
+            return record.moved(NodeState.OFF, now, powered_on_at=None, idle_since=None)
         reason = f"NotReady for {now - record.since:.0f}s"
         self.actuator.mark_failed(MarkFailed(record.name, record.group, reason))
         return record

@@ -31,7 +31,7 @@ from elastic.lifecycle import (
     observe,
 )
 from elastic.metrics import Metrics
-from elastic.model import GroupNode, NodeGroup, NodeState
+from elastic.model import GroupNode, NodeGroup, NodeState, NotTriggeredReason
 from elastic.power import CommandPower, PowerError, WolPower, fill, magic_packet
 from elastic.view import pod_info, quantity
 from elastic.watch import Informer
@@ -207,11 +207,16 @@ def test_metrics_pass_promtool_check_metrics() -> None:
     metrics.last_activity.labels("main").set(time.time())
     metrics.unschedulable_pods.set(4)
     metrics.leader.set(1)
+    metrics.set_not_triggered([NotTriggeredReason.MAX_SIZE, NotTriggeredReason.MAX_SIZE])
+    metrics.drain_failures.labels("edge").inc()
+    metrics.unready_brake.set(0)
     text = metrics.exposition()
     result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, timeout=60)
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
     assert b'oscar_deploy_elastic_nodes{group="edge",state="idle"} 2.0' in text
     assert b'oscar_deploy_elastic_nodes{group="edge",state="off"} 0.0' in text
+    assert b'oscar_deploy_elastic_not_triggered_pods{reason="max_size"} 2.0' in text
+    assert b'oscar_deploy_elastic_not_triggered_pods{reason="no_group_fits"} 0.0' in text
 
 
 # ---- drain against a PodDisruptionBudget, operator requests ------------------------------------------
@@ -553,3 +558,37 @@ def test_an_eviction_error_other_than_429_fails_the_drain_and_the_node_is_never_
     sample = daemon.metrics.registry.get_sample_value
     assert sample("oscar_deploy_elastic_drain_failures_total", {"group": "edge"}) == 1.0
     assert sample("oscar_deploy_elastic_scale_downs_total", {"group": "edge", "reason": "failed"}) is None
+
+
+def test_the_unready_brake_keeps_nodes_when_too_many_are_unready_at_once(
+        kube_api: Any, start_daemon: Any) -> None:  # noqa: F811
+    """Four of four boards go NotReady together (a switch died): more than ok_total_unready_count (3)
+    and than 45 %, so none is counted off or failed; the status ConfigMap and the gauge say why, and
+    both clear when the boards come back."""
+    group = board_group(kube_api, "edge", boards=4)
+    for i in range(4):
+        kube_api.register_node(f"edge-{i}", cpus=2, memory_mib=4096)
+    policy = dataclasses.replace(FAST.policy, max_wait_poweron_s=1.0, idle_time_s=600.0, adaptive_idle=False)
+    daemon = start_daemon([group], dataclasses.replace(FAST, policy=policy))
+    kube_api.wait_until(lambda: all(state(kube_api, f"edge-{i}") == "idle" for i in range(4)), timeout=10,
+                        what="four idle boards")
+    for i in range(4):
+        kube_api.set_node_ready(f"edge-{i}", False)
+
+    def status() -> str:
+        with contextlib.suppress(Exception):  # not written yet
+            data = kube_api.get("configmaps", "oscar-deploy-elastic-status", "kube-system")["data"]
+            return str(data["status"])
+        return ""
+
+    kube_api.wait_until(lambda: "Health: Unhealthy (unready brake" in status(), timeout=10,
+                        what="the brake in the status")
+    assert "4 of 4 node(s) expected up unready" in status()
+    time.sleep(4 * policy.max_wait_poweron_s)  # long past the glitch rule's wait
+    assert [state(kube_api, f"edge-{i}") for i in range(4)] == ["unknown"] * 4
+    sample = daemon.metrics.registry.get_sample_value
+    assert sample("oscar_deploy_elastic_unready_brake") == 1.0
+    for i in range(4):
+        kube_api.set_node_ready(f"edge-{i}", True)
+    kube_api.wait_until(lambda: "Health: Healthy" in status(), timeout=10, what="healthy again")
+    assert sample("oscar_deploy_elastic_unready_brake") == 0.0
