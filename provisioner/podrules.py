@@ -68,7 +68,7 @@ class MatchExpression:
 # ---- user pods ------------------------------------------------------------------------------------
 
 
-def user_work(*, bound: bool, phase: str, daemonset: bool, mirror: bool) -> bool:
+def user_work(bound: bool, phase: str, daemonset: bool, mirror: bool) -> bool:
     """A pod is work on its node when it is bound, not finished, and neither a DaemonSet's (one runs
     on every node, idle or not) nor a mirror pod (the kubelet's own static pods)."""
     return bound and phase not in FINISHED and not daemonset and not mirror

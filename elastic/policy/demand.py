@@ -44,7 +44,7 @@ def index_pods(pods: Iterable[PodInfo], now: float, settings: PolicySettings) ->
                 u[1] += pod.memory_mib
                 u[2] += pod.gpus
                 u[3] += 1
-            if user_work(bound=True, phase=pod.phase, daemonset=pod.daemonset, mirror=pod.mirror):
+            if user_work(True, pod.phase, pod.daemonset, pod.mirror):
                 user[node] = user.get(node, 0) + 1
         elif (
             pod.phase == "Pending"

@@ -96,8 +96,7 @@ def _futures(pods: Iterable[PodInfo], ready: Sequence[Slot], runtimes: Runtimes,
         if started is None or pod.node_name not in names:
             continue
         ordered = samples.get(pod.owner)
-        if ordered is None or not user_work(bound=True, phase=pod.phase, daemonset=pod.daemonset,
-                                            mirror=pod.mirror):
+        if ordered is None or not user_work(True, pod.phase, pod.daemonset, pod.mirror):
             continue
         elapsed = now - started
         i = bisect.bisect_right(ordered, elapsed)
