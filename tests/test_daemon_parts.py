@@ -522,21 +522,28 @@ def test_history_stays_bounded() -> None:
     assert len(history.runtimes["oscar-svc/s"]) == HISTORY_RUNS and len(history.arrivals) == HISTORY_ARRIVALS
 
 
+@pytest.mark.parametrize("answer", ["500", "403"])
 def test_an_eviction_error_other_than_429_fails_the_drain_and_the_node_is_never_powered_off(
-        kube_api: Any, start_daemon: Any, kube_client: Any, tmp_path: Path) -> None:  # noqa: F811
-    """Two PodDisruptionBudgets select the pod, so the API server answers its eviction with 500 (as
-    pkg/registry/core/pod/storage/eviction.go does). The drain fails at once: the node is uncordoned,
-    stays on and used with its pod, backs off, and is not powered off even long past
-    ``max_wait_poweroff_s``."""
+        kube_api: Any, start_daemon: Any, kube_client: Any, tmp_path: Path, answer: str) -> None:  # noqa: F811
+    """The API server refuses the eviction otherwise than with 429: 500 when two PodDisruptionBudgets
+    select the pod (pkg/registry/core/pod/storage/eviction.go), 403 when the daemon's Role lacks
+    ``create pods/eviction``. The drain fails at once: the node is uncordoned, stays on and used with
+    its pod, backs off, and is not powered off even long past ``max_wait_poweroff_s``."""
     group = board_group(kube_api, "edge", boards=1)
     kube_api.register_node("edge-0", cpus=2, memory_mib=4096)
     kube_api.create_pod("web-0", cpus=0.5, labels={"app": "web"})
     kube_api.wait_until(lambda: len(kube_api.pods(phase="Running")) == 1, timeout=10, what="web running")
     policy = client.PolicyV1Api(kube_client)
-    for name in ("web-a", "web-b"):
-        policy.create_namespaced_pod_disruption_budget("default", {
-            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": name},
-            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "web"}}}})
+    if answer == "500":
+        for name in ("web-a", "web-b"):
+            policy.create_namespaced_pod_disruption_budget("default", {
+                "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": name},
+                "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "web"}}}})
+    else:
+        kube_api.deny("create", "pods/eviction")
+    said = {"500": "more than one PodDisruptionBudget",
+            "403": 'cannot create resource "pods/eviction" in API group "" in the namespace "default"',
+            }[answer]
     quick = dataclasses.replace(FAST, policy=dataclasses.replace(FAST.policy, max_wait_poweroff_s=1.0))
     daemon = start_daemon([group], quick)
     kube_api.wait_until(lambda: state(kube_api, "edge-0") == "used", timeout=10, what="edge-0 used")
@@ -547,8 +554,8 @@ def test_an_eviction_error_other_than_429_fails_the_drain_and_the_node_is_never_
 
     def refused() -> bool:
         messages = [e.get("message") or "" for e in kube_api.store.list("events", None)[0]]
-        return any("not powered off: the eviction of default/web-0 failed: 500" in m
-                   and "more than one PodDisruptionBudget" in m for m in messages)
+        return any(f"not powered off: the eviction of default/web-0 failed: {answer}" in m and said in m
+                   for m in messages)
 
     kube_api.wait_until(refused, timeout=10, what="the failed drain's Event")
     time.sleep(4 * quick.policy.max_wait_poweroff_s)  # long past the power-off timer
