@@ -70,12 +70,11 @@ from elastic.view import (
 )
 from elastic.watch import Informer
 from provisioner.elastic_settings import Part, knob_float, knob_str, namespaces, of_part
-from provisioner.podrules import is_user_pod
+from provisioner.podrules import FINISHED, is_user_pod, phase_of
 
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
-FINISHED = ("Succeeded", "Failed")
 MACHINE_LIST_GRACE_S = 30.0
 """A booting cloud record whose instance the cloud does not list is dropped only after this long
 (a fresh instance may be missing from a list for a moment)."""
@@ -207,7 +206,7 @@ class Daemon:
             self.unschedulable_seen[key] = self.clock()
             self.kick()
             return
-        if new is None or old is None or _phase(new) != _phase(old) or _node(new) != _node(old):
+        if new is None or old is None or phase_of(new) != phase_of(old) or _node(new) != _node(old):
             self.kick()
 
     def _on_node(self, kind: str, new: Obj | None, old: Obj | None) -> None:
@@ -259,7 +258,7 @@ class Daemon:
         nodes = {o["metadata"]["name"]: o for o in self.nodes.items()}
         listed = self.pods.items()
         self.history.observe(listed)  # run times and arrivals for decide(); finished pods included
-        pods = [p for p in listed if _phase(p) not in FINISHED]
+        pods = [p for p in listed if phase_of(p) not in FINISHED]
         user_pods: dict[str, int] = {}
         for pod in pods:
             if is_user_pod(pod):
@@ -586,10 +585,6 @@ def status_text(view: ClusterView, ledger: Ledger, groups: Mapping[str, NodeGrou
             lines.append(f"    ScaleUp: {'InProgress' if states.get('powering_on') else 'NoActivity'}")
         lines.append(f"    ScaleDown: {'InProgress' if states.get('powering_off') else 'NoActivity'}")
     return "\n".join(lines) + "\n"
-
-
-def _phase(pod: Obj) -> str:
-    return str((pod.get("status") or {}).get("phase") or "Pending")
 
 
 def _node(pod: Obj) -> str | None:
