@@ -149,6 +149,7 @@ class Daemon:
         )
         self.passes = 0
         self.last_decision: Decision | None = None
+        self._braked = False
         self._cond = threading.Condition()
         self._first_kick: float | None = None
         self._last_kick: float | None = None
@@ -548,7 +549,11 @@ class Daemon:
             and not p.daemonset))
         self.metrics.last_activity.labels("main").set(now)
         decision = self.last_decision or Decision()
-        self.metrics.unready_brake.set(1 if decision.health.braked else 0)
+        braked = decision.health.braked
+        if braked != self._braked:
+            self._braked = braked
+            log.warning("unready brake %s: %s", "on" if braked else "off", decision.health.describe())
+        self.metrics.unready_brake.set(1 if braked else 0)
         self.metrics.set_not_triggered(t.kind for t in decision.not_triggered)
         text = status_text(view, self.ledger, self.groups, self.elector.identity, now, decision.health)
         state = self.ledger.dump(set(nodes))

@@ -9,7 +9,8 @@ it. Pure functions and plain data, no I/O. The rules follow upstream:
 * tolerations: ``Toleration.ToleratesTaint`` (kubernetes/api ``core/v1/toleration.go``): an effect,
   when given, must equal the taint's; a key, when given, must equal it; ``Exists`` matches any
   value, ``Equal`` (or no operator) the same value. An empty key with ``Exists`` tolerates
-  everything.
+  everything. ``Gt``/``Lt`` tolerations (behind a feature gate, off by default) match nothing, as
+  with the gate off.
 * taints: the scheduler's TaintToleration filter rejects a node with an untolerated ``NoSchedule``
   or ``NoExecute`` taint (component-helpers ``scheduling/corev1.FindMatchingUntoleratedTaint`` with
   that filter); ``PreferNoSchedule`` only scores.
@@ -18,6 +19,8 @@ it. Pure functions and plain data, no I/O. The rules follow upstream:
   affinity's terms, a term matching when ALL its expressions do; a term without expressions selects
   nothing. ``NotIn`` and ``DoesNotExist`` match a missing label; ``Gt``/``Lt`` compare the label and
   the single value as base-10 64-bit integers (apimachinery ``labels.Requirement.Matches``).
+
+Read at kubernetes/api 10b39a39bcee and kubernetes/component-helpers 1961876b9c57 (July 2026).
 """
 
 from __future__ import annotations
