@@ -6,10 +6,13 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from elastic.model import MatchExpression, NodeGroup, NodeState, PodInfo, Taint, Toleration
-from elastic.policy.fit import fits_new, node_capacity, node_traits, shape_of
+from elastic.model import MatchExpression, NodeGroup, NodeState, PodInfo, PolicySettings, Taint, Toleration
+from elastic.policy.capacity import room_for
+from elastic.policy.demand import index_pods
+from elastic.policy.fit import allows, fits_new, node_capacity, node_traits, shape_of
 from elastic.sim.baselines import StaticPolicy
-from elastic.sim.engine import Simulation, schedulable
+from elastic.sim.engine import Simulation, has_room, schedulable
+from elastic.sim.trace import Job
 from provisioner import podrules
 
 KEYS = ("zone", "kubernetes.io/arch", "kubernetes.io/os", "tier", "gpu")
@@ -66,6 +69,31 @@ def test_the_simulators_scheduler_and_the_policy_agree(pod: PodInfo, group: Node
     assert node.state is NodeState.IDLE
     info = next(n for n in sim.view().nodes if n.name == node.name)
     policy_says = fits_new(shape_of(pod), node_capacity(info, group), node_traits(info, group))
+    assert schedulable(node, pod) == policy_says
+
+
+@settings(max_examples=300, deadline=None)
+@given(pod=pods(), group=groups(),
+       running=st.lists(st.tuples(st.sampled_from([100, 500, 1000, 3000]), st.sampled_from([64, 1024, 4096])),
+                        max_size=4))
+def test_they_agree_on_a_node_with_pods_running(pod: PodInfo, group: NodeGroup,
+                                                running: list[tuple[int, int]]) -> None:
+    """The same on a node already running jobs: the room the policy counts (its requests index over
+    the simulator's view) is the room the simulated scheduler finds."""
+    jobs = [Job(i, 0.0, cpu, mem, 3600.0) for i, (cpu, mem) in enumerate(running)]
+    sim = Simulation(jobs, [group], StaticPolicy())
+    node = sim._new_node(group, None)
+    sim._power_on(node, instantly=True)
+    for i, job in enumerate(jobs):
+        if has_room(node, job.cpu_m, job.memory_mib):
+            sim._start(i, node)
+    view = sim.view()
+    info = next(n for n in view.nodes if n.name == node.name)
+    used = index_pods(view.pods, 0.0, PolicySettings()).used.get(node.name) or [0, 0, 0, 0]
+    cap = node_capacity(info, group)
+    free = [cap.cpu_m - used[0], cap.memory_mib - used[1], cap.gpus - used[2], cap.pods - used[3]]
+    shape = shape_of(pod)
+    policy_says = room_for(shape, free) >= 1 and allows(shape.constraints, node_traits(info, group))
     assert schedulable(node, pod) == policy_says
 
 
