@@ -9,15 +9,18 @@ thread. A node has at most one worker at a time (``Ledger.claim``).
   for a machine with no Node yet, into the status ConfigMap; then the power manager is called. A
   power manager error backs the group off (the policy then sends the pods to the next group).
 * Power-off: powering_off + cordon, every evictable pod evicted through the Eviction API (a ``429``
-  from a PodDisruptionBudget is retried until ``drain_timeout_s``; a drain that cannot finish is
-  undone: the node is uncordoned and stays on; pods Terminating for long past their grace period
-  are not waited for, as the Cluster Autoscaler does not), then the power manager; cloud workers'
-  Node objects are deleted, boards stay as ``off``, labelled ``node.kubernetes.io/exclude-disruption``
-  and, if pods are still bound to them, tainted ``node.kubernetes.io/out-of-service`` so podgc
-  removes those pods. A node that is not Ready is not drained (its kubelet would never confirm an
-  eviction): its power is cut first, then the taint. A power-on takes label and taint away first.
-  A failed power-off stays powering_off and is retried by the
-  loop (``retry_power_offs``) until the policy's ``max_wait_poweroff`` marks it failed.
+  from a PodDisruptionBudget is retried until ``drain_timeout_s``; any other error answer fails the
+  drain at once; a drain that cannot finish is undone: the node is uncordoned, stays on, and is not
+  drained again before a backoff (``backoff_min_s`` doubling to ``backoff_max_s``); pods Terminating
+  for long past their grace period are not waited for, as the Cluster Autoscaler does not), then the
+  power manager; cloud workers' Node objects are deleted, boards stay as ``off``, labelled
+  ``node.kubernetes.io/exclude-disruption`` and, if pods are still bound to them, tainted
+  ``node.kubernetes.io/out-of-service`` so podgc removes those pods. A node that is not Ready is not
+  drained (its kubelet would never confirm an eviction): its power is cut first, then the taint. A
+  power-on takes label and taint away first. A failed power-off stays powering_off and is retried by
+  the loop (``retry_power_offs``) until the policy's ``max_wait_poweroff`` marks it failed.
+* A Ready node where a user pod (not a DaemonSet's, not a mirror pod) still runs is never powered
+  off, whatever a timer says: ``MarkFailed`` puts it back to used, uncordoned, with an Event.
 * Mark failed: the machine is powered off (removed, for cloud), the group backs off when it was a
   power-on that failed, boards stay ``failed`` until ``nodes reset``.
 """
@@ -25,6 +28,7 @@ thread. A node has at most one worker at a time (``Ledger.claim``).
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import threading
 import time
@@ -39,32 +43,23 @@ from elastic.lifecycle import (
     EXCLUDE_DISRUPTION,
     EXCLUDE_DISRUPTION_VALUE,
     OUT_OF_SERVICE,
+    Backoff,
     Ledger,
     Record,
+    next_backoff,
 )
-from elastic.metrics import Metrics, scale_up_reason
+from elastic.metrics import Metrics
 from elastic.model import Decision, MarkFailed, NodeGroup, NodeState, PowerOff, PowerOn
 from elastic.power import PowerError, PowerManager
-from elastic.view import SAFE_TO_EVICT, is_daemonset, is_mirror, node_ready, parse_time
+from elastic.view import node_ready, parse_time
 from provisioner.elastic_settings import knob_float
+from provisioner.podrules import is_user_pod, protecting_annotation
 
 log = logging.getLogger(__name__)
 
 
 Obj = dict[str, Any]
 
-PROTECTING = {"karpenter.sh/do-not-disrupt": "true", SAFE_TO_EVICT: "false"}
-"""Pod annotations that keep a node on (Karpenter's and the Cluster Autoscaler's): such a pod is never
-evicted by a power-off, so the node is not drained nor powered off while it runs there."""
-
-
-def protecting_annotation(pod: Obj) -> str | None:
-    """``key=value`` of the annotation that protects ``pod`` from disruption, if any."""
-    annotations = pod["metadata"].get("annotations") or {}
-    return next((f"{k}={v}" for k, v in PROTECTING.items() if annotations.get(k) == v), None)
-
-
-FINISHED = ("Succeeded", "Failed")
 LONG_TERMINATING_S = 30.0
 """A pod still Terminating this long after its grace period ended is not waited for (the Cluster
 Autoscaler's ``PodLongTerminatingExtraThreshold``): its kubelet is not going to confirm it."""
@@ -147,6 +142,8 @@ class Actuator:
         self._told: dict[str, tuple[str, float]] = {}
         self._requested: dict[str, float] = {}
         self._names_used: set[str] = set()
+        self._drain_backoff: dict[str, Backoff] = {}
+        """Per node, after a drain failed: no power-off (but the operator's) before ``until``."""
         self._lock = threading.Lock()
         self.stopped = threading.Event()
 
@@ -182,7 +179,7 @@ class Actuator:
         record = Record(name, action.group, NodeState.POWERING_ON, now, powered_on_at=now, acted_at=acted_at)
         if not self._submit(name, self._power_on, action, record, pre=lambda: self.ledger.put(record)):
             return None
-        self.metrics.scale_ups.labels(action.group, scale_up_reason(action.reason, len(action.pods))).inc()
+        self.metrics.scale_ups.labels(action.group, action.kind.value).inc()
         self.metrics.last_activity.labels("scale_up").set(now)
         log.info("power on %s (group %s): %s", name, action.group, action.reason)
         return name
@@ -205,6 +202,11 @@ class Actuator:
     def power_off(self, action: PowerOff, now: float, reason: str = "idle") -> bool:
         record = self.ledger.get(action.node)
         if record is None or record.state in (NodeState.DISABLED, NodeState.FAILED):
+            return False
+        with self._lock:
+            backoff = self._drain_backoff.get(action.node)
+        if backoff is not None and backoff.until > now and reason != "manual":
+            log.debug("power off %s: its last drain failed; not before %.0f", action.node, backoff.until)
             return False
         if not self._submit(action.node, self._power_off, action,
                             pre=lambda: self.ledger.put(record.moved(NodeState.POWERING_OFF, now))):
@@ -328,7 +330,13 @@ class Actuator:
             back = record.moved(NodeState.USED, now, idle_since=None)
             self.ledger.put(back)
             self.persist(back, unschedulable=False)
-            log.warning("power off %s given up: %s; uncordoned", action.node, refused)
+            with self._lock:
+                backoff = self._drain_backoff[action.node] = next_backoff(
+                    self._drain_backoff.get(action.node), now, self.settings.backoff_min_s,
+                    self.settings.backoff_max_s)
+            self.metrics.drain_failures.labels(action.group).inc()
+            log.warning("power off %s given up: %s; uncordoned, no drain again for %.0fs", action.node,
+                        refused, backoff.until - now)
             if node is not None:
                 self.api.event("Node", "", action.node, node["metadata"].get("uid"), "ScaleDown",
                                f"not powered off: {refused}", self.clock(), warning=True)
@@ -341,6 +349,8 @@ class Actuator:
             log.error("power off %s failed (will retry): %s", action.node, error)
             return
         self._off_failed_at.pop(action.node, None)
+        with self._lock:
+            self._drain_backoff.pop(action.node, None)
         self._powered_off(record, manager)
         log.info("powered off %s (group %s)", action.node, action.group)
 
@@ -359,14 +369,15 @@ class Actuator:
             self.api.set_node_taint(record.name, OUT_OF_SERVICE, present=True)
 
     def _bound(self, node: str) -> list[Obj]:
-        """The pods that are not the node's own (DaemonSet, mirror) and have not finished."""
-        return [p for p in self.pods_on(node)
-                if not (is_daemonset(p) or is_mirror(p))
-                and (p.get("status") or {}).get("phase") not in FINISHED]
+        """The user pods on ``node`` (``provisioner.podrules.is_user_pod``): not the node's own
+        (DaemonSet, mirror), not finished."""
+        return [p for p in self.pods_on(node) if is_user_pod(p)]
 
     def _drain(self, node: str) -> str | None:
         """Evict every pod that is not the node's own (DaemonSet, mirror) until none is left: None
-        when drained, else why not. A pod that asks not to be disrupted (``PROTECTING``) keeps its
+        when drained, else why not. A ``429`` (a PodDisruptionBudget) is retried until
+        ``drain_timeout_s``; any other refusal (``500``: several budgets select the pod, ``403``...)
+        fails the drain at once. A pod that asks not to be disrupted (``podrules.PROTECTING``) keeps its
         node on: nothing is evicted then."""
         deadline = time.monotonic() + self.settings.drain_timeout_s
         while not self.stopped.is_set():
@@ -381,7 +392,11 @@ class Actuator:
             for pod in left:
                 meta = pod["metadata"]
                 if not meta.get("deletionTimestamp"):
-                    self.api.evict(meta["namespace"], meta["name"])
+                    try:
+                        self.api.evict(meta["namespace"], meta["name"])
+                    except ApiException as error:  # 429 and 404 never get here (KubeApi.evict)
+                        return (f"the eviction of {meta['namespace']}/{meta['name']} failed: "
+                                f"{error.status} {_status_message(error)}")
             if time.monotonic() > deadline:
                 return f"pods could not be evicted in {self.settings.drain_timeout_s:.0f}s"
             self.stopped.wait(self.settings.eviction_retry_s)
@@ -402,8 +417,12 @@ class Actuator:
                       action.group, backoff.until - now)
         else:
             log.error("node %s failed: %s", action.node, action.reason)
-        self.metrics.scale_downs.labels(action.group, "failed").inc()
         node = self.node_object(action.node)
+        busy = self._bound(action.node) if node is not None and node_ready(node) else []
+        if busy:
+            self._keep_running(record, node, action.reason, busy)
+            return
+        self.metrics.scale_downs.labels(action.group, "failed").inc()
         if node is not None:
             self.api.event("Node", "", action.node, node["metadata"].get("uid"), "NodeFailed",
                            action.reason, now, warning=True)
@@ -418,6 +437,20 @@ class Actuator:
         failed = record.moved(NodeState.FAILED, now)
         self.ledger.put(failed)
         self.persist(failed)
+
+    def _keep_running(self, record: Record, node: Obj | None, why: str, busy: list[Obj]) -> None:
+        """A Ready node where user pods still run is never powered off, whatever a timer says: it
+        goes back to used, uncordoned."""
+        now = self.clock()
+        names = ", ".join(f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in busy[:5])
+        back = record.moved(NodeState.USED, now, idle_since=None)
+        self.ledger.put(back)
+        self.persist(back, unschedulable=False)
+        log.warning("node %s not powered off (%s): user pods run there: %s; uncordoned", record.name, why,
+                    names)
+        if node is not None:
+            self.api.event("Node", "", record.name, node["metadata"].get("uid"), "ScaleDown",
+                           f"not powered off ({why}): user pods still run there: {names}", now, warning=True)
 
     # ---- events for pods that get nothing --------------------------------------------------------
     def _tell_not_triggered(self, decision: Decision, now: float) -> None:
@@ -454,3 +487,11 @@ def _long_terminating(pod: Obj, now: float) -> bool:
     """Terminating, and ``LONG_TERMINATING_S`` past the end of its grace period (``deletionTimestamp``)."""
     deadline = parse_time(pod["metadata"].get("deletionTimestamp"))
     return deadline is not None and now > deadline + LONG_TERMINATING_S
+
+
+def _status_message(error: ApiException) -> str:
+    """The API server's ``Status.message`` of an error answer, else the HTTP reason."""
+    try:
+        return str(json.loads(error.body or "{}").get("message") or error.reason)
+    except (ValueError, AttributeError, TypeError):
+        return str(error.reason)

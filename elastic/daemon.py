@@ -45,6 +45,7 @@ from elastic.metrics import Metrics
 from elastic.model import (
     ClusterView,
     Decision,
+    Health,
     MarkFailed,
     NodeGroup,
     NodeInfo,
@@ -53,6 +54,7 @@ from elastic.model import (
     PolicySettings,
     PowerOff,
     PowerOn,
+    PowerOnReason,
     ProvisioningRequestInfo,
     SetConditions,
 )
@@ -62,8 +64,6 @@ from elastic.policy.fit import GROUP_LABEL, HOSTNAME_LABEL
 from elastic.power import PowerManager
 from elastic.view import (
     consumed_request,
-    is_daemonset,
-    is_mirror,
     node_ready,
     node_resources,
     node_taints,
@@ -74,11 +74,11 @@ from elastic.view import (
 )
 from elastic.watch import Informer
 from provisioner.elastic_settings import Part, knob_float, knob_str, namespaces, of_part
+from provisioner.podrules import FINISHED, is_user_pod, phase_of
 
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
-FINISHED = ("Succeeded", "Failed")
 MACHINE_LIST_GRACE_S = 30.0
 """A booting cloud record whose instance the cloud does not list is dropped only after this long
 (a fresh instance may be missing from a list for a moment)."""
@@ -155,6 +155,7 @@ class Daemon:
         )
         self.passes = 0
         self.last_decision: Decision | None = None
+        self._braked = False
         self._cond = threading.Condition()
         self._first_kick: float | None = None
         self._last_kick: float | None = None
@@ -216,7 +217,7 @@ class Daemon:
             self.unschedulable_seen[key] = self.clock()
             self.kick()
             return
-        if new is None or old is None or _phase(new) != _phase(old) or _node(new) != _node(old):
+        if new is None or old is None or phase_of(new) != phase_of(old) or _node(new) != _node(old):
             self.kick()
 
     def _on_request(self, kind: str, new: Obj | None, old: Obj | None) -> None:
@@ -275,11 +276,11 @@ class Daemon:
         nodes = {o["metadata"]["name"]: o for o in self.nodes.items()}
         listed = self.pods.items()
         self.history.observe(listed)  # run times and arrivals for decide(); finished pods included
-        pods = [p for p in listed if _phase(p) not in FINISHED]
+        pods = [p for p in listed if phase_of(p) not in FINISHED]
         user_pods: dict[str, int] = {}
         for pod in pods:
-            node = _node(pod)
-            if node and not (is_daemonset(pod) or is_mirror(pod)):
+            if is_user_pod(pod):
+                node = str(pod["spec"]["nodeName"])
                 user_pods[node] = user_pods.get(node, 0) + 1
         self._observe(nodes, user_pods, now)
         if now - self._requests_at >= min(self.settings.requests_every_s, self.settings.tick_s):
@@ -364,10 +365,14 @@ class Daemon:
     def _glitch(self, record: Record, now: float) -> Record:
         """CLUES's glitch rule: a node on that stays NotReady (``unknown``) for ``max_wait_poweron_s``
         lost its power or its machine. A board is counted off (it can be powered on again); a cloud
-        worker is removed like a failed one, so it no longer fills its group's max."""
+        worker is removed like a failed one, so it no longer fills its group's max. Neither happens
+        while the last decision found the unready brake on (``elastic.policy.health``)."""
         grace = self.settings.policy.max_wait_poweron_s
         if record.state is not NodeState.UNKNOWN or now - record.since <= grace:
             return record
+        last = self.last_decision
+        if last is not None and last.health.braked:
+            return record  # the unready brake: not failed nor replaced while so many are unready
         if self.groups[record.group].nodes:
             log.warning("node %s NotReady for %.0fs: counted as off", record.name, now - record.since)
             return record.moved(NodeState.OFF, now, powered_on_at=None, idle_since=None)
@@ -408,9 +413,11 @@ class Daemon:
                 log.info("request poweron %s: a cloud worker in state unknown is replaced: it is "
                          "removed (VM and Node) and a new worker with a new name is started", name)
                 self.actuator.mark_failed(MarkFailed(name, group, "replaced at the operator's request"))
-                self.actuator.power_on(PowerOn(group, None, f"operator request (replaces {name})"), now)
+                self.actuator.power_on(PowerOn(group, None, f"operator request (replaces {name})",
+                                               kind=PowerOnReason.MANUAL), now)
             elif action == "poweron" and base.state in (NodeState.OFF, NodeState.UNKNOWN):
-                self.actuator.power_on(PowerOn(group, name, "operator request"), now)
+                self.actuator.power_on(PowerOn(group, name, "operator request",
+                                               kind=PowerOnReason.MANUAL), now)
             elif action == "poweroff" and base.state in (NodeState.IDLE, NodeState.USED, NodeState.UNKNOWN):
                 self.ledger.put(base)
                 self.actuator.power_off(PowerOff(name, group, "operator request"), now, reason="manual")
@@ -610,7 +617,14 @@ class Daemon:
             if p.node_name is None and p.unschedulable_since is not None and p.namespace not in system
             and not p.daemonset))
         self.metrics.last_activity.labels("main").set(now)
-        text = status_text(view, self.ledger, self.groups, self.elector.identity, now)
+        decision = self.last_decision or Decision()
+        braked = decision.health.braked
+        if braked != self._braked:
+            self._braked = braked
+            log.warning("unready brake %s: %s", "on" if braked else "off", decision.health.describe())
+        self.metrics.unready_brake.set(1 if braked else 0)
+        self.metrics.set_not_triggered(t.kind for t in decision.not_triggered)
+        text = status_text(view, self.ledger, self.groups, self.elector.identity, now, decision.health)
         state = self.ledger.dump(set(nodes))
         last_text, last_at = self._status_written
         if text + state != last_text or now - last_at >= self.settings.status_every_s:
@@ -623,10 +637,10 @@ class Daemon:
 
 
 def status_text(view: ClusterView, ledger: Ledger, groups: Mapping[str, NodeGroup], identity: str,
-                now: float) -> str:
-    """The status ConfigMap's human-readable part (like the Cluster Autoscaler's): health, and the
-    scale-up and scale-down state of each group."""
-    lines = ["Cluster-wide:", "  Health: Healthy", f"  Leader: {identity}"]
+                now: float, health: Health | None = None) -> str:
+    """The status ConfigMap's human-readable part (like the Cluster Autoscaler's): health (the unready
+    brake), and the scale-up and scale-down state of each group."""
+    lines = ["Cluster-wide:", f"  Health: {(health or Health()).describe()}", f"  Leader: {identity}"]
     pending = sum(1 for p in view.pods if p.node_name is None and p.unschedulable_since is not None)
     lines.append(f"  Unschedulable pods: {pending}")
     backoff = ledger.backoff()
@@ -645,10 +659,6 @@ def status_text(view: ClusterView, ledger: Ledger, groups: Mapping[str, NodeGrou
             lines.append(f"    ScaleUp: {'InProgress' if states.get('powering_on') else 'NoActivity'}")
         lines.append(f"    ScaleDown: {'InProgress' if states.get('powering_off') else 'NoActivity'}")
     return "\n".join(lines) + "\n"
-
-
-def _phase(pod: Obj) -> str:
-    return str((pod.get("status") or {}).get("phase") or "Pending")
 
 
 def _node(pod: Obj) -> str | None:

@@ -1,14 +1,19 @@
 """The daemon's Prometheus metrics, on a registry of its own.
 
 Names follow Prometheus conventions (``_total`` counters, ``_seconds`` units, base units only) and
-label values are small fixed sets, never pod names or free text: ``reason`` is one of
-``REASONS`` so that a burst of pods cannot blow up the series count.
+label values are small fixed sets, never pod names or free text: a scale-up's ``reason`` is a
+``PowerOnReason``, a pod's without scale-up a ``NotTriggeredReason`` (the policy's enums, never parsed
+from the human-readable text), a scale-down's one of ``SCALE_DOWN_REASONS``, so a burst of pods cannot
+blow up the series count.
 
     oscar_deploy_elastic_nodes{group,state}                 nodes by group and lifecycle state
     oscar_deploy_elastic_unschedulable_pods                 pending pods counted as demand
+    oscar_deploy_elastic_not_triggered_pods{reason}         pending pods that get no new node, by why
     oscar_deploy_elastic_scale_ups_total{group,reason}      power-ons requested
     oscar_deploy_elastic_scale_downs_total{group,reason}    power-offs (idle) and removals (failed)
     oscar_deploy_elastic_power_on_failures_total{group}     power-ons that failed or timed out
+    oscar_deploy_elastic_drain_failures_total{group}        drains given up (the node is uncordoned)
+    oscar_deploy_elastic_unready_brake                      1 while too many nodes are unready to fail any
     oscar_deploy_elastic_decision_duration_seconds          one view + decide() pass
     oscar_deploy_elastic_pending_to_request_seconds         pod seen unschedulable → power-on issued
     oscar_deploy_elastic_last_activity_timestamp_seconds{activity}   main loop, scale_up, scale_down
@@ -22,22 +27,11 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, start_http_server
 
-from elastic.model import NodeState
+from elastic.model import NodeState, NotTriggeredReason
 
 PREFIX = "oscar_deploy_elastic"
-REASONS = ("pending_pods", "min_size", "extra_free", "pinned", "idle", "failed", "manual")
+SCALE_DOWN_REASONS = ("idle", "failed", "manual")
 ACTIVITIES = ("main", "scale_up", "scale_down")
-
-
-def scale_up_reason(reason: str, pods: int) -> str:
-    """The label for a ``PowerOn``'s free-text reason."""
-    if "below its min" in reason:
-        return "min_size"
-    if "extra_free" in reason:
-        return "extra_free"
-    if "name this node" in reason:
-        return "pinned"
-    return "pending_pods" if pods else "manual"
 
 
 class Metrics:
@@ -67,6 +61,16 @@ class Metrics:
                                    "Unix time of the last main-loop pass, scale-up and scale-down.",
                                    ["activity"], registry=r)
         self.leader = Gauge(f"{PREFIX}_leader", "1 while this replica holds the leader Lease.", registry=r)
+        self.not_triggered = Gauge(f"{PREFIX}_not_triggered_pods",
+                                   "Pending pods that get no new node now, by reason.", ["reason"],
+                                   registry=r)
+        self.drain_failures = Counter(
+            f"{PREFIX}_drain_failures",
+            "Drains given up before a power-off (the node is uncordoned, stays on).", ["group"], registry=r)
+        self.unready_brake = Gauge(
+            f"{PREFIX}_unready_brake",
+            "1 while more nodes are unready than max_total_unready_percentage and ok_total_unready_count "
+            "allow: no node is failed or replaced.", registry=r)
         self._node_series: set[tuple[str, str]] = set()
 
     def set_nodes(self, groups: Iterable[str], counts: Mapping[tuple[str, str], int]) -> None:
@@ -77,6 +81,14 @@ class Metrics:
         for key in series:
             self.nodes.labels(*key).set(counts.get(key, 0))
         self._node_series = series
+
+    def set_not_triggered(self, kinds: Iterable[NotTriggeredReason]) -> None:
+        """Pods without scale-up per reason: every reason exported, zeros included."""
+        counts = dict.fromkeys(NotTriggeredReason, 0)
+        for kind in kinds:
+            counts[kind] += 1
+        for kind, n in counts.items():
+            self.not_triggered.labels(kind.value).set(n)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -15,9 +15,14 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 from provisioner.elastic_settings import knob_bool, knob_float, knob_int, knob_str, namespaces
+
+# re-exported: these types and the rules about them live in provisioner.podrules
+from provisioner.podrules import MatchExpression as MatchExpression
+from provisioner.podrules import Taint as Taint
+from provisioner.podrules import Toleration as Toleration
 
 
 class NodeState(enum.StrEnum):
@@ -31,32 +36,6 @@ class NodeState(enum.StrEnum):
     FAILED = "failed"
     DISABLED = "disabled"
     UNKNOWN = "unknown"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Taint:
-    key: str
-    value: str = ""
-    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = "NoSchedule"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Toleration:
-    key: str | None = None
-    """None with operator Exists tolerates every taint."""
-    operator: Literal["Equal", "Exists"] = "Equal"
-    value: str = ""
-    effect: str | None = None
-    """None tolerates every effect."""
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class MatchExpression:
-    """One ``nodeSelectorTerms[].matchExpressions[]`` entry of required node affinity."""
-
-    key: str
-    operator: Literal["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"]
-    values: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -255,6 +234,9 @@ class PolicySettings:
     cooldown_s: float = knob_float("cooldown_s")
     max_wait_poweron_s: float = knob_float("max_wait_poweron_s")
     max_wait_poweroff_s: float = knob_float("max_wait_poweroff_s")
+    max_total_unready_percentage: float = knob_float("max_total_unready_percentage")
+    ok_total_unready_count: int = knob_int("ok_total_unready_count")
+    """The brake (``elastic.policy.health``): the Cluster Autoscaler's flags of the same names."""
     extra_free: int = knob_int("extra_free")
     max_booting: int = knob_int("max_booting")
     """0 means unlimited."""
@@ -268,6 +250,36 @@ class PolicySettings:
     system_namespaces: frozenset[str] = namespaces(knob_str("system_namespaces"))
 
 
+class PowerOnReason(enum.StrEnum):
+    """Why a node is powered on: a small fixed set, the ``reason`` label of the scale-up metric."""
+
+    PENDING_PODS = "pending_pods"
+    MIN_SIZE = "min_size"
+    EXTRA_FREE = "extra_free"
+    PINNED = "pinned"
+    """Pending pods name this very board (``kubernetes.io/hostname``)."""
+    MANUAL = "manual"
+    """The operator's ``nodes`` request."""
+
+
+class NotTriggeredReason(enum.StrEnum):
+    """Why a pending pod gets no new node: a small fixed set, the label of the not-triggered metric."""
+
+    NO_GROUP_FITS = "no_group_fits"
+    BACKOFF = "backoff"
+    """Its group backs off after failed power-ons, or has a node failing to power on now."""
+    MAX_SIZE = "max_size"
+    NODE_NOT_OFF = "node_not_off"
+    """The board it names is on, failed or disabled."""
+    NO_NODE_LEFT = "no_node_left"
+    """Every board of its fleet group is on already."""
+    MAX_NODES = "max_nodes"
+    MAX_BOOTING = "max_booting"
+    NO_ROOM = "no_room"
+    WAITING = "waiting"
+    """Expected to get room on a running node sooner than a new node boots (``wait_target_s``)."""
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class PowerOn:
     """Power on one node of ``group``: the named one (fleets) or a new one (``node`` None, cloud)."""
@@ -275,8 +287,11 @@ class PowerOn:
     group: str
     node: str | None
     reason: str
+    """For people: events and logs."""
     pods: tuple[str, ...] = ()
     """Keys of the pending pods this node is meant for (for events and latency metrics)."""
+    kind: PowerOnReason = PowerOnReason.PENDING_PODS
+    """For machines: the metric's label."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -303,6 +318,24 @@ class NotTriggered:
 
     pod: str
     reason: str
+    """For people: the NotTriggerScaleUp event."""
+    kind: NotTriggeredReason = NotTriggeredReason.NO_ROOM
+    """For machines: the metric's label."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Health:
+    """How many of the nodes expected up are unready, and whether that engages the brake."""
+
+    expected_up: int = 0
+    unready: int = 0
+    braked: bool = False
+    """Too many unready nodes: no node is failed or replaced (they are likely fine and the network,
+    the API server or a shared dependency is not)."""
+
+    def describe(self) -> str:
+        state = "Unhealthy (unready brake: no node is failed or replaced)" if self.braked else "Healthy"
+        return f"{state}, {self.unready} of {self.expected_up} node(s) expected up unready"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -323,6 +356,7 @@ class Decision:
     failed: tuple[MarkFailed, ...] = ()
     not_triggered: tuple[NotTriggered, ...] = ()
     provisioning: tuple[SetConditions, ...] = ()
+    health: Health = Health()
 
     @property
     def empty(self) -> bool:

@@ -24,8 +24,9 @@ from elastic.kubeapi import KubeApi, finish
 from elastic.lifecycle import GROUP, from_annotations, load_dump
 from elastic.model import NodeGroup, NodeState
 from elastic.policy.fit import GROUP_LABEL
-from elastic.view import is_daemonset, is_mirror, node_ready
+from elastic.view import node_ready
 from provisioner.errors import BadInput
+from provisioner.podrules import is_user_pod
 
 REQUESTS_CONFIGMAP = "oscar-deploy-elastic-requests"
 ACTIONS = ("enable", "disable", "poweron", "poweroff", "reset")
@@ -53,9 +54,8 @@ def status(api: KubeApi, groups: Sequence[NodeGroup] = ()) -> list[NodeRow]:
     pods = api.list_raw("pods").get("items") or []
     user: dict[str, int] = {}
     for pod in pods:
-        node = (pod.get("spec") or {}).get("nodeName")
-        if node and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed") and not (
-                is_daemonset(pod) or is_mirror(pod)):
+        if is_user_pod(pod):
+            node = str(pod["spec"]["nodeName"])
             user[node] = user.get(node, 0) + 1
     requests = read_requests(api)
     published = api.read_status()

@@ -18,6 +18,7 @@ from typing import Any
 
 from elastic.groups import load_groups, load_yaml12
 from elastic.model import ClusterView, Decision, NodeGroup, PolicySettings
+from elastic.policy.fit import group_labels
 from elastic.sim.baselines import AutoscalerPolicy, CluesPolicy, StaticPolicy
 from elastic.sim.bounds import lower_bound_boot_aware_node_hours, lower_bound_node_hours
 from elastic.sim.engine import EngineSettings, JobRun, Policy, SimResult, Simulation
@@ -150,7 +151,7 @@ def check_jobs_fit(jobs: Sequence[Job], groups: Sequence[NodeGroup], trace: Path
         pod = Simulation._pod(job)
         if not any(
             group.max > 0 and group.cpu_m >= job.cpu_m and group.memory_mib >= job.memory_mib
-            and placeable(pod, {**group.labels, "oscar-deploy/group": group.name}, group.taints)
+            and placeable(pod, group_labels(group), group.taints)
             for group in groups
         ):
             selector = ";".join(f"{k}={v}" for k, v in job.selector.items()) or "none"

@@ -13,13 +13,21 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from elastic.model import Condition, MatchExpression, PodInfo, ProvisioningRequestInfo, Taint, Toleration
+from elastic.model import Condition, PodInfo, ProvisioningRequestInfo, Taint
+from provisioner.podrules import (
+    affinity_terms_of,
+    protecting_annotation,
+    taints_of,
+    tolerations_of,
+)
+
+# re-exported: the daemon reads pods through this module
+from provisioner.podrules import is_daemonset as is_daemonset
+from provisioner.podrules import is_mirror as is_mirror
 
 Obj = Mapping[str, Any]
 
 GPU_RESOURCE = "nvidia.com/gpu"
-MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
-SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict"
 _SUFFIXES = {
     "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
     "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"),
@@ -92,39 +100,6 @@ def unschedulable_condition(pod: Obj) -> Obj | None:
     return None
 
 
-def _affinity_terms(spec: Obj) -> tuple[tuple[MatchExpression, ...], ...]:
-    node_affinity = ((spec.get("affinity") or {}).get("nodeAffinity") or {})
-    required = node_affinity.get("requiredDuringSchedulingIgnoredDuringExecution") or {}
-    terms = []
-    for term in required.get("nodeSelectorTerms") or []:
-        exprs = tuple(
-            MatchExpression(key=e["key"], operator=e["operator"], values=tuple(e.get("values") or ()))
-            for e in term.get("matchExpressions") or []
-        )
-        terms.append(exprs)
-    return tuple(terms)
-
-
-def _tolerations(spec: Obj) -> tuple[Toleration, ...]:
-    return tuple(
-        Toleration(
-            key=t.get("key") or None,
-            operator=t.get("operator") or "Equal",
-            value=t.get("value") or "",
-            effect=t.get("effect") or None,
-        )
-        for t in spec.get("tolerations") or []
-    )
-
-
-def is_daemonset(pod: Obj) -> bool:
-    return any(o.get("kind") == "DaemonSet" for o in pod["metadata"].get("ownerReferences") or [])
-
-
-def is_mirror(pod: Obj) -> bool:
-    return MIRROR_ANNOTATION in (pod["metadata"].get("annotations") or {})
-
-
 SERVICE_LABEL = "oscar_service"
 """OSCAR labels every job of a service with it (``ServiceLabel`` in grycap/oscar ``pkg/types/service.go``)."""
 
@@ -145,7 +120,6 @@ def pod_info(pod: Obj, unschedulable_seen_at: float | None = None) -> PodInfo:
     since = None
     if condition is not None:
         since = unschedulable_seen_at or parse_time(condition.get("lastTransitionTime")) or 0.0
-    annotations = meta.get("annotations") or {}
     return PodInfo(
         key=f"{meta['namespace']}/{meta['name']}",
         namespace=meta["namespace"],
@@ -153,15 +127,15 @@ def pod_info(pod: Obj, unschedulable_seen_at: float | None = None) -> PodInfo:
         memory_mib=mem,
         gpus=gpu,
         node_selector=dict(spec.get("nodeSelector") or {}),
-        affinity_terms=_affinity_terms(spec),
-        tolerations=_tolerations(spec),
+        affinity_terms=affinity_terms_of(spec),
+        tolerations=tolerations_of(spec),
         node_name=spec.get("nodeName") or None,
         phase=status.get("phase") or "Pending",
         created_at=parse_time(meta.get("creationTimestamp")) or 0.0,
         unschedulable_since=since,
         daemonset=is_daemonset(pod),
         mirror=is_mirror(pod),
-        evictable=annotations.get(SAFE_TO_EVICT, "true") != "false",
+        evictable=protecting_annotation(pod) is None,
         owner=owner_of(meta, cpu, mem),
         started_at=parse_time(status.get("startTime")),
     )
@@ -178,10 +152,7 @@ def node_ready(node: Obj) -> bool:
 
 
 def node_taints(node: Obj) -> tuple[Taint, ...]:
-    return tuple(
-        Taint(key=t["key"], value=t.get("value") or "", effect=t.get("effect") or "NoSchedule")
-        for t in (node.get("spec") or {}).get("taints") or []
-    )
+    return taints_of(node)
 
 
 def node_resources(node: Obj) -> tuple[int, int, int, int]:

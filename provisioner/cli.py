@@ -712,10 +712,14 @@ class NodeCount(click.ParamType):
 @click.option("--auth", "auth", metavar="FILE", type=click.Path(dir_okay=False),
               help="Auth file to use instead of the one the deployment recorded.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation before removing nodes.")
+@click.option("--force", is_flag=True,
+              help="Remove nodes even when the cluster cannot say which are idle (newest first, undrained).")
 @click.pass_obj
 @handles_errors
-def scale(obj: Context, deployment: str, group: str, count: int, auth: str | None, yes: bool) -> None:
-    """Set cloud worker GROUP of deployment ID to COUNT nodes (removes the newest idle first)."""
+def scale(obj: Context, deployment: str, group: str, count: int, auth: str | None, yes: bool,
+          force: bool) -> None:
+    """Set cloud worker GROUP of deployment ID to COUNT nodes (removes idle ones first, drained:
+    cordoned and their pods evicted)."""
     from provisioner.clouds.registry import ec2_subnets
     from provisioner.engine import scale as run_scale
     from provisioner.engine.scale import scalable_group
@@ -738,13 +742,20 @@ def scale(obj: Context, deployment: str, group: str, count: int, auth: str | Non
 
             return busy_workers(kubeconfig_path(store, dep), members)
 
+        def drain(victims: Any) -> None:
+            """Cordon the nodes to remove and evict their user pods, as the daemon does."""
+            from provisioner.configure import kubeconfig_path
+            from provisioner.engine.cluster import drain_workers
+
+            drain_workers(kubeconfig_path(store, dep), victims)
+
         subnets = ec2_subnets([g.launch for g in record.groups if g.launch is not None])
         result = run_scale(store, dep.id, group, count,
                            _driver_factory(credentials, obj.settings, subnets=subnets),
-                           obj.settings, progress=_progress(obj), busy=busy)
+                           obj.settings, progress=_progress(obj), busy=busy, drain=drain, force=force)
     if result.busy_unknown:
-        click.echo(f"warning: cannot tell idle workers from busy ones, so the newest went first: "
-                   f"{result.busy_unknown}", err=True)
+        click.echo(f"warning: cannot tell idle workers from busy ones, so the newest went first, "
+                   f"undrained (--force): {result.busy_unknown}", err=True)
     for name in result.added:
         click.echo(f"added {name}")
     for name in result.removed:

@@ -39,6 +39,11 @@ ELASTIC: tuple[Knob, ...] = (
     Knob("max_wait_poweron_s", 600.0, "policy",
          "A node not Ready this long after power-on is failed and removed."),
     Knob("max_wait_poweroff_s", 300.0, "policy"),
+    Knob("max_total_unready_percentage", 45.0, "policy",
+         "More unready nodes than this share of those expected up (and than ok_total_unready_count): "
+         "none is failed or replaced."),
+    Knob("ok_total_unready_count", 3, "policy",
+         "Unready nodes always tolerated, whatever max_total_unready_percentage says."),
     Knob("extra_free", 0, "policy", "Spare idle nodes kept on."),
     Knob("max_booting", 0, "policy", "Nodes powering on at once; 0 means unlimited."),
     Knob("max_nodes", 0, "policy", "Cluster-wide cap on workers; 0 means only the groups' max."),

@@ -98,7 +98,7 @@ CONTRACT: dict[tuple[str, ...], tuple[str, set[str]]] = {
     ("show",): ("ID", {"-o", "--show-secrets"}),
     ("outputs",): ("ID", set()),
     ("destroy",): ("ID", {"--yes", "--keep-data"}),
-    ("scale",): ("ID GROUP COUNT", set()),
+    ("scale",): ("ID GROUP COUNT", {"--yes", "--force"}),
     ("reconfigure",): ("ID", set()),
     ("inventory",): ("ID", {"--list", "--host", "--script"}),
     ("ssh",): ("ID NODE [-- CMD]", set()),

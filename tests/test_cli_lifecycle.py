@@ -315,7 +315,12 @@ def test_a_node_the_cloud_cannot_create_fails_with_its_message(tmp_path: Path, e
 
 
 def test_scale_down_removes_an_idle_worker_before_the_newest_busy_one(
-        tmp_path: Path, env: dict[str, str], ec2_emulator: Any, kube_api: Any) -> None:
+        tmp_path: Path, env: dict[str, str], ec2_emulator: Any, kube_api: Any, kube_client: Any) -> None:
+    """Which workers are busy is asked of the cluster; without an answer a shrink is refused unless
+    --force; the workers removed are cordoned and their pods evicted first, and a drain the API
+    refuses removes nothing."""
+    from kubernetes import client
+
     from provisioner.clouds.ec2 import Ec2Driver
     from provisioner.credentials import AwsCredentials, CredentialSource
     from provisioner.engine.targets import pick_removals
@@ -332,9 +337,16 @@ def test_scale_down_removes_an_idle_worker_before_the_newest_busy_one(
     def workers() -> list[Any]:
         return [n for n in driver.list_nodes(dep_id) if n.group == "wn"]
 
-    # no kubeconfig yet (configure never ran): newest first, with a warning on stderr
+    # no kubeconfig yet (configure never ran): refused, nothing removed, --force suggested
     newest = pick_removals(workers(), 2)[0].name
-    blind = cli(tmp_path, env, "scale", "busy", "wn", "2", "--yes")
+    refused = cli(tmp_path, env, "scale", "busy", "wn", "2", "--yes")
+    assert refused.returncode == 2, refused.stderr
+    assert "cannot tell idle wn workers from busy ones" in refused.stderr
+    assert "no kubeconfig" in refused.stderr
+    assert "--force" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+    assert len(workers()) == 3
+    # forced: newest first, with a warning on stderr
+    blind = cli(tmp_path, env, "scale", "busy", "wn", "2", "--yes", "--force")
     assert blind.returncode == 0, blind.stderr
     assert "warning: cannot tell idle workers from busy ones" in blind.stderr
     assert "no kubeconfig" in blind.stderr
@@ -360,4 +372,28 @@ def test_scale_down_removes_an_idle_worker_before_the_newest_busy_one(
     assert "warning" not in done.stderr
     assert f"removed {idle}\n" in done.stdout and f"kept {busy}: busy (running user pods)" in done.stdout
     assert [n.name for n in workers()] == [busy]
+    assert kube_api.get("nodes", idle)["spec"].get("unschedulable") is True  # cordoned before it went
+
+    # the last worker's pod has two PodDisruptionBudgets, so the API server answers its eviction with
+    # 500: the drain fails, nothing is removed, the node takes pods again
+    policy = client.PolicyV1Api(kube_client)
+    kube_api.create_pod("web", cpus=0.1, node_selector={"kubernetes.io/hostname": busy}, runtime_s=3600,
+                        labels={"app": "web"})
+    kube_api.wait_until(lambda: len(kube_api.pods(node=busy, phase="Running", namespace="default")) == 2,
+                        what="web running")
+    for name in ("web-a", "web-b"):
+        policy.create_namespaced_pod_disruption_budget("default", {
+            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": name},
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "web"}}}})
+    failed = cli(tmp_path, env, "scale", "busy", "wn", "0", "--yes")
+    assert failed.returncode == 1, failed.stderr
+    assert "the eviction of default/web failed: 500" in failed.stderr, failed.stderr
+    assert [n.name for n in workers()] == [busy]
+    assert not kube_api.get("nodes", busy)["spec"].get("unschedulable")
+    # with one budget left, the pods are evicted, then the worker goes
+    policy.delete_namespaced_pod_disruption_budget("web-b", "default")
+    drained = cli(tmp_path, env, "scale", "busy", "wn", "0", "--yes")
+    assert drained.returncode == 0, drained.stderr
+    assert f"removed {busy}" in drained.stdout and workers() == []
+    assert kube_api.pods(node=busy, namespace="default", phase="Running") == []
     assert cli(tmp_path, env, "destroy", "busy", "--yes").returncode == 0

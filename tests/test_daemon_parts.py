@@ -5,6 +5,7 @@ under ``promtool``, draining against a PodDisruptionBudget, and the ``nodes`` co
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import socket
@@ -30,13 +31,13 @@ from elastic.lifecycle import (
     observe,
 )
 from elastic.metrics import Metrics
-from elastic.model import GroupNode, NodeGroup, NodeState
+from elastic.model import GroupNode, NodeGroup, NodeState, NotTriggeredReason
 from elastic.power import CommandPower, PowerError, WolPower, fill, magic_packet
 from elastic.view import pod_info, quantity
 from elastic.watch import Informer
 from provisioner.cli import main
 from provisioner.errors import BadInput
-from tests.test_daemon import board_group, ready, start_daemon, state  # noqa: F401 (fixture)
+from tests.test_daemon import FAST, board_group, ready, start_daemon, state  # noqa: F401 (fixture)
 
 GROUP = NodeGroup("edge", cpus=2, memory_mib=4096, max=2,
                   nodes=(GroupNode("b1", "10.0.0.1", "aa:bb:cc:dd:ee:01"), GroupNode("b2")))
@@ -206,11 +207,16 @@ def test_metrics_pass_promtool_check_metrics() -> None:
     metrics.last_activity.labels("main").set(time.time())
     metrics.unschedulable_pods.set(4)
     metrics.leader.set(1)
+    metrics.set_not_triggered([NotTriggeredReason.MAX_SIZE, NotTriggeredReason.MAX_SIZE])
+    metrics.drain_failures.labels("edge").inc()
+    metrics.unready_brake.set(0)
     text = metrics.exposition()
     result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, timeout=60)
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
     assert b'oscar_deploy_elastic_nodes{group="edge",state="idle"} 2.0' in text
     assert b'oscar_deploy_elastic_nodes{group="edge",state="off"} 0.0' in text
+    assert b'oscar_deploy_elastic_not_triggered_pods{reason="max_size"} 2.0' in text
+    assert b'oscar_deploy_elastic_not_triggered_pods{reason="no_group_fits"} 0.0' in text
 
 
 # ---- drain against a PodDisruptionBudget, operator requests ------------------------------------------
@@ -514,3 +520,82 @@ def test_history_stays_bounded() -> None:
     keeper.observe(pods)
     history = keeper.snapshot()
     assert len(history.runtimes["oscar-svc/s"]) == HISTORY_RUNS and len(history.arrivals) == HISTORY_ARRIVALS
+
+
+@pytest.mark.parametrize("answer", ["500", "403"])
+def test_an_eviction_error_other_than_429_fails_the_drain_and_the_node_is_never_powered_off(
+        kube_api: Any, start_daemon: Any, kube_client: Any, tmp_path: Path, answer: str) -> None:  # noqa: F811
+    """The API server refuses the eviction otherwise than with 429: 500 when two PodDisruptionBudgets
+    select the pod (pkg/registry/core/pod/storage/eviction.go), 403 when the daemon's Role lacks
+    ``create pods/eviction``. The drain fails at once: the node is uncordoned, stays on and used with
+    its pod, backs off, and is not powered off even long past ``max_wait_poweroff_s``."""
+    group = board_group(kube_api, "edge", boards=1)
+    kube_api.register_node("edge-0", cpus=2, memory_mib=4096)
+    kube_api.create_pod("web-0", cpus=0.5, labels={"app": "web"})
+    kube_api.wait_until(lambda: len(kube_api.pods(phase="Running")) == 1, timeout=10, what="web running")
+    policy = client.PolicyV1Api(kube_client)
+    if answer == "500":
+        for name in ("web-a", "web-b"):
+            policy.create_namespaced_pod_disruption_budget("default", {
+                "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": name},
+                "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "web"}}}})
+    else:
+        kube_api.deny("create", "pods/eviction")
+    said = {"500": "more than one PodDisruptionBudget",
+            "403": 'cannot create resource "pods/eviction" in API group "" in the namespace "default"',
+            }[answer]
+    quick = dataclasses.replace(FAST, policy=dataclasses.replace(FAST.policy, max_wait_poweroff_s=1.0))
+    daemon = start_daemon([group], quick)
+    kube_api.wait_until(lambda: state(kube_api, "edge-0") == "used", timeout=10, what="edge-0 used")
+
+    kubeconfig = kube_api.write_kubeconfig(tmp_path / "kubeconfig")
+    result = CliRunner().invoke(main, ["nodes", "--kubeconfig", str(kubeconfig), "poweroff", "edge-0"])
+    assert result.exit_code == 0, result.output
+
+    def refused() -> bool:
+        messages = [e.get("message") or "" for e in kube_api.store.list("events", None)[0]]
+        return any(f"not powered off: the eviction of default/web-0 failed: {answer}" in m and said in m
+                   for m in messages)
+
+    kube_api.wait_until(refused, timeout=10, what="the failed drain's Event")
+    time.sleep(4 * quick.policy.max_wait_poweroff_s)  # long past the power-off timer
+    assert [p["metadata"]["name"] for p in kube_api.pods(phase="Running")] == ["web-0"]
+    assert state(kube_api, "edge-0") == "used" and ready(kube_api, "edge-0")
+    assert not kube_api.get("nodes", "edge-0")["spec"].get("unschedulable")
+    sample = daemon.metrics.registry.get_sample_value
+    assert sample("oscar_deploy_elastic_drain_failures_total", {"group": "edge"}) == 1.0
+    assert sample("oscar_deploy_elastic_scale_downs_total", {"group": "edge", "reason": "failed"}) is None
+
+
+def test_the_unready_brake_keeps_nodes_when_too_many_are_unready_at_once(
+        kube_api: Any, start_daemon: Any) -> None:  # noqa: F811
+    """Four of four boards go NotReady together (a switch died): more than ok_total_unready_count (3)
+    and than 45 %, so none is counted off or failed; the status ConfigMap and the gauge say why, and
+    both clear when the boards come back."""
+    group = board_group(kube_api, "edge", boards=4)
+    for i in range(4):
+        kube_api.register_node(f"edge-{i}", cpus=2, memory_mib=4096)
+    policy = dataclasses.replace(FAST.policy, max_wait_poweron_s=1.0, idle_time_s=600.0, adaptive_idle=False)
+    daemon = start_daemon([group], dataclasses.replace(FAST, policy=policy))
+    kube_api.wait_until(lambda: all(state(kube_api, f"edge-{i}") == "idle" for i in range(4)), timeout=10,
+                        what="four idle boards")
+    for i in range(4):
+        kube_api.set_node_ready(f"edge-{i}", False)
+
+    def status() -> str:
+        with contextlib.suppress(Exception):  # not written yet
+            data = kube_api.get("configmaps", "oscar-deploy-elastic-status", "kube-system")["data"]
+            return str(data["status"])
+        return ""
+
+    kube_api.wait_until(lambda: "Health: Unhealthy (unready brake" in status(), timeout=10,
+                        what="the brake in the status")
+    assert "4 of 4 node(s) expected up unready" in status()
+    time.sleep(4 * policy.max_wait_poweron_s)  # long past the glitch rule's wait
+    assert [state(kube_api, f"edge-{i}") for i in range(4)] == ["unknown"] * 4
+    sample = daemon.metrics.registry.get_sample_value
+    assert sample("oscar_deploy_elastic_unready_brake") == 1.0
+    for i in range(4):
+        kube_api.set_node_ready(f"edge-{i}", True)
+    kube_api.wait_until(lambda: "Health: Healthy" in status(), timeout=10, what="healthy again")
+    assert sample("oscar_deploy_elastic_unready_brake") == 0.0

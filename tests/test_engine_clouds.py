@@ -21,6 +21,7 @@ from provisioner.config import GeneralSettings, ProvisionerSettings, Settings
 from provisioner.credentials import AwsCredentials, CredentialSource
 from provisioner.engine import CreateRequest, create, destroy, scale
 from provisioner.engine.targets import node_name
+from provisioner.errors import BadInput
 from provisioner.k3sca import agent_token
 from provisioner.plan import make_plan
 from provisioner.resources import tosca_dir
@@ -230,7 +231,7 @@ def test_scale_in_asks_the_cluster_matching_nodes_by_address_and_falls_back_when
     assert (result.removed, result.busy, result.busy_unknown) == ((older.name,), (newest.name,), None)
     assert [n.name for n in driver.list_nodes(dep.id) if n.group == "wn"] == [newest.name]
 
-    # the API unreachable: the newest goes first, and the result says why
+    # the API unreachable: refused; forced, the newest goes first, and the result says why
     scale(store, dep.id, "wn", 2, factory, settings)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -238,8 +239,11 @@ def test_scale_in_asks_the_cluster_matching_nodes_by_address_and_falls_back_when
     dead = tmp_path / "dead-kubeconfig"
     dead.write_text(kubeconfig.read_text().replace(kube_api.url, f"http://127.0.0.1:{closed}"))
     members = [n for n in driver.list_nodes(dep.id) if n.group == "wn"]
+    with pytest.raises(BadInput, match="cannot tell idle wn workers from busy ones"):
+        scale(store, dep.id, "wn", 1, factory, settings, busy=lambda m: busy_workers(dead, m, timeout_s=2))
+    assert len([n for n in driver.list_nodes(dep.id) if n.group == "wn"]) == 2  # nothing removed
     blind = scale(store, dep.id, "wn", 1, factory, settings,
-                  busy=lambda m: busy_workers(dead, m, timeout_s=2))
+                  busy=lambda m: busy_workers(dead, m, timeout_s=2), force=True)
     assert blind.removed == (pick_removals(members, 1)[0].name,) and blind.busy == ()
     assert blind.busy_unknown and "cannot be reached" in blind.busy_unknown
     assert f"127.0.0.1:{closed}" in blind.busy_unknown

@@ -394,6 +394,27 @@ def test_eviction_respects_pod_disruption_budgets(kube_api: KubeApiServer, v1: A
     assert status.disruptions_allowed == 0 and status.desired_healthy == 1
 
 
+def test_an_eviction_the_role_does_not_allow_is_forbidden(kube_api: KubeApiServer, v1: Any) -> None:
+    """403 with Status reason Forbidden and the authorization filter's message, the pod untouched."""
+    import json
+
+    kube_api.register_node("w1")
+    v1.create_namespaced_pod("default", _pod("web"))
+    kube_api.wait_until(lambda: kube_api.pods(phase="Running"), what="pod running")
+    kube_api.deny("create", "pods/eviction")
+    eviction = client.V1Eviction(metadata=client.V1ObjectMeta(name="web", namespace="default"))
+    with pytest.raises(ApiException) as err:
+        v1.create_namespaced_pod_eviction("web", "default", eviction)
+    status = json.loads(err.value.body)
+    assert (err.value.status, status["reason"], status["code"]) == (403, "Forbidden", 403)
+    assert status["message"].startswith('pods "web" is forbidden: User "system:serviceaccount:')
+    assert status["message"].endswith('cannot create resource "pods/eviction" in API group "" '
+                                      'in the namespace "default"')
+    assert [p["metadata"]["name"] for p in kube_api.pods(phase="Running")] == ["web"]
+    kube_api.deny("create", "pods/eviction", denied=False)
+    v1.create_namespaced_pod_eviction("web", "default", eviction)
+
+
 def test_lease_conflicts_give_409(kube_client: Any) -> None:
     leases = client.CoordinationV1Api(kube_client)
     body = client.V1Lease(

@@ -8,8 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from elastic.model import MatchExpression, Taint, Toleration
-from elastic.policy.fit import Capacity, Constraints, Shape, Traits, allows, tolerates
+from elastic.policy.fit import Capacity, Constraints, Shape, Traits, allows
 from elastic.policy.packing import Packing, pack, volume_lower_bound
+from provisioner.podrules import tolerates
 
 NONE = Constraints()
 

@@ -179,5 +179,6 @@ def test_the_configuration_knows_every_architecture_of_the_deployment(tmp_path: 
     for template, name, expected in ((HYBRID, "hyb", ["amd64", "arm64"]), (AWS, "aws", ["amd64"])):
         plan = _plan(template, BOARD_INPUTS if template == HYBRID else None)
         with StateStore.open(tmp_path / f"{name}.db") as store:
-            dep = store.create_deployment(name, plan=recorded_plan(plan, group_targets(plan)), status="created")
+            dep = store.create_deployment(name, plan=recorded_plan(plan, group_targets(plan)),
+                                          status="created")
         assert configuration_vars(dep, {}, Inventory((), "/k"), tmp_path)["oscar_node_arches"] == expected

@@ -4,7 +4,9 @@ The daemon, the simulator and the benchmarks call this very function, so a simul
 predicts production behaviour. It reads only its arguments (``now`` is the only clock) and is
 deterministic: the same inputs give the same ``Decision``. One pass, in this order:
 
-1. ``timers``: nodes stuck powering on/off → ``MarkFailed`` (their group gets no power-on now).
+1. ``timers``: nodes stuck powering on/off → ``MarkFailed`` (their group gets no power-on now),
+   unless ``health``'s unready brake holds (too many nodes unready at once) or, for a power-off, the
+   node still runs user pods.
 2. ``demand``: one pass over the pods: what runs where, and which pending pods are demand.
 3. a group below its ``min`` gets nodes powered on (they take pending pods like any booting node).
 4. ``provreq``: booked ProvisioningRequests keep their room; then ``capacity``: pending pods are
@@ -34,12 +36,15 @@ from elastic.model import (
     NodeInfo,
     NodeState,
     NotTriggered,
+    NotTriggeredReason,
     PolicySettings,
     PowerOn,
+    PowerOnReason,
 )
 from elastic.policy.capacity import Slot, place_on_existing
 from elastic.policy.demand import index_pods
 from elastic.policy.fit import Shape, node_capacity, node_traits, referenced_keys, shape_of
+from elastic.policy.health import health
 from elastic.policy.idle import may_go_now
 from elastic.policy.provreq import Outcome, reserve_booked, serve_pending, served
 from elastic.policy.scalein import power_offs
@@ -67,7 +72,13 @@ def decide(view: ClusterView, groups: Sequence[NodeGroup], now: float, settings:
     nodes = sorted(view.nodes, key=lambda n: n.name)
     index = index_pods(view.pods, now, settings)
 
-    failed = overdue(nodes, by_name, now, settings)
+    # 1. timers, held back by the unready brake; a node still running user pods is never given up
+    # (the actuator's drain undoes its power-off instead).
+    state = health(nodes, by_name, now, settings)
+    node_of = {n.name: n for n in nodes}
+    failed = [f for f in overdue(nodes, by_name, now, settings)
+              if not (state.braked and node_of[f.node].registered)
+              and not (node_of[f.node].state is NodeState.POWERING_OFF and index.user_pods.get(f.node))]
     failed_nodes = {f.node for f in failed}
     failing = {n.group for n in nodes if n.name in failed_nodes and n.state is NodeState.POWERING_ON}
 
@@ -121,7 +132,7 @@ def decide(view: ClusterView, groups: Sequence[NodeGroup], now: float, settings:
     for slot in min_slots:
         group = by_name[slot.group]
         power_on.append(PowerOn(slot.group, slot.name, f"group {slot.group} below its min ({group.min})",
-                                tuple(sorted(slot.pods))))
+                                tuple(sorted(slot.pods)), PowerOnReason.MIN_SIZE))
     boards = open_pinned_boards(leftover, infos, budget)
     if boards:
         leftover = place_on_existing(leftover, [], boards, now, settings.pending_grace_s)
@@ -129,18 +140,21 @@ def decide(view: ClusterView, groups: Sequence[NodeGroup], now: float, settings:
             if slot.pods:
                 active[slot.group] += 1
                 reason = f"{len(slot.pods)} pending pod(s) name this node"
-                power_on.append(PowerOn(slot.group, slot.name, reason, tuple(sorted(slot.pods))))
+                power_on.append(PowerOn(slot.group, slot.name, reason, tuple(sorted(slot.pods)),
+                                        PowerOnReason.PINNED))
     waiting, leftover = wait_for_room(leftover, view.pods, ready, infos, view.history, now,
                                       settings.wait_target_s)
     new_nodes, not_triggered = plan_new_nodes(leftover, infos, budget)
     if waiting:
         reason = "expected to get room on a running node sooner than a new node boots or within wait_target_s"
-        not_triggered = sorted([*not_triggered, *(NotTriggered(p.key, reason) for p in waiting)],
+        not_triggered = sorted([*not_triggered,
+                                *(NotTriggered(p.key, reason, NotTriggeredReason.WAITING) for p in waiting)],
                                key=lambda t: t.pod)
     for new in new_nodes:
         active[new.group] += 1
         power_on.append(PowerOn(new.group, new.node,
-                                f"{len(new.pods)} pending pod(s) fit no existing or booting node", new.pods))
+                                f"{len(new.pods)} pending pod(s) fit no existing or booting node", new.pods,
+                                PowerOnReason.PENDING_PODS))
 
     # 6. extra_free: spare = on or booting nodes that will run no user pod.
     spare = sum(1 for s in ready if not s.pods and index.user_pods.get(s.name or "", 0) == 0)
@@ -153,7 +167,8 @@ def decide(view: ClusterView, groups: Sequence[NodeGroup], now: float, settings:
             n = min(settings.extra_free - spare, budget.allowance(name))
             if n > 0:
                 reason = f"keep extra_free ({settings.extra_free}) spare nodes"
-                power_on.extend(PowerOn(name, node_name, reason) for node_name in budget.take(name, n))
+                power_on.extend(PowerOn(name, node_name, reason, (), PowerOnReason.EXTRA_FREE)
+                                for node_name in budget.take(name, n))
                 active[name] += n
                 spare += n
 
@@ -169,4 +184,5 @@ def decide(view: ClusterView, groups: Sequence[NodeGroup], now: float, settings:
         failed=tuple(failed),
         not_triggered=tuple(not_triggered),
         provisioning=tuple(provisioning.updates),
+        health=state,
     )

@@ -12,8 +12,7 @@ import dataclasses
 from collections.abc import Iterable
 
 from elastic.model import PodInfo, PolicySettings
-
-FINISHED = frozenset({"Succeeded", "Failed"})
+from provisioner.podrules import FINISHED, user_work
 
 
 @dataclasses.dataclass(slots=True)
@@ -21,7 +20,7 @@ class PodIndex:
     used: dict[str, list[int]]
     """Per node name: [cpu_m, memory_mib, gpus, pods] requested by its unfinished bound pods."""
     user_pods: dict[str, int]
-    """Per node name: how many of those are user pods (not DaemonSet, not mirror)."""
+    """Per node name: how many of those are user pods (``provisioner.podrules.user_work``)."""
     demand: list[PodInfo]
     """Pending pods that should make the cluster grow, sorted by key."""
 
@@ -45,7 +44,7 @@ def index_pods(pods: Iterable[PodInfo], now: float, settings: PolicySettings) ->
                 u[1] += pod.memory_mib
                 u[2] += pod.gpus
                 u[3] += 1
-            if not (pod.daemonset or pod.mirror):
+            if user_work(True, pod.phase, pod.daemonset, pod.mirror):
                 user[node] = user.get(node, 0) + 1
         elif (
             pod.phase == "Pending"

@@ -13,6 +13,7 @@ import functools
 from collections.abc import Iterable, Mapping
 
 from elastic.model import MatchExpression, NodeGroup, NodeInfo, PodInfo, Taint, Toleration
+from provisioner import podrules
 
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 """Every node has it, with its own name: the way a pod is pinned to one edge board."""
@@ -34,8 +35,6 @@ TRANSIENT_TAINTS = frozenset(
 """Taints a booting node carries until it is Ready, and the one the node lifecycle controller keeps
 on a cordoned node until its next pass after the uncordon: they say nothing about where pods may go
 later."""
-
-_BLOCKING_EFFECTS = ("NoSchedule", "NoExecute")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -173,54 +172,12 @@ def node_capacity(node: NodeInfo, group: NodeGroup | None) -> Capacity:
     return Capacity(node.cpu_m, node.memory_mib, node.gpus, node.max_pods)
 
 
-def _expression_holds(expr: MatchExpression, labels: Mapping[str, str]) -> bool:
-    value = labels.get(expr.key)
-    op = expr.operator
-    if op == "In":
-        return value is not None and value in expr.values
-    if op == "NotIn":
-        return value is None or value not in expr.values
-    if op == "Exists":
-        return value is not None
-    if op == "DoesNotExist":
-        return value is None
-    if op in ("Gt", "Lt") and value is not None and expr.values:
-        try:
-            have, want = int(value), int(expr.values[0])
-        except ValueError:
-            return False
-        return have > want if op == "Gt" else have < want
-    return False
-
-
-def tolerates(toleration: Toleration, taint: Taint) -> bool:
-    """Kubernetes' toleration matching: an empty key with Exists tolerates everything."""
-    if toleration.effect is not None and toleration.effect != taint.effect:
-        return False
-    if toleration.key is None or toleration.key == "":
-        return toleration.operator == "Exists"
-    if toleration.key != taint.key:
-        return False
-    return toleration.operator == "Exists" or toleration.value == taint.value
-
-
 @functools.lru_cache(maxsize=65536)
 def allows(constraints: Constraints, traits: Traits) -> bool:
-    """May a pod with ``constraints`` run on a node with ``traits`` (ignoring resources)?"""
-    labels = dict(traits.labels)
-    for key, value in constraints.selector:
-        if labels.get(key) != value:
-            return False
-    if constraints.affinity and not any(
-        all(_expression_holds(e, labels) for e in term) for term in constraints.affinity
-    ):
-        return False
-    for taint in traits.taints:
-        if taint.effect in _BLOCKING_EFFECTS and not any(
-            tolerates(t, taint) for t in constraints.tolerations
-        ):
-            return False
-    return True
+    """May a pod with ``constraints`` run on a node with ``traits`` (ignoring resources)? The
+    scheduler's rules, from ``provisioner.podrules``."""
+    c = constraints
+    return podrules.placeable(c.selector, c.affinity, c.tolerations, dict(traits.labels), traits.taints)
 
 
 def fits_new(shape: Shape, capacity: Capacity, traits: Traits) -> bool:

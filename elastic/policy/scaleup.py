@@ -16,7 +16,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 
-from elastic.model import NodeGroup, NodeInfo, NodeState, NotTriggered, PodInfo, PolicySettings
+from elastic.model import (
+    NodeGroup,
+    NodeInfo,
+    NodeState,
+    NotTriggered,
+    NotTriggeredReason,
+    PodInfo,
+    PolicySettings,
+)
 from elastic.policy.capacity import Slot, room_for
 from elastic.policy.fit import (
     HOSTNAME_LABEL,
@@ -158,21 +166,23 @@ class Budget:
             self.booting_left -= 1
         self.boards[group].remove(board)
 
-    def why_not(self, group: NodeGroup, pinned: bool = False) -> str:
+    def why_not(self, group: NodeGroup, pinned: bool = False) -> tuple[NotTriggeredReason, str]:
         name = group.name
         if name in self.backoff:
-            return self.backoff[name]
+            return NotTriggeredReason.BACKOFF, self.backoff[name]
         if self.group_left.get(name, 0) <= 0:
-            return f"group {name} at its max ({group.max})"
+            return NotTriggeredReason.MAX_SIZE, f"group {name} at its max ({group.max})"
         if pinned:
-            return f"the node of group {name} it names is not off (on, failed or disabled)"
+            return (NotTriggeredReason.NODE_NOT_OFF,
+                    f"the node of group {name} it names is not off (on, failed or disabled)")
         if name in self.boards and not self.boards[name]:
-            return f"group {name} has no powered-off node left"
+            return NotTriggeredReason.NO_NODE_LEFT, f"group {name} has no powered-off node left"
         if self.cluster_left is not None and self.cluster_left <= 0:
-            return f"cluster max_nodes ({self.settings.max_nodes}) reached"
+            return NotTriggeredReason.MAX_NODES, f"cluster max_nodes ({self.settings.max_nodes}) reached"
         if self.booting_left is not None and self.booting_left <= 0:
-            return f"max_booting ({self.settings.max_booting}) nodes already powering on"
-        return f"group {name} has room for no more of these pods"
+            return (NotTriggeredReason.MAX_BOOTING,
+                    f"max_booting ({self.settings.max_booting}) nodes already powering on")
+        return NotTriggeredReason.NO_ROOM, f"group {name} has room for no more of these pods"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -267,9 +277,11 @@ def plan_new_nodes(
         else:
             eligible = [i.group for i in infos if fits[(i.group.name, shape)]]
         if not eligible:
+            kind = NotTriggeredReason.NO_GROUP_FITS
             reason = f"no node group fits the pod ({shape.describe()})"
         else:
-            reason = "; ".join(budget.why_not(g, pinned(shape)) for g in eligible)
-        not_triggered.extend(NotTriggered(k, reason) for k in keys[shape][taken[shape]:])
+            whys = [budget.why_not(g, pinned(shape)) for g in eligible]
+            kind, reason = whys[0][0], "; ".join(text for _, text in whys)  # the first group tried
+        not_triggered.extend(NotTriggered(k, reason, kind) for k in keys[shape][taken[shape]:])
     not_triggered.sort(key=lambda t: t.pod)
     return new, not_triggered

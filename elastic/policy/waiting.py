@@ -31,10 +31,10 @@ from elastic.model import PodInfo, RunHistory
 from elastic.policy.capacity import Slot, room_for
 from elastic.policy.fit import Shape, allows, shape_of
 from elastic.policy.scaleup import GroupInfo
+from provisioner.podrules import user_work
 
 MIN_SAMPLES = 3
 """Recorded runs of an owner before its run times are trusted."""
-FINISHED = frozenset({"Succeeded", "Failed"})
 
 
 class Runtimes:
@@ -96,7 +96,7 @@ def _futures(pods: Iterable[PodInfo], ready: Sequence[Slot], runtimes: Runtimes,
         if started is None or pod.node_name not in names:
             continue
         ordered = samples.get(pod.owner)
-        if ordered is None or pod.phase in FINISHED or pod.daemonset or pod.mirror:
+        if ordered is None or not user_work(True, pod.phase, pod.daemonset, pod.mirror):
             continue
         elapsed = now - started
         i = bisect.bisect_right(ordered, elapsed)

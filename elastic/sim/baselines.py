@@ -26,6 +26,7 @@ from elastic.model import (
     PowerOff,
     PowerOn,
 )
+from elastic.policy.fit import group_labels
 from elastic.sim.fit import placeable
 
 ON_STATES = (NodeState.POWERING_ON, NodeState.IDLE, NodeState.USED)
@@ -50,10 +51,6 @@ class _Bin:
             self.pods -= 1
             return True
         return False
-
-
-def _group_labels(group: NodeGroup) -> dict[str, str]:
-    return {**group.labels, "oscar-deploy/group": group.name}
 
 
 def _by_priority(groups: Sequence[NodeGroup]) -> list[NodeGroup]:
@@ -169,7 +166,7 @@ class CluesPolicy:
             for group in _by_priority(self.groups):
                 if on_count[group.name] >= group.max:
                     continue
-                new = _Bin(None, group, _group_labels(group), group.cpu_m, group.memory_mib, group.max_pods)
+                new = _Bin(None, group, group_labels(group), group.cpu_m, group.memory_mib, group.max_pods)
                 if not new.take(pod):
                     continue
                 name = self._off_node(by_group[group.name], {p.node for p in power_on})
@@ -287,7 +284,7 @@ class AutoscalerPolicy:
                     continue
                 if len(bins) >= room:
                     continue
-                new = _Bin(None, group, _group_labels(group), group.cpu_m, group.memory_mib, group.max_pods)
+                new = _Bin(None, group, group_labels(group), group.cpu_m, group.memory_mib, group.max_pods)
                 if new.take(pod):
                     bins.append(new)
                     helped.append(pod.key)

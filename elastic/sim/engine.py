@@ -60,6 +60,7 @@ from elastic.model import (
     PodInfo,
     RunHistory,
 )
+from elastic.policy.fit import HOSTNAME_LABEL, group_labels
 from elastic.sim.fit import placeable
 from elastic.sim.trace import Job
 from provisioner.elastic_settings import knob_float
@@ -146,6 +147,17 @@ class SimNode:
     @property
     def ready(self) -> bool:
         return self.state in (NodeState.IDLE, NodeState.USED)
+
+
+def has_room(node: SimNode, cpu_m: int, memory_mib: int) -> bool:
+    """The scheduler's resource filter: free requests and the pod count."""
+    return node.free_cpu >= cpu_m and node.free_mem >= memory_mib and len(node.pods) < node.max_pods
+
+
+def schedulable(node: SimNode, pod: PodInfo) -> bool:
+    """Would the simulated scheduler put ``pod`` on ``node`` now: the filters ``Engine._schedule``
+    applies (trace pods ask for no GPUs)."""
+    return has_room(node, pod.cpu_m, pod.memory_mib) and placeable(pod, node.labels, node.group.taints)
 
 
 @dataclasses.dataclass
@@ -254,7 +266,7 @@ class Simulation:
             while name in self.nodes:
                 self.counter[group.name] += 1
                 name = f"{group.name}-{self.counter[group.name]}"
-        labels = {**group.labels, "kubernetes.io/hostname": name, "oscar-deploy/group": group.name}
+        labels = {**group_labels(group), HOSTNAME_LABEL: name}  # as the policy expects a worker's
         node = SimNode(name=name, group=group, state=NodeState.OFF, state_since=0.0, labels=labels,
                        cap_cpu=group.cpu_m, cap_mem=group.memory_mib, max_pods=group.max_pods)
         self.nodes[name] = node
@@ -421,8 +433,7 @@ class Simulation:
             if signature not in failed:
                 best_score = -math.inf
                 for node in ready:
-                    if (node.free_cpu < job.cpu_m or node.free_mem < job.memory_mib
-                            or len(node.pods) >= node.max_pods):
+                    if not has_room(node, job.cpu_m, job.memory_mib):
                         continue
                     # Trace pods differ only by selector; a node's labels and taints never change.
                     key = (signature[2], node.name)

@@ -4,9 +4,10 @@ Works from the recorded plan (no template needed) and from what the cloud lists.
 the lowest free node indices with the same launch machinery as ``create`` (parallel, capacity
 fallback); shrinking removes idle nodes before busy ones and, among those, the newest first, and
 waits until they are gone. Which nodes are busy is given, or asked of a ``BusyProbe`` (the CLI's
-asks the cluster, ``provisioner.engine.cluster``) only when the group shrinks; a probe that fails
-leaves newest-first, and the result says why. The recorded plan's count follows, so a resumed
-``create`` or the elastic daemon see the new size.
+asks the cluster, ``provisioner.engine.cluster``) only when the group shrinks; the nodes to remove
+are cordoned and drained (``Drainer``) before they go. A probe that fails refuses the shrink unless
+forced (then newest-first, undrained, and the result says why). The recorded plan's count
+follows, so a resumed ``create`` or the elastic daemon see the new size.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ log = logging.getLogger(__name__)
 BusyProbe = Callable[[Sequence[CloudNode]], Iterable[str]]
 """``probe(members)`` → the names of the members that run user work; ``OscarDeployError`` if it
 cannot tell."""
+Drainer = Callable[[Sequence[CloudNode]], object]
+"""``drain(victims)``: cordon their Kubernetes nodes and evict their user pods before they are removed;
+``OscarDeployError`` (nothing removed) if that cannot be done."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,10 +102,13 @@ def _members(driver: CloudDriver, deployment: str, group: str) -> list[CloudNode
 
 def scale(store: StateStore, ref: str, group: str, count: int, driver_factory: DriverFactory,
           settings: Settings, *, progress: Progress | None = None, busy: Iterable[str] | BusyProbe = (),
+          drain: Drainer | None = None, force: bool = False,
           clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep
           ) -> ScaleResult:
     """Bring ``group`` of deployment ``ref`` to ``count`` nodes. ``busy`` names nodes that run
-    user work (removed last), or is a probe asked only when the group shrinks."""
+    user work (removed last), or is a probe asked only when the group shrinks; ``drain`` empties the
+    nodes to remove first. A shrink that cannot tell busy from idle is refused (``BadInput``,
+    nothing changed) unless ``force``: then the newest go first, undrained."""
     progress = progress or NullProgress()
     dep = store.get(ref)
     record = store.record(dep.id)
@@ -134,7 +141,15 @@ def scale(store: StateStore, ref: str, group: str, count: int, driver_factory: D
             added = [j.name for j in jobs]
         elif count < len(members):
             busy_names, unknown = _busy_members(busy, members)
+            if unknown is not None and not force:
+                raise BadInput(f"deployment {dep.name}: cannot tell idle {group} workers from busy ones "
+                               f"({unknown}); nothing removed. Use --force to remove the newest anyway "
+                               "(their pods stop)")
             victims = pick_removals(members, count, busy_names)
+            if drain is not None and unknown is None:
+                with progress.phase(f"draining {len(victims)} {group} node(s)", 1) as bar:
+                    drain(victims)
+                    bar.advance()
             store.add_event(dep.id, "scale", f"{group}: {len(members)} → {count}")
             with progress.phase(f"removing {len(victims)} {group} node(s)", len(victims)) as bar:
                 for node in victims:
@@ -159,7 +174,7 @@ def _busy_members(busy: Iterable[str] | BusyProbe,
     try:
         names = set(busy(members))
     except OscarDeployError as error:
-        log.info("cannot tell idle workers from busy ones: %s", error)
+        log.debug("cannot tell idle workers from busy ones: %s", error)  # the caller says it
         return [], str(error)
     return [m.name for m in members if m.name in names], None
 

@@ -57,6 +57,14 @@ class Unauthorized(ApiError):
     code, reason = 401, "Unauthorized"
 
 
+class Forbidden(ApiError):
+    code, reason = 403, "Forbidden"
+
+
+USER = "system:serviceaccount:oscar-deploy:oscar-deploy-elastic"
+"""Who the harness says is asking, in a 403's message (the daemon's service account)."""
+
+
 def _selectors(query: dict[str, str], resource: str) -> tuple[list[Any], list[Any]]:
     try:
         return (
@@ -107,6 +115,9 @@ class ApiServer(ThreadingHTTPServer):
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
         self.token: str | None = None  # set (by ``KubeApiServer(serving=...)``): requests must bear it
+        self.denied: set[tuple[str, str]] = set()
+        """(verb, resource[/subresource]) an RBAC Role lacks: answered 403 as the authorization
+        filter does (k8s.io/apiserver pkg/endpoints/handlers/responsewriters/errors.go ``Forbidden``)."""
 
     def close_connections(self) -> None:
         with self.connections_lock:
@@ -312,6 +323,10 @@ class ApiHandler(BaseHTTPRequestHandler):
         if method == "GET":
             return self._send_json(200, store.get(key, ns, name))
         if method == "POST" and route.sub == "eviction":
+            if ("create", "pods/eviction") in self.server.denied:
+                where = f'in the namespace "{ns}"' if ns else "at the cluster scope"
+                raise Forbidden(f'pods "{name}" is forbidden: User "{USER}" cannot create resource '
+                                f'"pods/eviction" in API group "" {where}', {"name": name, "kind": "pods"})
             disruption.evict(store, ns, name)
             return self._send_json(
                 201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}

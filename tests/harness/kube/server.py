@@ -326,6 +326,11 @@ class KubeApiServer:
         """Drop the watch history (an etcd compaction): watches from older versions then get 410."""
         return self.store.compact()
 
+    def deny(self, verb: str, resource: str, denied: bool = True) -> None:
+        """Take ``verb`` on ``resource`` (``pods/eviction``) away from the caller's RBAC Role: the API
+        server answers it 403 Forbidden, as when a Role lacks the rule (only evictions so far)."""
+        (self._http.denied.add if denied else self._http.denied.discard)((verb, resource))
+
     def answer_expired_watches_with_status(self, on: bool = True) -> None:
         """Answer a watch from a compacted resourceVersion with an HTTP 410 status (see
         ``ApiServer.expired_watch_as_status``) rather than an ERROR event."""
