@@ -210,3 +210,13 @@ def test_the_rescheduler_notice_says_when_the_threshold_leaves_time_for_the_boot
                               "w-1", group, 20.0)
     assert late is not None and "may send the pod to another cluster first" in late and "105s or more" in late
     assert rescheduler_notice({"metadata": {"labels": {}}}, "w-1", group, 20.0) is None
+
+
+def test_booked_capacity_that_goes_away_is_revoked(kube_api: Any, daemon_on: Any) -> None:
+    daemon_on([board_group(kube_api, boards=1)])
+    kueue = KueueLike(kube_api.api_client())
+    name = kueue.request("job-e", BEST_EFFORT, count=1, cpus=1.5)
+    kube_api.wait_until(lambda: kueue.check_state(name) == "Ready", timeout=20, what="Provisioned")
+    kube_api.set_node_ready("edge-0", False)  # the board lost power before Kueue's pod came
+    kube_api.wait_until(lambda: kueue.check_state(name) == "Rejected", timeout=20, what="CapacityRevoked")
+    assert kueue.conditions(name)["CapacityRevoked"]["reason"] == "CapacityIsRevoked"
