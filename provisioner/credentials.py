@@ -843,7 +843,6 @@ def credentials_from_source(
     return creds[provider]
 
 
-
 def credentials_from_directory(provider: str, directory: Path) -> Credentials:
     """A credential given as files named after its environment variables (``AWS_ACCESS_KEY_ID``,
     ``OS_APPLICATION_CREDENTIAL_SECRET``, ...), as a Kubernetes Secret mounted in the daemon's pod
