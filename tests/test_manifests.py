@@ -200,3 +200,13 @@ def test_manifests_are_byte_for_byte_what_the_roles_wrote_on_the_front_end(confi
             diff = difflib.unified_diff(theirs.splitlines(), (out / name).read_text().splitlines(),
                                         "front-end", "manifests", lineterm="")
             pytest.fail(f"{name} differs from the front-end's:\n" + "\n".join(list(diff)[:40]))
+    # The comparison sees a difference: one variable changed, exactly its file differs.
+    changed = configured["tmp"] / "changed.yml"
+    changed.write_text(configured["vars"].read_text() + "minio_memory: 2Gi\n")
+    other = configured["tmp"] / "other"
+    done = cli(configured["state"], "manifests", "edge-test", "--vars", str(changed), "--dir", str(other),
+               "--show-secrets", cwd=configured["tmp"])
+    assert done.returncode == 0, done.stderr
+    differs = [p.name for p in sorted(other.iterdir())
+               if hashlib.sha256(p.read_bytes()).hexdigest() != remote[p.name]]
+    assert differs == ["oscar-minio.yaml"]
