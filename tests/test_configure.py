@@ -158,7 +158,9 @@ def test_the_front_end_gets_the_services_manifests_and_charts_valid_and_private(
         "oscar-nfs-storageclass.yaml",
         "oscar-minio-credentials.yaml", "oscar-minio.yaml", "oscar-10-knative-serving-crds.yaml",
         "oscar-11-knative-serving-core.yaml", "oscar-12-knative-kourier.yaml", "oscar-oscar.yaml",
-        "oscar-oscar-ingress.yaml", "oscar-traefik-gateway.yaml", "oscar-elastic.yaml"], "600")
+        "oscar-oscar-ingress.yaml", "oscar-traefik-gateway.yaml", "oscar-elastic.yaml",
+        # amd64 front-end, arm64 boards: a supervisor build for each in OSCAR's volume
+        "oscar-supervisor-arches.yaml"], "600")
     # Knative: upstream's ConfigMaps with OSCAR's settings merged in (the PVC features every OSCAR service
     # pod needs), upstream's example text kept; Kourier's gateway in-cluster (Traefik holds 80/443).
     core = {d["metadata"]["name"]: d

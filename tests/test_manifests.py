@@ -113,7 +113,7 @@ def test_secrets_are_masked_by_default_and_shown_when_asked(offline: dict[str, A
     # --show-secrets --dir: the values themselves, in private files named as on the front-end
     done, out = offline["shown"], offline["out"]
     assert done.returncode == 0, done.stderr
-    assert done.stdout == "" and "wrote 13 manifest(s)" in done.stderr
+    assert done.stdout == "" and "wrote 14 manifest(s)" in done.stderr
     assert stat.S_IMODE(out.stat().st_mode) == 0o700
     assert {stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()} == {0o600}
     minio = yaml.safe_load_all((out / "oscar-minio-credentials.yaml").read_text())
@@ -192,7 +192,7 @@ def test_manifests_are_byte_for_byte_what_the_roles_wrote_on_the_front_end(confi
     remote = _remote_sums(front)
     local = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in out.iterdir()}
     assert sorted(local) == sorted(remote)
-    assert len(remote) == 13  # every file the roles write there (test_configure.py lists them)
+    assert len(remote) == 14  # every file the roles write there (test_configure.py lists them)
     for name in sorted(remote):
         if local[name] != remote[name]:
             theirs = subprocess.run(front.ssh_argv(f"cat {MANIFESTS}/{name}"), capture_output=True,
