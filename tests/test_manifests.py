@@ -108,8 +108,11 @@ def test_secrets_are_masked_by_default_and_shown_when_asked(offline: dict[str, A
     assert documents[("Secret", "minio-root")]["stringData"]["rootPassword"] == MASK
     assert documents[("Secret", "oscar-deploy-elastic")]["stringData"]["K3S_TOKEN"] == MASK
     oscar = yaml.safe_load(documents[("HelmChart", "oscar")]["spec"]["valuesContent"])
-    assert oscar["authPass"] == oscar["minIO"]["secretKey"] == MASK
+    assert "authPass" not in oscar and "secretKey" not in oscar["minIO"]  # they come from a Secret
     assert oscar["authUser"] == "oscar"  # a user name is not a secret
+    chart_secrets = yaml.safe_load(
+        documents[("Secret", "oscar-chart-secret-values")]["stringData"]["values.yaml"])
+    assert chart_secrets["authPass"] == chart_secrets["minIO"]["secretKey"] == MASK
     # --show-secrets --dir: the values themselves, in private files named as on the front-end
     done, out = offline["shown"], offline["out"]
     assert done.returncode == 0, done.stderr
