@@ -82,7 +82,7 @@ def _chart_file(name: str, path: str) -> str:
 def test_only_amd64_and_arm64_get_a_build_and_one_architecture_gets_none(tmp_path: Path) -> None:
     _, seen = render(tmp_path, "oscar-oscar.yaml.j2", oscar_node_arches=["amd64", "arm", "arm64"])
     assert seen["oscar_supervisor_arches"] == ["amd64", "arm64"]  # OSCAR publishes no 32-bit ARM build
-    tasks = yaml.safe_load((ROLE / "tasks/main.yml").read_text())
+    tasks = yaml.safe_load((ROLE / "tasks/manifests.yml").read_text())
     (task,) = [t for t in tasks
                if t.get("ansible.builtin.template", {}).get("src") == "oscar-supervisor-arches.yaml.j2"]
     assert task["when"] == "oscar_supervisor_arches | length > 1"
