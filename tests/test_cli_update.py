@@ -51,9 +51,11 @@ def test_update_changes_the_security_group_and_the_record_and_refuses_the_rest(
     assert created.returncode == 0, created.stderr
     dep, record = _record(tmp_path, "lab")
     before = rules_by_port(ec2_emulator, dep.id)
-    assert before[22] == before[6443] == before[30300] == before[30303] == {"10.0.0.0/8"}
     front = next(n for n in json.loads(cli(tmp_path, env, "show", "lab", "-o", "json").stdout)["nodes"]
                  if n["group"] == "front")["addresses"]["public"][0]
+    assert before[22] == before[6443] == {"10.0.0.0/8"}
+    # MinIO's NodePorts: the admin CIDR, and the front-end's own address (OSCAR reaches MinIO there)
+    assert before[30300] == before[30303] == {"10.0.0.0/8", f"{front}/32"}
     shown = json.loads(cli(tmp_path, env, "outputs", "lab", "-o", "json").stdout)
     assert shown["minio_endpoint"] == f"https://{front}:30300/"  # MinIO's own TLS on its NodePort
     assert shown["console_minio_endpoint"] == f"https://{front}:30303/"
@@ -61,11 +63,14 @@ def test_update_changes_the_security_group_and_the_record_and_refuses_the_rest(
     done = cli(tmp_path, env, *base, "--update", "-i", "admin_cidr=192.0.2.0/24")
     assert done.returncode == 0, done.stderr
     after = rules_by_port(ec2_emulator, dep.id)
-    assert after[22] == after[6443] == after[30300] == {"192.0.2.0/24"}  # old CIDR revoked, new one in
+    assert after[22] == after[6443] == {"192.0.2.0/24"}  # the old CIDR revoked, the new one authorized
+    assert after[30300] == after[30303] == {"192.0.2.0/24", f"{front}/32"}
     assert after[443] == before[443] and after[80] == before[80]  # the web ports as they were
     dep, record = _record(tmp_path, "lab")
     assert dep.inputs["admin_cidr"] == "192.0.2.0/24" and record.admin_cidr == "192.0.2.0/24"
     assert {r.source for r in record.security_rules if r.port_from == 22} == {"192.0.2.0/24"}
+    assert {r.source for r in record.security_rules if r.port_from == 30300} == {"192.0.2.0/24",
+                                                                                f"{front}/32"}
     launch = record.group("wn").launch
     assert {r.source for r in launch.security_rules if r.port_from == 22} == {"192.0.2.0/24"}
     shown = json.loads(cli(tmp_path, env, "show", "lab", "-o", "json").stdout)
