@@ -89,10 +89,14 @@ class GroupTarget:
     def cloud(self) -> bool:
         return self.provider != "fleet"
 
+    public: bool | None = None
+    """Whether its machines get a public address (the plan's, or the record's); None: the front-end only."""
+
     @property
     def public_ip(self) -> bool:
-        """Only the front-end is reached from outside; workers join over the private network."""
-        return self.role == "front-end"
+        """The front-end is reached from outside; workers join over the private network and get an
+        address only to reach the internet where their subnet has no NAT route (``GroupPlan.public_ip``)."""
+        return self.public if self.public is not None else self.role == "front-end"
 
 
 def size_candidates(group: GroupPlan, cache_dir: Path | None = None,
@@ -127,7 +131,7 @@ def group_targets(plan: Plan, cache_dir: Path | None = None) -> tuple[GroupTarge
             max=g.max, sizes=size_candidates(g, cache_dir), size_explicit=g.size.explicit, cpus=g.cpus,
             memory_mib=g.memory_mib, arch=g.arch, image=image, disk_gib=g.disk_gib,
             network=g.spec.network, volume_gib=g.volume_gib, boards=boards, labels=dict(g.spec.labels),
-            taints=tuple(g.spec.taints),
+            taints=tuple(g.spec.taints), public=g.public_ip if g.provider != "fleet" else None,
         ))
     return tuple(out)
 
@@ -190,7 +194,7 @@ def record_targets(record: DeploymentRecord) -> tuple[GroupTarget, ...]:
             network=launch.network if launch else None, volume_gib=g.volume_gib,
             boards=tuple(BoardTarget(b.name, b.address, b.ssh_port, b.ssh_user, ssh_key=b.ssh_key,
                                      proxy_jump=b.proxy_jump, arch=b.arch) for b in g.boards),
-            labels=dict(g.labels), taints=tuple(g.taints)))
+            labels=dict(g.labels), taints=tuple(g.taints), public=launch.public_ip if launch else None))
     return tuple(out)
 
 
