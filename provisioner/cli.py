@@ -8,6 +8,7 @@ commands that need them, so ``--help`` stays fast. ``elastic`` is imported lazil
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -319,6 +320,18 @@ def _preflight(factory: Callable[[str, str | None], Any], the_plan: Any, cache_d
                                                  and t.region == region])
 
 
+def _private_egress(factory: Callable[[str, str | None], Any], the_plan: Any) -> Any:
+    """The plan with no public address for EC2 workers whose subnet reaches the internet through a
+    NAT route (asked of EC2: ``DescribeRouteTables``); they need none."""
+    groups = []
+    for g in the_plan.groups:
+        if g.provider == "aws" and g.role != "front-end" and g.public_ip and g.spec.network \
+                and factory(g.provider, g.region).routes_through_nat(g.spec.network):
+            g = dataclasses.replace(g, public_ip=False)
+        groups.append(g)
+    return dataclasses.replace(the_plan, groups=tuple(groups))
+
+
 def _recorded_credentials(dep: Any, auth: str | None) -> dict[str, Any]:
     """The credentials of every cloud the deployment uses: from --auth if given, else read again
     from where the deployment recorded they came from."""
@@ -427,6 +440,7 @@ def create(obj: Context, templates: tuple[str, ...], input_pairs: tuple[str, ...
         # create gives each deployment its own known_hosts
         factory = _driver_factory(credentials, obj.settings, boards, subnets=ec2_subnets(the_plan.groups))
         _preflight(factory, the_plan, Path(obj.settings.general.cache_dir).expanduser())
+        request = dataclasses.replace(request, plan=_private_egress(factory, the_plan))
         dep = run_create(store, request, factory, obj.settings, _progress(obj))
         state = configuration(store.events(dep.id))
         click.echo(f"deployment {dep.name} ({dep.id}) created, {state}: {len(store.nodes(dep.id))} node(s)")

@@ -73,6 +73,10 @@ class GroupPlan:
     volume_gib: int | None
     spec: GroupSpec = dataclasses.field(repr=False, compare=False)
     """The group as the template asked for it (labels, taints, boards' SSH and power, ...)."""
+    public_ip: bool = False
+    """Its machines get a public address: the front-end (reached from outside), and EC2 workers
+    unless their subnet reaches the internet through a NAT route (``create`` asks EC2 and then
+    launches them without one): they download k3s and images. Only the security group reaches it."""
 
     @property
     def cost_per_hour(self) -> float:
@@ -267,6 +271,7 @@ def _plan_group(group: GroupSpec, cache_dir: Path, warnings: list[str]) -> Group
         boards=tuple(b.name for b in group.boards),
         volume_gib=group.volume.size_gib if group.volume else None,
         spec=group,
+        public_ip=(group.role == "front-end" and group.provider != "fleet") or group.provider == "aws",
     )
 
 
@@ -475,6 +480,7 @@ def _group_json(group: GroupPlan) -> dict[str, Any]:
         "boards": list(group.boards),
         "volume_gib": group.volume_gib,
         "priority": group.spec.priority,
+        "public_ip": group.public_ip,
         "board_specs": [_board_json(b) for b in group.spec.boards],
     }
 
@@ -587,6 +593,11 @@ def render_plan_table(plan: Plan) -> str:
         for r in plan.security_rules:
             rules.add_row(r.protocol, _ports(r), r.source, r.description)
         console.print(rules)
+        public = [g.name for g in plan.groups if g.public_ip and g.role != "front-end"]
+        if public:
+            console.print(f"Workers of {', '.join(public)} get a public address (to download k3s and "
+                          "images), reached only through the security group above; in a subnet with a NAT "
+                          "route (subnet_id) they get none.")
 
     components = Table(title="Components", title_justify="left")
     components.add_column("component")

@@ -410,6 +410,23 @@ def _v1_boards(info: Mapping[str, Any], target: Mapping[str, Any], arch: str) ->
 # --- what consumers derive (pure) --------------------------------------------------------------------
 
 
+SELF_REACH = "from the front-end's own public address (OSCAR reaches MinIO there)"
+
+
+def self_reach_rules(rules: Sequence[Rule], address: str | None) -> tuple[Rule, ...]:
+    """MinIO's NodePort rules again, from the front-end's own public address: OSCAR (on the
+    front-end) and its services reach MinIO at the endpoint they hand to clients, which leaves the
+    machine and comes back from that address, outside the admin CIDR. None without an address or
+    without NodePorts (behind a DNS name MinIO is reached on 443)."""
+    if not address:
+        return ()
+    source = f"{address}/32" if ":" not in address else f"{address}/128"
+    return tuple(dataclasses.replace(r, source=source, description=f"{r.description.split(' (')[0]} "
+                                     f"{SELF_REACH}")
+                 for r in rules if r.description.startswith("MinIO") and r.source != source
+                 and SELF_REACH not in r.description)
+
+
 def node_labels(group: str, role: str, arch: str, labels: Mapping[str, str]) -> dict[str, str]:
     """The labels k3s gives a node of the group (``node-label``; the roles write the same), the
     template's winning over ours."""

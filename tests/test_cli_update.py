@@ -51,9 +51,11 @@ def test_update_changes_the_security_group_and_the_record_and_refuses_the_rest(
     assert created.returncode == 0, created.stderr
     dep, record = _record(tmp_path, "lab")
     before = rules_by_port(ec2_emulator, dep.id)
-    assert before[22] == before[6443] == before[30300] == before[30303] == {"10.0.0.0/8"}
     front = next(n for n in json.loads(cli(tmp_path, env, "show", "lab", "-o", "json").stdout)["nodes"]
                  if n["group"] == "front")["addresses"]["public"][0]
+    assert before[22] == before[6443] == {"10.0.0.0/8"}
+    # MinIO's NodePorts: the admin CIDR, and the front-end's own address (OSCAR reaches MinIO there)
+    assert before[30300] == before[30303] == {"10.0.0.0/8", f"{front}/32"}
     shown = json.loads(cli(tmp_path, env, "outputs", "lab", "-o", "json").stdout)
     assert shown["minio_endpoint"] == f"https://{front}:30300/"  # MinIO's own TLS on its NodePort
     assert shown["console_minio_endpoint"] == f"https://{front}:30303/"
@@ -61,11 +63,14 @@ def test_update_changes_the_security_group_and_the_record_and_refuses_the_rest(
     done = cli(tmp_path, env, *base, "--update", "-i", "admin_cidr=192.0.2.0/24")
     assert done.returncode == 0, done.stderr
     after = rules_by_port(ec2_emulator, dep.id)
-    assert after[22] == after[6443] == after[30300] == {"192.0.2.0/24"}  # old CIDR revoked, new one in
+    assert after[22] == after[6443] == {"192.0.2.0/24"}  # the old CIDR revoked, the new one authorized
+    assert after[30300] == after[30303] == {"192.0.2.0/24", f"{front}/32"}
     assert after[443] == before[443] and after[80] == before[80]  # the web ports as they were
     dep, record = _record(tmp_path, "lab")
     assert dep.inputs["admin_cidr"] == "192.0.2.0/24" and record.admin_cidr == "192.0.2.0/24"
     assert {r.source for r in record.security_rules if r.port_from == 22} == {"192.0.2.0/24"}
+    assert {r.source for r in record.security_rules if r.port_from == 30300} == {"192.0.2.0/24",
+                                                                                f"{front}/32"}
     launch = record.group("wn").launch
     assert {r.source for r in launch.security_rules if r.port_from == 22} == {"192.0.2.0/24"}
     shown = json.loads(cli(tmp_path, env, "show", "lab", "-o", "json").stdout)
@@ -123,3 +128,42 @@ def test_an_open_admin_cidr_is_refused_before_any_cloud_call(cidr: str | None, t
     assert accepted.returncode == 0, accepted.stderr
     dep = _record(tmp_path, "open")[0]
     assert rules_by_port(ec2_emulator, dep.id)[22] == ({"0.0.0.0/0"} if cidr != "::/0" else set())
+
+
+def _public_ips(ec2_emulator: Any, deployment: str) -> dict[str, str | None]:
+    """Instance name → its public address, as DescribeInstances says (None: it has none)."""
+    return {i["tags"]["Name"].rsplit("-", 2)[-2]: i.get("public_ip") or None
+            for i in live(ec2_emulator.inventory(REGION), deployment)["instances"]}
+
+
+def test_workers_get_a_public_address_only_where_their_subnet_has_no_nat_route(
+        tmp_path: Path, env: dict[str, str], ec2_emulator: Any) -> None:
+    import boto3
+
+    auth = aws_auth(tmp_path, ec2_emulator.endpoint)
+    plan = cli(tmp_path, env, "plan", AWS_TEMPLATE, "-i", "admin_cidr=10.0.0.0/8")
+    assert "Workers of wn get a public address" in plan.stdout
+    assert "only through the security group" in plan.stdout
+    boto = boto3.client("ec2", endpoint_url=ec2_emulator.endpoint, region_name=REGION,
+                        aws_access_key_id=KEY_ID, aws_secret_access_key="x")
+    vpc = boto.create_vpc(CidrBlock="10.50.0.0/16")["Vpc"]["VpcId"]
+    public = boto.create_subnet(VpcId=vpc, CidrBlock="10.50.0.0/24")["Subnet"]["SubnetId"]
+    private = boto.create_subnet(VpcId=vpc, CidrBlock="10.50.1.0/24")["Subnet"]["SubnetId"]
+    gateway = boto.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    boto.attach_internet_gateway(InternetGatewayId=gateway, VpcId=vpc)
+    nat = boto.create_nat_gateway(SubnetId=public, AllocationId=boto.allocate_address(Domain="vpc")[
+        "AllocationId"])["NatGateway"]["NatGatewayId"]
+    table = boto.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    boto.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=nat)
+    boto.associate_route_table(RouteTableId=table, SubnetId=private)
+
+    for name, subnet, worker_public in (("open", None, True), ("natted", private, False)):
+        given = ["-i", f"subnet_id={subnet}"] if subnet else []
+        done = cli(tmp_path, env, "create", AWS_TEMPLATE, "-i", "admin_cidr=10.0.0.0/8", "-i", "wn_num=1",
+                   *given, "--name", name, "--auth", auth, "--no-configure", "--yes")
+        assert done.returncode == 0, done.stderr
+        dep, record = _record(tmp_path, name)
+        addresses = _public_ips(ec2_emulator, dep.id)
+        assert addresses["front"] is not None
+        assert (addresses["wn"] is not None) is worker_public, addresses
+        assert record.group("wn").launch.public_ip is worker_public  # what scale and the daemon launch with

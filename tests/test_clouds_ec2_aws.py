@@ -19,6 +19,7 @@ from provisioner.clouds.ec2 import Ec2Driver, endpoint_kwargs
 from provisioner.config import ProvisionerSettings
 from provisioner.credentials import AwsCredentials, CredentialSource
 from provisioner.errors import AuthError, BadInput, CapacityError, CloudError, NotFound
+from tests.test_plan_cli import installed_command
 
 REGION = "eu-west-1"
 FAST = ProvisionerSettings(api_retries=6, retry_base_s=0.01, retry_max_s=0.05, create_timeout_s=20)
@@ -214,7 +215,7 @@ def test_plan_prices_and_the_canonical_owner_in_every_partition(
 ) -> None:
     proc = subprocess.run(
         [
-            "oscar-deploy",
+            *installed_command(),  # this checkout's, not whichever oscar-deploy is first on PATH
             "plan",
             "tosca/templates/oscar-aws.yaml",
             "-i",

@@ -145,6 +145,20 @@ def test_key_pair_and_security_group_once(openstack_server: Any, driver: OpenSta
                                       ("udp", 8472, None, group)]
 
 
+def test_revoking_others_replaces_a_cidr_rule_and_keeps_the_clusters(openstack_server: Any,
+                                                                     driver: OpenStackDriver) -> None:
+    """``create --update`` narrowing ``admin_cidr``: the old CIDR rule goes, the new one comes, the
+    rules between the group's members stay."""
+    group = driver.ensure_security_group("d1", RULES)
+    narrowed = (FirewallRule("tcp", 22, 22, "192.0.2.0/24", "ssh"), *RULES[1:])
+    assert driver.ensure_security_group("d1", narrowed, revoke_others=True) == group
+    rules = [r for r in openstack_server.cloud.security_groups[group]["security_group_rules"]
+             if r["direction"] == "ingress"]
+    assert sorted((r["protocol"], r["port_range_min"], r["remote_ip_prefix"], r["remote_group_id"])
+                  for r in rules) == [("tcp", 1, None, group), ("tcp", 22, "192.0.2.0/24", None),
+                                      ("udp", 8472, None, group)]
+
+
 def test_create_node_with_metadata_key_group_user_data_then_list_and_destroy(
         openstack_server: Any, driver: OpenStackDriver, public_key: str) -> None:
     key = driver.ensure_key_pair("d1", public_key)

@@ -324,14 +324,20 @@ def test_json_carries_the_documented_fields_and_the_table_the_essentials(setting
     assert f"${plan.cost_per_hour:.4f}/h now" in table
 
 
-def test_minio_node_ports_are_public_only_when_minio_is_installed(settings: Settings) -> None:
+def test_minio_node_ports_exist_only_with_minio_and_no_dns_name_and_admit_the_admin_cidr(
+        settings: Settings) -> None:
     bare = make_plan(cluster(aws_group("front", "front-end", max=1)), settings)
     assert not [r for r in bare.security_rules if r.port_from in (30300, 30303)]
     minio = ComponentSpec("minio", {"api_port": 31000})
     plan = make_plan(cluster(aws_group("front", "front-end", max=1), components=(minio,),
                              admin_cidr="198.51.100.7/32"), settings)
     public = {r.port_from for r in plan.security_rules if r.protocol == "tcp" and r.source == "0.0.0.0/0"}
-    assert {80, 443, 31000, 30303} == public
+    assert {80, 443} == public
+    admin = {r.port_from for r in plan.security_rules if r.source == "198.51.100.7/32"}
+    assert {22, 6443, 31000, 30303} == admin
+    named = make_plan(cluster(aws_group("front", "front-end", max=1), components=(minio,),
+                              admin_cidr="198.51.100.7/32", dns_name="oscar.example.org"), settings)
+    assert not [r for r in named.security_rules if r.port_from in (31000, 30303)]
 
 
 _DRIVER_SIZES: dict[str, dict[str, object]] = {}
@@ -361,13 +367,14 @@ def test_cheapest_fit_never_misses_a_cheaper_fitting_size(cpus: int, memory_gib:
         assert chosen.cpus >= cpus and chosen.memory_mib >= memory_gib * 1024 and chosen.arch == arch
 
 
-def test_ports_a_template_restricts_keep_their_cidr_and_the_rest_stay_public(settings: Settings) -> None:
+def test_ports_a_template_restricts_keep_their_cidr_and_the_rest_their_default(settings: Settings) -> None:
     spec = cluster(aws_group("front", "front-end"), admin_cidr="198.51.100.0/24",
                    web_cidrs={443: "198.51.100.0/24", 30300: "192.0.2.0/24"},
                    components=(ComponentSpec("minio", {}),))
     rules = {r.port_from: r.source for r in make_plan(spec, settings).security_rules}
     assert rules == {22: "198.51.100.0/24", 6443: "198.51.100.0/24", 80: "0.0.0.0/0",
-                     443: "198.51.100.0/24", 30300: "192.0.2.0/24", 30303: "0.0.0.0/0", None: "cluster"}
+                     443: "198.51.100.0/24", 30300: "192.0.2.0/24", 30303: "198.51.100.0/24",  # MinIO: admin
+                     None: "cluster"}
 
 
 def test_elastic_settings_are_the_templates_else_the_configs(settings: Settings) -> None:

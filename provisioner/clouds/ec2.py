@@ -261,6 +261,24 @@ class Ec2Driver:
         the account has a default VPC in the region. ``BadInput`` (exit 2) otherwise."""
         self._subnet_for(None, None)
 
+    def routes_through_nat(self, subnet_id: str) -> bool:
+        """Whether the subnet's route table (its own, else its VPC's main one) sends 0.0.0.0/0 to a
+        NAT gateway or a NAT instance: then a machine there reaches the internet without a public
+        address."""
+        subnet = self._named_subnet(subnet_id)
+        vpc = subnet.extra.get("vpc_id")
+        ns = f"{{{NAMESPACE}}}"
+        for filters in ({"association.subnet-id": subnet_id}, {"vpc-id": vpc, "association.main": "true"}):
+            params = {"Action": "DescribeRouteTables"}
+            for n, (name, value) in enumerate(filters.items(), start=1):
+                params[f"Filter.{n}.Name"], params[f"Filter.{n}.Value.1"] = name, str(value)
+            tables = self._action(params).findall(f"{ns}routeTableSet/{ns}item")
+            if tables:
+                return any(route.findtext(f"{ns}destinationCidrBlock") == "0.0.0.0/0"
+                           and bool(route.findtext(f"{ns}natGatewayId") or route.findtext(f"{ns}instanceId"))
+                           for table in tables for route in table.findall(f"{ns}routeSet/{ns}item"))
+        return False
+
     def list_zones(self) -> list[str]:
         """Available zones with a default subnet, by name (asked once per driver)."""
         if self.subnet:

@@ -6,7 +6,8 @@ serialised as the EC2 Query protocol does (a list member's ``locationName`` numb
 
 **One launch request.** ``RunInstances`` carries everything at once, so no machine ever exists
 without it: the subnet and security group on the primary network interface (with
-``AssociatePublicIpAddress`` as the plan says: only the front-end is reached from outside), IMDSv2
+``AssociatePublicIpAddress`` as the plan says: the front-end, and workers only where their
+subnet has no NAT route to download through; the security group decides who reaches them), IMDSv2
 required with a hop limit of 1 (a pod cannot reach the node's credentials through the
 instance metadata service), tags on the instance, its volumes and its network interface (tag
 policies refuse untagged launches), an encrypted gp3 root volume (front-end at least 30 GiB: it runs

@@ -6,7 +6,8 @@ One module per lifecycle phase (as Karpenter's ``nodeclaim/lifecycle``):
 - ``sites``: per cloud/region the driver, key pair, security group, images.
 - ``launch``: parallel creates with capacity fallback, waiting until machines run.
 - ``create``: the whole ``create`` (record first, secrets, machines, volume, address, SSH, configure).
-- ``scale``, ``destroy``: the other mutating commands. ``views``: pure ``show``/``outputs``/``list``.
+- ``scale``, ``destroy``, ``update`` (``create --update``): the other mutating commands.
+  ``views``: pure ``show``/``outputs``/``list``.
 - ``cluster``: which workers run user pods, asked of the deployment's Kubernetes API (for ``scale``).
 - ``reach``: the SSH wait; ``keys``: the per-deployment SSH key; ``progress``: bars on stderr.
 

@@ -52,6 +52,7 @@ from provisioner.engine.targets import (
 from provisioner.errors import CloudError, NotFound, OscarDeployError, RemoteError
 from provisioner.k3sca import ensure_cluster_ca
 from provisioner.plan import Plan
+from provisioner.record import self_reach_rules
 from provisioner.spec import ClusterSpec
 from provisioner.state import Deployment, StateStore, generate_secret, write_private_file
 
@@ -346,6 +347,18 @@ class _Creator:
                 self.store.update_node(self.dep.id, name, addresses=addresses)
                 if group.hybrid and address:  # a floating IP given only now (OpenStack)
                     driver.ensure_security_group(self.dep.id, node_wireguard_rules(name, [address]))
+                self._admit_own_address(driver, address)
+
+    def _admit_own_address(self, driver: Any, address: str | None) -> None:
+        """MinIO's NodePorts from the front-end's own public address too (``self_reach_rules``),
+        in the security group and in the record."""
+        record = self.store.record(self.dep.id)
+        extra = self_reach_rules(record.security_rules, address)
+        if not extra:
+            return
+        rules = (*record.security_rules, *extra)
+        driver.ensure_security_group(self.dep.id, firewall_rules(rules))
+        self.store.set_plan(self.dep.id, record.with_security(rules, record.admin_cidr).to_dict())
 
 
 def _record_launch_inputs(store: StateStore, deployment_id: str) -> None:

@@ -91,11 +91,17 @@ class GroupTarget:
     def cloud(self) -> bool:
         return self.provider != "fleet"
 
+    public: bool | None = None
+    """Whether its machines get a public address (the plan's, or the record's); None: the front-end only."""
+
     @property
     def public_ip(self) -> bool:
-        """The front-end is reached from outside; workers join over the private network, and keep a
-        public address only when boards must reach them (k3s's node-external-ip, ``provisioner.mesh``)."""
-        return self.role == "front-end" or self.hybrid
+        """The front-end is reached from outside; a hybrid cluster's workers keep a public address the
+        boards reach (k3s's node-external-ip, ``provisioner.mesh``); other workers get one only to reach
+        the internet where their subnet has no NAT route (``GroupPlan.public_ip``)."""
+        if self.hybrid:
+            return True
+        return self.public if self.public is not None else self.role == "front-end"
 
 
 def size_candidates(group: GroupPlan, cache_dir: Path | None = None,
@@ -133,6 +139,7 @@ def group_targets(plan: Plan, cache_dir: Path | None = None) -> tuple[GroupTarge
             memory_mib=g.memory_mib, arch=g.arch, image=image, disk_gib=g.disk_gib,
             network=g.spec.network, volume_gib=g.volume_gib, boards=boards, labels=dict(g.spec.labels),
             taints=tuple(g.spec.taints), hybrid=hybrid and g.provider != "fleet",
+            public=g.public_ip if g.provider != "fleet" else None,
         ))
     return tuple(out)
 
@@ -195,7 +202,8 @@ def record_targets(record: DeploymentRecord) -> tuple[GroupTarget, ...]:
             network=launch.network if launch else None, volume_gib=g.volume_gib,
             boards=tuple(BoardTarget(b.name, b.address, b.ssh_port, b.ssh_user, ssh_key=b.ssh_key,
                                      proxy_jump=b.proxy_jump, arch=b.arch) for b in g.boards),
-            labels=dict(g.labels), taints=tuple(g.taints), hybrid=record.hybrid and g.cloud))
+            labels=dict(g.labels), taints=tuple(g.taints), hybrid=record.hybrid and g.cloud,
+            public=launch.public_ip if launch else None))
     return tuple(out)
 
 

@@ -18,7 +18,7 @@ from provisioner.engine.progress import NullProgress, Progress
 from provisioner.engine.scale import BusyProbe, ScaleResult, scale
 from provisioner.engine.sites import DriverFactory, Drivers, firewall_rules
 from provisioner.plan import Plan
-from provisioner.record import Rule
+from provisioner.record import Rule, self_reach_rules
 from provisioner.state import StateStore
 from provisioner.update import Update
 
@@ -43,6 +43,10 @@ def update(store: StateStore, ref: str, plan: Plan, change: Update, inputs: Mapp
             record = store.record(dep.id)
             rules = tuple(Rule(r.protocol, r.port_from, r.port_to, r.source, r.description)
                           for r in plan.security_rules)
+            front = record.front_end
+            addresses = [n.addresses.get("public") or [] for n in store.nodes(dep.id, front.name)] \
+                if front is not None and front.cloud else []
+            rules += self_reach_rules(rules, addresses[0][0] if addresses and addresses[0] else None)
             drivers = Drivers(driver_factory)
             for provider, region in dict.fromkeys((g.provider, g.region) for g in record.groups if g.cloud):
                 group_id = drivers(provider, region).ensure_security_group(dep.id, firewall_rules(rules),
