@@ -213,3 +213,78 @@ def test_manifests_are_byte_for_byte_what_the_roles_wrote_on_the_front_end(confi
     differs = [p.name for p in sorted(other.iterdir())
                if hashlib.sha256(p.read_bytes()).hexdigest() != remote[p.name]]
     assert differs == ["oscar-minio.yaml"]
+
+
+def test_the_daemon_manifests_shows_starts_as_its_deployment_says(offline: dict[str, Any], kube_api: Any,
+                                                                  tmp_path: Path) -> None:
+    """What `manifests` writes for the daemon is a daemon that starts: its Deployment's command, args
+    and env, its ConfigMap and Secret as files at their mount paths, run as a process against the
+    Kubernetes API test server, takes its Lease and writes its status. Substituted, and only these:
+    the mount paths (into this test's directory, through `--vars`, as a site's ansible_vars would) and
+    the API server (``KUBECONFIG``, which the daemon prefers to its service account; the image test
+    runs it with the service account's token and CA)."""
+    import os
+    import signal
+    import sys
+
+    config, credentials, ssh = tmp_path / "config", tmp_path / "credentials", tmp_path / "ssh"
+    variables = yaml.safe_load(offline["vars"].read_text())
+    moved = tmp_path / "vars.yml"
+    moved.write_text(yaml.safe_dump({**variables, "elastic_config_dir": str(config),
+                                     "elastic_credentials_dir": str(credentials),
+                                     "elastic_ssh_dir": str(ssh)}))
+    out = tmp_path / "manifests"
+    done = cli(offline["state"], "manifests", offline["dep"].id, "--vars", str(moved), "--dir", str(out),
+               "--show-secrets", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    docs = {f"{d['kind']}/{d['metadata']['name']}": d
+            for d in yaml.safe_load_all((out / "oscar-elastic.yaml").read_text()) if d}
+    (container,) = docs["Deployment/oscar-deploy-elastic"]["spec"]["template"]["spec"]["containers"]
+    volumes = {v["name"]: v for v in docs["Deployment/oscar-deploy-elastic"]["spec"]["template"]["spec"]
+               ["volumes"]}
+    for mount in container["volumeMounts"]:
+        source = volumes[mount["name"]]
+        if "configMap" in source:
+            data = docs[f"ConfigMap/{source['configMap']['name']}"]["data"]
+        elif "secret" in source:
+            data = docs[f"Secret/{source['secret']['secretName']}"]["stringData"]
+        else:
+            continue  # an emptyDir (its scratch space)
+        target = Path(mount["mountPath"])
+        assert target in (config, credentials, ssh), target  # only what the --vars moved
+        target.mkdir(parents=True, exist_ok=True)
+        for key, value in data.items():
+            (target / key).write_text(value)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "OS_", "OSCAR_DEPLOY_"))}
+    for item in container.get("env", []):
+        if "value" in item:
+            env[item["name"]] = item["value"]
+        elif item.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "status.podIP":
+            env[item["name"]] = "127.0.0.1"  # what the kubelet would fill in: the pod's address
+    kube_api.create_namespace("oscar-deploy")  # the manifests' Namespace, as applying them would
+    env.update(HOME=str(tmp_path), KUBECONFIG=str(kube_api.write_kubeconfig(tmp_path / "kubeconfig")),
+               OSCAR_DEPLOY_GENERAL_CACHE_DIR=str(tmp_path / "cache"))
+    command = [str(Path(sys.executable).parent / "oscar-deploy"), *container["args"], "--metrics-port", "0"]
+    daemon = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              stdin=subprocess.DEVNULL)
+    try:
+        def started() -> bool:
+            if daemon.poll() is not None:
+                raise AssertionError(f"the daemon exited {daemon.returncode}: {daemon.communicate()[0]}")
+            try:
+                lease = kube_api.get("leases", "oscar-deploy-elastic", "oscar-deploy")
+                status = kube_api.get("configmaps", "oscar-deploy-elastic-status", "oscar-deploy")
+            except Exception:
+                return False
+            return bool(lease["spec"].get("holderIdentity")) and "pis" in str(status.get("data"))
+
+        kube_api.wait_until(started, timeout=60, what="the daemon holding its Lease and writing its status")
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            output, _ = daemon.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            output, _ = daemon.communicate()
+        print(output)
+    assert all(value not in output for value in offline["secrets"].values())
