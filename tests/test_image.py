@@ -137,6 +137,11 @@ def _files(directory: Path, data: dict[str, str], mode: int, group: int) -> Path
     return directory
 
 
+POD_IP = "127.0.0.1"
+"""The pod's address (``status.podIP``, where its metrics listen) is the loopback here: buildah runs
+the container in the host's network."""
+
+
 def pod_run(manifests: dict[str, dict[str, Any]], image: dict[str, Any], work: Path,
             substituted_env: dict[str, str], metrics_port: int, extra_mounts: dict[str, Path]
             ) -> tuple[list[str], list[str], dict[str, str], dict[str, Path]]:
@@ -168,8 +173,7 @@ def pod_run(manifests: dict[str, dict[str, Any]], image: dict[str, Any], work: P
     for target, source in extra_mounts.items():
         mounts[target] = source
         options += ["-v", f"{source}:{target}:ro"]
-    # a value from the pod's status (its IP) is the loopback here: buildah runs in the host's network
-    env = {e["name"]: e.get("value", "127.0.0.1") for e in spec.get("env") or []}
+    env = {e["name"]: e.get("value", POD_IP) for e in spec.get("env") or []}
     env.update(substituted_env)
     for key, value in env.items():
         options += ["--env", f"{key}={value}"]
@@ -348,7 +352,8 @@ def test_the_daemon_runs_as_its_deployment_says_and_scales_a_board(
     # nothing differs from the Deployment but the listed substitutions
     spec = deployment["spec"]["template"]["spec"]["containers"][0]
     assert "envFrom" not in spec and "command" not in spec
-    declared = {e["name"]: e["value"] for e in spec["env"]}  # with the template's elasticity settings
+    # with the template's elasticity settings; the pod's address as the kubelet fills it in
+    declared = {e["name"]: e.get("value", POD_IP) for e in spec["env"]}
     assert set(declared) <= set(env)
     assert {k: v for k, v in env.items() if k not in substituted} == {
         k: v for k, v in declared.items() if k not in substituted}
