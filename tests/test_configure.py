@@ -238,7 +238,10 @@ def test_the_front_end_gets_the_services_manifests_and_charts_valid_and_private(
     role = by_kind["ClusterRole"][0]["rules"]
     assert {(tuple(r["resources"]), tuple(r["verbs"])) for r in role} == {
         (("nodes",), ("get", "list", "watch", "patch", "delete")), (("pods",), ("get", "list", "watch")),
-        (("pods/eviction",), ("create",)), (("events",), ("create",))}  # what a daemon run calls (3dc2ba7)
+        (("pods/eviction",), ("create",)), (("events",), ("create",)),  # what a daemon run calls (3dc2ba7)
+        # ProvisioningRequests (Kueue's admission check): read them and their PodTemplates, answer them
+        (("podtemplates",), ("get", "list", "watch")), (("provisioningrequests",), ("get", "list", "watch")),
+        (("provisioningrequests/status",), ("patch",))}
     groups = yaml.safe_load(next(d for d in by_kind["ConfigMap"])["data"]["groups.yaml"])
     assert [(g["name"], [n["name"] for n in g["nodes"]]) for g in groups] == [("pis", ["pi1", "pi2"])]
     assert groups[0]["taints"] == ["oscar-deploy/edge=true:PreferNoSchedule"]  # as the boards' k3s has them

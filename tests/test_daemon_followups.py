@@ -286,7 +286,7 @@ def store(tmp_path: Path) -> Iterator[Any]:
 
 
 def test_a_hybrid_deployment_gives_the_daemon_its_boards_with_their_power_and_logins(store: Any) -> None:
-    inputs = {"ssh_user": "ubuntu", "ssh_key": "/keys/pis", "wn1_address": "10.1.0.11",
+    inputs = {"ssh_user": "ubuntu", "ssh_key": "/keys/pis", "wn1_address": "198.51.100.11",
               "power_on_command": "plug on {address}", "power_off_command": "plug off {node}"}
     dep = record(store, HYBRID, inputs, "hyb")
     groups = {g.name: g for g in groups_from_deployment(dep)}
@@ -299,13 +299,13 @@ def test_a_hybrid_deployment_gives_the_daemon_its_boards_with_their_power_and_lo
                           "oscar-deploy/arch": "arm64", "oscar-deploy/site": "edge",
                           "kubernetes.io/arch": "arm64"}  # what k3s and the kubelet give its nodes
     assert [(n.name, n.address, n.ssh_user, n.ssh_port, n.ssh_key) for n in pis.nodes] == [
-        ("pi1", "10.1.0.11", "ubuntu", 22, "/keys/pis"), ("pi2", "192.0.2.12", "ubuntu", 22, "/keys/pis"),
+        ("pi1", "198.51.100.11", "ubuntu", 22, "/keys/pis"), ("pi2", "192.0.2.12", "ubuntu", 22, "/keys/pis"),
         ("pi3", "192.0.2.13", "ubuntu", 22, "/keys/pis")]
     assert pis.power == {"type": "command", "power_on": "plug on {address}", "power_off": "plug off {node}",
                          "shutdown": {}}
     manager = manager_for(pis)  # powered without any cloud: the template's commands and an SSH halt
     assert isinstance(manager, CommandPower) and manager.shutdown is not None
-    assert manager.shutdown.argv(pis.nodes[0])[-5:-1] == ["-l", "ubuntu", "--", "10.1.0.11"]
+    assert manager.shutdown.argv(pis.nodes[0])[-5:-1] == ["-l", "ubuntu", "--", "198.51.100.11"]
 
 
 def test_an_edge_deployment_leaves_its_front_end_alone_and_uses_its_known_hosts(store: Any) -> None:

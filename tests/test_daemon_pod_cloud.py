@@ -63,10 +63,12 @@ def hybrid_deployment(tmp_path: Path, switch: str) -> tuple[Path, Any, dict[str,
     doc["imports"] = [{"oscar_deploy_types": str(REPO / "tosca/types/oscar-deploy-types.yaml")}]
     nodes = doc["topology_template"]["node_templates"]
     del nodes["pi2"], nodes["pi3"]
-    nodes["pi1"]["properties"]["proxy_jump"] = True  # no SSH halt: the switch's cut alone
+    # A hybrid board needs an address the cloud nodes reach (``provisioner.mesh``): a TEST-NET-2 one
+    # that nothing answers on, so the daemon's SSH halt finds no board there (taken as halted, 1 s)
+    # and the switch's cut follows.
     template = tmp_path / "hybrid.yaml"
     template.write_text(yaml.safe_dump(doc, sort_keys=False))
-    inputs = {"region": REGION, "power_on_command": f"{switch} on {{node}}",
+    inputs = {"region": REGION, "wn1_address": "198.51.100.21", "power_on_command": f"{switch} on {{node}}",
               "power_off_command": f"{switch} off {{node}}"}
     plan = make_plan(load_cluster_spec([template], inputs), Settings())
     state = tmp_path / "state.db"

@@ -101,7 +101,9 @@ def test_hybrid_cloud_workers_keep_a_public_address_and_report_it(settings: Sett
     aws = load_cluster_spec([templates_dir() / "oscar-aws.yaml"], {"admin_cidr": "10.0.0.0/8"})
     aws_only = make_plan(aws, settings)
     (aws_worker,) = [g for g in plan_record(aws_only, group_targets(aws_only)).groups if g.role == "worker"]
-    assert aws_worker.launch is not None and not aws_worker.launch.public_ip
+    # an AWS-only worker may get a public address to reach the internet (no NAT route, decided at
+    # create), but never announces it to k3s: nothing outside the VPC talks to it
+    assert aws_worker.launch is not None
     assert aws_worker.launch.user_data is not None and not aws_worker.launch.user_data.external_ip
 
 
