@@ -172,7 +172,7 @@ def configuration_vars(deployment: Deployment, secrets: Mapping[str, str], inven
         "oscar_username": str(oscar.get("username") or "oscar"),
         "oscar_password": str(oscar.get("password") or secrets.get("oscar_password", "")),
         # in the pod, cloud groups carry their launch specs: it never sees the state file
-        "elastic_groups": daemon_groups(record, deployment.id, launch=True,
+        "elastic_groups": daemon_groups(record, deployment.id, launch=True, node_keys=False,
                                         warn=lambda message: log.warning("deployment %s: %s", deployment.name,
                                                                          message)),
         # the template's elasticity settings (merged with [elastic] at plan time): the pod's env
@@ -182,6 +182,7 @@ def configuration_vars(deployment: Deployment, secrets: Mapping[str, str], inven
         # oscar role gives OSCAR's shared volume a supervisor build for each when there is more than one
         "oscar_node_arches": node_arches(record),
     }
+    out.update(daemon_ssh_files(record, inventory.known_hosts))
     front_group = record.front_end
     if front_group is not None and front_group.volume_gib:  # the front-end's data volume, at /pv
         out["oscar_data_dir"] = "/pv"
@@ -189,6 +190,27 @@ def configuration_vars(deployment: Deployment, secrets: Mapping[str, str], inven
     for key in ("oidc_issuer", "oidc_subject", "oidc_groups"):
         if oscar.get(key):
             out[f"oscar_{key}"] = oscar[key]
+    return out
+
+
+def daemon_ssh_files(record: DeploymentRecord, known_hosts: str) -> dict[str, str]:
+    """What the daemon in its pod halts boards over SSH with: the boards' login key (one key for all:
+    the pod mounts one) for its Secret, and the host keys this machine has seen for its ConfigMap
+    (checked strictly there). Boards reached through the front-end are not halted over SSH."""
+    halted = [b for group in record.groups for b in group.boards if not b.proxy_jump]
+    out: dict[str, str] = {}
+    keys = sorted({b.ssh_key for b in halted if b.ssh_key})
+    if len(keys) > 1:
+        log.warning("boards log in with %d different keys; the daemon in its pod mounts one, %s",
+                    len(keys), keys[0])
+    if keys:
+        try:
+            out["elastic_ssh_private_key"] = Path(keys[0]).expanduser().read_text()
+        except OSError as error:
+            log.warning("the daemon cannot halt boards over SSH: %s: %s", keys[0], error.strerror)
+    hosts = Path(known_hosts)
+    if halted and hosts.is_file():
+        out["elastic_known_hosts"] = hosts.read_text()
     return out
 
 

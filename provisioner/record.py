@@ -438,7 +438,8 @@ def server_url(address: str) -> str:
 
 
 def daemon_groups(record: DeploymentRecord, deployment_id: str, *, known_hosts: str | None = None,
-                  launch: bool = False, warn: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+                  launch: bool = False, node_keys: bool = True, warn: Callable[[str], None] | None = None
+                  ) -> list[dict[str, Any]]:
     """The elastic daemon's node groups (the groups-YAML format) for every group it may scale: cloud
     worker groups (``power: {type: cloud}``) and edge fleets powered by a command or Wake-on-LAN.
 
@@ -448,7 +449,9 @@ def daemon_groups(record: DeploymentRecord, deployment_id: str, *, known_hosts: 
     their power cut (``shutdown``, host keys checked against ``known_hosts`` when given); boards behind
     the front-end cannot be, so they need a ``power_off`` command. ``warn(message)`` hears why a group
     is left out. With ``launch`` a cloud group carries its launch spec (``power.launch``), so a daemon
-    in a pod creates workers from its ConfigMap alone; a group recorded without one is then left out."""
+    in a pod creates workers from its ConfigMap alone; a group recorded without one is then left out.
+    Without ``node_keys`` the boards' key files (paths on the operator's machine) are left out: a
+    daemon in its pod halts them with the key mounted from its Secret."""
     say = warn or (lambda _message: None)
     out: list[dict[str, Any]] = []
     for group in record.groups:
@@ -479,7 +482,7 @@ def daemon_groups(record: DeploymentRecord, deployment_id: str, *, known_hosts: 
         entry["min"] = min(group.min, entry["max"])
         entry["nodes"] = [{"name": b.name, "address": b.address, "ssh_user": b.ssh_user,
                            "ssh_port": b.ssh_port,
-                           **({"ssh_key": b.ssh_key} if b.ssh_key else {}),
+                           **({"ssh_key": b.ssh_key} if b.ssh_key and node_keys else {}),
                            **({"mac": b.power.mac} if b.power.mac else {})} for b in group.boards]
         out.append({**entry, "power": power})
     return out

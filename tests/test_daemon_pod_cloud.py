@@ -68,7 +68,11 @@ def hybrid_deployment(tmp_path: Path, switch: str) -> tuple[Path, Any, dict[str,
     # and the switch's cut follows.
     template = tmp_path / "hybrid.yaml"
     template.write_text(yaml.safe_dump(doc, sort_keys=False))
-    inputs = {"region": REGION, "wn1_address": "198.51.100.21", "power_on_command": f"{switch} on {{node}}",
+    key = tmp_path / "pis_key"  # the boards' login key, which the daemon halts them with
+    key.write_text(new_private_key())
+    key.chmod(0o600)
+    inputs = {"region": REGION, "wn1_address": "198.51.100.21", "ssh_key": str(key),
+              "power_on_command": f"{switch} on {{node}}",
               "power_off_command": f"{switch} off {{node}}"}
     plan = make_plan(load_cluster_spec([template], inputs), Settings())
     state = tmp_path / "state.db"
@@ -81,7 +85,10 @@ def hybrid_deployment(tmp_path: Path, switch: str) -> tuple[Path, Any, dict[str,
                           addresses={"public": ["198.51.100.7"], "private": ["10.0.0.5"]}, state="running")
         store.set_plan(dep.id, with_launch_inputs(store, dep.id, store.record(dep.id)).to_dict())
         dep = store.get(dep.id)
-        variables = configuration_vars(dep, store.secrets(dep.id), Inventory((), "/k"), tmp_path)
+        known_hosts = tmp_path / "known_hosts"  # what `create` saw of the board's host key
+        known_hosts.write_text("198.51.100.21 ssh-ed25519 "
+                               "AAAAC3NzaC1lZDI1NTE5AAAAIHl0aWVzIGFyZSBub3QgYSBrZXkgYXQgYWxsIQ==\n")
+        variables = configuration_vars(dep, store.secrets(dep.id), Inventory((), str(known_hosts)), tmp_path)
     return state, dep, variables
 
 
@@ -90,9 +97,21 @@ def manifests(tmp_path: Path, variables: dict[str, Any], **extra: Any) -> dict[s
     render = tmp_path / "render"
     render.mkdir(exist_ok=True)
     chosen = {k: variables[k] for k in ("oscar_deployment_id", "oscar_deployment_name", "k3s_server_url",
-                                        "k3s_agent_token", "elastic_groups", "elastic_settings")}
+                                        "k3s_agent_token", "elastic_groups", "elastic_settings",
+                                        "elastic_ssh_private_key", "elastic_known_hosts") if k in variables}
     docs = _render(render, {**BASE, "oscar_dns_name": "", **chosen, **extra})["elastic.yaml"]
     return {f"{d['kind']}/{d['metadata']['name']}": d for d in docs}
+
+
+def quick_halt(docs: dict[str, dict[str, Any]]) -> None:
+    """A substitution: no board answers SSH at the board's TEST-NET address (yet this sandbox's network
+    may accept the connection), so the halt waits 1 s, not a minute, before the power cut."""
+    data = docs["ConfigMap/oscar-deploy-elastic-groups"]["data"]
+    groups = yaml.safe_load(data["groups.yaml"])
+    for group in groups:
+        if "shutdown" in group.get("power", {}):
+            group["power"]["shutdown"].update(wait_s=1, settle_s=0)
+    data["groups.yaml"] = yaml.safe_dump(groups)
 
 
 def follow_workers(kube: Any, ec2: Any, deployment_id: str, region: str) -> None:
@@ -151,12 +170,20 @@ def _pod_command(docs: dict[str, dict[str, Any]], config: Path, credentials: Pat
                  ) -> tuple[list[str], dict[str, str]]:
     """The Deployment's container as a local process: the entrypoint with its args, its env, and the
     ConfigMap and Secret written where the role's variables put their mount paths."""
-    (container,) = docs["Deployment/oscar-deploy-elastic"]["spec"]["template"]["spec"]["containers"]
+    pod = docs["Deployment/oscar-deploy-elastic"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     assert mounts["config"] == str(config) and mounts["credentials"] == str(credentials)
-    _write_volume(config, docs["ConfigMap/oscar-deploy-elastic-groups"]["data"])
-    _write_volume(credentials, docs["Secret/oscar-deploy-elastic"]["stringData"])
-    env = {e["name"]: e["value"] for e in container["env"]}
+    assert Path(mounts["ssh"]).parent == config.parent  # moved beside them (``rendered``)
+    for volume in pod["volumes"]:  # every ConfigMap and Secret at its mount path
+        if "configMap" in volume:
+            _write_volume(Path(mounts[volume["name"]]),
+                          docs[f"ConfigMap/{volume['configMap']['name']}"]["data"])
+        elif "secret" in volume:
+            _write_volume(Path(mounts[volume["name"]]),
+                          docs[f"Secret/{volume['secret']['secretName']}"]["stringData"])
+    # the pod's address (status.podIP, where its metrics listen) is the loopback for a local process
+    env = {e["name"]: e.get("value", "127.0.0.1") for e in container["env"]}
     return [str(Path(sys.executable).parent / "oscar-deploy"), *container["args"]], env
 
 
@@ -175,9 +202,10 @@ def rendered(tmp_path_factory: pytest.TempPathFactory, ec2_emulator_server: Any)
     state, dep, variables = hybrid_deployment(tmp_path, str(switch))
     config, credentials = tmp_path / "pod" / "config", tmp_path / "pod" / "credentials"
     docs = manifests(tmp_path, variables, elastic_config_dir=str(config),
-                     elastic_credentials_dir=str(credentials),
+                     elastic_credentials_dir=str(credentials), elastic_ssh_dir=str(config.parent / "ssh"),
                      elastic_cloud_env={"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
                                         "AWS_ENDPOINT_URL": ec2_emulator_server.endpoint})
+    quick_halt(docs)
     return {"state": state, "dep": dep, "docs": docs, "config": config, "credentials": credentials,
             "switch_log": tmp_path / "switch.log"}
 
@@ -186,7 +214,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory, ec2_emulator_server: Any)
 def pod(rendered: dict[str, Any], ec2_emulator: Any) -> Iterator[dict[str, Any]]:
     """``rendered`` with its volumes written afresh and the pod's command and env."""
     docs = json.loads(json.dumps(rendered["docs"]))
-    for directory in (rendered["config"], rendered["credentials"]):
+    for directory in (rendered["config"], rendered["credentials"], rendered["config"].parent / "ssh"):
         shutil.rmtree(directory, ignore_errors=True)
     for log in rendered["switch_log"].parent.glob(rendered["switch_log"].name + "*"):
         log.unlink()

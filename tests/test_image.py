@@ -47,6 +47,8 @@ SUBSTITUTIONS = {
     f"mount {SWITCH}": "the power-command path: a script standing in for the PoE switch",
     "Secret key AWS_ENDPOINT_URL": "the EC2 endpoint: the emulator's http://127.0.0.1:PORT, given as the "
                                    "role's elastic_cloud_env gives the keys (the hybrid test)",
+    "ConfigMap groups.yaml power.shutdown wait_s/settle_s": "1 s and 0 s instead of 60 s and 5 s: no board "
+                                                           "answers SSH at its TEST-NET address (the hybrid test)",
 }
 FAST = {"OSCAR_DEPLOY_ELASTIC_IDLE_TIME_S": "2", "OSCAR_DEPLOY_ELASTIC_COOLDOWN_S": "1",
         "OSCAR_DEPLOY_ELASTIC_TICK_S": "0.5"}
@@ -490,13 +492,14 @@ def test_in_its_pod_the_daemon_scales_a_hybrid_deployment_onto_a_board_then_a_cl
     from provisioner.cloudinit import node_user_data, worker_join
     from provisioner.clouds.base import TAG_DEPLOYMENT, TAG_GROUP
     from provisioner.state import StateStore
-    from tests.test_daemon_pod_cloud import REGION, follow_workers, hybrid_deployment
+    from tests.test_daemon_pod_cloud import REGION, follow_workers, hybrid_deployment, quick_halt
     from tests.test_daemon_pod_cloud import manifests as render_manifests
 
     state, dep, variables = hybrid_deployment(tmp_path, SWITCH)
     endpoint = {"AWS_ENDPOINT_URL": ec2_emulator.endpoint}  # a substitution (see SUBSTITUTIONS)
     manifests = render_manifests(tmp_path, variables,
                                  elastic_cloud_env={**SECRETS["elastic_cloud_env"], **endpoint})
+    quick_halt(manifests)  # a substitution (see SUBSTITUTIONS)
     secret = manifests["Secret/oscar-deploy-elastic"]["stringData"]
     assert set(secret) == {"K3S_TOKEN", "K3S_URL", *SECRETS["elastic_cloud_env"], *endpoint}
     assert secret["K3S_TOKEN"] == variables["k3s_agent_token"]
@@ -517,7 +520,7 @@ def test_in_its_pod_the_daemon_scales_a_hybrid_deployment_onto_a_board_then_a_cl
     options, command, env, mounts = pod_run(manifests, image, tmp_path / "volumes", substituted, metrics_port,
                                             {SA_DIR: service_account, SWITCH: switch_dir / "poe-switch"})
     (spec,) = manifests["Deployment/oscar-deploy-elastic"]["spec"]["template"]["spec"]["containers"]
-    declared = {e["name"]: e["value"] for e in spec["env"]}  # with the template's elasticity settings
+    declared = {e["name"]: e.get("value", POD_IP) for e in spec["env"]}  # with the template's settings
     assert set(declared) <= set(env)
     assert {k: v for k, v in env.items() if k not in substituted} == {
         k: v for k, v in declared.items() if k not in substituted}
