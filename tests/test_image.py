@@ -47,8 +47,9 @@ SUBSTITUTIONS = {
     f"mount {SWITCH}": "the power-command path: a script standing in for the PoE switch",
     "Secret key AWS_ENDPOINT_URL": "the EC2 endpoint: the emulator's http://127.0.0.1:PORT, given as the "
                                    "role's elastic_cloud_env gives the keys (the hybrid test)",
-    "ConfigMap groups.yaml power.shutdown wait_s/settle_s": "1 s and 0 s instead of 60 s and 5 s: no board "
-                                                           "answers SSH at its TEST-NET address (the hybrid test)",
+    "ConfigMap groups.yaml power.shutdown wait_s/settle_s": "1 s and 0 s instead of 60 s and 5 s: no "
+                                                           "board answers SSH at its TEST-NET address "
+                                                           "(the hybrid test)",
 }
 FAST = {"OSCAR_DEPLOY_ELASTIC_IDLE_TIME_S": "2", "OSCAR_DEPLOY_ELASTIC_COOLDOWN_S": "1",
         "OSCAR_DEPLOY_ELASTIC_TICK_S": "0.5"}
