@@ -2,7 +2,8 @@
 PROVENANCE.md), not against our assumptions: every chart value key we set exists in that chart's
 values.yaml; every namespace a chart's templates write into exists before the chart; every Knative
 feature OSCAR's service pods need is on; every download URL has upstream's file name at a tag; the
-checksums in versions.yml are those of upstream's files.
+checksums in versions.yml are those of upstream's files; the k3s binary, its sha256sum file and every
+INSTALL_K3S_* variable the roles and the worker user data use are what k3s's install.sh downloads and reads.
 
 The roles' variables are rendered by Ansible itself (one local play), as the roles would see them."""
 
@@ -12,12 +13,14 @@ import hashlib
 import io
 import json
 import re
+import subprocess
 import sys
 import tarfile
 from typing import Any
 
 import pytest
 import yaml
+from jinja2 import Template
 
 from tests.test_configure_helpers import REPO, run_tool
 
@@ -260,3 +263,106 @@ def test_versions_checksums_are_upstreams_files() -> None:
             meta = yaml.safe_load(handle.read())
         assert name == f"{meta['name']}-{meta['version']}.tgz"
     assert set(VERSIONS["artifact_unverified"]) == {f"cert-manager-{VERSIONS['cert_manager_version']}.yaml"}
+
+
+# k3s's install.sh and the sum k3s commits beside it (install.sh.sha256sum), both read at k3s-io/k3s
+# commit 019b0afdd830e36f5e4b7a5b237e6a4339e6a6be (tests/upstream/PROVENANCE.md).
+INSTALL_SH = UPSTREAM / "k3s" / "install.sh"
+INSTALL_SH_SHA256 = "68ae766b4c4fd2c8032f712cdd346c8f9d1ae60eaeb4736a1155effda44ea23d"
+K3S_INSTALL = PLAYBOOKS / "roles/k3s_server/tasks/install.yml"
+
+
+def test_install_sh_copy_is_upstreams_file() -> None:
+    """The copy the checks below read is byte for byte the script k3s published a sum for."""
+    assert hashlib.sha256(INSTALL_SH.read_bytes()).hexdigest() == INSTALL_SH_SHA256
+
+
+def _install_sh_arch(machine: str) -> tuple[str, str]:
+    """(ARCH, SUFFIX) as install.sh's own ``setup_verify_arch`` sets them for ``uname -m`` = ``machine``:
+    the shell function itself decides, not a re-reading of it."""
+    match = re.search(r"^setup_verify_arch\(\) \{\n.*?^\}\n", INSTALL_SH.read_text(), re.M | re.S)
+    assert match, "install.sh has no setup_verify_arch"
+    program = ('fatal() { echo "$@" >&2; exit 1; }\n' + match.group(0)
+               + 'setup_verify_arch\nprintf "%s %s" "$ARCH" "$SUFFIX"\n')
+    done = subprocess.run(["sh", "-c", program], env={"ARCH": machine, "PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    arch, _, suffix = done.stdout.partition(" ")
+    return arch, suffix
+
+
+def _install_tasks() -> dict[str, dict[str, Any]]:
+    """The shared k3s install tasks (k3s_server's ``install.yml``, which k3s_agent includes) by name."""
+    return {t["name"]: t for t in yaml.safe_load(K3S_INSTALL.read_text())}
+
+
+def _set_fact(name: str, **variables: str) -> str:
+    """The one fact a set_fact task of ``install.yml`` sets, rendered by Jinja as Ansible would."""
+    ((_, expression),) = _install_tasks()[name]["ansible.builtin.set_fact"].items()
+    return Template(expression).render(**variables)
+
+
+def test_k3s_binary_and_checksum_file_are_what_install_sh_downloads() -> None:
+    """For every machine the roles know, the binary they fetch and the sha256sum file they check it
+    against are the ones install.sh itself downloads there (``download_binary``, ``download_hash``),
+    and the binary's line in that file is the one install.sh greps for."""
+    script = INSTALL_SH.read_text()
+    assert "BIN_URL=${GITHUB_URL}/download/${VERSION_K3S}/k3s${SUFFIX}\n" in script
+    assert "HASH_URL=${GITHUB_URL}/download/${VERSION_K3S}/sha256sum-${ARCH}.txt\n" in script
+    assert 'HASH_EXPECTED=$(grep " k3s${SUFFIX}$" ${TMP_HASH})' in script
+    assert "GITHUB_URL=https://github.com/k3s-io/k3s/releases\n" in script
+    fetch = _install_tasks()["Install the k3s binary (checked against the release's sha256sum file)"]["vars"]
+    arch_fact = "Name k3s's artifacts for this architecture"
+    machines = re.findall(r"'([\w]+)': '\w+'", next(iter(
+        _install_tasks()[arch_fact]["ansible.builtin.set_fact"].values())))
+    assert {"x86_64", "aarch64", "armv7l"} <= set(machines)
+    for machine in machines:
+        arch, suffix = _install_sh_arch(machine)
+        ours_arch = _set_fact(arch_fact, ansible_architecture=machine)
+        assert ours_arch == arch, machine
+        binary = _set_fact("Name the binary as the release does (k3s, k3s-arm64, k3s-armhf; "
+                           "install.sh setup_verify_arch)", k3s_server_arch=ours_arch)
+        assert binary == f"k3s{suffix}", machine
+        names = {"k3s_server_binary": binary, "k3s_server_arch": ours_arch, "k3s_server_release_url": "R"}
+        assert Template(fetch["common_fetch_file"]).render(**names) == f"k3s{suffix}"
+        assert Template(fetch["common_fetch_url"]).render(**names) == f"R/k3s{suffix}"
+        assert Template(fetch["common_fetch_checksum_file"]).render(**names) == f"sha256sum-{arch}.txt"
+        assert Template(fetch["common_fetch_checksum_url"]).render(**names) == f"R/sha256sum-{arch}.txt"
+    release = yaml.safe_load((PLAYBOOKS / "roles/k3s_server/defaults/main.yml").read_text())
+    assert release["k3s_server_release_url"].startswith("https://github.com/k3s-io/k3s/releases/download/")
+
+
+def _install_k3s_variables_set() -> dict[str, set[str]]:
+    """Every INSTALL_K3S_* variable the roles' tasks and the worker user data set, by where."""
+    found: dict[str, set[str]] = {}
+    for tasks in sorted(PLAYBOOKS.glob("roles/*/tasks/*.yml")):
+        for task in yaml.safe_load(tasks.read_text()) or []:
+            for name in (task.get("environment") or {}) if isinstance(task, dict) else {}:
+                if name.startswith("INSTALL_K3S_"):
+                    found.setdefault(name, set()).add(str(tasks.relative_to(REPO)))
+    cloudinit = REPO / "provisioner" / "cloudinit.py"
+    for name in re.findall(r"\b(INSTALL_K3S_\w+)=", cloudinit.read_text()):
+        found.setdefault(name, set()).add(str(cloudinit.relative_to(REPO)))
+    return found
+
+
+def test_every_install_k3s_variable_we_set_is_one_install_sh_reads() -> None:
+    """A misspelt INSTALL_K3S_* would be ignored by install.sh without a word; also what the roles
+    rely on when they set INSTALL_K3S_SKIP_DOWNLOAD: the script then only checks ``${BIN_DIR}/k3s``,
+    and its default BIN_DIR is where the roles put the binary, and the unit file it writes is the
+    one the roles look for to tell whether k3s is installed."""
+    lines = INSTALL_SH.read_text().splitlines()
+    code = "\n".join(line for line in lines if not line.lstrip().startswith("#"))
+    read = set(re.findall(r"\$\{?(INSTALL_K3S_\w+)", code))
+    ours = _install_k3s_variables_set()
+    assert {"INSTALL_K3S_SKIP_DOWNLOAD", "INSTALL_K3S_VERSION", "INSTALL_K3S_EXEC"} <= set(ours)
+    assert {name: where for name, where in ours.items() if name not in read} == {}
+    assert "        BIN_DIR=/usr/local/bin\n" in code
+    fetch = _install_tasks()["Install the k3s binary (checked against the release's sha256sum file)"]["vars"]
+    assert fetch["common_fetch_dest"] == "/usr/local/bin/k3s"
+    assert "        SYSTEMD_DIR=/etc/systemd/system\n" in code
+    assert "FILE_K3S_SERVICE=${SYSTEMD_DIR}/${SERVICE_K3S}" in code  # ${SYSTEM_NAME}.service
+    assert "            SYSTEM_NAME=k3s\n" in code and "            SYSTEM_NAME=k3s-${CMD_K3S}\n" in code
+    for role, unit in (("k3s_server", "k3s.service"), ("k3s_agent", "k3s-agent.service")):
+        defaults = yaml.safe_load((PLAYBOOKS / f"roles/{role}/defaults/main.yml").read_text())
+        assert defaults[f"{role}_unit"] == f"/etc/systemd/system/{unit}"
