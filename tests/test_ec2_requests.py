@@ -11,6 +11,8 @@ from provisioner.clouds.base import FirewallRule, NodeRequest
 from provisioner.clouds.ec2_requests import (
     clean_description,
     ingress_params,
+    modify_metadata_options_params,
+    needs_imdsv2,
     revoke_params,
     run_instances_params,
 )
@@ -95,6 +97,21 @@ def test_run_instances_is_what_botocore_would_send() -> None:
         user_data_b64="dXNlcg==",
     )
     assert _ours(ours) == expected
+
+
+def test_metadata_options_modify_is_what_botocore_would_send() -> None:
+    wanted = {"InstanceId": "i-1", "HttpTokens": "required", "HttpPutResponseHopLimit": 1,
+              "HttpEndpoint": "enabled"}
+    expected = _serialised("ModifyInstanceMetadataOptions", wanted)
+    assert _ours(modify_metadata_options_params("i-1")) == expected
+
+
+@pytest.mark.parametrize(("tokens", "hops", "endpoint", "needs"), [
+    ("required", "1", "enabled", False), ("optional", "1", "enabled", True),
+    ("required", "2", "enabled", True), ("required", "1", "disabled", True), (None, None, None, True)])
+def test_only_machines_short_of_imdsv2_with_one_hop_need_a_modify(tokens: str | None, hops: str | None,
+                                                                  endpoint: str | None, needs: bool) -> None:
+    assert needs_imdsv2(tokens, hops, endpoint) is needs
 
 
 @pytest.mark.parametrize(

@@ -180,6 +180,45 @@ def test_keep_data_keeps_only_the_volume(ec2_emulator: Any, store: Any, settings
     assert not left["instances"] and not left["security_groups"] and not left["key_pairs"]
 
 
+def metadata_options(boto: Any, instance_id: str) -> tuple[str, int]:
+    (reservation,) = boto.describe_instances(InstanceIds=[instance_id])["Reservations"]
+    options = reservation["Instances"][0]["MetadataOptions"]
+    return options["HttpTokens"], options["HttpPutResponseHopLimit"]
+
+
+def test_a_resume_requires_imdsv2_on_the_machines_an_older_version_launched(
+        ec2_emulator: Any, store: Any, settings: Settings, factory: Any, boto: Any) -> None:
+    dep = create(store, aws_request(settings, "imds", wn_num=1), factory, settings)
+    machines = live(ec2_emulator.inventory(REGION), dep.id)["instances"]
+    front = next(i for i in machines if i["tags"][TAG_GROUP] == "front")
+    worker = next(i for i in machines if i["tags"][TAG_GROUP] == "wn")
+    # the worker as an older version left it: launched with IMDSv1 allowed and two hops, then
+    # interrupted before its record was written
+    boto.terminate_instances(InstanceIds=[worker["id"]])
+    store.remove_node(dep.id, node_name(dep.id, "wn", 1))
+    loose = {"HttpTokens": "optional", "HttpPutResponseHopLimit": 2, "HttpEndpoint": "enabled"}
+    tags = {"Name": node_name(dep.id, "wn", 1), TAG_DEPLOYMENT: dep.id, TAG_GROUP: "wn"}
+    (legacy,) = boto.run_instances(
+        ImageId=worker["image"], InstanceType=worker["type"], MinCount=1, MaxCount=1, MetadataOptions=loose,
+        TagSpecifications=[{"ResourceType": "instance",
+                            "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}])["Instances"]
+    (foreign,) = boto.run_instances(ImageId=worker["image"], InstanceType=worker["type"], MinCount=1,
+                                    MaxCount=1, MetadataOptions=loose)["Instances"]
+    assert metadata_options(boto, legacy["InstanceId"]) == ("optional", 2)
+    before = len(ec2_emulator.calls)
+
+    again = create(store, aws_request(settings, "imds", wn_num=1), factory, settings)
+
+    assert again.id == dep.id
+    assert {n.cloud_id for n in store.nodes(dep.id)} == {front["id"], legacy["InstanceId"]}  # adopted
+    assert metadata_options(boto, legacy["InstanceId"]) == ("required", 1)
+    assert metadata_options(boto, front["id"]) == ("required", 1)
+    assert metadata_options(boto, foreign["InstanceId"]) == ("optional", 2)  # not the deployment's
+    modified = [c.params["InstanceId"] for c in ec2_emulator.calls[before:]
+                if c.action == "ModifyInstanceMetadataOptions"]
+    assert modified == [legacy["InstanceId"]]  # the front-end this version launched already had it
+
+
 def test_a_zone_out_of_capacity_for_every_size_falls_back_to_the_next_zone(
         ec2_emulator: Any, store: Any, settings: Settings, factory: Any, boto: Any) -> None:
     zones = sorted(z["ZoneName"] for z in boto.describe_availability_zones()["AvailabilityZones"])

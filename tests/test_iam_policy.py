@@ -25,7 +25,7 @@ import pytest
 
 from elastic.model import NodeGroup
 from elastic.power import CloudPower, LaunchSpec
-from provisioner.clouds.base import TAG_DEPLOYMENT, resource_name
+from provisioner.clouds.base import TAG_DEPLOYMENT, TAG_GROUP, resource_name
 from provisioner.engine import create, destroy, scale
 from tests.harness.ec2 import _backend
 from tests.iam_eval import Request, allowed, requests_of
@@ -93,13 +93,19 @@ def foreign(request: Request, tags: dict[str, str]) -> Request:
 
 @pytest.fixture
 def recorded_calls(ec2_emulator: Any, store: Any, settings: Any, factory: Any) -> dict[str, Any]:  # noqa: F811
-    """create (a front-end with its volume and address, a worker), scale up and down, the daemon's
-    power-on and power-off of a worker, destroy: every EC2 call, and the tags of what they touched."""
+    """create (a front-end with its volume and address, a worker), its resume, scale up and down, the
+    daemon's power-on and power-off of a worker, destroy: every EC2 call, and the tags of what they
+    touched."""
     dep = create(store, aws_request(settings, "iam", wn_num=1), factory, settings)
+    front = next(i for i in ec2_emulator.inventory(REGION)["instances"]
+                 if i["tags"].get(TAG_DEPLOYMENT) == dep.id and i["tags"].get(TAG_GROUP) == "front")
+    # a resume adopting a front-end an older version launched with IMDSv1 allowed (set in the
+    # emulator's state, not by an API call of ours) requires IMDSv2 on it
+    _backend(REGION).modify_instance_metadata_options(front["id"], http_tokens="optional", hop_limit=2,
+                                                      http_endpoint="enabled")
+    create(store, aws_request(settings, "iam", wn_num=1), factory, settings)
     scale(store, dep.id, "wn", 2, factory, settings)
     scale(store, dep.id, "wn", 1, factory, settings)
-    front = next(i for i in ec2_emulator.inventory(REGION)["instances"]
-                 if i["tags"].get(TAG_DEPLOYMENT) == dep.id)
     group_id = next(g["id"] for g in ec2_emulator.inventory(REGION)["security_groups"]
                     if g["name"] == resource_name(dep.id, "sg"))
     launch = LaunchSpec(sizes=("t3.medium",), image=front["image"], key_name=front["key_name"],
@@ -129,7 +135,7 @@ def test_every_call_of_the_cli_and_the_daemon_is_allowed(recorded_calls: dict[st
     actions = {c.action for c in recorded_calls["calls"]}
     assert {"RunInstances", "TerminateInstances", "CreateVolume", "AttachVolume", "DeleteVolume",
             "ImportKeyPair", "DeleteKeyPair", "CreateSecurityGroup", "DeleteSecurityGroup",
-            "AuthorizeSecurityGroupIngress"} <= actions, actions
+            "AuthorizeSecurityGroupIngress", "ModifyInstanceMetadataOptions"} <= actions, actions
     denied = []
     for call in recorded_calls["calls"]:
         for request in requests_of(call.action, call.params, call.region, recorded_calls["tags"]):

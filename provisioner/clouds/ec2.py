@@ -11,7 +11,8 @@ How the contract maps onto EC2:
   interface, encrypted gp3 root volume, standard CPU credits for burstable types, a ``ClientToken``
   that stays the same across the retries of one ``create_node``), sent through the stock driver's
   signed connection, as are the calls libcloud cannot make with tags at creation (volume, key pair,
-  security group, elastic address).
+  security group, elastic address). A resume's adopted machines launched without those metadata
+  options get them (``require_imdsv2``) before the engine uses them.
 - **VPC**: the given subnet's (``subnet_id`` input) else the default VPC's; an account without a
   default VPC and no subnet given is ``BadInput`` (``preflight`` says so before anything exists).
   The security group is created in that VPC.
@@ -551,6 +552,37 @@ class Ec2Driver:
                                               and self._terminated_for_capacity(node.id)):
                 out.append(node)
         return out
+
+    def require_imdsv2(self, deployment: str, instance_ids: Sequence[str]) -> list[str]:
+        """Of ``instance_ids`` (machines a resume adopts), those tagged for ``deployment`` whose
+        metadata options fall short of what ``RunInstances`` sets (an older version launched them
+        with IMDSv1 allowed or a hop limit above 1) get ``ModifyInstanceMetadataOptions``; the ids
+        modified. Untagged machines are left alone (the IAM policy scopes the call by that tag)."""
+        if not instance_ids:
+            return []
+        params = {"Action": "DescribeInstances", "Filter.1.Name": f"tag:{TAG_DEPLOYMENT}",
+                  "Filter.1.Value.1": deployment,
+                  **{f"InstanceId.{i}": ident for i, ident in enumerate(instance_ids, start=1)}}
+        answer = self._action(params)
+        modified = []
+        for item in answer.findall(f".//{{{NAMESPACE}}}instancesSet/{{{NAMESPACE}}}item"):
+            ident = item.findtext(f"{{{NAMESPACE}}}instanceId")
+            state = item.findtext(f"{{{NAMESPACE}}}instanceState/{{{NAMESPACE}}}name")
+            options = item.find(f"{{{NAMESPACE}}}metadataOptions")
+
+            def option(name: str, options: Any = options) -> str | None:
+                return None if options is None else options.findtext(f"{{{NAMESPACE}}}{name}")
+
+            if not ident or state in ("shutting-down", "terminated") or not ec2_requests.needs_imdsv2(
+                    option("httpTokens"), option("httpPutResponseHopLimit"), option("httpEndpoint")):
+                continue
+            log.warning("EC2 %s: %s allowed IMDSv1 or more than %d hop(s): requiring IMDSv2", self.region,
+                        ident, ec2_requests.HOP_LIMIT)
+            request = ec2_requests.modify_metadata_options_params(ident)
+            # a machine still pending refuses it (IncorrectInstanceState) until it runs
+            self._eventually(lambda request=request: self._action(request), "IncorrectInstanceState")
+            modified.append(ident)
+        return modified
 
     def _terminated_for_capacity(self, instance_id: str) -> bool:
         """Whether EC2 terminated the instance during launch for a reason another attempt may not

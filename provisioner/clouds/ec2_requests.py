@@ -15,6 +15,10 @@ k3s, Knative, OSCAR and MinIO's images; Karpenter's default is 20 GiB gp3, encry
 workers get unless the template asks for more), ``CpuCredits=standard`` for burstable types (T3,
 T3a and T4g otherwise run ``unlimited`` and bill surplus credits beyond the plan's price), and a
 ``ClientToken`` so a retried call cannot start a second machine.
+
+**Adopted machines** an older version launched without those metadata options get them with
+``ModifyInstanceMetadataOptions`` (``needs_imdsv2`` decides which, from ``DescribeInstances``'
+``metadataOptions``).
 """
 
 from __future__ import annotations
@@ -33,6 +37,10 @@ the common set."""
 FRONT_END_ROOT_GIB = 30
 WORKER_ROOT_GIB = 20
 HOP_LIMIT = 1
+METADATA_OPTIONS = {"HttpTokens": "required", "HttpPutResponseHopLimit": str(HOP_LIMIT),
+                    "HttpEndpoint": "enabled"}
+"""IMDSv2 only, one hop: a pod (one hop further, behind the node's network namespace) cannot reach
+the node's instance metadata and credentials."""
 BURSTABLE_PREFIXES = ("t2.", "t3.", "t3a.", "t4g.")
 
 
@@ -110,9 +118,7 @@ def run_instances_params(request: NodeRequest, *, subnet_id: str, root_device: s
         "NetworkInterface.1.SubnetId": subnet_id,
         "NetworkInterface.1.AssociatePublicIpAddress": "true" if request.public_ip else "false",
         "NetworkInterface.1.DeleteOnTermination": "true",
-        "MetadataOptions.HttpTokens": "required",
-        "MetadataOptions.HttpPutResponseHopLimit": str(HOP_LIMIT),
-        "MetadataOptions.HttpEndpoint": "enabled",
+        **{f"MetadataOptions.{k}": v for k, v in METADATA_OPTIONS.items()},
         "BlockDeviceMapping.1.DeviceName": root_device,
         "BlockDeviceMapping.1.Ebs.VolumeSize": str(root_volume_gib(request)),
         "BlockDeviceMapping.1.Ebs.VolumeType": "gp3",
@@ -129,3 +135,16 @@ def run_instances_params(request: NodeRequest, *, subnet_id: str, root_device: s
     if is_burstable(request.size):
         params["CreditSpecification.CpuCredits"] = "standard"
     return params
+
+
+def needs_imdsv2(http_tokens: str | None, hop_limit: str | None, http_endpoint: str | None) -> bool:
+    """Whether an instance's metadata options (``DescribeInstances``' ``metadataOptions``) fall short
+    of ``METADATA_OPTIONS``: tokens optional, a hop limit above 1, or the endpoint off (which
+    cloud-init needs; AWS leaves an option unsent in a modify as it was, so all three are sent)."""
+    return (http_tokens, hop_limit, http_endpoint) != tuple(METADATA_OPTIONS.values())
+
+
+def modify_metadata_options_params(instance_id: str) -> dict[str, str]:
+    """``ModifyInstanceMetadataOptions`` to ``METADATA_OPTIONS`` (AWS applies it to a running
+    instance at once, state ``pending`` then ``applied``; to a stopped one when it starts)."""
+    return {"Action": "ModifyInstanceMetadataOptions", "InstanceId": instance_id, **METADATA_OPTIONS}

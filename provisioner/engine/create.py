@@ -266,10 +266,15 @@ class _Creator:
             finishing.result()
 
     def _existing(self, locations: Sequence[tuple[str, str | None]]) -> dict[str, CloudNode]:
-        """What the cloud already has of the deployment, by node name (resume adopts these)."""
+        """What the cloud already has of the deployment, by node name (resume adopts these); on EC2,
+        those an older version launched allowing IMDSv1 are made to require IMDSv2 first."""
         found: dict[str, CloudNode] = {}
         for location in locations:
-            for node in self.drivers(*location).list_nodes(self.dep.id):
+            driver = self.drivers(*location)
+            nodes = driver.list_nodes(self.dep.id)
+            if nodes and hasattr(driver, "require_imdsv2"):  # before anything uses them (EC2 only)
+                driver.require_imdsv2(self.dep.id, [n.id for n in nodes])
+            for node in nodes:
                 found.setdefault(node.name, node)
         return found
 
