@@ -182,7 +182,7 @@ def configuration_vars(deployment: Deployment, secrets: Mapping[str, str], inven
         # oscar role gives OSCAR's shared volume a supervisor build for each when there is more than one
         "oscar_node_arches": node_arches(record),
     }
-    out.update(daemon_ssh_files(record, inventory.known_hosts))
+    out.update(daemon_ssh_files(record))
     front_group = record.front_end
     if front_group is not None and front_group.volume_gib:  # the front-end's data volume, at /pv
         out["oscar_data_dir"] = "/pv"
@@ -193,25 +193,23 @@ def configuration_vars(deployment: Deployment, secrets: Mapping[str, str], inven
     return out
 
 
-def daemon_ssh_files(record: DeploymentRecord, known_hosts: str) -> dict[str, str]:
-    """What the daemon in its pod halts boards over SSH with: the boards' login key (one key for all:
-    the pod mounts one) for its Secret, and the host keys this machine has seen for its ConfigMap
-    (checked strictly there). Boards reached through the front-end are not halted over SSH."""
+def daemon_ssh_files(record: DeploymentRecord) -> dict[str, str]:
+    """The key the daemon in its pod halts boards over SSH with (its Secret): the boards' login key, one
+    for all (the pod mounts one). Boards reached through the front-end are not halted over SSH. Their
+    host keys are not passed: this machine learns them while configuring, so they would change the
+    manifest between the first run and the next; a site gives them as ``elastic_known_hosts``."""
     halted = [b for group in record.groups for b in group.boards if not b.proxy_jump]
-    out: dict[str, str] = {}
     keys = sorted({b.ssh_key for b in halted if b.ssh_key})
     if len(keys) > 1:
         log.warning("boards log in with %d different keys; the daemon in its pod mounts one, %s",
                     len(keys), keys[0])
-    if keys:
-        try:
-            out["elastic_ssh_private_key"] = Path(keys[0]).expanduser().read_text()
-        except OSError as error:
-            log.warning("the daemon cannot halt boards over SSH: %s: %s", keys[0], error.strerror)
-    hosts = Path(known_hosts)
-    if halted and hosts.is_file():
-        out["elastic_known_hosts"] = hosts.read_text()
-    return out
+    if not keys:
+        return {}
+    try:
+        return {"elastic_ssh_private_key": Path(keys[0]).expanduser().read_text()}
+    except OSError as error:
+        log.warning("the daemon cannot halt boards over SSH: %s: %s", keys[0], error.strerror)
+        return {}
 
 
 def node_arches(record: DeploymentRecord) -> list[str]:

@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 # Debian packages: sshd for the board hosts, iproute2/util-linux for namespaces, python3-venv for the
 # venv below (not in a fresh Debian). Root only (CI is root).
 # buildah and debootstrap build and run the daemon's container image (tests/test_image.py).
-debs=(openssh-server openssh-client iproute2 util-linux sshpass sudo python3-venv buildah debootstrap nftables)
+# curl: the worker user data's own steps run in tests (tests/test_mesh.py), as cloud images have it.
+debs=(openssh-server openssh-client iproute2 util-linux sshpass sudo python3-venv buildah debootstrap curl nftables)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()
   for p in "${debs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -85,10 +85,7 @@ def hybrid_deployment(tmp_path: Path, switch: str) -> tuple[Path, Any, dict[str,
                           addresses={"public": ["198.51.100.7"], "private": ["10.0.0.5"]}, state="running")
         store.set_plan(dep.id, with_launch_inputs(store, dep.id, store.record(dep.id)).to_dict())
         dep = store.get(dep.id)
-        known_hosts = tmp_path / "known_hosts"  # what `create` saw of the board's host key
-        known_hosts.write_text("198.51.100.21 ssh-ed25519 "
-                               "AAAAC3NzaC1lZDI1NTE5AAAAIHl0aWVzIGFyZSBub3QgYSBrZXkgYXQgYWxsIQ==\n")
-        variables = configuration_vars(dep, store.secrets(dep.id), Inventory((), str(known_hosts)), tmp_path)
+        variables = configuration_vars(dep, store.secrets(dep.id), Inventory((), "/k"), tmp_path)
     return state, dep, variables
 
 
