@@ -71,7 +71,12 @@ class Target:
 def target_for(store: Any, deployment: Any) -> Target:
     """The check's view of a recorded deployment; ``NotFound`` (from ``kubeconfig_path``) when its
     configuration never fetched a kubeconfig."""
-    from provisioner.configure import _filled, kubeconfig_path, recorded_component_properties
+    from provisioner.configure import (
+        filled,
+        kubeconfig_path,
+        recorded_component_properties,
+        service_logins,
+    )
     from provisioner.engine.views import local_values, outputs
     from provisioner.record import node_labels, read_record
 
@@ -83,18 +88,16 @@ def target_for(store: Any, deployment: Any) -> Target:
         local=local_values(store.deployment_dir(deployment.id)))}
     endpoints = {key: shown[f"{key}_endpoint"] for key in ("oscar", "minio")
                  if "://" in shown.get(f"{key}_endpoint", "")}
-    props = {str(c["name"]).lower(): _filled(dict(c.get("properties") or {}), secrets)
+    props = {str(c["name"]).lower(): filled(dict(c.get("properties") or {}), secrets)
              for c in recorded_component_properties(record) or []}
-    minio, oscar = props.get("minio", {}), props.get("oscar", {})
+    logins = service_logins(props, secrets)
     components = tuple(props) or tuple(c.name.lower() for c in record.components)
     return Target(
         kubeconfig=kubeconfig, components=components,
         labels={g.name: node_labels(g.name, g.role, g.arch, g.labels) for g in record.groups},
         endpoints=endpoints,
-        oscar_user=str(oscar.get("username") or "oscar"),
-        oscar_password=str(oscar.get("password") or secrets.get("oscar_password", "")),
-        minio_access_key=str(minio.get("access_key") or "minio"),
-        minio_secret_key=str(minio.get("secret_key") or secrets.get("minio_password", "")))
+        oscar_user=logins["oscar_username"], oscar_password=logins["oscar_password"],
+        minio_access_key=logins["minio_access_key"], minio_secret_key=logins["minio_secret_key"])
 
 
 # --- Kubernetes ---------------------------------------------------------------------------------------

@@ -104,16 +104,16 @@ class ConfigureResult:
 # --- variables (pure) ------------------------------------------------------------------------------
 
 
-def _filled(value: Any, secrets: Mapping[str, str]) -> Any:
+def filled(value: Any, secrets: Mapping[str, str]) -> Any:
     """A component property with ``{secret.NAME}`` placeholders replaced by the stored values."""
     if isinstance(value, str):
         for name, secret in secrets.items():
             value = value.replace(f"{{secret.{name}}}", secret)
         return value
     if isinstance(value, Mapping):
-        return {str(k): _filled(v, secrets) for k, v in value.items()}
+        return {str(k): filled(v, secrets) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_filled(v, secrets) for v in value]
+        return [filled(v, secrets) for v in value]
     return value
 
 
@@ -126,6 +126,18 @@ def recorded_component_properties(record: DeploymentRecord, spec: ClusterSpec | 
     if spec is not None:
         return [{"name": c.name, "properties": dict(c.properties)} for c in spec.components]
     return None
+
+
+def service_logins(props: Mapping[str, Any], secrets: Mapping[str, str]) -> dict[str, str]:
+    """OSCAR's and MinIO's logins from the components' filled properties (``props`` by lower-case
+    name), else the defaults and the generated passwords: what the roles install and ``check`` uses."""
+    minio, oscar = props.get("minio", {}), props.get("oscar", {})
+    return {
+        "minio_access_key": str(minio.get("access_key") or "minio"),
+        "minio_secret_key": str(minio.get("secret_key") or secrets.get("minio_password", "")),
+        "oscar_username": str(oscar.get("username") or "oscar"),
+        "oscar_password": str(oscar.get("password") or secrets.get("oscar_password", "")),
+    }
 
 
 def configuration_vars(deployment: Deployment, secrets: Mapping[str, str], inventory: Inventory,
@@ -144,11 +156,11 @@ def configuration_vars(deployment: Deployment, secrets: Mapping[str, str], inven
         names = sorted({str(c["name"]).lower() for c in components} | {"k3s"})
         for component in components:
             key = str(component["name"]).lower().replace("-", "_")
-            props[key] = _filled(dict(component.get("properties") or {}), secrets)
+            props[key] = filled(dict(component.get("properties") or {}), secrets)
     fronts = [h for h in inventory.hosts if h.role == "front-end"]
     front_address = fronts[0].address if fronts else None
     minio = props.get("minio", {})
-    oscar = props.get("oscar", {})
+    oscar = props.get("oscar", {})  # its OIDC settings below; logins from service_logins
     out: dict[str, Any] = {
         "oscar_deployment_id": deployment.id,
         "oscar_deployment_name": deployment.name,
@@ -165,12 +177,9 @@ def configuration_vars(deployment: Deployment, secrets: Mapping[str, str], inven
         "k3s_ca_files": ca_files_on_server(secrets.get("k3s_ca")),
         # The hybrid template: boards behind NAT and cloud nodes talk over WireGuard.
         "k3s_wireguard": record.hybrid,
-        "minio_access_key": str(minio.get("access_key") or "minio"),
-        "minio_secret_key": str(minio.get("secret_key") or secrets.get("minio_password", "")),
+        **service_logins(props, secrets),
         "minio_api_port": int(minio.get("api_port") or 30300),
         "minio_console_port": int(minio.get("console_port") or 30303),
-        "oscar_username": str(oscar.get("username") or "oscar"),
-        "oscar_password": str(oscar.get("password") or secrets.get("oscar_password", "")),
         # in the pod, cloud groups carry their launch specs: it never sees the state file
         "elastic_groups": daemon_groups(record, deployment.id, launch=True, node_keys=False,
                                         warn=lambda message: log.warning("deployment %s: %s", deployment.name,

@@ -17,7 +17,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from provisioner.inventory import Inventory
 from provisioner.plan import make_plan
 from provisioner.state import StateStore
 from provisioner.template import load_cluster_spec
+from tests.harness.power_switch import Switch
 from tests.test_cloudinit import k3s_config
 from tests.test_playbooks import BASE, _render
 
@@ -125,35 +125,6 @@ def follow_workers(kube: Any, ec2: Any, deployment_id: str, region: str) -> None
         return out
 
     kube.follow_machines(machines, period_s=0.05)
-
-
-class Switch:
-    """Plays the board behind the switch: ``on`` boots it (its Node registers or its kubelet
-    resumes), ``off`` stops its kubelet, as a power cut does."""
-
-    def __init__(self, kube: Any, log: Path, labels: dict[str, str]) -> None:
-        self.kube, self.log, self.labels = kube, log, labels
-        self.seen: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._follow, daemon=True)
-        self._thread.start()
-
-    def _follow(self) -> None:
-        while not self._stop.wait(0.05):
-            lines = self.log.read_text().splitlines() if self.log.exists() else []
-            for line in lines[len(self.seen):]:
-                action, node, _uid = line.split()
-                if action == "on" and not any(n["metadata"]["name"] == node for n in self.kube.nodes()):
-                    self.kube.register_node(node, cpus=4, memory_mib=8192, labels=self.labels)
-                elif action == "on":
-                    self.kube.restart_node(node)
-                else:
-                    self.kube.set_node_ready(node, False)
-                self.seen.append(line)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
 
 
 def _write_volume(directory: Path, data: dict[str, str]) -> None:

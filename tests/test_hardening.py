@@ -7,7 +7,6 @@ namespaces while the node's own and other traffic pass."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import shutil
@@ -23,8 +22,7 @@ import pytest
 import yaml
 
 from provisioner.cloudinit import WorkerJoin, agent_config, common_file, common_settings, render_user_data
-from tests.test_configure_helpers import run_tool
-from tests.test_playbooks import BASE, K8S, PLAYBOOKS
+from tests.test_playbooks import BASE, K8S, PLAYBOOKS, render_templates
 
 GUIDE = Path(__file__).parent / "upstream" / "k3s" / "hardening-guide-excerpts.md"
 TEMPLATES = {
@@ -50,23 +48,7 @@ def guide_block(heading: str) -> str:
 
 def render(tmp: Path, variables: dict[str, Any]) -> dict[str, str]:
     """The templates above as Ansible's template module renders them, with every role's defaults."""
-    defaults = [str(p) for p in sorted(PLAYBOOKS.glob("roles/*/defaults/main.yml"))]
-    defaults += [str(PLAYBOOKS / "group_vars/all/main.yml"), str(PLAYBOOKS / "group_vars/all/versions.yml")]
-    out = tmp / "out"
-    tasks = [{"name": f"Render {name}", "ansible.builtin.template": {
-        "src": str(PLAYBOOKS / src), "dest": str(out / name), "mode": "0600"}}
-        for name, src in TEMPLATES.items()]
-    play = [{"name": "Render", "hosts": "localhost", "connection": "local", "gather_facts": False,
-             "vars_files": defaults, "vars": {**variables, "ansible_python_interpreter": sys.executable},
-             "pre_tasks": [{"name": "Out dir", "ansible.builtin.file": {
-                 "path": str(out), "state": "directory", "mode": "0700"}}],
-             "tasks": tasks}]
-    (tmp / "render.yml").write_text(yaml.safe_dump(play))
-    (tmp / "vars.json").write_text(json.dumps(variables))
-    result = run_tool("ansible-playbook", "-i", "localhost,", str(tmp / "render.yml"),
-                      "-e", f"@{tmp / 'vars.json'}", cwd=tmp)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return {name: (out / name).read_text() for name in TEMPLATES}
+    return render_templates(tmp, TEMPLATES, variables)
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,6 @@ import shutil
 import signal
 import stat
 import subprocess
-import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 import pytest
 
 from tests.harness.kube.tls import ServingCert
+from tests.harness.power_switch import Switch
 from tests.test_playbooks import BASE, _render
 
 REPO = Path(__file__).resolve().parents[1]
@@ -213,35 +213,6 @@ def _tree(root: Path, skip: set[str]) -> dict[str, tuple[Any, ...]]:
             kind, mode = stat.S_IFMT(info.st_mode), stat.S_IMODE(info.st_mode)
             out[rel] = (kind, mode, info.st_uid, info.st_gid, detail)
     return out
-
-
-class Switch:
-    """Plays the boards behind the PoE switch: ``on`` boots the node (it registers, or its kubelet
-    resumes), ``off`` stops its kubelet, as a power cut does."""
-
-    def __init__(self, kube: Any, log: Path, labels: dict[str, str]) -> None:
-        self.kube, self.log, self.labels = kube, log, labels
-        self.seen: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._follow, daemon=True)
-        self._thread.start()
-
-    def _follow(self) -> None:
-        while not self._stop.wait(0.05):
-            lines = self.log.read_text().splitlines() if self.log.exists() else []
-            for line in lines[len(self.seen):]:
-                action, node, _uid = line.split()
-                if action == "on" and not any(n["metadata"]["name"] == node for n in self.kube.nodes()):
-                    self.kube.register_node(node, cpus=4, memory_mib=8192, labels=self.labels)
-                elif action == "on":
-                    self.kube.restart_node(node)
-                else:
-                    self.kube.set_node_ready(node, False)
-                self.seen.append(line)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
 
 
 def _descendants(root: int, program: str) -> list[int]:

@@ -70,13 +70,14 @@ TEMPLATES = {
 }
 
 
-def _render(tmp: Path, variables: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """Render the roles' templates on localhost with every role's defaults and ``variables``."""
+def render_templates(tmp: Path, templates: dict[str, str], variables: dict[str, Any]) -> dict[str, str]:
+    """Role templates (output name → path under playbooks/) as Ansible's template module renders them
+    on localhost, with every role's defaults and group_vars, ``variables`` as extra vars."""
     defaults = [str(p) for p in sorted(PLAYBOOKS.glob("roles/*/defaults/main.yml"))]
     defaults += [str(PLAYBOOKS / "group_vars/all/main.yml"), str(PLAYBOOKS / "group_vars/all/versions.yml")]
     out = tmp / "out"
     tasks = []
-    for name, src in TEMPLATES.items():
+    for name, src in templates.items():
         template = {"src": str(PLAYBOOKS / src), "dest": str(out / name), "mode": "0600"}
         tasks.append({"name": f"Render {name}", "ansible.builtin.template": template})
     play = [{"name": "Render", "hosts": "localhost", "connection": "local", "gather_facts": False,
@@ -89,7 +90,13 @@ def _render(tmp: Path, variables: dict[str, Any]) -> dict[str, list[dict[str, An
     result = run_tool("ansible-playbook", "-i", "localhost,", str(tmp / "render.yml"),
                       "-e", f"@{tmp / 'vars.json'}", cwd=tmp)
     assert result.returncode == 0, result.stdout + result.stderr
-    return {name: [d for d in yaml.safe_load_all((out / name).read_text()) if d] for name in TEMPLATES}
+    return {name: (out / name).read_text() for name in templates}
+
+
+def _render(tmp: Path, variables: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Render the roles' templates on localhost with every role's defaults and ``variables``."""
+    texts = render_templates(tmp, TEMPLATES, variables)
+    return {name: [d for d in yaml.safe_load_all(text) if d] for name, text in texts.items()}
 
 
 BASE: dict[str, Any] = {
