@@ -5,12 +5,10 @@ and exports use the cluster's own network, with root mapped to a dedicated owner
 
 from __future__ import annotations
 
-import http.server
 import ipaddress
 import json
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from provisioner.errors import TemplateError
 from provisioner.plan import make_plan
 from provisioner.resources import templates_dir
 from provisioner.template import load_cluster_spec
+from tests.harness.imds import InstanceMetadata, serve
 from tests.test_configure_helpers import REPO, run_tool
 
 HYBRID = templates_dir() / "oscar-hybrid.yaml"
@@ -107,41 +106,10 @@ def test_hybrid_cloud_workers_keep_a_public_address_and_report_it(settings: Sett
     assert aws_worker.launch.user_data is not None and not aws_worker.launch.user_data.external_ip
 
 
-class _Metadata(http.server.BaseHTTPRequestHandler):
-    """EC2's instance metadata service as IMDSv2 answers: a token for a PUT, data only with it."""
-
-    token = "imds-token"
-    public_ipv4 = "198.51.100.40"
-
-    def do_PUT(self) -> None:
-        ok = self.path == "/latest/api/token" and self.headers.get("X-aws-ec2-metadata-token-ttl-seconds")
-        self._reply(200 if ok else 400, self.token if ok else "")
-
-    def do_GET(self) -> None:
-        if self.headers.get("X-aws-ec2-metadata-token") != self.token:
-            self._reply(401, "")
-        elif self.path == "/latest/meta-data/public-ipv4" and self.public_ipv4:
-            self._reply(200, self.public_ipv4)
-        else:
-            self._reply(404, "")
-
-    def _reply(self, status: int, body: str) -> None:
-        self.send_response(status)
-        self.end_headers()
-        self.wfile.write(body.encode())
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def metadata() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Metadata)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/latest"
-    server.shutdown()
-    server.server_close()
+def metadata() -> Iterator[InstanceMetadata]:
+    with serve() as state:
+        yield state
 
 
 def _external_ip_step(user_data: str, metadata_url: str, config: Path) -> str | None:
@@ -155,7 +123,7 @@ def _external_ip_step(user_data: str, metadata_url: str, config: Path) -> str | 
 
 
 def test_a_hybrid_worker_writes_its_public_address_into_k3s_config_before_k3s_starts(
-        metadata: str, tmp_path: Path) -> None:
+        metadata: InstanceMetadata, tmp_path: Path) -> None:
     join = WorkerJoin("https://10.0.1.5:6443", "K10abc::node:secret", "wn", node_name="wn-1",
                       external_ip=True)
     user_data = render_user_data(join)
@@ -163,22 +131,19 @@ def test_a_hybrid_worker_writes_its_public_address_into_k3s_config_before_k3s_st
     config_text = next(f["content"] for f in files if f["path"] == K3S_CONFIG)
     config = tmp_path / "config.yaml"
     config.write_text(config_text)
-    step = _external_ip_step(user_data, metadata, config)
+    step = _external_ip_step(user_data, metadata.url + "/latest", config)
     assert step is not None
     subprocess.run(["sh", "-c", step], check=True, timeout=60)
     written = yaml.safe_load(config.read_text())
     assert written["node-external-ip"] == "198.51.100.40" and written["server"] == "https://10.0.1.5:6443"
     # No public address: the step fails, so the chain never installs k3s as a node the boards cannot reach.
     config.write_text(config_text)
-    _Metadata.public_ipv4 = ""
-    try:
-        failed = subprocess.run(["sh", "-c", step], timeout=60)
-    finally:
-        _Metadata.public_ipv4 = "198.51.100.40"
+    metadata.public_ipv4 = ""
+    failed = subprocess.run(["sh", "-c", step], timeout=60)
     assert failed.returncode != 0 and "node-external-ip" not in config.read_text()
     # A cluster without boards reads no metadata.
-    assert _external_ip_step(render_user_data(join.__class__(join.server_url, join.token, "wn")), metadata,
-                             config) is None
+    assert _external_ip_step(render_user_data(join.__class__(join.server_url, join.token, "wn")),
+                             metadata.url + "/latest", config) is None
 
 
 # --- e: NFS over the cluster's own network, root mapped to a dedicated owner ----------------------------
