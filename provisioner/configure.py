@@ -186,6 +186,9 @@ def configuration_vars(deployment: Deployment, secrets: Mapping[str, str], inven
                                                                          message)),
         # the template's elasticity settings (merged with [elastic] at plan time): the pod's env
         "elastic_settings": {k: v for k, v in (record.elastic or {}).items() if v is not None},
+        # an instance profile on the front-end: the daemon's AWS credentials, through the node's network
+        "elastic_host_network": bool(record.front_end is not None and record.front_end.launch is not None
+                                     and record.front_end.launch.instance_profile),
         "oscar_deploy_version": _own_version(),
         # every CPU architecture a node of the deployment has (boards, cloud workers included): the
         # oscar role gives OSCAR's shared volume a supervisor build for each when there is more than one

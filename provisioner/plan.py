@@ -77,6 +77,9 @@ class GroupPlan:
     """Its machines get a public address: the front-end (reached from outside), and EC2 workers
     unless their subnet reaches the internet through a NAT route (``create`` asks EC2 and then
     launches them without one): they download k3s and images. Only the security group reaches it."""
+    instance_profile: str | None = None
+    """The IAM instance profile the machines run with: the AWS front-end's, when the template names
+    one for the elasticity daemon (its AWS credentials); never a worker's."""
 
     @property
     def cost_per_hour(self) -> float:
@@ -168,6 +171,9 @@ def make_plan(spec: ClusterSpec, settings: Settings) -> Plan:
     warnings: list[str] = []
     try:
         groups = tuple(_plan_group(g, cache_dir, warnings) for g in spec.groups)
+        profile = spec.elastic.instance_profile if spec.elastic is not None else None
+        groups = tuple(dataclasses.replace(g, instance_profile=profile) if g.role == "front-end" else g
+                       for g in groups)
     except TemplateError as error:
         if error.where or not spec.sources:
             raise
@@ -481,6 +487,7 @@ def _group_json(group: GroupPlan) -> dict[str, Any]:
         "volume_gib": group.volume_gib,
         "priority": group.spec.priority,
         "public_ip": group.public_ip,
+        "instance_profile": group.instance_profile,
         "board_specs": [_board_json(b) for b in group.spec.boards],
     }
 

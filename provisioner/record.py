@@ -140,6 +140,9 @@ class LaunchSpec:
     """The deployment's key pair (OpenSSH public key); None until ``create`` generated it."""
     public_ip: bool = False
     user_data: JoinInputs | None = None
+    instance_profile: str | None = None
+    """The IAM instance profile the machine runs with (an AWS front-end's, for the daemon's
+    credentials); None for every worker."""
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(self)
@@ -375,6 +378,7 @@ def migrate_plan_document(plan: Mapping[str, Any]) -> DeploymentRecord:
                 size_explicit=bool(target.get("size_explicit", info.get("size_explicit", False))),
                 cpus=group.cpus, memory_mib=group.memory_mib, arch=arch, disk_gib=group.disk_gib,
                 network=target.get("network"), security_rules=rules, public_ip=role == "front-end" or hybrid,
+                instance_profile=info.get("instance_profile"),
                 user_data=None if role == "front-end" else JoinInputs(
                     group=name, role=role, arch=arch, labels=labels, taints=taints, external_ip=hybrid)))
         groups.append(group)

@@ -34,6 +34,8 @@ LABEL_NAME = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
 LABEL_PREFIX = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 SAFE_TEXT = re.compile(r"[A-Za-z0-9._@+=,:/-]{1,128}")
 """User names and access keys that the configuration writes into manifests and Helm values."""
+IAM_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{1,128}")
+"""An IAM instance profile's name (IAM's ``InstanceProfileName``: ``[\\w+=,.@-]+``, 1-128)."""
 PATH_CHARS = re.compile(r"[A-Za-z0-9._@+=,:/~ -]{1,4096}")
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 
@@ -98,6 +100,12 @@ def mac_address(value: object) -> str | None:
 def safe_text(value: object) -> str | None:
     if not isinstance(value, str) or not SAFE_TEXT.fullmatch(value):
         return "must be 1-128 letters, digits and . _ @ + = , : / - (no spaces, quotes or newlines)"
+    return None
+
+
+def iam_name(value: object) -> str | None:
+    if not isinstance(value, str) or not IAM_NAME.fullmatch(value):
+        return "must be an IAM instance profile name: 1-128 letters, digits and _ + = , . @ -"
     return None
 
 

@@ -124,6 +124,9 @@ class ElasticSpec:
     extra_free: int | None = None
     max_booting: int | None = None
     max_nodes: int | None = None
+    instance_profile: str | None = None
+    """An IAM instance profile the (AWS) front-end runs with: the daemon's AWS credentials, renewed
+    through the instance metadata service, instead of static keys in its Secret."""
 
 
 @dataclasses.dataclass(frozen=True)

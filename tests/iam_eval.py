@@ -126,9 +126,11 @@ def _resource_tags(tags: Mapping[str, str] | None) -> dict[str, Any]:
 
 
 def requests_of(action: str, params: Mapping[str, str], region: str,
-                tags_of: Mapping[str, Mapping[str, str]]) -> list[Request]:
+                tags_of: Mapping[str, Mapping[str, str]],
+                profile_roles: Mapping[str, str] | None = None) -> list[Request]:
     """The authorization requests EC2 makes for one API call. ``tags_of``: resource id (or key pair
-    name) → the tags it carries (for ``aws:ResourceTag``)."""
+    name) → the tags it carries (for ``aws:ResourceTag``); ``profile_roles``: instance profile → the
+    role in it (launching with a profile passes its role to EC2: ``iam:PassRole``)."""
     ec2 = f"ec2:{action}"
 
     def existing(kind: str, ident: str) -> Request:
@@ -154,6 +156,11 @@ def requests_of(action: str, params: Mapping[str, str], region: str,
         out += [existing("security-group", g) for g in _numbered(params, "SecurityGroupId")]
         if "KeyName" in params:
             out.append(existing("key-pair", params["KeyName"]))
+        profile = params.get("IamInstanceProfile.Name")
+        if profile:
+            role = (profile_roles or {})[profile]
+            out.append(Request("iam:PassRole", f"arn:aws:iam::123456789012:role/{role}",
+                               {"iam:PassedToService": "ec2.amazonaws.com"}))
         return out + created(["instance", "volume", "network-interface"])
     if action == "CreateVolume":
         return created(["volume"])

@@ -31,7 +31,8 @@ def _ours(params: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in params.items() if k != "Action"}
 
 
-def test_run_instances_is_what_botocore_would_send() -> None:
+@pytest.mark.parametrize("profile", [None, "oscar-daemon"])
+def test_run_instances_is_what_botocore_would_send(profile: str | None) -> None:
     request = NodeRequest(
         "d1",
         "front",
@@ -42,6 +43,7 @@ def test_run_instances_is_what_botocore_would_send() -> None:
         "sg-0123456789abcdef0",
         public_ip=True,
         role="front-end",
+        instance_profile=profile,
     )
     tags = [
         {"Key": "Name", "Value": "oscar-deploy-d1-front-1"},
@@ -87,6 +89,8 @@ def test_run_instances_is_what_botocore_would_send() -> None:
                 {"ResourceType": kind, "Tags": tags} for kind in ("instance", "volume", "network-interface")
             ],
             "CreditSpecification": {"CpuCredits": "standard"},
+            # the daemon's role, by name; the hop limit above stays 1 with it
+            **({"IamInstanceProfile": {"Name": profile}} if profile else {}),
         },
     )
     ours = run_instances_params(

@@ -99,6 +99,8 @@ class NodeRequest:
     the project's own network."""
     role: str | None = None
     """The group's role (``front-end``, ``worker``): EC2 gives a front-end a larger root volume."""
+    instance_profile: str | None = None
+    """An IAM instance profile's name (EC2 only: the front-end's, for the elasticity daemon)."""
 
 
 @dataclasses.dataclass(frozen=True)

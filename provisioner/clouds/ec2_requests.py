@@ -14,7 +14,10 @@ policies refuse untagged launches), an encrypted gp3 root volume (front-end at l
 k3s, Knative, OSCAR and MinIO's images; Karpenter's default is 20 GiB gp3, encrypted, which
 workers get unless the template asks for more), ``CpuCredits=standard`` for burstable types (T3,
 T3a and T4g otherwise run ``unlimited`` and bill surplus credits beyond the plan's price), and a
-``ClientToken`` so a retried call cannot start a second machine.
+``ClientToken`` so a retried call cannot start a second machine. A front-end whose elasticity daemon
+uses an instance profile gets it here too (``IamInstanceProfile``); the hop limit stays 1: the
+daemon's pod reaches the metadata service from the node's own network namespace (``hostNetwork``),
+so no pod behind the node's bridge ever gets a route to the role's credentials.
 
 **Adopted machines** an older version launched without those metadata options get them with
 ``ModifyInstanceMetadataOptions`` (``needs_imdsv2`` decides which, from ``DescribeInstances``'
@@ -132,6 +135,8 @@ def run_instances_params(request: NodeRequest, *, subnet_id: str, root_device: s
         params["KeyName"] = request.key_name
     if user_data_b64:
         params["UserData"] = user_data_b64
+    if request.instance_profile:
+        params["IamInstanceProfile.Name"] = request.instance_profile
     if is_burstable(request.size):
         params["CreditSpecification.CpuCredits"] = "standard"
     return params

@@ -166,6 +166,7 @@ class Launch:
                 image=job.image, key_name=job.site.key_name, security_group=job.site.security_group,
                 user_data=job.user_data, public_ip=job.group.public_ip, zone=zone,
                 disk_gib=job.group.disk_gib, network=job.group.network, role=job.group.role,
+                instance_profile=job.group.instance_profile,
             )
             try:
                 node = job.site.driver.create_node(request)

@@ -93,6 +93,8 @@ class GroupTarget:
 
     public: bool | None = None
     """Whether its machines get a public address (the plan's, or the record's); None: the front-end only."""
+    instance_profile: str | None = None
+    """The IAM instance profile its machines run with (the AWS front-end's, for the daemon)."""
 
     @property
     def public_ip(self) -> bool:
@@ -139,7 +141,7 @@ def group_targets(plan: Plan, cache_dir: Path | None = None) -> tuple[GroupTarge
             memory_mib=g.memory_mib, arch=g.arch, image=image, disk_gib=g.disk_gib,
             network=g.spec.network, volume_gib=g.volume_gib, boards=boards, labels=dict(g.spec.labels),
             taints=tuple(g.spec.taints), hybrid=hybrid and g.provider != "fleet",
-            public=g.public_ip if g.provider != "fleet" else None,
+            public=g.public_ip if g.provider != "fleet" else None, instance_profile=g.instance_profile,
         ))
     return tuple(out)
 
@@ -166,6 +168,7 @@ def plan_record(plan: Plan, targets: Sequence[GroupTarget]) -> DeploymentRecord:
                 image=Image(**dataclasses.asdict(g.image)) if g.image else None, sizes=target.sizes,
                 size_explicit=target.size_explicit, cpus=g.cpus, memory_mib=g.memory_mib, arch=g.arch,
                 disk_gib=g.disk_gib, network=g.spec.network, security_rules=rules, public_ip=target.public_ip,
+                instance_profile=target.instance_profile,
                 user_data=None if g.role == "front-end" else JoinInputs(
                     group=g.name, role=g.role, arch=g.arch, labels=dict(g.spec.labels),
                     taints=tuple(g.spec.taints), external_ip=target.hybrid))
@@ -203,7 +206,8 @@ def record_targets(record: DeploymentRecord) -> tuple[GroupTarget, ...]:
             boards=tuple(BoardTarget(b.name, b.address, b.ssh_port, b.ssh_user, ssh_key=b.ssh_key,
                                      proxy_jump=b.proxy_jump, arch=b.arch) for b in g.boards),
             labels=dict(g.labels), taints=tuple(g.taints), hybrid=record.hybrid and g.cloud,
-            public=launch.public_ip if launch else None))
+            public=launch.public_ip if launch else None,
+            instance_profile=launch.instance_profile if launch else None))
     return tuple(out)
 
 

@@ -72,6 +72,7 @@ class Builder:
         self.warnings = warnings
         self.default_provider = default_provider
         self.admin_cidr_input: str | None = None
+        self.elastic_node: str | None = None
 
     # -- reading values ------------------------------------------------------------------------
 
@@ -428,7 +429,10 @@ class Builder:
                     max_wait_poweroff_s=self.seconds(name, self.prop(name, "max_wait_poweroff"),
                                                      "max_wait_poweroff"),
                     extra_free=self.prop(name, "extra_free"), max_booting=self.prop(name, "max_booting"),
-                    max_nodes=self.prop(name, "max_nodes"))
+                    max_nodes=self.prop(name, "max_nodes"),
+                    instance_profile=self.checked(name, "property instance_profile", profile, sinks.iam_name)
+                    if (profile := self.prop(name, "instance_profile")) else None)
+                self.elastic_node = name
                 add("elastic", {}, name)
             elif kind == "minio":
                 add("minio", {"access_key": self.prop(name, "access_key", "minio"),
@@ -580,6 +584,10 @@ class Builder:
         for secret in (*referenced, *ALWAYS_SECRETS):
             if secret not in {s.name for s in secrets}:
                 secrets.append(SecretSpec(secret))
+        if elastic is not None and elastic.instance_profile and front.provider != "aws":
+            raise self.fail(self.elastic_node or front.name,
+                            f"property instance_profile: only an AWS front-end runs with an IAM instance "
+                            f"profile; front-end {front.name} is on {front.provider}")
         im_cidrs = {} if self.has_cluster_props(front.name) else self.im_cidrs(front.name)
         admin_cidr = self.admin_cidr(front, im_cidrs, cloud=any(g.provider != "fleet" for g in groups))
         return ClusterSpec(

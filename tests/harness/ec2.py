@@ -167,6 +167,15 @@ def region_of(environ: dict[str, Any]) -> str:
         return "us-east-1"
 
 
+def access_key_of(environ: dict[str, Any]) -> str | None:
+    """The access key id a SigV4-signed request was signed with (its credential scope's first part)."""
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    try:
+        return auth.split(",")[0].split()[1].removeprefix("Credential=").split("/")[0]
+    except IndexError:
+        return None
+
+
 def error_xml(code: str, message: str) -> bytes:
     """EC2's error document: exactly Code and Message in each Error, as libcloud unpacks them."""
     from xml.sax.saxutils import escape
@@ -211,6 +220,10 @@ class CallRecord:
     """The error code the stricter layer answered with (as AWS would have), if any."""
     params: dict[str, str] = field(default_factory=dict)
     """The request's parameters (what an IAM policy is evaluated against)."""
+    access_key: str | None = None
+    """The access key id it was signed with."""
+    session_token: str | None = None
+    """Its ``X-Amz-Security-Token`` (temporary credentials: a role's)."""
 
 
 class Ec2Fixups:
@@ -246,7 +259,10 @@ class Ec2Fixups:
             time.sleep(self.injector.latency_s)
         fault = self.injector.decide(self._call_of(action, params, region))
         with self._lock:
-            record = CallRecord(action, region, fault.code if fault else None, params=dict(params))
+            record = CallRecord(action, region, fault.code if fault else None, params=dict(params),
+                                access_key=access_key_of(environ),
+                                session_token=environ.get("HTTP_X_AMZ_SECURITY_TOKEN")
+                                or params.get("x-amz-security-token"))
             self.calls.append(record)
         if fault is not None:
             if fault.performed:  # done, but the answer is lost: the client sees only the error
@@ -416,6 +432,26 @@ def _user_data(instance: Any) -> str | None:
     return base64.b64decode(encoded).decode("utf-8", "replace")
 
 
+def _instance_profile(be: Any, instance_id: str) -> str | None:
+    """The name of the IAM instance profile an instance runs with (None: none)."""
+    association = be.iam_instance_profile_associations.get(instance_id)
+    return association.iam_instance_profile.name if association is not None else None
+
+
+def create_instance_profile(name: str, role: str) -> str:
+    """An IAM role and an instance profile holding it in the emulator's account (what an operator
+    makes once for the daemon); the profile's ARN."""
+    from moto.iam.models import iam_backends
+
+    iam = iam_backends[ACCOUNT_ID]["aws"]
+    trust = ('{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", '
+             '"Principal": {"Service": "ec2.amazonaws.com"}}]}')
+    iam.create_role(role, trust, "/", None, "the elasticity daemon role", [], None)
+    profile = iam.create_instance_profile(name, "/", [], [])
+    iam.add_role_to_instance_profile(name, role)
+    return str(profile.arn)
+
+
 def _tags(resource: Any) -> dict[str, str]:
     return {t["key"]: t["value"] for t in resource.get_tags()}
 
@@ -451,6 +487,7 @@ def inventory(region: str) -> dict[str, list[dict[str, Any]]]:
          "subnet": i.subnet_id,
          "user_data": _user_data(i), "http_tokens": i.metadata_options.http_tokens,
          "http_hop_limit": i.metadata_options.http_put_response_hop_limit, "public_ip": i.public_ip,
+         "instance_profile": _instance_profile(be, i.id),
          "state_reason": i.state_reason.code or None, "cpu_credits": _credits(i.id),
          "network_interfaces": [{"id": n.id, "tags": _tags(n)} for n in i.nics.values()],
          "root_volume": _root_volume(be, i)}

@@ -33,6 +33,11 @@ Always on (AWS always does this):
   by default. T2 instances are launched as standard by default" (EC2 user guide, "Burstable
   performance instances", credit options); moto always answers `standard`. The layer keeps each
   instance's `CpuCredits` and answers DescribeInstanceCreditSpecifications itself.
+- **An unknown instance profile**: RunInstances naming an `IamInstanceProfile.Name` the account does not
+  have is EC2's `InvalidParameterValue` "Value (NAME) for parameter iamInstanceProfile.name is
+  invalid. Invalid IAM Instance Profile name" (as AWS answers it, quoted in many public bug reports,
+  e.g. hashicorp/terraform-provider-aws#27516); moto answers with an IAM-shaped `NoSuchEntity` error
+  body that EC2 clients (libcloud) cannot parse.
 
 Knobs (`StrictSettings`, the account and the timing; off by default so a plain test sees a plain
 account):
@@ -115,6 +120,12 @@ def _backend(region: str) -> Any:
     from moto.ec2.models import ec2_backends
 
     return ec2_backends[ACCOUNT_ID][region]
+
+
+def _instance_profile_exists(name: str) -> bool:
+    from moto.iam.models import iam_backends
+
+    return name in iam_backends[ACCOUNT_ID]["aws"].instance_profiles
 
 
 def _indexed(params: dict[str, str], prefix: str) -> list[str]:
@@ -253,6 +264,11 @@ class Strictness:
         return None
 
     def _check_run(self, params: dict[str, str], region: str) -> Answer | None:
+        profile = params.get("IamInstanceProfile.Name")
+        if profile and not _instance_profile_exists(profile):
+            return (400, "InvalidParameterValue",
+                    f"Value ({profile}) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance "
+                    "Profile name")
         interface = {
             k[len("NetworkInterface.1.") :]: v
             for k, v in params.items()
