@@ -267,8 +267,8 @@ class Strictness:
         profile = params.get("IamInstanceProfile.Name")
         if profile and not _instance_profile_exists(profile):
             return (400, "InvalidParameterValue",
-                    f"Value ({profile}) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance "
-                    "Profile name")
+                    f"Value ({profile}) for parameter iamInstanceProfile.name is invalid. "
+                    "Invalid IAM Instance Profile name")
         interface = {
             k[len("NetworkInterface.1.") :]: v
             for k, v in params.items()
