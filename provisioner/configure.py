@@ -23,6 +23,9 @@ over the YAML file a ``[provisioner] ansible_vars`` setting names, if the settin
 
 How a run goes:
 
+* The host keys of the boards the elastic daemon halts over SSH that the deployment's ``known_hosts``
+  does not hold yet are learned first (``learn_board_host_keys``: the fleet's probe, as ``create``
+  does), so the daemon's ConfigMap is the same on the first run and the next.
 * ansible-runner in a private data dir made inside the deployment's directory (0700): the generated
   inventory (``provisioner.inventory``) and the variables (``configuration_vars``: components, their
   properties, the generated secrets) in ``env/extravars``, written 0600 and removed with the whole
