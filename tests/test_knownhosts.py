@@ -119,6 +119,26 @@ def test_boards_halted_over_ssh_are_those_of_powered_fleets_reached_directly(tmp
     assert missing_keys(f"[192.0.2.11]:2222 {_key(tmp_path, 'k')}\n", [ONE, TWO, known, JUMPED]) == [ONE, TWO]
 
 
+def test_configure_renders_the_same_host_keys_however_the_deployment_s_file_grew(
+        keys: dict[str, str], tmp_path: Path) -> None:
+    """Plain in probe order, or hashed by Ansible's ssh in any order next to the front-end's key and an
+    old line: the daemon's variable is the same text."""
+    front, *pis = [HarnessBoard(name=f"doc{i}", address=f"192.0.2.{10 + i}", port=2222, user="root",
+                                key_path=tmp_path / "key", hostname=f"doc{i}", root_dir=tmp_path,
+                                known_hosts=tmp_path / "kh") for i in range(3)]
+    first = f"[192.0.2.11]:2222 {keys['a']}\n[192.0.2.12]:2222 {keys['b']}\n"
+    later = (_hashed(tmp_path, f"[192.0.2.10]:2222 {keys['c']}\n[192.0.2.12]:2222 {keys['b']}\n") + first
+             + _hashed(tmp_path, f"[192.0.2.11]:2222 {keys['a']}\n"))
+    rendered = []
+    with StateStore.open(tmp_path / "state.db") as store:
+        template = board_template([front, *pis], tmp_path / "a.yaml", jump_last=False)
+        dep = record_board_deployment(store, template)
+        for text in (first, later):
+            (store.deployment_dir(dep.id) / KNOWN_HOSTS_FILE).write_text(text)
+            rendered.append(run_inputs(store, dep, Settings())[1]["elastic_known_hosts"])
+    assert rendered == [first, first]
+
+
 # --- properties ---------------------------------------------------------------------------------------
 
 _SETTINGS = settings(max_examples=80, deadline=None,
