@@ -23,6 +23,9 @@ over the YAML file a ``[provisioner] ansible_vars`` setting names, if the settin
 
 How a run goes:
 
+* The host keys of the boards the elastic daemon halts over SSH that the deployment's ``known_hosts``
+  does not hold yet are learned first (``learn_board_host_keys``: the fleet's probe, as ``create``
+  does), so the daemon's ConfigMap is the same on the first run and the next.
 * ansible-runner in a private data dir made inside the deployment's directory (0700): the generated
   inventory (``provisioner.inventory``) and the variables (``configuration_vars``: components, their
   properties, the generated secrets) in ``env/extravars``, written 0600 and removed with the whole
@@ -56,6 +59,7 @@ from typing import IO, Any
 
 import yaml
 
+from provisioner.clouds.fleet import FleetDriver
 from provisioner.config import Settings
 from provisioner.errors import BadInput, NotFound, RemoteError
 from provisioner.inventory import (
@@ -66,9 +70,17 @@ from provisioner.inventory import (
     render_yaml,
 )
 from provisioner.k3sca import ca_files_on_server
-from provisioner.record import DeploymentRecord, daemon_groups, read_record, server_url
+from provisioner.knownhosts import board_known_hosts, missing_keys
+from provisioner.record import (
+    KNOWN_HOSTS_FILE,
+    DeploymentRecord,
+    daemon_groups,
+    halted_boards,
+    read_record,
+    server_url,
+)
 from provisioner.resources import playbooks_dir
-from provisioner.spec import ClusterSpec
+from provisioner.spec import BoardSpec, ClusterSpec
 from provisioner.state import Deployment, StateStore
 
 log = logging.getLogger(__name__)
@@ -194,7 +206,7 @@ def configuration_vars(deployment: Deployment, secrets: Mapping[str, str], inven
         # oscar role gives OSCAR's shared volume a supervisor build for each when there is more than one
         "oscar_node_arches": node_arches(record),
     }
-    out.update(daemon_ssh_files(record))
+    out.update(daemon_ssh_files(record, _read_known_hosts(deployment_dir / KNOWN_HOSTS_FILE)))
     front_group = record.front_end
     if front_group is not None and front_group.volume_gib:  # the front-end's data volume, at /pv
         out["oscar_data_dir"] = "/pv"
@@ -205,23 +217,58 @@ def configuration_vars(deployment: Deployment, secrets: Mapping[str, str], inven
     return out
 
 
-def daemon_ssh_files(record: DeploymentRecord) -> dict[str, str]:
-    """The key the daemon in its pod halts boards over SSH with (its Secret): the boards' login key, one
-    for all (the pod mounts one). Boards reached through the front-end are not halted over SSH. Their
-    host keys are not passed: this machine learns them while configuring, so they would change the
-    manifest between the first run and the next; a site gives them as ``elastic_known_hosts``."""
+def daemon_ssh_files(record: DeploymentRecord, known_hosts: str = "") -> dict[str, str]:
+    """What the daemon in its pod halts boards over SSH with: the boards' login key, one for all (its
+    Secret: the pod mounts one), and the host keys of the boards it halts (its ConfigMap's
+    ``known_hosts``, checked strictly), picked from ``known_hosts`` (the deployment's file) by
+    ``knownhosts.board_known_hosts``: the deployment's file changes with every connection (order,
+    hashing, other nodes), that text does not, so the manifests of two runs are the same. Boards
+    reached through the front-end are not halted over SSH. A site's ``elastic_known_hosts`` wins."""
+    out: dict[str, str] = {}
+    pinned = board_known_hosts(known_hosts, halted_boards(record))
+    if pinned:
+        out["elastic_known_hosts"] = pinned
     halted = [b for group in record.groups for b in group.boards if not b.proxy_jump]
     keys = sorted({b.ssh_key for b in halted if b.ssh_key})
     if len(keys) > 1:
         log.warning("boards log in with %d different keys; the daemon in its pod mounts one, %s",
                     len(keys), keys[0])
     if not keys:
-        return {}
+        return out
     try:
-        return {"elastic_ssh_private_key": Path(keys[0]).expanduser().read_text()}
+        return {**out, "elastic_ssh_private_key": Path(keys[0]).expanduser().read_text()}
     except OSError as error:
         log.warning("the daemon cannot halt boards over SSH: %s: %s", keys[0], error.strerror)
-        return {}
+        return out
+
+
+def _read_known_hosts(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+def learn_board_host_keys(store: StateStore, deployment: Deployment, settings: Settings,
+                          extra_vars: Mapping[str, Any] | None = None) -> bool:
+    """Before the variables are rendered: the host keys of the boards the daemon halts that the
+    deployment's known_hosts does not have yet, learned as ``create`` learns them (the fleet's probe,
+    ``StrictHostKeyChecking=accept-new``), so the first run renders the daemon's ConfigMap the next
+    ones do. Nothing when the site or the caller gives ``elastic_known_hosts``. True when it probed."""
+    if "elastic_known_hosts" in playbook_variables({}, settings.provisioner.ansible_vars, extra_vars):
+        return False
+    path = store.deployment_dir(deployment.id) / KNOWN_HOSTS_FILE
+    missing = missing_keys(_read_known_hosts(path), halted_boards(store.record(deployment.id)))
+    if not missing:
+        return False
+    boards = [BoardSpec(name=b.name, address=b.address, ssh_user=b.ssh_user, ssh_key=b.ssh_key,
+                        ssh_port=b.ssh_port) for b in missing]
+    fleet = FleetDriver({"halted": boards}, known_hosts=path,
+                        timeout_s=min(30.0, settings.provisioner.ssh_timeout_s))
+    for failed in fleet.check_reachable():
+        log.warning("%s: host key not learned (%s); the daemon in its pod will cut its power without halting "
+                    "it until a configure run learns it", failed.name, failed.reason)
+    return True
 
 
 def node_arches(record: DeploymentRecord) -> list[str]:
@@ -432,6 +479,8 @@ def configure_deployment(
     settings = settings or Settings()
     directory = store.deployment_dir(deployment.id)
     inventory, variables = run_inputs(store, deployment, settings, plan=plan, extra_vars=extra_vars)
+    if learn_board_host_keys(store, deployment, settings, extra_vars):  # the inventory made its known_hosts
+        inventory, variables = run_inputs(store, deployment, settings, plan=plan, extra_vars=extra_vars)
     if not inventory.hosts:
         raise RemoteError(f"deployment {deployment.name}: no front-end or edge board to configure "
                           "(none has an address yet)")

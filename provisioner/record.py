@@ -492,6 +492,15 @@ def daemon_groups(record: DeploymentRecord, deployment_id: str, *, known_hosts: 
     return out
 
 
+def halted_boards(record: DeploymentRecord) -> tuple[Board, ...]:
+    """The boards the daemon halts over SSH before cutting their power: those of the groups
+    ``daemon_groups`` gives a ``shutdown`` (powered edge fleets none of whose boards is reached
+    through the front-end)."""
+    quiet: Callable[[str], None] = lambda _message: None  # noqa: E731
+    return tuple(b for group in record.groups if group.role != "front-end" and not group.cloud
+                 and "shutdown" in (_board_power(group, None, quiet) or {}) for b in group.boards)
+
+
 def _board_power(group: GroupRecord, known_hosts: str | None, say: Callable[[str], None]
                  ) -> dict[str, Any] | None:
     if not group.boards:

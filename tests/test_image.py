@@ -388,10 +388,24 @@ def test_in_its_pod_the_daemon_halts_an_idle_board_over_ssh_with_the_mounted_key
         image: dict[str, Any], container: str, kube_api_factory: Any, board_factory: Any,
         tmp_path: Path) -> None:
     """The board's key comes from the Secret (a file root:fsGroup 0440, which ssh accepts), its host
-    key from the ConfigMap, checked strictly; nothing but the role's own paths is configured."""
+    key from the ConfigMap, as ``configure`` gives it (learned from the board on the first run),
+    checked strictly; nothing but the role's own paths is configured."""
+    from provisioner.config import Settings
+    from provisioner.configure import learn_board_host_keys, run_inputs
+    from provisioner.state import StateStore
+    from tests.harness.boards import Board
+    from tests.test_configure_helpers import board_template, record_board_deployment
     from tests.test_daemon_followups import double_calls, install_double
 
     (board,) = board_factory(1, users=("root",), prefix="pi")
+    front = Board(name="front", address="192.0.2.10", port=22, user="root", key_path=board.key_path,
+                  hostname="front", root_dir=tmp_path, known_hosts=tmp_path / "unused")  # never reached
+    with StateStore.open(tmp_path / "state.db") as store:
+        dep = record_board_deployment(store, board_template([front, board], tmp_path / "edge.yaml",
+                                                            jump_last=False))
+        learn_board_host_keys(store, dep, Settings())
+        known_hosts = run_inputs(store, dep, Settings())[1]["elastic_known_hosts"]
+    assert known_hosts == board.known_hosts.read_text()  # the key the board host was made with
     install_double(board)  # shutdown(8) on the board: records the call, then the board goes down
     group = {**BOARD_GROUP, "nodes": [{"name": board.name, "address": board.address, "ssh_port": board.port}],
              "power": {"type": "command", "power_on": f"{SWITCH} on {{node}}",
@@ -399,7 +413,7 @@ def test_in_its_pod_the_daemon_halts_an_idle_board_over_ssh_with_the_mounted_key
     (tmp_path / "render").mkdir()
     docs = _render(tmp_path / "render", {**BASE, **SECRETS, "oscar_dns_name": "", "elastic_groups": [group],
                                          "elastic_ssh_private_key": board.key_path.read_text(),
-                                         "elastic_known_hosts": board.known_hosts.read_text()})
+                                         "elastic_known_hosts": known_hosts})
     manifests = {f"{d['kind']}/{d['metadata']['name']}": d for d in docs["elastic.yaml"]}
     serving = ServingCert.create(tmp_path / "pki")
     kube = kube_api_factory(serving=serving)

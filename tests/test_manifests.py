@@ -167,16 +167,18 @@ def test_a_secret_masking_cannot_reach_is_refused_not_printed() -> None:
 
 @pytest.fixture(scope="module")
 def configured(board_hosts: list[Board], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The board deployment of test_configure.py, configured once for real."""
+    """The board deployment of test_configure.py, configured once for real, its edge boards reached
+    directly (the daemon halts them over SSH), without create's wait (no host key known yet)."""
     tmp = tmp_path_factory.mktemp("configured")
     allow_sudo(board_hosts)
-    template = board_template(board_hosts, tmp / "boards.yaml", users=("root", "pi", "root"))
+    template = board_template(board_hosts, tmp / "boards.yaml", users=("root", "pi", "root"), jump_last=False)
     state = tmp / "state.db"
     airgap = fake_airgap_dir(tmp / "airgap")
     with StateStore.open(state) as store:
         dep = record_board_deployment(store, template)
         configure_deployment(store, dep, progress=False, extra_vars=board_vars(airgap))
-    return {"state": state, "tmp": tmp, "front": board_hosts[0], "vars": _vars_file(tmp / "vars.yml", airgap)}
+    return {"state": state, "tmp": tmp, "front": board_hosts[0], "vars": _vars_file(tmp / "vars.yml", airgap),
+            "boards": board_hosts[1:]}
 
 
 def _remote_sums(board: Board) -> dict[str, str]:
@@ -213,6 +215,23 @@ def test_manifests_are_byte_for_byte_what_the_roles_wrote_on_the_front_end(confi
     differs = [p.name for p in sorted(other.iterdir())
                if hashlib.sha256(p.read_bytes()).hexdigest() != remote[p.name]]
     assert differs == ["oscar-minio.yaml"]
+
+
+def test_the_daemon_on_the_front_end_checks_exactly_the_edge_boards_host_keys(configured: dict[str, Any]
+                                                                              ) -> None:
+    """The ConfigMap the first run applied holds the keys the board hosts were made with, for the two
+    boards the daemon halts (not the front-end's), and its groups point the halt at them."""
+    front: Board = configured["front"]
+    applied = front.run(f"cat {MANIFESTS}/oscar-elastic.yaml").stdout
+    configmap = next(d for d in yaml.safe_load_all(applied) if d and d["kind"] == "ConfigMap"
+                     and d["metadata"]["name"] == "oscar-deploy-elastic-groups")
+    halted: list[Board] = configured["boards"]
+    made = [line for line in front.known_hosts.read_text().splitlines()
+            if any(line.startswith(f"[{b.address}]:{b.port} ") for b in halted)]
+    assert len(made) == len(halted) == 2
+    assert configmap["data"]["known_hosts"] == "".join(f"{line}\n" for line in sorted(made))
+    (group,) = yaml.safe_load(configmap["data"]["groups.yaml"])
+    assert group["power"]["shutdown"]["known_hosts"] == "/etc/oscar-deploy/config/known_hosts"
 
 
 def test_the_daemon_manifests_shows_starts_as_its_deployment_says(offline: dict[str, Any], kube_api: Any,
