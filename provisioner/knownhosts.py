@@ -9,7 +9,8 @@ the keys recorded for exactly the name ssh looks that board up by, and writes th
 deduplicated and sorted: the same keys always give the same text.
 
 The format is OpenSSH's (sshd(8), "SSH_KNOWN_HOSTS FILE FORMAT"): an optional marker
-(``@cert-authority``, ``@revoked``: such lines are left out), comma-separated host names or a hashed
+(``@cert-authority`` lines are left out; a key a ``@revoked`` line names for a board is never passed
+on), comma-separated host names or a hashed
 name, the key type, the base64 key, an optional comment. ssh looks a host up as its lower-cased name
 for port 22 and as ``[name]:port`` otherwise (``put_host_port`` in OpenSSH), and hashes that string
 with HMAC-SHA1 keyed by the entry's salt (``host_hash`` in OpenSSH's hostfile.c).
@@ -98,15 +99,18 @@ def board_known_hosts(text: str, boards: Iterable[HaltedBoard]) -> str:
     names = {host_pattern(b.address, b.ssh_port) for b in boards
              if not b.proxy_jump and _ADDRESS.match(b.address)}
     found: set[str] = set()
+    revoked: set[str] = set()
     for line in text.splitlines():
         fields = line.split()
-        if len(fields) < 3 or fields[0].startswith(("#", "@")):
+        marker = fields.pop(0) if fields and fields[0].startswith("@") else None
+        if len(fields) < 3 or fields[0].startswith("#") or marker not in (None, "@revoked"):
             continue
         field, key_type, blob = fields[:3]
         if not _valid_key(key_type, blob):
             continue
-        found.update(f"{name} {key_type} {blob}" for name in names if names_match(field, name))
-    return "".join(f"{line}\n" for line in sorted(found))
+        keys = {f"{name} {key_type} {blob}" for name in names if field == "*" or names_match(field, name)}
+        (revoked if marker else found).update(keys)
+    return "".join(f"{line}\n" for line in sorted(found - revoked))
 
 
 def missing_keys(text: str, boards: Iterable[B]) -> list[B]:

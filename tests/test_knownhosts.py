@@ -95,11 +95,14 @@ def test_the_keys_picked_are_those_ssh_keygen_finds_for_the_host(keys: dict[str,
     path = tmp / "mixed"
     path.write_text(text)
     picked = {" ".join(line.split()[1:]) for line in board_known_hosts(text, [ONE]).splitlines()}
-    assert picked == {keys["a"], keys["rsa"], keys["b"]}
+    # b is listed for the host (hashed) but revoked for it: ssh refuses it, so it is not passed on
+    assert picked == {keys["a"], keys["rsa"]}
     # ssh-keygen -F lists the lines that name the host, keys it cannot use too (ssh skips them)
-    unusable = {f"ssh-ed25519 {keys['rsa'].split()[1]}", "ssh-ed25519 not*base64"}
+    unusable = {f"ssh-ed25519 {keys['rsa'].split()[1]}", "ssh-ed25519 not*base64", keys["b"]}
     assert picked == _found_by_ssh_keygen(path, "192.0.2.11") - unusable
     assert board_known_hosts(text, [ONE]).splitlines() == sorted(f"192.0.2.11 {k}" for k in picked)
+    # a key revoked for every host is never passed on either
+    assert board_known_hosts(f"192.0.2.11 {keys['a']}\n@revoked * {keys['a']}\n", [ONE]) == ""
     # a name is looked up lower-cased, as ssh writes it
     assert board_known_hosts(text, [Board("pi1", "PI1.example.org")]) == f"pi1.example.org {keys['a']}\n"
 
