@@ -8,12 +8,12 @@ runs would render different manifests. ``board_known_hosts`` keeps, for each boa
 the keys recorded for exactly the name ssh looks that board up by, and writes them again un-hashed,
 deduplicated and sorted: the same keys always give the same text.
 
-The format is OpenSSH's (sshd(8), "SSH_KNOWN_HOSTS FILE FORMAT"): an optional marker (``@cert-
-authority`` lines are left out; a key a ``@revoked`` line names for a board is never passed on), comma-
-separated host names or a hashed name, the key type, the base64 key, an optional comment. ssh looks a
-host up as its lower-cased name for port 22 and as ``[name]:port`` otherwise (``put_host_port`` in
-OpenSSH), and hashes that string with HMAC-SHA1 keyed by the entry's salt (``host_hash`` in OpenSSH's
-hostfile.c).
+The format is OpenSSH's (sshd(8), "SSH_KNOWN_HOSTS FILE FORMAT"): an optional marker
+(``@cert-authority`` lines are left out; a key a ``@revoked`` line names for a board is never passed
+on), comma-separated host names or a hashed name, the key type, the base64 key, an optional comment.
+ssh looks a host up as its lower-cased name for port 22 and as ``[name]:port`` otherwise
+(``put_host_port`` in OpenSSH), and hashes that string with HMAC-SHA1 keyed by the entry's salt
+(``host_hash`` in OpenSSH's hostfile.c).
 """
 
 from __future__ import annotations
