@@ -54,11 +54,11 @@ echo "$1 $2 $(id -u)" >> "{log}"
 """
 
 
-def hybrid_deployment(tmp_path: Path, switch: str) -> tuple[Path, Any, dict[str, Any]]:
+def hybrid_deployment(tmp_path: Path, switch: str, **inputs: str) -> tuple[Path, Any, dict[str, Any]]:
     """A recorded hybrid deployment (state file, ``Deployment``, ``configure``'s variables): the
     shipped template with one board, reached through the front-end and powered by ``switch``, and
     the AWS worker group; the front-end's address, key pair and agent token as ``create`` stores
-    them."""
+    them. ``inputs``: more of the template's inputs (``elastic_instance_profile``)."""
     doc = yaml.safe_load(HYBRID.read_text())
     doc["imports"] = [{"oscar_deploy_types": str(REPO / "tosca/types/oscar-deploy-types.yaml")}]
     nodes = doc["topology_template"]["node_templates"]
@@ -73,7 +73,7 @@ def hybrid_deployment(tmp_path: Path, switch: str) -> tuple[Path, Any, dict[str,
     key.chmod(0o600)
     inputs = {"region": REGION, "wn1_address": "198.51.100.21", "ssh_key": str(key),
               "power_on_command": f"{switch} on {{node}}",
-              "power_off_command": f"{switch} off {{node}}"}
+              "power_off_command": f"{switch} off {{node}}", **inputs}
     plan = make_plan(load_cluster_spec([template], inputs), Settings())
     state = tmp_path / "state.db"
     with StateStore.open(state) as store:
@@ -95,7 +95,8 @@ def manifests(tmp_path: Path, variables: dict[str, Any], **extra: Any) -> dict[s
     render.mkdir(exist_ok=True)
     chosen = {k: variables[k] for k in ("oscar_deployment_id", "oscar_deployment_name", "k3s_server_url",
                                         "k3s_agent_token", "elastic_groups", "elastic_settings",
-                                        "elastic_ssh_private_key", "elastic_known_hosts") if k in variables}
+                                        "elastic_ssh_private_key", "elastic_known_hosts",
+                                        "elastic_host_network") if k in variables}
     docs = _render(render, {**BASE, "oscar_dns_name": "", **chosen, **extra})["elastic.yaml"]
     return {f"{d['kind']}/{d['metadata']['name']}": d for d in docs}
 

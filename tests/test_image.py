@@ -46,7 +46,12 @@ SUBSTITUTIONS = {
     "arg --metrics-port": "a free port (the container shares this machine's network)",
     f"mount {SWITCH}": "the power-command path: a script standing in for the PoE switch",
     "Secret key AWS_ENDPOINT_URL": "the EC2 endpoint: the emulator's http://127.0.0.1:PORT, given as the "
-                                   "role's elastic_cloud_env gives the keys (the hybrid test)",
+                                   "role's elastic_cloud_env gives the keys (the hybrid test); with an "
+                                   "instance profile, where the Secret has no AWS_* key, added to it",
+    "env AWS_EC2_METADATA_SERVICE_ENDPOINT": "the instance metadata service: a stand-in serving the "
+                                             "profile's role (tests/harness/imds.py) on "
+                                             "http://127.0.0.1:PORT, not the node's 169.254.169.254 "
+                                             "(the hybrid test with an instance profile)",
     "ConfigMap groups.yaml power.shutdown wait_s/settle_s": "1 s and 0 s instead of 60 s and 5 s: no "
                                                            "board answers SSH at its TEST-NET address "
                                                            "(the hybrid test)",
@@ -468,44 +473,76 @@ def test_a_configmap_or_secret_the_daemon_cannot_use_is_one_log_line_and_a_faile
 
 
 
+@pytest.fixture
+def metadata_service() -> Iterator[Any]:
+    """EC2's instance metadata service (IMDSv2) on 127.0.0.1, serving the instance profile's role."""
+    from tests.harness.imds import InstanceMetadata, serve
+    from tests.test_instance_profile import ROLE
+
+    with serve(InstanceMetadata(role=ROLE)) as served:
+        yield served
+
+
+@pytest.mark.parametrize("credential", ["keys", "instance-profile"])
 def test_in_its_pod_the_daemon_scales_a_hybrid_deployment_onto_a_board_then_a_cloud_worker(
         image: dict[str, Any], container: str, kube_api_factory: Any, ec2_emulator: Any,
-        tmp_path: Path) -> None:
+        metadata_service: Any, tmp_path: Path, credential: str) -> None:
     """A recorded hybrid deployment's manifests (``configure``'s variables): pending pods power the
     board on, more create a worker in the EC2 emulator from the ConfigMap's launch spec with the
-    user data ``create`` gives, with the credential and the join token from the Secret's files; idle,
-    the board's power is cut and the worker terminated. No state file reaches the pod."""
+    user data ``create`` gives, with the join token from the Secret's files; idle, the board's power
+    is cut and the worker terminated. No state file reaches the pod. The cloud credential: static
+    keys in the Secret (``keys``), or the front-end's instance profile (``instance-profile``): the
+    pod shares the node's network (as ``buildah run --isolation chroot`` shares this machine's) and
+    botocore's chain reads the role's temporary credentials from the metadata service."""
     from provisioner.cloudinit import node_user_data, worker_join
     from provisioner.clouds.base import TAG_DEPLOYMENT, TAG_GROUP
     from provisioner.state import StateStore
+    from tests.harness.ec2 import create_instance_profile
     from tests.test_daemon_pod_cloud import REGION, follow_workers, hybrid_deployment, quick_halt
     from tests.test_daemon_pod_cloud import manifests as render_manifests
+    from tests.test_instance_profile import PROFILE, ROLE
 
-    state, dep, variables = hybrid_deployment(tmp_path, SWITCH)
+    profiled = credential == "instance-profile"
     endpoint = {"AWS_ENDPOINT_URL": ec2_emulator.endpoint}  # a substitution (see SUBSTITUTIONS)
-    manifests = render_manifests(tmp_path, variables,
-                                 elastic_cloud_env={**SECRETS["elastic_cloud_env"], **endpoint})
+    if profiled:
+        create_instance_profile(PROFILE, ROLE)  # the operator's, made once; the front-end runs with it
+        state, dep, variables = hybrid_deployment(tmp_path, SWITCH, elastic_instance_profile=PROFILE)
+        manifests = render_manifests(tmp_path, variables)  # no elastic_cloud_env: no keys to give
+    else:
+        state, dep, variables = hybrid_deployment(tmp_path, SWITCH)
+        manifests = render_manifests(tmp_path, variables,
+                                     elastic_cloud_env={**SECRETS["elastic_cloud_env"], **endpoint})
     quick_halt(manifests)  # a substitution (see SUBSTITUTIONS)
+    pod = manifests["Deployment/oscar-deploy-elastic"]["spec"]["template"]["spec"]
     secret = manifests["Secret/oscar-deploy-elastic"]["stringData"]
-    assert set(secret) == {"K3S_TOKEN", "K3S_URL", *SECRETS["elastic_cloud_env"], *endpoint}
+    if profiled:  # as rendered: the node's network, and not one AWS_* file in the Secret
+        assert pod["hostNetwork"] is True and pod["dnsPolicy"] == "ClusterFirstWithHostNet"
+        assert set(secret) == {"K3S_TOKEN", "K3S_URL"}
+        assert manifests["Namespace/oscar-deploy"]["metadata"]["labels"] == {
+            "pod-security.kubernetes.io/enforce": "privileged"}
+        secret.update(endpoint)  # a substitution (see SUBSTITUTIONS)
+    else:
+        assert "hostNetwork" not in pod
+        assert set(secret) == {"K3S_TOKEN", "K3S_URL", *SECRETS["elastic_cloud_env"], *endpoint}
     assert secret["K3S_TOKEN"] == variables["k3s_agent_token"]
     serving = ServingCert.create(tmp_path / "pki")
     kube = kube_api_factory(serving=serving)
     kube.create_namespace("oscar-deploy")
-    fs_group = manifests["Deployment/oscar-deploy-elastic"]["spec"]["template"]["spec"]["securityContext"][
-        "fsGroup"]
     service_account = _files(tmp_path / "serviceaccount", {"token": serving.token, "ca.crt":
-                             serving.ca_file.read_text(), "namespace": "oscar-deploy"}, 0o440, fs_group)
+                             serving.ca_file.read_text(), "namespace": "oscar-deploy"}, 0o440,
+                             pod["securityContext"]["fsGroup"])
     switch_dir = tmp_path / "switch"
     switch_dir.mkdir()
     (switch_dir / "poe-switch").write_text(SWITCH_SCRIPT)
     (switch_dir / "poe-switch").chmod(0o755)
     substituted = {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(kube.port),
                    "OSCAR_DEPLOY_ELASTIC_SERVICE_ACCOUNT_DIR": SA_DIR, **FAST}
+    if profiled:  # a substitution (see SUBSTITUTIONS)
+        substituted["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = metadata_service.url
     metrics_port = _free_port()
     options, command, env, mounts = pod_run(manifests, image, tmp_path / "volumes", substituted, metrics_port,
                                             {SA_DIR: service_account, SWITCH: switch_dir / "poe-switch"})
-    (spec,) = manifests["Deployment/oscar-deploy-elastic"]["spec"]["template"]["spec"]["containers"]
+    (spec,) = pod["containers"]
     declared = {e["name"]: e.get("value", POD_IP) for e in spec["env"]}  # with the template's settings
     assert set(declared) <= set(env)
     assert {k: v for k, v in env.items() if k not in substituted} == {
@@ -530,6 +567,8 @@ def test_in_its_pod_the_daemon_scales_a_hybrid_deployment_onto_a_board_then_a_cl
             kube.create_pods(3, prefix="job", cpus=2, runtime_s=300)
             (worker,) = kube.wait_until(workers, timeout=120, what="a cloud worker created")
             name = worker["tags"]["Name"]
+            kube.wait_until(lambda: _ready(kube, name), timeout=60, what=f"{name} Ready")
+            (worker,) = workers()  # as launched (RunInstances has returned), before it is terminated
             kube.wait_until(lambda: len(kube.pods(phase="Succeeded")) == 3, timeout=60, what="jobs done")
             assert {p["spec"]["nodeName"] for p in kube.pods()} == {"pi1", name}
             kube.wait_until(lambda: "off pi1 10001" in switch.seen
@@ -553,8 +592,25 @@ def test_in_its_pod_the_daemon_scales_a_hybrid_deployment_onto_a_board_then_a_cl
         switch.stop()
     with StateStore.open(state) as store:  # what `create` gives a worker of that name
         assert worker["user_data"] == node_user_data(worker_join(store, store.get(dep.id), "wn"), name)
+    # it was created and terminated by requests signed with the pod's credential (below); it has no
+    # role of its own, and its metadata answers one hop away only
+    calls = [c for c in ec2_emulator.calls if c.fault is None]
+    assert {"RunInstances", "TerminateInstances"} <= {c.action for c in calls}
+    assert not [k for c in calls if c.action == "RunInstances" for k in c.params if k.startswith("IamInst")]
+    assert (worker["instance_profile"], worker["http_tokens"], worker["http_hop_limit"]) == (
+        None, "required", 1)
+    signers = {(c.access_key, c.session_token) for c in calls}
+    hidden = [*secret.values(), serving.token]
+    if profiled:  # the role's one set (botocore renews it hours later: tests/test_instance_profile.py)
+        assert signers == {(r.access_key_id, r.token) for r in metadata_service.issued}, signers
+        (role,) = metadata_service.issued
+        assert ("PUT", "/latest/api/token") in metadata_service.requests  # IMDSv2: a session token first
+        hidden += [role.secret_access_key, role.token]
+    else:
+        assert signers == {(SECRETS["elastic_cloud_env"]["AWS_ACCESS_KEY_ID"], None)}
+        assert metadata_service.requests == []
     text = "\n".join(output)
-    for value in (*secret.values(), serving.token):
+    for value in hidden:
         if value != secret["K3S_URL"] and value != ec2_emulator.endpoint:
             assert value not in text
     after = _tree(rootfs, set(mounts))
