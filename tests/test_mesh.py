@@ -6,9 +6,7 @@ and exports use the cluster's own network, with root mapped to a dedicated owner
 from __future__ import annotations
 
 import ipaddress
-import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from provisioner.resources import templates_dir
 from provisioner.template import load_cluster_spec
 from tests.harness.imds import InstanceMetadata, serve
 from tests.test_configure_helpers import REPO, run_tool
+from tests.test_playbooks import render_templates
 
 HYBRID = templates_dir() / "oscar-hybrid.yaml"
 PLAYBOOKS = REPO / "playbooks"
@@ -149,26 +148,6 @@ def test_a_hybrid_worker_writes_its_public_address_into_k3s_config_before_k3s_st
 # --- e: NFS over the cluster's own network, root mapped to a dedicated owner ----------------------------
 
 
-def _render(tmp: Path, variables: dict[str, Any], templates: dict[str, str]) -> dict[str, str]:
-    """The roles' templates rendered on localhost with every role's defaults and ``variables``."""
-    defaults = [str(p) for p in sorted(PLAYBOOKS.glob("roles/*/defaults/main.yml"))]
-    defaults += [str(PLAYBOOKS / "group_vars/all/main.yml"), str(PLAYBOOKS / "group_vars/all/versions.yml")]
-    out = tmp / "out"
-    tasks = [{"name": f"Render {name}", "ansible.builtin.template": {
-        "src": str(PLAYBOOKS / src), "dest": str(out / name), "mode": "0600"}}
-        for name, src in templates.items()]
-    play = [{"name": "Render", "hosts": "localhost", "connection": "local", "gather_facts": False,
-             "vars_files": defaults, "vars": {"ansible_python_interpreter": sys.executable},
-             "pre_tasks": [{"name": "Out dir", "ansible.builtin.file": {
-                 "path": str(out), "state": "directory", "mode": "0700"}}], "tasks": tasks}]
-    (tmp / "render.yml").write_text(yaml.safe_dump(play))
-    (tmp / "vars.json").write_text(json.dumps(variables))
-    result = run_tool("ansible-playbook", "-i", "localhost,", str(tmp / "render.yml"),
-                      "-e", f"@{tmp / 'vars.json'}", cwd=tmp)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return {name: (out / name).read_text() for name in templates}
-
-
 def parse_exports(text: str) -> list[tuple[str, str, dict[str, str | None]]]:
     """(directory, client, options) per client, as exports(5) reads the file: comments from '#', a
     directory then clients each with its parenthesised options, continuation lines joined."""
@@ -214,7 +193,7 @@ VARS: dict[str, Any] = {
 
 
 def test_nfs_is_reached_on_the_mesh_never_at_the_public_address(tmp_path: Path) -> None:
-    out = _render(tmp_path, VARS, NFS_TEMPLATES)
+    out = render_templates(tmp_path, NFS_TEMPLATES, VARS)
     storage = yaml.safe_load(out["storageclass.yaml"])
     assert storage["parameters"]["server"] == "10.42.0.0"  # the front-end's flannel address
     assert "198.51.100.7" not in out["storageclass.yaml"]
