@@ -22,11 +22,10 @@ from provisioner.plan import make_plan
 from provisioner.resources import templates_dir
 from provisioner.template import load_cluster_spec
 from tests.harness.imds import InstanceMetadata, serve
-from tests.test_configure_helpers import REPO, run_tool
+from tests.test_configure_helpers import run_tool
 from tests.test_playbooks import render_templates
 
 HYBRID = templates_dir() / "oscar-hybrid.yaml"
-PLAYBOOKS = REPO / "playbooks"
 
 
 @pytest.fixture()
