@@ -25,6 +25,7 @@ from provisioner.clouds.ec2 import Ec2Driver
 from provisioner.config import ProvisionerSettings
 from provisioner.credentials import AwsCredentials, CredentialSource
 from provisioner.engine.keys import new_private_key, public_key_of
+from tests.harness.processes import stop
 from tests.test_cloudinit import k3s_config
 from tests.test_daemon import FAST, board_group, start_daemon, state  # noqa: F401 (fixture)
 
@@ -218,7 +219,6 @@ def test_the_daemon_command_scales_a_created_deployment_from_its_record(
     state file and hands the record over; a pending pod makes the daemon create a worker with the
     deployment's key pair and security group and user data that names it, as ``create`` would."""
     import os
-    import signal
     import subprocess
     import sys
 
@@ -260,12 +260,7 @@ def test_the_daemon_command_scales_a_created_deployment_from_its_record(
 
         (worker,) = kube_api.wait_until(workers, timeout=60, what="a worker created by the daemon")
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            _, stderr = daemon.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            _, stderr = daemon.communicate()
+        _, stderr = stop(daemon, timeout=20)
     made = ec2_emulator.leftovers(dep.id, REGION)
     assert worker["key_name"] == front["key_name"]
     assert [k["name"] for k in made["key_pairs"]] == [front["key_name"]]  # no second key pair imported

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -36,6 +35,7 @@ from provisioner.plan import make_plan
 from provisioner.state import StateStore
 from provisioner.template import load_cluster_spec
 from tests.harness.power_switch import Switch
+from tests.harness.processes import stop
 from tests.test_cloudinit import k3s_config
 from tests.test_playbooks import BASE, _render
 
@@ -248,12 +248,7 @@ def test_in_its_pod_the_daemon_creates_a_cloud_worker_with_creates_user_data_and
         assert [line.rsplit(" ", 1)[0] for line in switch.seen] == ["on pi1", "off pi1"]
     finally:
         switch.stop()
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            output, _ = daemon.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            output, _ = daemon.communicate()
+        output, _ = stop(daemon)
         print(output)  # the daemon's log, shown when the test fails
     with StateStore.open(pod["state"]) as store:
         expected = node_user_data(worker_join(store, store.get(dep.id), "wn"), name)

@@ -24,6 +24,7 @@ from provisioner.configure import configure_deployment
 from provisioner.manifests import MASK, UnmaskableSecret, masked
 from provisioner.state import StateStore
 from tests.harness.boards import Board
+from tests.harness.processes import stop
 from tests.test_configure_helpers import (
     allow_sudo,
     board_template,
@@ -243,7 +244,6 @@ def test_the_daemon_manifests_shows_starts_as_its_deployment_says(offline: dict[
     the API server (``KUBECONFIG``, which the daemon prefers to its service account; the image test
     runs it with the service account's token and CA)."""
     import os
-    import signal
     import sys
 
     config, credentials, ssh = tmp_path / "config", tmp_path / "credentials", tmp_path / "ssh"
@@ -299,11 +299,6 @@ def test_the_daemon_manifests_shows_starts_as_its_deployment_says(offline: dict[
 
         kube_api.wait_until(started, timeout=60, what="the daemon holding its Lease and writing its status")
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            output, _ = daemon.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            output, _ = daemon.communicate()
+        output, _ = stop(daemon)
         print(output)
     assert all(value not in output for value in offline["secrets"].values())
