@@ -191,6 +191,15 @@ def pod_run(manifests: dict[str, dict[str, Any]], image: dict[str, Any], work: P
     return options, command, env, mounts
 
 
+def _switch_script(tmp_path: Path) -> Path:
+    """The power-command path's stand-in for the PoE switch (mounted where the ConfigMap names it)."""
+    script = tmp_path / "switch" / "poe-switch"
+    script.parent.mkdir()
+    script.write_text(SWITCH_SCRIPT)
+    script.chmod(0o755)
+    return script
+
+
 def _free_port() -> int:
     import socket
 
@@ -318,15 +327,11 @@ def test_the_daemon_runs_as_its_deployment_says_and_scales_a_board(
     service_account = _files(tmp_path / "serviceaccount", {
         "token": serving.token, "ca.crt": serving.ca_file.read_text(), "namespace": "oscar-deploy"},
         0o440, deployment["spec"]["template"]["spec"]["securityContext"]["fsGroup"])
-    switch_dir = tmp_path / "switch"
-    switch_dir.mkdir()
-    (switch_dir / "poe-switch").write_text(SWITCH_SCRIPT)
-    (switch_dir / "poe-switch").chmod(0o755)
     substituted = {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(kube.port),
                    "OSCAR_DEPLOY_ELASTIC_SERVICE_ACCOUNT_DIR": SA_DIR, **FAST}
     metrics_port = _free_port()
     options, command, env, mounts = pod_run(manifests, image, tmp_path / "volumes", substituted, metrics_port,
-                                            {SA_DIR: service_account, SWITCH: switch_dir / "poe-switch"})
+                                            {SA_DIR: service_account, SWITCH: _switch_script(tmp_path)})
 
     # nothing differs from the Deployment but the listed substitutions
     spec = deployment["spec"]["template"]["spec"]["containers"][0]
@@ -531,17 +536,13 @@ def test_in_its_pod_the_daemon_scales_a_hybrid_deployment_onto_a_board_then_a_cl
     service_account = _files(tmp_path / "serviceaccount", {"token": serving.token, "ca.crt":
                              serving.ca_file.read_text(), "namespace": "oscar-deploy"}, 0o440,
                              pod["securityContext"]["fsGroup"])
-    switch_dir = tmp_path / "switch"
-    switch_dir.mkdir()
-    (switch_dir / "poe-switch").write_text(SWITCH_SCRIPT)
-    (switch_dir / "poe-switch").chmod(0o755)
     substituted = {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(kube.port),
                    "OSCAR_DEPLOY_ELASTIC_SERVICE_ACCOUNT_DIR": SA_DIR, **FAST}
     if profiled:  # a substitution (see SUBSTITUTIONS)
         substituted["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = metadata_service.url
     metrics_port = _free_port()
     options, command, env, mounts = pod_run(manifests, image, tmp_path / "volumes", substituted, metrics_port,
-                                            {SA_DIR: service_account, SWITCH: switch_dir / "poe-switch"})
+                                            {SA_DIR: service_account, SWITCH: _switch_script(tmp_path)})
     (spec,) = pod["containers"]
     declared = {e["name"]: e.get("value", POD_IP) for e in spec["env"]}  # with the template's settings
     assert set(declared) <= set(env)
