@@ -38,6 +38,7 @@ from tests.test_iam_policy import policy_for, tags_snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 PASS_ROLE_FILE = ROOT / "iam" / "oscar-deploy-pass-role-policy.json"
+UPSTREAM = ROOT / "tests" / "upstream"
 PROFILE, ROLE = "oscar-daemon", "oscar-daemon-role"
 
 
@@ -91,8 +92,13 @@ def test_the_daemon_pod_shares_the_nodes_network_and_its_secret_holds_no_aws_key
     pod = docs["Deployment/oscar-deploy-elastic"]["spec"]["template"]["spec"]
     assert pod["hostNetwork"] is True and pod["dnsPolicy"] == "ClusterFirstWithHostNet"
     assert pod["nodeSelector"] == {"oscar-deploy/role": "front-end"}  # the node with the profile
-    # Pod Security's baseline refuses host namespaces (k8s.io/pod-security-admission, policy/
-    # check_hostNamespaces.go): the daemon's own namespace, which holds nothing else, is privileged
+    # Pod Security's baseline check refuses hostNetwork (its own source, tests/upstream), and baseline
+    # is what the cluster enforces by default: the daemon's own namespace, holding nothing else, is
+    # labelled privileged
+    check = (UPSTREAM / "kube" / "check_hostNamespaces.go").read_text()
+    assert "Level: api.LevelBaseline" in check and "if podSpec.HostNetwork {" in check
+    defaults = yaml.safe_load((ROOT / "playbooks/roles/k3s_server/defaults/main.yml").read_text())
+    assert defaults["k3s_server_pod_security"] == "baseline"
     namespace = docs["Namespace/oscar-deploy"]["metadata"]
     assert namespace["labels"] == {"pod-security.kubernetes.io/enforce": "privileged"}
     secret = docs["Secret/oscar-deploy-elastic"]["stringData"]
